@@ -1,0 +1,306 @@
+"""The `engagement` command."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engagement import config, errors, importer, suppression
+from engagement.clock import SystemClock, parse_instant
+from engagement.durations import parse_duration
+from engagement.journeys import catalog as catalogs
+from engagement.journeys import spec
+from engagement.store import schema
+from engagement.store.database import Database
+
+app = typer.Typer(help="Tech-touch customer success engine: journeys as code.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+sup_app = typer.Typer(help="The suppression list (addresses never emailed).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sup_app, name="suppressions")
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    config_path: Path | None = None
+
+
+def settings() -> config.Settings:
+    """Settings from --config / ENGAGEMENT_CONFIG / ./config.toml."""
+    return config.load(State.config_path)
+
+
+def database(current: config.Settings, *, ready: bool = True) -> Database:
+    """The configured database, checked to have its tables."""
+    db = Database(current.database_url)
+    if ready:
+        db.check_ready()
+    return db
+
+
+def now_or(value: str | None) -> datetime:
+    """`--now` as an aware UTC instant, or the system clock."""
+    if value is None:
+        return SystemClock().now()
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise errors.EngagementError(f"--now: not an ISO 8601 instant: {value!r}") from exc
+
+
+@app.callback()
+def main_options(
+    config_file: Annotated[Path | None, typer.Option("--config", help="config file (default ./config.toml)")] = None,
+) -> None:
+    """Tech-touch customer success engine: journeys as code."""
+    State.config_path = config_file
+
+
+@app.command()
+def validate(paths: Annotated[list[Path] | None, typer.Argument(help="journey files or folders")] = None) -> None:
+    """Check journey files and their templates; every problem as file:line: field: message."""
+    current = settings()
+    targets = paths or [current.path(current.journeys.dir)]
+    found = catalogs.load(targets, current)
+    for problem in found.problems:
+        print(problem)
+    if found.problems:
+        err.print(f"[red]{len(found.problems)} problem(s)[/red] in journey files")
+        raise typer.Exit(1)
+    out.print(f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}")
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of journey files (for editors)."""
+    out.print_json(json.dumps(spec.json_schema()))
+
+
+@app.command("import")
+def import_command(
+    kind: Annotated[str, typer.Argument(help="accounts | contacts | events")],
+    file: Annotated[Path, typer.Argument(help="a .csv (with header) or .jsonl file")],
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="import the good rows, report the bad")] = False,
+) -> None:
+    """Import a file, all rows or none (unless --skip-invalid)."""
+    current = settings()
+    result = importer.import_file(database(current), current, kind, file, SystemClock().now(), skip_invalid=skip_invalid)
+    for problem in result.problems:
+        err.print(f"skipped {problem}", markup=False, highlight=False)
+    out.print(f"imported {result.imported} {kind}" + (f", skipped {result.skipped} row(s)" if result.skipped else ""))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the current version."""
+    from engagement.store import migrate
+
+    current = settings()
+    db = database(current, ready=False)
+    migrate.upgrade(db)
+    out.print(f"database is at revision {migrate.current(db)}")
+
+
+@app.command()
+def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601 instant")] = None) -> None:
+    """Run one evaluation pass: enroll, advance, send."""
+    from engagement.engine import Engine
+
+    current = settings()
+    engine = Engine(current, database=database(current))
+    report = engine.tick(now_or(now))
+    table = Table("journey", "enrolled", "converted", "exited", "completed", "queued", title=f"tick at {report.now.isoformat()}")
+    for journey_id, c in report.journeys.items():
+        table.add_row(journey_id, *(str(v) for v in (c.enrolled, c.converted, c.exited, c.completed, c.queued)))
+    out.print(table)
+    d = report.dispatched
+    out.print(f"sent {d.sent}, suppressed {d.suppressed}, cancelled {d.cancelled}, failed {d.failed} in {report.seconds:.2f}s")
+
+
+@app.command()
+def preview(
+    journey: Annotated[str, typer.Argument(help="journey id")],
+    step: Annotated[str, typer.Argument(help="step id")],
+    contact: Annotated[str, typer.Option("--contact", help="contact id")],
+    html_out: Annotated[Path | None, typer.Option("--out", help="where to write the HTML")] = None,
+    now: Annotated[str | None, typer.Option(help="evaluate the step's `if` at this instant")] = None,
+) -> None:
+    """Render one step for one contact: subject and text here, HTML to a file."""
+    from engagement import preview as previews
+    from engagement.templates import Renderer
+
+    current = settings()
+    renderer = Renderer(current.path(current.templates.dir))
+    found = catalogs.load([current.path(current.journeys.dir)], current, renderer)
+    found.raise_problems()
+    shown = previews.render(current, database(current), renderer, found.get(journey), step, contact, now_or(now))
+    if shown.guard_holds is False:
+        err.print("[yellow]note[/yellow]: this step's `if` is false for this contact now; the step would be skipped")
+    if shown.kind == "email":
+        target = html_out or Path(f"preview-{journey}-{step}-{contact}.html")
+        target.write_text(shown.html or "", encoding="utf-8")
+        out.print(f"[bold]Subject:[/bold] {shown.subject}", highlight=False)
+        out.rule("text part")
+        out.print(shown.text, markup=False, highlight=False)
+        out.rule()
+        out.print(f"HTML written to {target}")
+    else:
+        out.print(shown.text, markup=False, highlight=False)
+
+
+@app.command()
+def simulate(
+    journey: Annotated[str | None, typer.Argument(help="only this journey (a draft is simulated as active)")] = None,
+    days: Annotated[int, typer.Option(min=1, max=366, help="how many days to simulate")] = 14,
+    step: Annotated[str, typer.Option(help="time between ticks, e.g. 1h")] = "1h",
+    start: Annotated[str | None, typer.Option(help="start instant (default now)")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="write the whole timeline here")] = None,
+    show: Annotated[int, typer.Option(help="timeline rows to print")] = 20,
+) -> None:
+    """Dry run on a copy of today's data: who would get what, when. Sends nothing."""
+    from rich.progress import Progress
+
+    from engagement import simulate as simulation
+    from engagement.engine import load_catalog
+
+    current = settings()
+    try:
+        interval = parse_duration(step)
+    except ValueError as exc:
+        raise errors.EngagementError(f"--step: {exc}") from exc
+    begin = now_or(start)
+    found = simulation.restrict(load_catalog(current), journey)
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("simulating", total=days * timedelta(days=1) / interval + 1)
+        result = simulation.run(current, database(current), found, start=begin, days=days, step=interval,
+                                progress=lambda _: bar.advance(task))  # fmt: skip
+    per_day = result.per_day()
+    keys = sorted({k for day in per_day.values() for k in day})
+    table = Table("day", *keys, "total", title=f"messages per day ({begin:%Y-%m-%d} + {days}d, nothing sent)")
+    for day, counts in sorted(per_day.items()):
+        table.add_row(day.isoformat(), *(str(counts.get(k, 0)) for k in keys), str(sum(counts.values())))
+    out.print(table)
+    timeline = Table("when (UTC)", "journey", "step", "channel", "contact", "email", "status", title="timeline")
+    for item in result.timeline[:show]:
+        timeline.add_row(f"{item.at:%Y-%m-%d %H:%M}", item.journey_id, item.step_id, item.channel,
+                         item.contact_id or "", item.email or "", item.status)  # fmt: skip
+    out.print(timeline)
+    out.print(f"{len(result.timeline)} message(s); enrolled: " + ", ".join(f"{k} {v}" for k, v in sorted(result.enrolled.items())))
+    if csv_out:
+        with csv_out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["at", "journey", "step", "channel", "contact_id", "email", "subject", "status"])
+            for item in result.timeline:
+                writer.writerow([item.at.isoformat(), item.journey_id, item.step_id, item.channel,
+                                 item.contact_id, item.email, item.subject, item.status])  # fmt: skip
+        out.print(f"timeline written to {csv_out}")
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="working folder for the demo")] = Path("engagement-demo"),
+    days: Annotated[int, typer.Option(min=1, max=180, help="simulated days")] = 60,
+) -> None:
+    """Run the shipped journeys over a generated customer base for 60 simulated days."""
+    from engagement.demo import run as demo_run
+
+    demo_run.main(directory, days=days, console=out)
+
+
+@sup_app.command("list")
+def suppressions_list() -> None:
+    """List suppressed addresses."""
+    current = settings()
+    with database(current).begin() as conn:
+        rows = conn.execute(schema.suppressions.select().order_by(schema.suppressions.c.created_at)).mappings().all()
+    table = Table("email", "reason", "source", "since")
+    for row in rows:
+        table.add_row(row["email"] or "(erased)", row["reason"], row["source"], row["created_at"].isoformat())
+    out.print(table)
+
+
+@sup_app.command("add")
+def suppressions_add(
+    email: str, reason: Annotated[str, typer.Option(help="unsubscribe | bounce | complaint | manual")] = "manual"
+) -> None:
+    """Suppress an address."""
+    if reason not in suppression.REASONS:
+        raise errors.EngagementError(f"--reason must be one of {', '.join(suppression.REASONS)}")
+    current = settings()
+    db = database(current)
+    with db.begin() as conn:
+        suppression.add(db, conn, email, reason, "cli", SystemClock().now())
+    out.print(f"suppressed {email}")
+
+
+@sup_app.command("remove")
+def suppressions_remove(email: str) -> None:
+    """Lift a suppression."""
+    current = settings()
+    with database(current).begin() as conn:
+        removed = suppression.remove(conn, email)
+    if not removed:
+        raise errors.EngagementError(f"{email} is not suppressed")
+    out.print(f"removed {email}")
+
+
+@sup_app.command("import")
+def suppressions_import(
+    file: Path, reason: Annotated[str, typer.Option(help="reason for every address")] = "manual"
+) -> None:
+    """Suppress every address in a file (one per line, or a CSV with an `email` column)."""
+    if reason not in suppression.REASONS:
+        raise errors.EngagementError(f"--reason must be one of {', '.join(suppression.REASONS)}")
+    addresses = _addresses(file)
+    current = settings()
+    db = database(current)
+    now = SystemClock().now()
+    with db.begin() as conn:
+        for address in addresses:
+            suppression.add(db, conn, address, reason, f"import:{file.name}", now)
+    out.print(f"suppressed {len(addresses)} address(es)")
+
+
+def _addresses(file: Path) -> list[str]:
+    if not file.is_file():
+        raise errors.EngagementError(f"{file}: no such file")
+    lines = file.read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",") if lines else []
+    column = header.index("email") if "email" in header else None
+    body = lines[1:] if column is not None else lines
+    found: list[str] = []
+    problems: list[errors.Problem] = []
+    for number, line in enumerate(body, start=2 if column is not None else 1):
+        value = (line.split(",")[column] if column is not None else line).strip()
+        if not value:
+            continue
+        if "@" not in value:
+            problems.append(errors.Problem(str(file), number, "email", f"not an email address: {value!r}"))
+        found.append(value)
+    if problems:
+        raise errors.ProblemsError(problems, f"{file}: nothing was suppressed")
+    return found
+
+
+def main() -> None:
+    """Entry point: run the CLI and turn engine errors into one clear message and exit 1."""
+    try:
+        app()
+    except errors.ProblemsError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        sys.exit(1)
+    except errors.EngagementError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(1)
+
+

@@ -1,0 +1,53 @@
+"""The one place that reads the system time; everything else takes `now`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Tells the current time as a timezone-aware UTC datetime."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The wall clock."""
+
+    def now(self) -> datetime:
+        """Return the current UTC time."""
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that only moves when told to (tests, simulate, demo)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = as_utc(start)
+
+    def now(self) -> datetime:
+        """Return the clock's current time."""
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        """Move the clock to `when`."""
+        self._now = as_utc(when)
+
+    def advance(self, by: timedelta) -> datetime:
+        """Move the clock forward and return the new time."""
+        self._now += by
+        return self._now
+
+
+def as_utc(value: datetime) -> datetime:
+    """Return `value` in UTC; a naive datetime is a bug and is refused."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} has no time zone; pass an aware one")
+    return value.astimezone(UTC)
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 instant; without an offset it is taken as UTC."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

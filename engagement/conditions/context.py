@@ -1,0 +1,38 @@
+"""What a condition is evaluated against besides the data: the moment and the score rules."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """The instant of evaluation, the audience and the scoring parameters."""
+
+    now: datetime
+    audience: str = "contact"
+    half_life_days: float = 14.0
+    green: float = 60.0
+    yellow: float = 30.0
+
+    @property
+    def now_day(self) -> float:
+        """`now` as fractional days since the Unix epoch (the unit scores are stored in)."""
+        return day_number(self.now)
+
+    def decayed(self, value: float, as_of_day: float) -> float:
+        """A stored score decayed to `now` (exponential, by half-life)."""
+        return value * math.pow(0.5, (self.now_day - as_of_day) / self.half_life_days)
+
+    def band(self, score: float) -> str:
+        """The health band of a score."""
+        return "green" if score >= self.green else "yellow" if score >= self.yellow else "red"
+
+
+def day_number(when: datetime) -> float:
+    """Fractional days since the Unix epoch."""
+    return (when - EPOCH).total_seconds() / 86400.0

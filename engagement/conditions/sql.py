@@ -1,0 +1,325 @@
+"""Compile a condition to one SQL boolean over the whole customer base (set-based)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    Integer,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
+
+from engagement.conditions import ast
+from engagement.conditions.context import EvalContext
+from engagement.store import schema
+
+JSON_KINDS = {  # our kind -> (sqlite json_type values, postgres jsonb_typeof values)
+    "string": (("text",), ("string",)),
+    "number": (("integer", "real"), ("number",)),
+    "bool": (("true", "false"), ("boolean",)),
+}
+
+
+class _TraitValue(FunctionElement[Any]):
+    """A trait's value if its JSON type is `kind`, else NULL (never a cast error)."""
+
+    inherit_cache = True
+    name = "trait_value"
+    # path and kind are rendered into the SQL text, so they must be part of the cache key
+    _traverse_internals = [
+        *FunctionElement._traverse_internals,
+        ("path", InternalTraversal.dp_plain_obj),
+        ("kind", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, column: Any, path: tuple[str, ...], kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        super().__init__(column)
+
+
+class _TraitPresent(FunctionElement[Any]):
+    """True when the trait exists and is not JSON null."""
+
+    inherit_cache = True
+    name = "trait_present"
+    type = Boolean()
+    _traverse_internals = [*FunctionElement._traverse_internals, ("path", InternalTraversal.dp_plain_obj)]
+
+    def __init__(self, column: Any, path: tuple[str, ...]) -> None:
+        self.path = path
+        super().__init__(column)
+
+
+class _Position(FunctionElement[int]):
+    """1-based position of a substring (0 when absent): instr / strpos."""
+
+    inherit_cache = True
+    name = "position"
+    type = Integer()
+
+
+@compiles(_Position, "sqlite")
+def _position_sqlite(element: _Position, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Position, "postgresql")
+def _position_pg(element: _Position, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"strpos({compiler.process(element.clauses, **kw)})"
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _sqlite_path(path: tuple[str, ...]) -> str:
+    return "$" + "".join('."' + _quote(p).replace('"', '\\"') + '"' for p in path)
+
+
+def _pg_path(path: tuple[str, ...]) -> str:
+    inner = ",".join('"' + _quote(p).replace('"', '\\"') + '"' for p in path)
+    return "{" + inner + "}"
+
+
+@compiles(_TraitValue, "sqlite")
+def _trait_value_sqlite(element: _TraitValue, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(next(iter(element.clauses)), **kw)
+    path = _sqlite_path(element.path)
+    kinds = ", ".join(f"'{k}'" for k in JSON_KINDS[element.kind][0])
+    return f"(CASE WHEN json_type({col}, '{path}') IN ({kinds}) THEN json_extract({col}, '{path}') END)"
+
+
+@compiles(_TraitValue, "postgresql")
+def _trait_value_pg(element: _TraitValue, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(next(iter(element.clauses)), **kw)
+    path = _pg_path(element.path)
+    kind = JSON_KINDS[element.kind][1][0]
+    cast = {"string": "", "number": "::double precision", "bool": "::boolean"}[element.kind]
+    return f"(CASE WHEN jsonb_typeof({col} #> '{path}') = '{kind}' THEN ({col} #>> '{path}'){cast} END)"
+
+
+@compiles(_TraitPresent, "sqlite")
+def _trait_present_sqlite(element: _TraitPresent, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(next(iter(element.clauses)), **kw)
+    path = _sqlite_path(element.path)
+    return f"(coalesce(json_type({col}, '{path}'), 'null') != 'null')"
+
+
+@compiles(_TraitPresent, "postgresql")
+def _trait_present_pg(element: _TraitPresent, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(next(iter(element.clauses)), **kw)
+    return f"(coalesce(jsonb_typeof({col} #> '{_pg_path(element.path)}'), 'null') != 'null')"
+
+
+def subjects_from(audience: str) -> tuple[FromClause, ColumnElement[Any]]:
+    """The FROM clause conditions are written against, and the subject id column."""
+    if audience == "account":
+        return schema.accounts, schema.accounts.c.id
+    joined = schema.contacts.join(schema.accounts, schema.contacts.c.account_id == schema.accounts.c.id)
+    return joined, schema.contacts.c.id
+
+
+def compile_condition(cond: ast.Condition, ctx: EvalContext) -> ColumnElement[bool]:
+    """A two-valued SQL boolean (never NULL) equivalent to `evaluate(cond, ...)`."""
+    if isinstance(cond, ast.All):
+        return and_(true(), *(compile_condition(c, ctx) for c in cond.items))
+    if isinstance(cond, ast.AnyOf):
+        return or_(false(), *(compile_condition(c, ctx) for c in cond.items))
+    if isinstance(cond, ast.Not):
+        return not_(compile_condition(cond.item, ctx))
+    if isinstance(cond, ast.Attr):
+        return _attr(cond)
+    if isinstance(cond, ast.Milestone):
+        return _milestone(cond, ctx)
+    if isinstance(cond, ast.EventCount):
+        return _bounds(_event_count(cond, ctx), cond.bounds)
+    if isinstance(cond, ast.Days):
+        return _days(cond, ctx)
+    if isinstance(cond, ast.Score):
+        return _bounds(score_expr(cond.scope, ctx), cond.bounds)
+    if isinstance(cond, ast.Health):
+        return _health(cond, ctx)
+    raise TypeError(f"unknown condition node {cond!r}")
+
+
+def _column(scope: str, name: str) -> ColumnElement[Any]:
+    table = schema.contacts if scope == "contact" else schema.accounts
+    return table.c[name]
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def _value(cond: ast.Attr, kind: str) -> ColumnElement[Any]:
+    if cond.is_trait:
+        return _TraitValue(_column(cond.scope, "traits"), cond.path[1:], kind)
+    return _column(cond.scope, cond.path[0])
+
+
+def _eq(cond: ast.Attr, value: Any) -> ColumnElement[bool]:
+    col = _value(cond, _kind(value))
+    return and_(col.is_not(None), col == value)
+
+
+def _attr(cond: ast.Attr) -> ColumnElement[bool]:
+    op, value = cond.op, cond.value
+    if op == "exists":
+        if cond.is_trait:
+            present: ColumnElement[bool] = _TraitPresent(_column(cond.scope, "traits"), cond.path[1:])
+        else:
+            present = _column(cond.scope, cond.path[0]).is_not(None)
+        return present if value else not_(present)
+    if op == "eq":
+        return _eq(cond, value)
+    if op == "ne":
+        return not_(_eq(cond, value))
+    if op in ("in", "not_in"):
+        anyof = or_(false(), *(_eq(cond, v) for v in value))
+        return anyof if op == "in" else not_(anyof)
+    if op == "contains":
+        col = _value(cond, "string")
+        return and_(col.is_not(None), _Position(col, literal(value)) > 0)
+    col = _value(cond, _kind(value))
+    compare = {"lt": col < value, "lte": col <= value, "gt": col > value, "gte": col >= value}[op]
+    return and_(col.is_not(None), compare)
+
+
+def _subject_ids(ctx: EvalContext) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """(contact id or NULL, account id) of the subject row."""
+    if ctx.audience == "account":
+        return literal(None), schema.accounts.c.id
+    return schema.contacts.c.id, schema.contacts.c.account_id
+
+
+def _milestone(cond: ast.Milestone, ctx: EvalContext) -> ColumnElement[bool]:
+    if ctx.audience == "account":
+        m = schema.account_milestones
+        match = m.c.account_id == schema.accounts.c.id
+    else:
+        m = schema.milestones
+        match = m.c.contact_id == schema.contacts.c.id
+    where = [match, m.c.name == cond.name, m.c.reached_at <= ctx.now]
+    if cond.within is not None:
+        where.append(m.c.reached_at > ctx.now - cond.within)
+    return exists(select(literal(1)).select_from(m).where(*where))
+
+
+def _event_count(cond: ast.EventCount, ctx: EvalContext) -> ColumnElement[Any]:
+    e = schema.events
+    if ctx.audience == "account":
+        match = e.c.account_id == schema.accounts.c.id
+    else:
+        match = e.c.contact_id == schema.contacts.c.id
+    where = [match, e.c.name == cond.event, e.c.timestamp <= ctx.now]
+    if cond.within is not None:
+        where.append(e.c.timestamp > ctx.now - cond.within)
+    return select(func.count()).select_from(e).where(*where).scalar_subquery()
+
+
+def score_expr(scope: str, ctx: EvalContext) -> ColumnElement[Any]:
+    """The subject's decayed score (0 without a score row)."""
+    if scope == "account":
+        s = schema.account_scores
+        owner = schema.accounts.c.id if ctx.audience == "account" else schema.contacts.c.account_id
+        match = s.c.account_id == owner
+    else:
+        s = schema.contact_scores
+        match = s.c.contact_id == schema.contacts.c.id
+    factor = func.power(
+        literal(0.5, Float), (literal(ctx.now_day, Float) - s.c.as_of_day) / ctx.half_life_days
+    )
+    value = select(s.c.value * factor).where(match).scalar_subquery()
+    return func.coalesce(value, literal(0.0, Float))
+
+
+def _health(cond: ast.Health, ctx: EvalContext) -> ColumnElement[bool]:
+    score = score_expr(cond.scope, ctx)
+    if cond.band == "green":
+        return score >= ctx.green
+    if cond.band == "yellow":
+        return and_(score >= ctx.yellow, score < ctx.green)
+    return score < ctx.yellow
+
+
+def _bounds(value: ColumnElement[Any], bounds: tuple[ast.Bound, ...]) -> ColumnElement[bool]:
+    checks = []
+    for op, number in bounds:
+        checks.append(
+            {
+                "eq": value == number,
+                "ne": value != number,
+                "lt": value < number,
+                "lte": value <= number,
+                "gt": value > number,
+                "gte": value >= number,
+            }[op]
+        )
+    return and_(true(), *checks)
+
+
+def _days(cond: ast.Days, ctx: EvalContext) -> ColumnElement[bool]:
+    """Whole days since/until, as range tests on the raw column (index friendly)."""
+    scope, _, name = cond.field.partition(".")
+    if ctx.audience == "account" and scope == "account":
+        col = schema.accounts.c[name]
+    else:
+        col = _column(scope, name)
+    is_date = ast.TIME_FIELDS[cond.field] == "date"
+    origin: date | datetime = ctx.now.date() if is_date else ctx.now
+    checks: list[ColumnElement[bool]] = [col.is_not(None)]
+    for op, number in cond.bounds:
+        n = int(number)
+        checks.append(_day_range(col, origin, op, n, cond.direction))
+    return and_(*checks)
+
+
+def _day_range(col: ColumnElement[Any], origin: Any, op: str, n: int, direction: str) -> ColumnElement[bool]:
+    def at(days: int) -> Any:
+        # the instant `days` whole days away in the condition's direction
+        return origin - timedelta(days=days) if direction == "since" else origin + timedelta(days=days)
+
+    if direction == "since":  # floor((origin - col)/day) OP n
+        ge = lambda k: col <= at(k)  # noqa: E731  days >= k
+        lt = lambda k: col > at(k)  # noqa: E731   days < k
+    else:  # floor((col - origin)/day) OP n
+        ge = lambda k: col >= at(k)  # noqa: E731
+        lt = lambda k: col < at(k)  # noqa: E731
+    if op == "gte":
+        return ge(n)
+    if op == "gt":
+        return ge(n + 1)
+    if op == "lt":
+        return lt(n)
+    if op == "lte":
+        return lt(n + 1)
+    if op == "eq":
+        return and_(ge(n), lt(n + 1))
+    return or_(lt(n), ge(n + 1))
+
+
+def case_band(score: ColumnElement[Any], ctx: EvalContext) -> ColumnElement[str]:
+    """The health band of a score expression, in SQL."""
+    return case((score >= ctx.green, "green"), (score >= ctx.yellow, "yellow"), else_="red")

@@ -1,0 +1,250 @@
+"""Settings from `config.toml` with `ENGAGEMENT_SECTION__KEY` environment overrides."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from engagement import errors
+from engagement.durations import Duration
+
+CONFIG_ENV = "ENGAGEMENT_CONFIG"
+DEFAULT_FILE = "config.toml"
+DEV_SECRET = "dev-only-change-me"
+
+
+class Section(BaseModel):
+    """A config table; unknown keys are errors so typos surface."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Database(Section):
+    url: str = "sqlite:///engagement.db"
+
+
+class Folder(Section):
+    dir: str
+
+
+class Outbox(Section):
+    dir: str = "outbox"
+
+
+class Smtp(Section):
+    host: str = "localhost"
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    tls: bool = False
+    timeout_seconds: float = 10.0
+
+
+class Sendgrid(Section):
+    api_key: str | None = None
+    api_url: str = "https://api.sendgrid.com"
+    timeout_seconds: float = 10.0
+
+
+class Email(Section):
+    provider: Literal["outbox", "smtp", "sendgrid"] = "outbox"
+    from_: str = Field("Chartwell <success@chartwell.example>", alias="from")
+    reply_to: str | None = None
+    outbox: Outbox = Outbox()
+    smtp: Smtp = Smtp()
+    sendgrid: Sendgrid = Sendgrid()
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Company(Section):
+    name: str = "Chartwell Analytics, Inc."
+    postal_address: str = "500 Example Street, Suite 100, Springfield, OR 97477, USA"
+    app_url: str = "https://app.chartwell.example"
+
+
+class Unsubscribe(Section):
+    secret: str = DEV_SECRET
+    mailto: str | None = None
+
+
+class Server(Section):
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Limits(Section):
+    emails_per_contact_per_week: int = Field(3, ge=0)
+    in_flight: int = Field(50, ge=1)
+    batch_size: int = Field(2000, ge=1)
+
+
+class Scheduler(Section):
+    tick_seconds: int = Field(60, ge=1)
+    max_lateness: Duration = timedelta(days=1)
+
+
+class Api(Section):
+    write_keys: list[str] = []
+    server_keys: list[str] = []
+
+
+class Inapp(Section):
+    token_secret: str = DEV_SECRET
+
+
+class SendgridWebhook(Section):
+    public_key: str | None = None
+
+
+class OutboundWebhook(Section):
+    url: str
+    headers: dict[str, str] = {}
+    timeout_seconds: float = 5.0
+
+
+class Webhooks(BaseModel):
+    """`webhooks.sendgrid` verifies inbound events; every other name is a notify target."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, OutboundWebhook] = Field(init=False)  # type: ignore[assignment]
+    sendgrid: SendgridWebhook = SendgridWebhook()
+
+    def named(self, name: str) -> OutboundWebhook | None:
+        """Return the outbound webhook called `name`, if configured."""
+        return (self.__pydantic_extra__ or {}).get(name)
+
+
+class Notify(Section):
+    provider: Literal["outbox", "http"] = "outbox"
+
+
+class Bands(Section):
+    green: float = 60.0
+    yellow: float = 30.0
+
+
+class Scoring(Section):
+    half_life_days: float = Field(14.0, gt=0)
+    weights: dict[str, float] = {
+        "open": 1.0,
+        "click": 3.0,
+        "nudge_seen": 0.5,
+        "nudge_clicked": 3.0,
+        "milestone": 10.0,
+        "active_day": 2.0,
+        "unsubscribe": -20.0,
+        "bounce": -5.0,
+        "spamreport": -20.0,
+    }
+    bands: Bands = Bands()
+
+
+class TouchRule(Section):
+    touch: Literal["high", "low", "tech"]
+    min_mrr: float | None = None
+    plans: list[str] | None = None
+
+
+class Touch(Section):
+    default: Literal["high", "low", "tech"] = "tech"
+    rules: list[TouchRule] = [
+        TouchRule(touch="high", plans=["enterprise"]),
+        TouchRule(touch="high", min_mrr=5000),
+        TouchRule(touch="low", min_mrr=1000),
+    ]
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_say_something(cls, rules: list[TouchRule]) -> list[TouchRule]:
+        for i, rule in enumerate(rules):
+            if rule.min_mrr is None and rule.plans is None:
+                raise ValueError(f"rule {i} needs min_mrr or plans")
+        return rules
+
+
+class Settings(BaseSettings):
+    """Everything the engine can be told; defaults run with nothing else installed."""
+
+    model_config = SettingsConfigDict(env_prefix="ENGAGEMENT_", env_nested_delimiter="__", extra="forbid")
+
+    database: Database = Database()
+    journeys: Folder = Folder(dir="journeys")
+    templates: Folder = Folder(dir="templates/email")
+    email: Email = Email()
+    company: Company = Company()
+    unsubscribe: Unsubscribe = Unsubscribe()
+    server: Server = Server()
+    limits: Limits = Limits()
+    scheduler: Scheduler = Scheduler()
+    api: Api = Api()
+    inapp: Inapp = Inapp()
+    webhooks: Webhooks = Webhooks()
+    notify: Notify = Notify()
+    scoring: Scoring = Scoring()
+    touch: Touch = Touch()
+
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against the folder of the config file."""
+        path = Path(value)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def database_url(self) -> str:
+        """The database URL, with a relative SQLite path resolved like other paths."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.path(url[len(prefix) :]))
+        return url
+
+
+def load(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from `path`, $ENGAGEMENT_CONFIG or ./config.toml, then the environment."""
+    explicit = path or os.environ.get(CONFIG_ENV)
+    file = Path(explicit) if explicit else Path(DEFAULT_FILE)
+    if explicit and not file.is_file():
+        raise errors.ConfigError(f"config file {file} does not exist (from --config or {CONFIG_ENV})")
+    source = {**Settings.model_config, "toml_file": str(file) if file.is_file() else None}
+    bound = type("Settings", (Settings,), {"model_config": source})
+    try:
+        settings = bound(base_dir=file.resolve().parent, **overrides)
+    except ValidationError as exc:
+        raise errors.ConfigError(_describe(exc, file)) from exc
+    except ValueError as exc:  # a TOML syntax error
+        raise errors.ConfigError(f"{file}: {exc}") from exc
+    return settings
+
+
+def _describe(exc: ValidationError, file: Path) -> str:
+    lines = [f"invalid configuration ({file} and ENGAGEMENT_* environment variables):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        env = "ENGAGEMENT_" + "__".join(str(p).upper() for p in err["loc"])
+        lines.append(f"  {key}: {err['msg']} (set it in {file.name} or {env})")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""What leaves the engine: one email or one webhook call, provider-neutral."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class OutboundEmail:
+    """A rendered email for one recipient, with our ids for the provider to carry back."""
+
+    delivery_id: str
+    to: str
+    to_name: str
+    sender: str
+    reply_to: str | None
+    subject: str
+    html: str
+    text: str
+    sent_at: datetime | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    categories: tuple[str, ...] = ()
+    custom_args: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundWebhook:
+    """A JSON message for a named webhook."""
+
+    delivery_id: str
+    name: str
+    url: str
+    payload: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 5.0
+
+
+class SendError(Exception):
+    """A provider refused or failed a message; `permanent` says whether retrying can help."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class EmailProvider(Protocol):
+    """Sends one email and returns the provider's message id."""
+
+    name: str
+
+    def send(self, message: OutboundEmail) -> str: ...
+
+
+class WebhookProvider(Protocol):
+    """Delivers one webhook message and returns an id for it."""
+
+    name: str
+
+    def send(self, message: OutboundWebhook) -> str: ...

@@ -1,0 +1,130 @@
+"""Simulated customers for the demo: opens, clicks, nudge clicks and product progress.
+
+Every row written here is marked simulated (responses.simulated, events.source = "simulated",
+properties.simulated = true). Contacts who click our messages progress faster, so the holdout
+(who get nothing) converts less: the effect the reports are built to measure.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from engagement import ingest
+from engagement.records import EventIn
+from engagement.store import schema
+from engagement.store.database import Database
+
+FUNNEL = ("first_login", "integration_connected", "first_report_created")
+DAILY_HAZARD = {"first_login": 0.30, "integration_connected": 0.09, "first_report_created": 0.055}
+CLICK_BOOST, TOUCH_BOOST = 2.6, 1.5
+
+
+@dataclass
+class Customers:
+    """The simulated people behind the contacts, with what they remember of our messages."""
+
+    db: Database
+    seed: int
+    last_click: dict[str, datetime] = field(default_factory=dict)
+    last_touch: dict[str, datetime] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def respond(self, now: datetime) -> None:
+        """React to the messages sent at `now`."""
+        rng = random.Random(f"{self.seed}:respond:{now.isoformat()}")
+        d = schema.deliveries
+        with self.db.begin() as conn:
+            sent = conn.execute(
+                select(d.c.id, d.c.channel, d.c.contact_id, d.c.journey_id, d.c.step_id)
+                .where(d.c.status == "sent", d.c.sent_at == now, d.c.contact_id.is_not(None))
+                .order_by(d.c.id)
+            ).all()
+            rows: list[dict[str, Any]] = []
+            nudge_updates: list[dict[str, Any]] = []
+            for delivery in sent:
+                if delivery.channel == "notify":
+                    continue
+                self.last_touch[delivery.contact_id] = now
+                for kind, at in _reactions(rng, delivery.channel, now):
+                    rows.append({"delivery_id": delivery.id, "contact_id": delivery.contact_id,
+                                 "journey_id": delivery.journey_id, "step_id": delivery.step_id, "kind": kind,
+                                 "occurred_at": at, "dedupe_key": f"sim:{delivery.id}:{kind}",
+                                 "simulated": True, "data": {"simulated": True}})  # fmt: skip
+                    self.counts[kind] = self.counts.get(kind, 0) + 1
+                    if kind in ("click", "clicked"):
+                        self.last_click[delivery.contact_id] = at
+                    if delivery.channel == "in_app":
+                        nudge_updates.append({"id": delivery.id, "kind": kind, "at": at})
+            if rows:
+                self.db.insert_ignore(conn, schema.responses, rows, ["dedupe_key"])
+            n = schema.nudges
+            for change in nudge_updates:
+                column = {"seen": "seen_at", "clicked": "clicked_at", "dismissed": "dismissed_at"}[change["kind"]]
+                conn.execute(update(n).where(n.c.id == change["id"]).values({column: change["at"]}))
+
+    def live(self, now: datetime) -> int:
+        """One simulated day of product use: funnel progress and active days."""
+        rng = random.Random(f"{self.seed}:live:{now.date().isoformat()}")
+        c, m = schema.contacts, schema.milestones
+        events: list[EventIn] = []
+        with self.db.begin() as conn:
+            contacts = conn.execute(
+                select(c.c.id, c.c.account_id, c.c.created_at).where(c.c.created_at <= now).order_by(c.c.id)
+            ).all()
+            reached: dict[str, set[str]] = {}
+            for contact_id, name in conn.execute(
+                select(m.c.contact_id, m.c.name).where(m.c.name.in_(FUNNEL), m.c.reached_at <= now)
+            ):
+                reached.setdefault(contact_id, set()).add(name)
+            for contact in contacts:
+                boost = self._boost(contact.id, now)
+                done = reached.get(contact.id, set())
+                step = next((name for name in FUNNEL if name not in done), None)
+                fresh = contact.created_at is not None and now - contact.created_at < timedelta(days=60)
+                if step is not None and fresh and rng.random() < DAILY_HAZARD[step] * boost:
+                    events.append(self._event(rng, contact, step, now))
+                base = 0.08 + 0.6 * random.Random(f"{self.seed}:{contact.id}").random() ** 2
+                if rng.random() < min(0.95, base * (1.0 + 0.6 * (boost - 1.0))):
+                    events.append(self._event(rng, contact, "active_day", now))
+            ingest.insert_events(self.db, conn, events, now, source="simulated")
+        for event in events:
+            self.counts[event.name] = self.counts.get(event.name, 0) + 1
+        return len(events)
+
+    def _boost(self, contact_id: str, now: datetime) -> float:
+        clicked = self.last_click.get(contact_id)
+        if clicked is not None and timedelta(0) <= now - clicked <= timedelta(days=5):
+            return CLICK_BOOST
+        touched = self.last_touch.get(contact_id)
+        if touched is not None and now - touched <= timedelta(days=3):
+            return TOUCH_BOOST
+        return 1.0
+
+    def _event(self, rng: random.Random, contact: Any, name: str, now: datetime) -> EventIn:
+        at = now - timedelta(minutes=rng.randint(0, 600))
+        return EventIn(contact_id=contact.id, account_id=contact.account_id, name=name, timestamp=at,
+                       properties={"simulated": True, "source": "demo"})  # fmt: skip
+
+
+def _reactions(rng: random.Random, channel: str, now: datetime) -> list[tuple[str, datetime]]:
+    found: list[tuple[str, datetime]] = []
+    if channel == "email":
+        if rng.random() < 0.45:
+            opened = now + timedelta(minutes=rng.randint(5, 600))
+            found.append(("open", opened))
+            if rng.random() < 0.32:
+                found.append(("click", opened + timedelta(minutes=rng.randint(1, 30))))
+    elif channel == "in_app" and rng.random() < 0.7:
+        seen = now + timedelta(minutes=rng.randint(30, 1800))
+        found.append(("seen", seen))
+        roll = rng.random()
+        if roll < 0.38:
+            found.append(("clicked", seen + timedelta(seconds=rng.randint(5, 120))))
+        elif roll < 0.75:
+            found.append(("dismissed", seen + timedelta(seconds=rng.randint(2, 60))))
+    return found

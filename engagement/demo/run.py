@@ -1,0 +1,194 @@
+"""`engagement demo`: a fresh working folder, a generated customer base, 60 simulated days."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import case, func, select
+
+from engagement import config, errors, importer, ingest
+from engagement.clock import ManualClock
+from engagement.demo import dataset
+from engagement.demo.responses import Customers
+from engagement.engine import Engine
+from engagement.records import AccountIn, ContactIn, EventIn
+from engagement.store import migrate, schema
+from engagement.store.database import Database
+
+START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday; fixed so every run tells the same story
+TICK = timedelta(hours=2)
+MARKER = ".engagement-demo"
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = """# Written by `engagement demo`. Point any command here with --config {dir}/config.toml
+[database]
+url = "sqlite:///engagement.db"
+[journeys]
+dir = "journeys"
+[templates]
+dir = "templates/email"
+[email]
+provider = "outbox"
+from = "Chartwell <success@chartwell.example>"
+reply_to = "Chartwell Customer Success <help@chartwell.example>"
+[email.outbox]
+dir = "outbox"
+[notify]
+provider = "outbox"
+[webhooks.csm-alerts]
+url = "https://hooks.example.com/services/csm-alerts"
+"""
+
+
+@dataclass
+class Summary:
+    """One journey's headline numbers."""
+
+    journey: str
+    entered: int
+    holdout: int
+    emails: int
+    nudges: int
+    notifies: int
+    converted: int
+    converted_holdout: int
+
+
+def prepare(directory: Path) -> Path:
+    """Make `directory` a fresh demo folder (only ever wiping a folder a demo made)."""
+    if directory.exists() and any(directory.iterdir()) and not (directory / MARKER).exists():
+        raise errors.EngagementError(f"{directory} exists and was not made by `engagement demo`; pick another --dir")
+    for source in (REPO / "journeys", REPO / "templates" / "email"):
+        if not source.is_dir():
+            raise errors.EngagementError(f"cannot find {source}: run the demo from a clone of the repository")
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    (directory / MARKER).write_text("made by engagement demo\n")
+    shutil.copytree(REPO / "journeys", directory / "journeys")
+    shutil.copytree(REPO / "templates" / "email", directory / "templates" / "email")
+    (directory / "config.toml").write_text(CONFIG.format(dir=directory))
+    return directory / "config.toml"
+
+
+def main(directory: Path, *, days: int = 60, console: Console | None = None) -> list[Summary]:
+    """Run the whole demo and print the per-journey summary."""
+    console = console or Console()
+    began = time.perf_counter()
+    settings = config.load(prepare(directory))
+    db = Database(settings.database_url)
+    migrate.upgrade(db)
+    data = dataset.generate(start=START, days=days)
+    history = dataset.split_by_time(data, START)
+    folder = directory / "data"
+    folder.mkdir()
+    dataset.write_csv(history.accounts, folder / "accounts.csv")
+    dataset.write_csv(history.contacts, folder / "contacts.csv")
+    dataset.write_jsonl(history.events, folder / "events.jsonl")
+    for kind, name in (("accounts", "accounts.csv"), ("contacts", "contacts.csv"), ("events", "events.jsonl")):
+        importer.import_file(db, settings, kind, folder / name, START)
+    console.print(f"imported {len(history.accounts)} accounts, {len(history.contacts)} contacts and "
+                  f"{len(history.events)} events of history into {settings.database_url}")  # fmt: skip
+
+    clock = ManualClock(START)
+    engine = Engine(settings, clock=clock, database=db)
+    people = Customers(db, seed=7)
+    end = START + timedelta(days=days)
+    steps = int((end - START) / TICK)
+    columns = (TextColumn("simulating {task.fields[day]}"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("demo", total=steps, day=START.date().isoformat())
+        arrivals = _by_tick(dataset.between(data, START, end))
+        now = START
+        for index in range(1, steps + 1):
+            now = clock.advance(TICK)
+            _arrive(db, settings, arrivals.get(index, dataset.Dataset([], [], [])), now)
+            if now.hour == 12:
+                people.live(now)
+            engine.tick(now)
+            people.respond(now)
+            bar.update(task, advance=1, day=now.date().isoformat())
+    summaries = summarize(db)
+    _print(console, summaries, people, settings, directory, time.perf_counter() - began)
+    return summaries
+
+
+def _by_tick(new: dataset.Dataset) -> dict[int, dataset.Dataset]:
+    """Rows of the simulated window grouped by the tick that first sees them."""
+    buckets: dict[int, dataset.Dataset] = {}
+
+    def bucket(at: object) -> dataset.Dataset:
+        assert isinstance(at, datetime)
+        index = -(-(at - START) // TICK)  # ceiling: a row at 10:30 arrives with the 12:00 tick
+        return buckets.setdefault(index, dataset.Dataset([], [], []))
+
+    for row in new.accounts:
+        bucket(row["signed_up_at"]).accounts.append(row)
+    for row in new.contacts:
+        bucket(row["created_at"]).contacts.append(row)
+    for row in new.events:
+        bucket(row["timestamp"]).events.append(row)
+    return buckets
+
+
+def _arrive(db: Database, settings: config.Settings, new: dataset.Dataset, now: datetime) -> None:
+    """Signups of the last interval reach the engine, as the product would send them."""
+    if not (new.accounts or new.contacts or new.events):
+        return
+    with db.begin() as conn:
+        ingest.upsert_accounts(db, conn, [AccountIn.model_validate(r) for r in new.accounts], settings.touch, now)
+        ingest.upsert_contacts(db, conn, [ContactIn.model_validate(r) for r in new.contacts], now)
+        ingest.insert_events(db, conn, [EventIn.model_validate(r) for r in new.events], now)
+
+
+def summarize(db: Database) -> list[Summary]:
+    """Entered, holdout, sent by channel and conversions per journey."""
+    en, d = schema.enrollments, schema.deliveries
+    with db.begin() as conn:
+        entered = conn.execute(
+            select(en.c.journey_id, func.count(), func.sum(case((en.c.holdout, 1), else_=0)),
+                   func.sum(case(((en.c.outcome == "converted") & ~en.c.holdout, 1), else_=0)),
+                   func.sum(case(((en.c.outcome == "converted") & en.c.holdout, 1), else_=0)))
+            .group_by(en.c.journey_id)
+        ).all()  # fmt: skip
+        sent = conn.execute(
+            select(d.c.journey_id, d.c.channel, func.count()).where(d.c.status == "sent").group_by(d.c.journey_id, d.c.channel)
+        ).all()
+    by_channel = {(j, ch): n for j, ch, n in sent}
+    return [
+        Summary(j, n, int(h or 0), by_channel.get((j, "email"), 0), by_channel.get((j, "in_app"), 0),
+                by_channel.get((j, "notify"), 0), int(conv or 0), int(conv_h or 0))
+        for j, n, h, conv, conv_h in sorted(entered)
+    ]  # fmt: skip
+
+
+def _rate(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def _print(console: Console, summaries: list[Summary], people: Customers, settings: config.Settings,
+           directory: Path, seconds: float) -> None:  # fmt: skip
+    if not console.is_terminal:
+        console.width = max(console.width, 132)
+    table = Table("journey", "entered", "holdout", "emails", "nudges", "alerts", "converted", "treated %",
+                  "holdout %", title="Per-journey summary (60 simulated days)")  # fmt: skip
+    for s in summaries:
+        treated = s.entered - s.holdout
+        table.add_row(s.journey, str(s.entered), str(s.holdout), str(s.emails), str(s.nudges), str(s.notifies),
+                      str(s.converted + s.converted_holdout), _rate(s.converted, treated), _rate(s.converted_holdout, s.holdout))  # fmt: skip
+    console.print(table)
+    outbox = settings.path(settings.email.outbox.dir)
+    emails = len(list(outbox.glob("*.eml")))
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(people.counts.items()))
+    console.print(f"[dim]Simulated responses (clearly labelled simulated in the database): {counts}[/dim]")
+    console.print(f"Outbox: {emails} .eml files in {outbox}")
+    console.print(f"Database: {settings.database_url}")
+    console.print(f"Try: engagement --config {directory}/config.toml preview onboarding-first-report welcome --contact <id>")
+    console.print(f"Done in {seconds:.1f}s.")

@@ -1,0 +1,66 @@
+"""The composition root: settings, database, journeys, templates, providers and the clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from engagement import errors, tick
+from engagement.clock import Clock, SystemClock
+from engagement.config import Settings
+from engagement.delivery.dispatch import Ports
+from engagement.delivery.http_webhook import HttpWebhook
+from engagement.delivery.message import EmailProvider, WebhookProvider
+from engagement.delivery.outbox import OutboxEmail, OutboxWebhook
+from engagement.journeys import catalog as catalogs
+from engagement.store.database import Database
+from engagement.templates import Renderer
+
+
+class Engine:
+    """Everything one process needs to run ticks, built once from settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        database: Database | None = None,
+        catalog: catalogs.Catalog | None = None,
+        email: EmailProvider | None = None,
+        webhooks: WebhookProvider | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db = database or Database(settings.database_url)
+        self.renderer = Renderer(settings.path(settings.templates.dir))
+        self.catalog = catalog or load_catalog(settings, self.renderer)
+        self.ports = Ports(email or email_provider(settings), webhooks or webhook_provider(settings))
+
+    def tick(self, now: datetime | None = None) -> tick.TickReport:
+        """Run one tick at `now` (default: the clock's time)."""
+        return tick.run(self.db, self.settings, self.catalog, self.renderer, self.ports, now or self.clock.now())
+
+
+def load_catalog(settings: Settings, renderer: Renderer | None = None, paths: list[Path] | None = None) -> catalogs.Catalog:
+    """Load the configured journeys; any problem stops the engine with every problem listed."""
+    catalog = catalogs.load(paths or [settings.path(settings.journeys.dir)], settings, renderer)
+    catalog.raise_problems()
+    return catalog
+
+
+def email_provider(settings: Settings) -> EmailProvider:
+    """The configured email provider."""
+    if settings.email.provider == "outbox":
+        return OutboxEmail(settings.path(settings.email.outbox.dir))
+    raise errors.ConfigError(
+        f"email.provider = {settings.email.provider!r} is not available in this build yet; "
+        "use 'outbox' (the SMTP and SendGrid providers ship with the delivery work)"
+    )
+
+
+def webhook_provider(settings: Settings) -> WebhookProvider:
+    """The configured provider for notify steps."""
+    if settings.notify.provider == "http":
+        return HttpWebhook()
+    return OutboxWebhook(settings.path(settings.email.outbox.dir))

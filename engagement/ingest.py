@@ -1,0 +1,158 @@
+"""Write incoming accounts, contacts and events in bulk; events make milestones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, case, literal, select, update
+from sqlalchemy.sql import ColumnElement
+
+from engagement.config import Touch
+from engagement.records import AccountIn, ContactIn, EventIn
+from engagement.store import schema
+from engagement.store.database import Database
+from engagement.store.types import json_safe
+
+CHUNK = 1000
+
+
+def touch_expr(rules: Touch) -> ColumnElement[str]:
+    """The touch tier from plan and MRR, as SQL (first matching rule wins)."""
+    a = schema.accounts.c
+    whens: list[tuple[ColumnElement[bool], str]] = []
+    for rule in rules.rules:
+        checks: list[ColumnElement[bool]] = []
+        if rule.plans is not None:
+            checks.append(a.plan.in_(rule.plans))
+        if rule.min_mrr is not None:
+            checks.append(a.mrr >= rule.min_mrr)
+        cond = checks[0] if len(checks) == 1 else checks[0] & checks[1]
+        whens.append((cond, rule.touch))
+    return case(*whens, else_=literal(rules.default)) if whens else literal(rules.default)
+
+
+def upsert_accounts(
+    db: Database, conn: Connection, rows: Sequence[AccountIn], rules: Touch, now: datetime
+) -> int:
+    """Insert or update accounts; recompute the touch tier unless it was set explicitly."""
+    grouped: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        values = row.provided()
+        values["traits"] = json_safe(values.get("traits", {})) if "traits" in values else None
+        if values["traits"] is None:
+            del values["traits"]
+        if "touch" in values and values["touch"] is not None:
+            values["touch_explicit"] = True
+        else:
+            values.pop("touch", None)
+        values["updated_at"] = now
+        grouped.setdefault(frozenset(values), []).append(values)
+    for columns, group in grouped.items():
+        db.upsert(conn, schema.accounts, group, ["id"], [c for c in columns if c != "id"])
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        conn.execute(
+            update(schema.accounts)
+            .where(schema.accounts.c.id.in_(chunk), schema.accounts.c.touch_explicit.is_(False))
+            .values(touch=touch_expr(rules))
+        )
+    return len(rows)
+
+
+def upsert_contacts(db: Database, conn: Connection, rows: Sequence[ContactIn], now: datetime) -> int:
+    """Insert or update contacts (the fields a row gives; the others are kept)."""
+    grouped: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        values = row.provided()
+        if "traits" in values:
+            values["traits"] = json_safe(values["traits"])
+        if values.get("email"):
+            values["email"] = values["email"].strip()
+        values["updated_at"] = now
+        grouped.setdefault(frozenset(values), []).append(values)
+    for columns, group in grouped.items():
+        db.upsert(conn, schema.contacts, group, ["id"], [c for c in columns if c != "id"])
+    return len(rows)
+
+
+def account_of(conn: Connection, contact_ids: Sequence[str]) -> dict[str, str]:
+    """contact id → account id, for the contacts that exist."""
+    found: dict[str, str] = {}
+    unique = list(dict.fromkeys(contact_ids))
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        stmt = select(schema.contacts.c.id, schema.contacts.c.account_id).where(
+            schema.contacts.c.id.in_(chunk)
+        )
+        found.update({cid: aid for cid, aid in conn.execute(stmt)})
+    return found
+
+
+def existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
+    """Which of `values` exist in `column`."""
+    found: set[str] = set()
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    return found
+
+
+def insert_events(
+    db: Database, conn: Connection, rows: Sequence[EventIn], now: datetime, *, source: str = "product"
+) -> int:
+    """Store events (an event id seen before is skipped) and the milestones they reach."""
+    accounts = account_of(conn, [r.contact_id for r in rows if r.account_id is None])
+    values: list[dict[str, Any]] = []
+    for row in rows:
+        values.append(
+            {
+                "event_id": row.id,
+                "contact_id": row.contact_id,
+                "account_id": row.account_id or accounts.get(row.contact_id),
+                "name": row.name,
+                "timestamp": row.timestamp,
+                "properties": json_safe(row.properties),
+                "source": source,
+                "received_at": now,
+            }
+        )
+    with_id = [v for v in values if v["event_id"] is not None]
+    without_id = [v for v in values if v["event_id"] is None]
+    inserted = db.insert_ignore(conn, schema.events, with_id, ["event_id"]) if with_id else 0
+    for start in range(0, len(without_id), CHUNK):
+        conn.execute(schema.events.insert(), without_id[start : start + CHUNK])
+    inserted += len(without_id)
+    record_milestones(db, conn, values)
+    return inserted
+
+
+def record_milestones(db: Database, conn: Connection, events: Sequence[dict[str, Any]]) -> None:
+    """Keep the first occurrence of each event name per contact and per account."""
+    firsts: dict[tuple[str, str], dict[str, Any]] = {}
+    account_firsts: dict[tuple[str, str], dict[str, Any]] = {}
+    for ev in events:
+        key = (ev["contact_id"], ev["name"])
+        if key not in firsts or ev["timestamp"] < firsts[key]["reached_at"]:
+            firsts[key] = {
+                "contact_id": key[0],
+                "name": key[1],
+                "account_id": ev["account_id"],
+                "reached_at": ev["timestamp"],
+            }
+        if ev["account_id"]:
+            akey = (ev["account_id"], ev["name"])
+            if akey not in account_firsts or ev["timestamp"] < account_firsts[akey]["reached_at"]:
+                account_firsts[akey] = {"account_id": akey[0], "name": akey[1], "reached_at": ev["timestamp"]}
+    m, am = schema.milestones, schema.account_milestones
+    db.upsert(
+        conn, m, list(firsts.values()), ["contact_id", "name"],
+        {"reached_at": lambda ex: db.least(m.c.reached_at, ex.reached_at)},
+    )  # fmt: skip
+    db.upsert(
+        conn, am, list(account_firsts.values()), ["account_id", "name"],
+        {"reached_at": lambda ex: db.least(am.c.reached_at, ex.reached_at)},
+    )  # fmt: skip

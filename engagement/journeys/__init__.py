@@ -1,0 +1,1 @@
+"""Journeys as code: the file format, loading with line numbers, validation, the step program."""

@@ -1,0 +1,274 @@
+"""Load, check and compile every journey file: the one door journeys come in by."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engagement.conditions import ast
+from engagement.conditions.parse import Parser
+from engagement.config import Settings
+from engagement.errors import JourneyError, Problem
+from engagement.journeys import files, program, spec
+from engagement.templates import Renderer, sample_context
+
+CONDITION_FIELDS = ("filter", "goal", "exit", "recipients")
+
+
+@dataclass(frozen=True)
+class Journey:
+    """A validated journey with its conditions parsed and its steps flattened."""
+
+    spec: spec.JourneySpec
+    source: Path
+    version: str
+    trigger: ast.Condition | None
+    filter: ast.Condition | None
+    goal: ast.Condition | None
+    exit: ast.Condition | None
+    recipients: ast.Condition | None
+    holdout: float
+    program: tuple[program.Instr, ...]
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def status(self) -> str:
+        return self.spec.status
+
+    @property
+    def audience(self) -> str:
+        return self.spec.audience
+
+    def position(self, step_id: str | None) -> int | None:
+        """The instruction index of a step id (None when the step no longer exists)."""
+        if step_id is None:
+            return 0
+        return next((i.index for i in self.program if i.step_id == step_id), None)
+
+    def step(self, step_id: str) -> program.Instr | None:
+        """The message step with this id."""
+        return next((i for i in self.program if i.step_id == step_id), None)
+
+    def conditions(self) -> Iterator[ast.Condition]:
+        """Every step-level condition (guards, waits, branches)."""
+        for instr in self.program:
+            for cond in (instr.guard, instr.condition):
+                if cond is not None:
+                    yield cond
+
+
+@dataclass
+class Catalog:
+    """Every journey found, by id, and every problem found on the way."""
+
+    journeys: dict[str, Journey]
+    problems: list[Problem]
+
+    def get(self, journey_id: str) -> Journey:
+        """The journey with this id, or a NotFoundError listing the known ones."""
+        from engagement.errors import NotFoundError
+
+        if journey_id not in self.journeys:
+            known = ", ".join(sorted(self.journeys)) or "none"
+            raise NotFoundError(f"no journey {journey_id!r} (known: {known})")
+        return self.journeys[journey_id]
+
+    def raise_problems(self) -> None:
+        """Raise JourneyError if any file had a problem."""
+        if self.problems:
+            raise JourneyError(self.problems, f"{len(self.problems)} problem(s) in journey files:")
+
+
+def load(targets: list[Path], settings: Settings, renderer: Renderer | None = None) -> Catalog:
+    """Load every journey under `targets`, checking everything `engagement validate` checks."""
+    renderer = renderer or Renderer(settings.path(settings.templates.dir))
+    journeys: dict[str, Journey] = {}
+    problems: list[Problem] = []
+    paths = files.journey_paths(targets)
+    for target in targets:
+        if not target.exists():
+            problems.append(Problem(str(target), None, "", "no such file or folder"))
+    seen: dict[str, Path] = {}
+    for path in paths:
+        journey, found = _load_one(path, settings, renderer)
+        problems += found
+        if journey is None:
+            continue
+        if journey.id in seen:
+            src = files.read(path)
+            line = src.line_of(("id",)) if isinstance(src, files.SourceFile) else None
+            problems.append(
+                Problem(
+                    str(path), line, "id", f"duplicate journey id {journey.id!r} (also in {seen[journey.id]})"
+                )
+            )
+            continue
+        seen[journey.id] = path
+        journeys[journey.id] = journey
+    return Catalog(journeys, problems)
+
+
+def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journey | None, list[Problem]]:
+    source = files.read(path)
+    if isinstance(source, Problem):
+        return None, [source]
+    if not isinstance(source.data, dict):
+        return None, [Problem(str(path), 1, "", "a journey file is a mapping of keys (id, name, trigger, steps…)")]
+
+    def problem(loc: files.Loc, message: str) -> Problem:
+        return Problem(str(path), source.line_of(loc), files.format_loc(loc), message)
+
+    problems: list[Problem] = []
+    parsed: spec.JourneySpec | None = None
+    try:
+        parsed = spec.JourneySpec.model_validate(source.data)
+    except ValidationError as exc:
+        problems += [problem(loc, msg) for loc, msg in _schema_errors(exc)]
+
+    audience: ast.Scope = "account" if source.data.get("audience") == "account" else "contact"
+    conditions: dict[files.Loc, ast.Condition] = {}
+    for loc, raw, scope in _raw_conditions(source.data, audience):
+        parser = Parser(scope)
+        cond = parser.parse(raw)
+        problems += [problem(loc + sub, msg) for sub, msg in parser.problems]
+        if cond is not None:
+            conditions[loc] = cond
+
+    context = sample_context(audience, settings.company.model_dump())
+    seen_ids: set[str] = set()
+    for loc, kind, step in _raw_steps(source.data.get("steps"), ("steps",)):
+        step_id = step.get("id")
+        if isinstance(step_id, str):
+            if step_id in seen_ids:
+                problems.append(problem(loc + ("id",), f"duplicate step id {step_id!r}"))
+            seen_ids.add(step_id)
+        elif kind in program.MESSAGE_KINDS:
+            problems.append(problem(loc, f"{kind} steps need an `id` (reports and previews use it)"))
+        body = step.get(kind)
+        if kind in program.MESSAGE_KINDS and isinstance(body, dict):
+            for field, message in _check_message(kind, body, renderer, context, settings):
+                problems.append(problem(loc + (kind, field), message))
+
+    if problems or parsed is None:
+        return None, problems
+    return (
+        Journey(
+            spec=parsed,
+            source=path,
+            version=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+            trigger=conditions.get(("trigger", "condition")),
+            filter=conditions.get(("filter",)),
+            goal=conditions.get(("goal",)),
+            exit=conditions.get(("exit",)),
+            recipients=conditions.get(("recipients",)),
+            holdout=spec.holdout_fraction(parsed.holdout),
+            program=program.build(parsed.steps, conditions),
+        ),
+        [],
+    )
+
+
+def _raw_steps(steps: Any, loc: files.Loc) -> Iterator[tuple[files.Loc, str, dict[str, Any]]]:
+    """(location, kind, raw step) for every step, branches included, even in an invalid file."""
+    if not isinstance(steps, list):
+        return
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        kinds = [k for k in spec.STEP_KINDS if k in step]
+        if len(kinds) != 1:
+            continue
+        yield loc + (i,), kinds[0], step
+        branch = step.get("branch")
+        if isinstance(branch, dict):
+            for arm in ("then", "else"):
+                yield from _raw_steps(branch.get(arm), loc + (i, "branch", arm))
+
+
+def _check_message(kind: str, body: dict[str, Any], renderer: Renderer, context: dict[str, Any],
+                   settings: Settings) -> list[tuple[str, str]]:  # fmt: skip
+    """Render a message step's templates for a sample recipient; (field, message) problems."""
+    texts = {"email": ("subject",), "in_app": ("title", "body"), "notify": ("text",)}[kind]
+    found: list[tuple[str, str]] = []
+    for field in texts:
+        if isinstance(body.get(field), str):
+            found += renderer.check_text(field, body[field], context)
+    if kind == "email" and isinstance(body.get("template"), str):
+        found += renderer.check_email(body["template"], "", context)
+    if kind == "notify" and isinstance(body.get("webhook"), str) and settings.webhooks.named(body["webhook"]) is None:
+        name = body["webhook"]
+        found.append(("webhook", f"no webhook {name!r} in config; add [webhooks.{name}] url = ..."))
+    return found
+
+
+def _schema_errors(exc: ValidationError) -> list[tuple[files.Loc, str]]:
+    """Pydantic's errors as (location, message), without the noise of union alternatives."""
+    found = [(_clean(err["loc"]), _message(err), err["type"]) for err in exc.errors()]
+    locs = [loc for loc, _, _ in found]
+    kept: list[tuple[files.Loc, str]] = []
+    for loc, message, kind in found:
+        shadowed = kind in ("literal_error", "string_type", "float_parsing", "float_type") and any(
+            other[: len(loc)] == loc and len(other) > len(loc) for other in locs
+        )
+        if not shadowed and (loc, message) not in kept:
+            kept.append((loc, message))
+    return kept
+
+
+def _raw_conditions(data: dict[str, Any], audience: ast.Scope) -> Iterator[tuple[files.Loc, Any, ast.Scope]]:
+    trigger = data.get("trigger") or {}
+    if isinstance(trigger, dict) and "condition" in trigger:
+        yield ("trigger", "condition"), trigger["condition"], audience
+    for key in CONDITION_FIELDS:
+        if data.get(key) is not None:
+            yield (key,), data[key], "contact" if key == "recipients" else audience
+    yield from _step_conditions(data.get("steps") or [], ("steps",), audience)
+
+
+def _step_conditions(
+    steps: list[Any], loc: files.Loc, audience: ast.Scope
+) -> Iterator[tuple[files.Loc, Any, ast.Scope]]:
+    for i, step in enumerate(steps):
+        here = loc + (i,)
+        if not isinstance(step, dict):
+            continue
+        if "if" in step:
+            yield here + ("if",), step["if"], audience
+        if "wait_until" in step:
+            yield here + ("wait_until",), step["wait_until"], audience
+        branch = step.get("branch")
+        if isinstance(branch, dict):
+            if "if" in branch:
+                yield here + ("branch", "if"), branch["if"], audience
+            for arm in ("then", "else"):
+                yield from _step_conditions(branch.get(arm) or [], here + ("branch", arm), audience)
+
+
+def _clean(loc: tuple[Any, ...]) -> files.Loc:
+    """Drop pydantic's union tags and rename aliased fields back to the file's spelling."""
+    out: list[str | int] = []
+    for part in loc:
+        if part in spec.STEP_TAGS or part in ("ReEntryAfter", "str", "float", "literal['never','always']"):
+            continue
+        if isinstance(part, str) and part.startswith(("literal[", "function-")):
+            continue
+        out.append({"if_": "if", "else_": "else"}.get(part, part) if isinstance(part, str) else part)
+    return tuple(out)
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; `engagement schema` lists every key)"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")

@@ -1,0 +1,165 @@
+"""Read YAML and TOML journey files, keeping the line of every key for error messages."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engagement.errors import Problem
+
+Loc = tuple[str | int, ...]
+SUFFIXES = (".yaml", ".yml", ".toml")
+
+
+@dataclass
+class SourceFile:
+    """A parsed journey file and where each of its keys stands."""
+
+    path: Path
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of `loc`, or of its nearest located parent."""
+        for end in range(len(loc), -1, -1):
+            line = self.lines.get(tuple(loc[:end]))
+            if line is not None:
+                return line
+        return None
+
+
+def read(path: Path) -> SourceFile | Problem:
+    """Parse one file; a syntax error comes back as a Problem with its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Problem(str(path), None, "", f"cannot read: {exc}")
+    if path.suffix == ".toml":
+        return _read_toml(path, text)
+    return _read_yaml(path, text)
+
+
+def _read_yaml(path: Path, text: str) -> SourceFile | Problem:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        return Problem(str(path), line, "", f"YAML syntax: {exc.problem or exc}")
+    except yaml.YAMLError as exc:
+        return Problem(str(path), None, "", f"YAML syntax: {exc}")
+    source = SourceFile(path, data)
+    if node is not None:
+        duplicate = _index_yaml(node, (), source.lines)
+        if duplicate:
+            loc, line = duplicate
+            return Problem(str(path), line, format_loc(loc), "duplicate key")
+        source.lines[()] = node.start_mark.line + 1
+    return source
+
+
+def _index_yaml(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> tuple[Loc, int] | None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            child = loc + (key,)
+            if key in seen:
+                return child, key_node.start_mark.line + 1
+            seen.add(key)
+            lines[child] = key_node.start_mark.line + 1
+            found = _index_yaml(value_node, child, lines)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[loc + (i,)] = item.start_mark.line + 1
+            found = _index_yaml(item, loc + (i,), lines)
+            if found:
+                return found
+    return None
+
+
+_TOML_LINE = re.compile(r"\(at line (\d+)")
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(
+    r'^\s*((?:"[^"]*"|\'[^\']*\'|[A-Za-z0-9_-]+)(?:\s*\.\s*(?:"[^"]*"|\'[^\']*\'|[A-Za-z0-9_-]+))*)\s*='
+)
+
+
+def _read_toml(path: Path, text: str) -> SourceFile | Problem:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_LINE.search(str(exc))
+        return Problem(str(path), int(match.group(1)) if match else None, "", f"TOML syntax: {exc}")
+    return SourceFile(path, data, _index_toml(text))
+
+
+def _split_key(text: str) -> list[str]:
+    parts = re.findall(r'"([^"]*)"|\'([^\']*)\'|([A-Za-z0-9_-]+)', text)
+    return [a or b or c for a, b, c in parts]
+
+
+def _index_toml(text: str) -> dict[Loc, int]:
+    """Best-effort key → line map: tables, arrays of tables, keys and multi-line array items."""
+    lines: dict[Loc, int] = {(): 1}
+    table: Loc = ()
+    counts: dict[Loc, int] = {}
+    array: Loc | None = None
+    item = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].rstrip() if '"' not in raw and "'" not in raw else raw.rstrip()
+        if not line.strip():
+            continue
+        header = _HEADER.match(line)
+        if header and array is None:
+            key = tuple(_split_key(header.group(2)))
+            if header.group(1) == "[[":
+                index = counts.get(key, -1) + 1
+                counts[key] = index
+                table = key + (index,)
+            else:
+                table = key
+            lines.setdefault(table, number)
+            continue
+        if array is not None:
+            if line.strip().startswith("]"):
+                array = None
+                continue
+            lines.setdefault(array + (item,), number)
+            item += 1
+            continue
+        key_match = _KEY.match(line)
+        if key_match:
+            loc = table + tuple(_split_key(key_match.group(1)))
+            lines.setdefault(loc, number)
+            rest = line[key_match.end() :].strip()
+            if rest == "[" or (rest.startswith("[") and not rest.endswith("]")):
+                array, item = loc, 0
+    return lines
+
+
+def format_loc(loc: Loc) -> str:
+    """`('steps', 2, 'email', 'template')` as `steps[2].email.template`."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def journey_paths(targets: list[Path]) -> list[Path]:
+    """Every journey file under the given files and folders, sorted."""
+    found: list[Path] = []
+    for target in targets:
+        if target.is_dir():
+            found.extend(p for p in sorted(target.rglob("*")) if p.suffix in SUFFIXES and p.is_file())
+        else:
+            found.append(target)
+    return found

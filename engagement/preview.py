@@ -1,0 +1,67 @@
+"""Render one step of a journey for one contact, exactly as it would be sent."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from engagement import errors, templates, unsubscribe
+from engagement.conditions import pure
+from engagement.config import Settings
+from engagement.journeys.catalog import Journey
+from engagement.store import schema
+from engagement.store.database import Database
+from engagement.templates import Renderer
+from engagement.tick import context as eval_context
+
+
+@dataclass
+class Preview:
+    """A rendered message and whether its step's `if` holds for this contact now."""
+
+    kind: str
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    payload: dict[str, Any] | None = None
+    guard_holds: bool | None = None
+
+
+def render(settings: Settings, db: Database, renderer: Renderer, journey: Journey, step_id: str,
+           contact_id: str, now: datetime) -> Preview:  # fmt: skip
+    """Render `step_id` of `journey` for `contact_id`."""
+    instr = journey.step(step_id)
+    if instr is None or not instr.is_message:
+        steps = ", ".join(i.step_id for i in journey.program if i.is_message)
+        raise errors.NotFoundError(f"journey {journey.id!r} has no message step {step_id!r} (steps: {steps})")
+    with db.begin() as conn:
+        contact = conn.execute(select(schema.contacts).where(schema.contacts.c.id == contact_id)).mappings().first()
+        if contact is None:
+            raise errors.NotFoundError(f"no contact {contact_id!r}")
+        account = conn.execute(
+            select(schema.accounts).where(schema.accounts.c.id == contact["account_id"])
+        ).mappings().first()
+        subject_id = contact_id if journey.audience == "contact" else contact["account_id"]
+        facts = pure.load_facts(conn, journey.audience, subject_id)
+    guard = None
+    if instr.guard is not None and facts is not None:
+        guard = pure.evaluate(instr.guard, facts, eval_context(settings, journey, now))
+    link = unsubscribe.url(settings.server.public_url, contact_id, settings.unsubscribe.secret)
+    ctx = templates.message_context(
+        contact=dict(contact), account=dict(account or {}), journey={"id": journey.id, "name": journey.spec.name},
+        step_id=step_id, company=settings.company.model_dump(), unsubscribe_url=link,
+    )  # fmt: skip
+    if instr.kind == "email":
+        email = renderer.email(instr.spec.template, instr.spec.subject, ctx)
+        return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
+    if instr.kind == "in_app":
+        spec = instr.spec
+        payload = {"title": renderer.text(spec.title, ctx), "body": renderer.text(spec.body, ctx),
+                   "cta": spec.cta.model_dump() if spec.cta else None}  # fmt: skip
+        return Preview("in_app", payload["title"], json.dumps(payload, indent=2), payload=payload, guard_holds=guard)
+    payload = {"webhook": instr.spec.webhook, "text": renderer.text(instr.spec.text, ctx)}
+    return Preview("notify", None, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)

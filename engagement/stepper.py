@@ -1,0 +1,83 @@
+"""The pure decision: given an enrollment's position, the time and what holds, what happens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engagement.conditions import ast
+from engagement.journeys.program import Instr
+
+MAX_HOPS = 1000  # a journey never needs more instant steps than this in one tick
+
+
+@dataclass
+class Decision:
+    """What to do with one due enrollment."""
+
+    messages: list[Instr] = field(default_factory=list)
+    skipped: list[Instr] = field(default_factory=list)
+    step_id: str | None = None
+    next_action_at: datetime | None = None
+    wait_started_at: datetime | None = None
+    outcome: str | None = None  # completed | holdout (ran out of steps)
+    reason: str | None = None
+
+
+def decide(
+    program: tuple[Instr, ...],
+    position: int,
+    wait_started_at: datetime | None,
+    now: datetime,
+    holds: Callable[[ast.Condition], bool],
+    *,
+    holdout: bool,
+) -> Decision:
+    """Walk instant steps from `position` until a wait, or the end of the journey."""
+    decision = Decision()
+    index = position
+    waited_since = wait_started_at
+    for _ in range(MAX_HOPS):
+        if index >= len(program):
+            decision.outcome = "holdout" if holdout else "completed"
+            return decision
+        instr = program[index]
+        if instr.kind == "jump":
+            index = instr.next
+            continue
+        if instr.guard is not None and not holds(instr.guard):
+            decision.skipped.append(instr)
+            index, waited_since = instr.next, None
+            continue
+        if instr.kind == "branch":
+            assert instr.condition is not None
+            index = instr.next if holds(instr.condition) else instr.alt
+            continue
+        if instr.kind == "wait":
+            assert instr.duration is not None
+            started = waited_since or now
+            if now >= started + instr.duration:
+                index, waited_since = instr.next, None
+                continue
+            return _park(decision, instr, started, started + instr.duration)
+        if instr.kind == "wait_until":
+            assert instr.condition is not None
+            started = waited_since or now
+            timed_out = instr.duration is not None and now >= started + instr.duration
+            if holds(instr.condition) or timed_out:
+                index, waited_since = instr.next, None
+                continue
+            until = started + instr.duration if instr.duration is not None else None
+            return _park(decision, instr, started, until)
+        if not holdout:
+            decision.messages.append(instr)
+        index, waited_since = instr.next, None
+    raise RuntimeError(f"journey loops at step {program[index].step_id!r}")
+
+
+def _park(decision: Decision, instr: Instr, started: datetime, until: datetime | None) -> Decision:
+    decision.step_id = instr.step_id
+    decision.wait_started_at = started
+    decision.next_action_at = until
+    return decision

@@ -1,0 +1,283 @@
+"""The tables. Idempotency lives here: unique keys per (enrollment, step, recipient) and
+per provider event, one active enrollment per (journey, subject)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, cast
+
+from sqlalchemy import Column, Index, Table, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from engagement.store.types import BigId, JsonDoc, UTCDateTime
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = SQLModel.metadata
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JsonDoc, nullable=False))
+
+
+class Account(SQLModel, table=True):
+    """A customer company."""
+
+    __tablename__ = "account"
+    id: str = Field(primary_key=True, max_length=200)
+    name: str = Field(default="", max_length=300)
+    plan: str | None = Field(default=None, max_length=100)
+    mrr: float = 0.0
+    touch: str = Field(default="tech", max_length=10)
+    touch_explicit: bool = False
+    signed_up_at: datetime | None = _ts()
+    renewal_date: date | None = None
+    traits: dict[str, Any] = _json()
+    updated_at: datetime | None = _ts()
+
+
+class Contact(SQLModel, table=True):
+    """A user of an account; the person journeys talk to."""
+
+    __tablename__ = "contact"
+    id: str = Field(primary_key=True, max_length=200)
+    account_id: str = Field(foreign_key="account.id", index=True, max_length=200)
+    email: str | None = Field(default=None, index=True, max_length=320)
+    first_name: str = Field(default="", max_length=200)
+    last_name: str = Field(default="", max_length=200)
+    role: str | None = Field(default=None, max_length=100)
+    timezone: str = Field(default="UTC", max_length=64)
+    created_at: datetime | None = _ts(index=True)
+    traits: dict[str, Any] = _json()
+    unsubscribed_at: datetime | None = _ts()
+    erased_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
+
+class Event(SQLModel, table=True):
+    """Something a contact did, from the product, an import or the engine itself."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        Index("ix_event_contact_name_ts", "contact_id", "name", "timestamp"),
+        Index("ix_event_account_name_ts", "account_id", "name", "timestamp"),
+        Index("ix_event_name_ts", "name", "timestamp"),
+    )
+    pk: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    event_id: str | None = Field(default=None, unique=True, max_length=200)
+    contact_id: str = Field(max_length=200)
+    account_id: str | None = Field(default=None, max_length=200)
+    name: str = Field(max_length=200)
+    timestamp: datetime = _ts(nullable=False)
+    properties: dict[str, Any] = _json()
+    source: str = Field(default="product", max_length=20)
+    received_at: datetime = _ts(nullable=False)
+
+
+class Milestone(SQLModel, table=True):
+    """The first time a named event happened for a contact."""
+
+    __tablename__ = "milestone"
+    __table_args__ = (Index("ix_milestone_name_reached", "name", "reached_at"),)
+    contact_id: str = Field(primary_key=True, max_length=200)
+    name: str = Field(primary_key=True, max_length=200)
+    account_id: str | None = Field(default=None, max_length=200)
+    reached_at: datetime = _ts(nullable=False)
+
+
+class AccountMilestone(SQLModel, table=True):
+    """The first time a named event happened for anyone at an account."""
+
+    __tablename__ = "account_milestone"
+    __table_args__ = (Index("ix_account_milestone_name_reached", "name", "reached_at"),)
+    account_id: str = Field(primary_key=True, max_length=200)
+    name: str = Field(primary_key=True, max_length=200)
+    reached_at: datetime = _ts(nullable=False)
+
+
+class JourneyRecord(SQLModel, table=True):
+    """What the engine last saw of a journey file (status, version)."""
+
+    __tablename__ = "journey"
+    id: str = Field(primary_key=True, max_length=100)
+    name: str = Field(default="", max_length=300)
+    status: str = Field(default="draft", max_length=10)
+    version: str = Field(default="", max_length=64)
+    source: str = Field(default="", max_length=500)
+    updated_at: datetime | None = _ts()
+
+
+class Enrollment(SQLModel, table=True):
+    """One contact (or account) in one journey, from entry to exit."""
+
+    __tablename__ = "enrollment"
+    __table_args__ = (
+        Index("ix_enrollment_journey_subject", "journey_id", "subject_id", "entered_at"),
+        Index(
+            "uq_enrollment_active_subject",
+            "journey_id",
+            "subject_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+        Index(
+            "ix_enrollment_due",
+            "next_action_at",
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    journey_id: str = Field(max_length=100)
+    audience: str = Field(default="contact", max_length=10)
+    subject_id: str = Field(max_length=200)
+    account_id: str | None = Field(default=None, max_length=200)
+    holdout: bool = False
+    state: str = Field(default="active", max_length=10)
+    outcome: str | None = Field(default=None, max_length=20)
+    end_reason: str | None = Field(default=None, max_length=200)
+    step_id: str | None = Field(default=None, max_length=100)
+    next_action_at: datetime | None = _ts()
+    wait_started_at: datetime | None = _ts()
+    entered_at: datetime = _ts(nullable=False)
+    ended_at: datetime | None = _ts()
+    trigger_ref: str | None = Field(default=None, max_length=200)
+
+
+class Delivery(SQLModel, table=True):
+    """One message for one enrollment step and one recipient, with its lifecycle."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_id", "recipient"),
+        Index("ix_delivery_status_due", "status", "due_at"),
+        Index("ix_delivery_journey_step", "journey_id", "step_id"),
+        Index("ix_delivery_contact_sent", "contact_id", "sent_at"),
+    )
+    id: str = Field(primary_key=True, max_length=36)
+    enrollment_id: int = Field(sa_column=Column(BigId, nullable=False))
+    journey_id: str = Field(max_length=100)
+    step_id: str = Field(max_length=100)
+    channel: str = Field(max_length=10)
+    recipient: str = Field(max_length=200)
+    contact_id: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="queued", max_length=20)
+    status_reason: str | None = Field(default=None, max_length=1000)
+    to_address: str | None = Field(default=None, max_length=320)
+    subject: str | None = Field(default=None, max_length=1000)
+    provider: str | None = Field(default=None, max_length=20)
+    provider_message_id: str | None = Field(default=None, index=True, max_length=200)
+    attempts: int = 0
+    due_at: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime | None = _ts()
+    sent_at: datetime | None = _ts()
+
+
+class Response(SQLModel, table=True):
+    """Something a recipient did with a delivery: open, click, seen, unsubscribe…"""
+
+    __tablename__ = "response"
+    __table_args__ = (Index("ix_response_delivery_kind", "delivery_id", "kind"),)
+    pk: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    delivery_id: str = Field(max_length=36)
+    contact_id: str | None = Field(default=None, index=True, max_length=200)
+    journey_id: str = Field(max_length=100)
+    step_id: str = Field(max_length=100)
+    kind: str = Field(max_length=20)
+    occurred_at: datetime = _ts(nullable=False)
+    dedupe_key: str | None = Field(default=None, unique=True, max_length=300)
+    simulated: bool = False
+    data: dict[str, Any] = _json()
+
+
+class Nudge(SQLModel, table=True):
+    """An in-app message waiting in a contact's inbox."""
+
+    __tablename__ = "nudge"
+    __table_args__ = (Index("ix_nudge_contact_created", "contact_id", "created_at"),)
+    id: str = Field(primary_key=True, max_length=36)
+    delivery_id: str = Field(unique=True, max_length=36)
+    contact_id: str = Field(max_length=200)
+    journey_id: str = Field(max_length=100)
+    step_id: str = Field(max_length=100)
+    title: str = Field(max_length=300)
+    body: str = Field(default="", max_length=5000)
+    cta_label: str | None = Field(default=None, max_length=100)
+    cta_url: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime | None = _ts()
+    seen_at: datetime | None = _ts()
+    clicked_at: datetime | None = _ts()
+    dismissed_at: datetime | None = _ts()
+
+
+class Suppression(SQLModel, table=True):
+    """An address we must not email; keyed by hash so erasure keeps the opt-out."""
+
+    __tablename__ = "suppression"
+    email_hash: str = Field(primary_key=True, max_length=64)
+    email: str | None = Field(default=None, max_length=320)
+    reason: str = Field(max_length=20)
+    source: str = Field(default="", max_length=200)
+    created_at: datetime = _ts(nullable=False)
+
+
+class ContactScore(SQLModel, table=True):
+    """A contact's engagement score as of `as_of_day` (days since the Unix epoch)."""
+
+    __tablename__ = "contact_score"
+    contact_id: str = Field(primary_key=True, max_length=200)
+    value: float = 0.0
+    as_of_day: float = 0.0
+
+
+class AccountScore(SQLModel, table=True):
+    """An account's engagement score as of `as_of_day` (days since the Unix epoch)."""
+
+    __tablename__ = "account_score"
+    account_id: str = Field(primary_key=True, max_length=200)
+    value: float = 0.0
+    as_of_day: float = 0.0
+
+
+class ScoreSnapshot(SQLModel, table=True):
+    """A daily record of each score and band, for trends."""
+
+    __tablename__ = "score_snapshot"
+    day: date = Field(primary_key=True)
+    subject_type: str = Field(primary_key=True, max_length=10)
+    subject_id: str = Field(primary_key=True, max_length=200)
+    value: float = 0.0
+    band: str = Field(default="red", max_length=10)
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy Core table behind a model, for set-based statements."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+accounts = table(Account)
+contacts = table(Contact)
+events = table(Event)
+milestones = table(Milestone)
+account_milestones = table(AccountMilestone)
+journeys = table(JourneyRecord)
+enrollments = table(Enrollment)
+deliveries = table(Delivery)
+responses = table(Response)
+nudges = table(Nudge)
+suppressions = table(Suppression)
+contact_scores = table(ContactScore)
+account_scores = table(AccountScore)
+score_snapshots = table(ScoreSnapshot)

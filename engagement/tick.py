@@ -1,0 +1,88 @@
+"""One evaluation pass at one instant: end, enroll, advance, then dispatch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engagement import advance, enroll
+from engagement.conditions.context import EvalContext
+from engagement.config import Settings
+from engagement.delivery import dispatch
+from engagement.journeys.catalog import Catalog, Journey
+from engagement.store import schema
+from engagement.store.database import Database
+from engagement.templates import Renderer
+
+
+@dataclass
+class JourneyCounts:
+    """What a tick did in one journey."""
+
+    enrolled: int = 0
+    converted: int = 0
+    exited: int = 0
+    completed: int = 0
+    stepped: int = 0
+    queued: int = 0
+
+
+@dataclass
+class TickReport:
+    """What a tick did, per journey and for delivery."""
+
+    now: datetime
+    journeys: dict[str, JourneyCounts] = field(default_factory=dict)
+    dispatched: dispatch.Dispatched = field(default_factory=dispatch.Dispatched)
+    seconds: float = 0.0
+
+    def total(self, name: str) -> int:
+        """Sum one counter over all journeys."""
+        return sum(getattr(c, name) for c in self.journeys.values())
+
+
+def context(settings: Settings, journey: Journey, now: datetime) -> EvalContext:
+    """The evaluation context of a journey at `now`."""
+    bands = settings.scoring.bands
+    return EvalContext(now, journey.audience, settings.scoring.half_life_days, bands.green, bands.yellow)
+
+
+def sync_journeys(db: Database, catalog: Catalog, now: datetime) -> None:
+    """Record each journey's status and version as the engine last saw it."""
+    rows = [{"id": j.id, "name": j.spec.name, "status": j.status, "version": j.version,
+             "source": str(j.source), "updated_at": now} for j in catalog.journeys.values()]  # fmt: skip
+    if rows:
+        with db.begin() as conn:
+            db.upsert(conn, schema.journeys, rows, ["id"], ["name", "status", "version", "source", "updated_at"])
+
+
+def run(
+    db: Database, settings: Settings, catalog: Catalog, renderer: Renderer, ports: dispatch.Ports, now: datetime
+) -> TickReport:
+    """Run one tick at `now`. Running it twice at the same instant changes nothing more."""
+    started = time.perf_counter()
+    report = TickReport(now)
+    sync_journeys(db, catalog, now)
+    for journey in catalog.journeys.values():
+        if journey.status == "draft":
+            continue
+        counts = report.journeys.setdefault(journey.id, JourneyCounts())
+        ctx = context(settings, journey, now)
+        with db.begin() as conn:
+            counts.converted, counts.exited = advance.end_on_goal_and_exit(conn, journey, ctx)
+            if journey.status != "active":
+                continue  # paused: nobody enters, nobody moves; goal and exit still end enrollments
+            counts.enrolled = enroll.enroll(db, conn, journey, ctx)
+            advance.wake_waiters(conn, journey, ctx)
+        while True:
+            with db.begin() as conn:
+                batch = advance.advance_batch(db, conn, journey, ctx, settings.limits.batch_size)
+            if batch is None:
+                break
+            counts.stepped += batch.stepped
+            counts.queued += batch.queued
+            counts.completed += batch.completed
+    report.dispatched = dispatch.dispatch(db, settings, catalog, renderer, ports, now)
+    report.seconds = time.perf_counter() - started
+    return report

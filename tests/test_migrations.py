@@ -1,0 +1,192 @@
+"""The Alembic revisions build exactly the schema the models describe, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, insert, inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from engagement import errors
+from engagement.store import database, migrate, schema
+
+PG_ENV = "ENGAGEMENT_TEST_POSTGRES_URL"
+NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[database.Database]:
+    """An empty database on each backend, left empty again afterwards."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'engagement.db'}"
+    else:
+        url = os.environ.get(PG_ENV, "")
+        if not url:
+            pytest.skip(f"set {PG_ENV}=postgresql://user:password@host/db to run on PostgreSQL")
+    handle = database.Database(url)
+    _drop_everything(handle.engine)  # a run that crashed half-way may have left tables behind
+    try:
+        yield handle
+    finally:
+        _drop_everything(handle.engine)
+        handle.dispose()
+
+
+def _drop_everything(engine: Engine) -> None:
+    schema.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def _differences(db: database.Database) -> list[Any]:
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, schema.metadata))
+
+
+def _snapshot(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Everything reflection can see of each table, in a comparable form."""
+    found = inspect(engine)
+    tables: dict[str, dict[str, Any]] = {}
+    for name in sorted(found.get_table_names()):
+        if name == "alembic_version":
+            continue
+        tables[name] = {
+            "columns": [
+                (c["name"], repr(c["type"]), c["nullable"], str(c.get("default")))
+                for c in found.get_columns(name)
+            ],
+            "pk": _plain(found.get_pk_constraint(name)),
+            "fks": sorted(_plain(fk) for fk in found.get_foreign_keys(name)),
+            "indexes": sorted(_plain(ix) for ix in found.get_indexes(name)),
+            "uniques": sorted(_plain(uq) for uq in found.get_unique_constraints(name)),
+        }
+    return tables
+
+
+def _plain(reflected: Any) -> str:
+    # str() turns reflected SQL fragments (SQLite's sqlite_where is a TextClause) into their text
+    return json.dumps(reflected, sort_keys=True, default=str)
+
+
+def _enrollment(subject: str, state: str) -> dict[str, Any]:
+    return {
+        "journey_id": "onboarding",
+        "audience": "contact",
+        "subject_id": subject,
+        "holdout": False,
+        "state": state,
+        "entered_at": NOW,
+    }
+
+
+def test_upgrading_an_empty_database_to_head_matches_the_models(db: database.Database) -> None:
+    migrate.upgrade(db)
+    assert _differences(db) == []
+
+
+def test_the_migrated_schema_is_identical_to_create_all(db: database.Database) -> None:
+    # compare_metadata skips what alembic cannot diff (partial index WHERE clauses, sequences),
+    # so reflect both schemas in full and compare them field by field as well.
+    db.create_all()
+    expected = _snapshot(db.engine)
+    _drop_everything(db.engine)
+    migrate.upgrade(db)
+    assert _snapshot(db.engine) == expected
+    assert set(expected) == set(schema.metadata.tables)
+
+
+def test_the_partial_indexes_keep_their_where_clause(db: database.Database) -> None:
+    migrate.upgrade(db)
+    indexes = {ix["name"]: ix for ix in inspect(db.engine).get_indexes("enrollment")}
+    for name in ("uq_enrollment_active_subject", "ix_enrollment_due"):
+        assert "active" in str(indexes[name]["dialect_options"][f"{db.dialect}_where"])
+    with db.begin() as conn:
+        conn.execute(insert(schema.enrollments), [_enrollment("c1", "ended"), _enrollment("c1", "active")])
+    with pytest.raises(IntegrityError), db.begin() as conn:
+        conn.execute(insert(schema.enrollments), [_enrollment("c1", "active")])
+
+
+def test_autoincrement_ids_are_assigned_by_the_database(db: database.Database) -> None:
+    migrate.upgrade(db)
+    row = {"contact_id": "c1", "name": "login", "timestamp": NOW, "properties": {}, "received_at": NOW}
+    with db.begin() as conn:
+        first = conn.execute(insert(schema.events).returning(schema.events.c.pk), [row]).scalar_one()
+        second = conn.execute(
+            insert(schema.events).returning(schema.events.c.pk), [{**row, "name": "logout"}]
+        ).scalar_one()
+    assert second > first
+
+
+def test_upgrade_is_idempotent_and_is_current_says_so(db: database.Database) -> None:
+    assert migrate.current(db) is None
+    assert not migrate.is_current(db)
+    migrate.upgrade(db)
+    assert migrate.current(db) == migrate.head()
+    assert migrate.is_current(db)
+    with db.begin() as conn:
+        conn.execute(insert(schema.enrollments), [_enrollment("c1", "active")])
+    migrate.upgrade(db)
+    assert migrate.is_current(db)
+    with db.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM enrollment")).scalar_one() == 1
+
+
+def test_downgrading_to_base_then_upgrading_again_rebuilds_the_schema(db: database.Database) -> None:
+    migrate.upgrade(db)
+    migrate.downgrade(db, "base")
+    assert migrate.current(db) is None
+    assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+    with pytest.raises(database.DatabaseNotReady):
+        db.check_ready()
+    migrate.upgrade(db)
+    db.check_ready()
+    assert migrate.is_current(db)
+    assert _differences(db) == []
+
+
+def test_the_environment_falls_back_to_the_sqlalchemy_url_option(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'engagement.db'}"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrate.MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "head")
+    handle = database.Database(url)
+    try:
+        assert migrate.is_current(handle)
+    finally:
+        handle.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "postgresql://engagement@localhost/engagement"])
+def test_offline_mode_renders_the_partial_unique_index(url: str) -> None:
+    out = io.StringIO()
+    cfg = Config(stdout=out)
+    cfg.set_main_option("script_location", str(migrate.MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url)
+    with contextlib.redirect_stdout(out):
+        command.upgrade(cfg, "head", sql=True)
+    assert (
+        "CREATE UNIQUE INDEX uq_enrollment_active_subject ON enrollment (journey_id, subject_id) "
+        "WHERE state = 'active'" in out.getvalue()
+    )
+
+
+def test_a_missing_migrations_folder_is_reported_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migrate, "MIGRATIONS", tmp_path / "migrations")
+    with pytest.raises(errors.EngagementError, match="migrations folder not found"):
+        migrate.head()
