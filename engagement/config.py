@@ -87,7 +87,7 @@ class Server(Section):
 
 class Limits(Section):
     emails_per_contact_per_week: int = Field(3, ge=0)
-    in_flight: int = Field(50, ge=1)
+    in_flight: int = Field(100, ge=1)
     batch_size: int = Field(2000, ge=1)
 
 

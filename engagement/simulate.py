@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from engagement.clock import ManualClock
 from engagement.config import Settings
-from engagement.delivery.recording import RecordingEmail, RecordingWebhook
+from engagement.delivery.recording import CountingEmail, RecordingWebhook
 from engagement.engine import Engine
 from engagement.journeys.catalog import Catalog
 from engagement.store import schema
@@ -112,7 +112,7 @@ def run(
     with copy_of(db) as copy:
         clock = ManualClock(start)
         engine = Engine(settings, clock=clock, database=copy, catalog=catalog,
-                        email=RecordingEmail(), webhooks=RecordingWebhook())  # fmt: skip
+                        email=CountingEmail(), webhooks=RecordingWebhook())  # fmt: skip
         now = start
         while now <= result.end:
             report = engine.tick(now)

@@ -29,3 +29,16 @@ class RecordingWebhook:
     def send(self, message: OutboundWebhook) -> str:
         self.sent.append(message)
         return f"recorded-{message.delivery_id}"
+
+
+class CountingEmail:
+    """Counts emails and keeps only their ids (dry runs over many contacts stay small)."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def send(self, message: OutboundEmail) -> str:
+        self.count += 1
+        return f"counted-{message.delivery_id}"

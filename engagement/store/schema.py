@@ -26,7 +26,8 @@ def _ts(*, nullable: bool = True, index: bool = False) -> Any:
 
 
 def _json() -> Any:
-    return Field(default_factory=dict, sa_column=Column(JsonDoc, nullable=False))
+    # the column default covers Core inserts that leave the column out (a new row without traits)
+    return Field(default_factory=dict, sa_column=Column(JsonDoc, nullable=False, default=dict))
 
 
 class Account(SQLModel, table=True):
@@ -160,7 +161,7 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", "recipient"),
-        Index("ix_delivery_status_due", "status", "due_at"),
+        Index("ix_delivery_status_due", "status", "due_at", "id"),
         Index("ix_delivery_journey_step", "journey_id", "step_id"),
         Index("ix_delivery_contact_sent", "contact_id", "sent_at"),
     )

@@ -90,7 +90,7 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_delivery_provider_message_id"), "delivery", ["provider_message_id"], unique=False
     )
-    op.create_index("ix_delivery_status_due", "delivery", ["status", "due_at"], unique=False)
+    op.create_index("ix_delivery_status_due", "delivery", ["status", "due_at", "id"], unique=False)
 
     op.create_table(
         "enrollment",
