@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, and_, select, update
+from sqlalchemy.sql import ColumnElement
 
 from engagement import stepper
 from engagement.conditions import ast, sql
@@ -36,7 +37,9 @@ def delivery_id(enrollment_id: int, step_id: str, recipient: str) -> str:
     return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{enrollment_id}:{step_id}:{recipient}"))
 
 
-def holding(conn: Connection, journey: Journey, ids: Sequence[str], cond: ast.Condition, ctx: EvalContext) -> set[str]:
+def holding(
+    conn: Connection, journey: Journey, ids: Sequence[str], cond: ast.Condition, ctx: EvalContext
+) -> set[str]:
     """Which of these subjects satisfy `cond` now (one set-based query)."""
     source, subject = sql.subjects_from(journey.audience)
     stmt = select(subject).select_from(source).where(subject.in_(list(ids)), sql.compile_condition(cond, ctx))
@@ -84,7 +87,9 @@ def wake_waiters(conn: Connection, journey: Journey, ctx: EvalContext) -> int:
     return woken
 
 
-def advance_batch(db: Database, conn: Connection, journey: Journey, ctx: EvalContext, limit: int) -> Advanced | None:
+def advance_batch(
+    db: Database, conn: Connection, journey: Journey, ctx: EvalContext, limit: int
+) -> Advanced | None:
     """Step up to `limit` due enrollments; None when nothing was due."""
     rows = conn.execute(
         select(en.c.id, en.c.subject_id, en.c.account_id, en.c.holdout, en.c.step_id, en.c.wait_started_at)
@@ -107,9 +112,13 @@ def advance_batch(db: Database, conn: Connection, journey: Journey, ctx: EvalCon
             updates.append(_ended(row.id, "exited", "step removed from journey", ctx.now))
             continue
         decision = stepper.decide(
-            journey.program, position, row.wait_started_at, ctx.now,
-            lambda cond, s=row.subject_id: s in truth[cond], holdout=row.holdout,
-        )  # fmt: skip
+            journey.program,
+            position,
+            row.wait_started_at,
+            ctx.now,
+            _holds(truth, row.subject_id),
+            holdout=row.holdout,
+        )
         for instr in decision.messages:
             for recipient, contact_id in _targets(journey, instr, row, recipients):
                 deliveries.append(_delivery(journey, instr, row.id, recipient, contact_id, ctx.now))
@@ -117,41 +126,63 @@ def advance_batch(db: Database, conn: Connection, journey: Journey, ctx: EvalCon
             updates.append(_ended(row.id, decision.outcome, decision.outcome, ctx.now))
             result.completed += 1
         else:
-            updates.append({"_id": row.id, "step_id": decision.step_id, "next_action_at": decision.next_action_at,
-                            "wait_started_at": decision.wait_started_at, "state": "active", "outcome": None,
-                            "end_reason": None, "ended_at": None})  # fmt: skip
+            updates.append(
+                {
+                    "_id": row.id,
+                    "step_id": decision.step_id,
+                    "next_action_at": decision.next_action_at,
+                    "wait_started_at": decision.wait_started_at,
+                    "state": "active",
+                    "outcome": None,
+                    "end_reason": None,
+                    "ended_at": None,
+                }
+            )
     if deliveries:
-        result.queued = db.insert_ignore(conn, schema.deliveries, deliveries, ["enrollment_id", "step_id", "recipient"])
-    conn.execute(
-        update(en).where(en.c.id == bindparam("_id")).values(
-            step_id=bindparam("step_id"), next_action_at=bindparam("next_action_at"),
-            wait_started_at=bindparam("wait_started_at"), state=bindparam("state"),
-            outcome=bindparam("outcome"), end_reason=bindparam("end_reason"), ended_at=bindparam("ended_at"),
-        ),  # fmt: skip
-        updates,
-    )
+        result.queued = db.insert_ignore(
+            conn, schema.deliveries, deliveries, ["enrollment_id", "step_id", "recipient"]
+        )
+    db.update_by_id(conn, en, updates)
     return result
 
 
+def _holds(truth: dict[ast.Condition, set[str]], subject: str) -> Callable[[ast.Condition], bool]:
+    return lambda cond: subject in truth[cond]
+
+
 def _ended(enrollment_id: int, outcome: str, reason: str, now: datetime) -> dict[str, Any]:
-    return {"_id": enrollment_id, "step_id": None, "next_action_at": None, "wait_started_at": None,
-            "state": "ended", "outcome": outcome, "end_reason": reason, "ended_at": now}  # fmt: skip
+    return {
+        "_id": enrollment_id,
+        "step_id": None,
+        "next_action_at": None,
+        "wait_started_at": None,
+        "state": "ended",
+        "outcome": outcome,
+        "end_reason": reason,
+        "ended_at": now,
+    }
 
 
-def _recipients(conn: Connection, journey: Journey, account_ids: Sequence[str], ctx: EvalContext) -> dict[str, list[str]]:
+def _recipients(
+    conn: Connection, journey: Journey, account_ids: Sequence[str], ctx: EvalContext
+) -> dict[str, list[str]]:
     c = schema.contacts.c
     source, _ = sql.subjects_from("contact")
-    where = [c.account_id.in_(list(account_ids)), c.erased_at.is_(None)]
+    where: list[ColumnElement[bool]] = [c.account_id.in_(list(account_ids)), c.erased_at.is_(None)]
     if journey.recipients is not None:
         contact_ctx = EvalContext(ctx.now, "contact", ctx.half_life_days, ctx.green, ctx.yellow)
         where.append(sql.compile_condition(journey.recipients, contact_ctx))
     found: dict[str, list[str]] = {}
-    for contact_id, account_id in conn.execute(select(c.id, c.account_id).select_from(source).where(and_(*where)).order_by(c.id)):
+    for contact_id, account_id in conn.execute(
+        select(c.id, c.account_id).select_from(source).where(and_(*where)).order_by(c.id)
+    ):
         found.setdefault(account_id, []).append(contact_id)
     return found
 
 
-def _targets(journey: Journey, instr: Instr, row: Any, recipients: dict[str, list[str]]) -> list[tuple[str, str | None]]:
+def _targets(
+    journey: Journey, instr: Instr, row: Any, recipients: dict[str, list[str]]
+) -> list[tuple[str, str | None]]:
     if instr.kind == "notify":
         contact = row.subject_id if journey.audience == "contact" else None
         return [(f"webhook:{instr.spec.webhook}", contact)]
@@ -160,7 +191,9 @@ def _targets(journey: Journey, instr: Instr, row: Any, recipients: dict[str, lis
     return [(cid, cid) for cid in recipients.get(row.subject_id, [])]
 
 
-def _delivery(journey: Journey, instr: Instr, enrollment_id: int, recipient: str, contact_id: str | None, now: datetime) -> dict[str, Any]:
+def _delivery(
+    journey: Journey, instr: Instr, enrollment_id: int, recipient: str, contact_id: str | None, now: datetime
+) -> dict[str, Any]:
     return {
         "id": delivery_id(enrollment_id, instr.step_id, recipient),
         "enrollment_id": enrollment_id,

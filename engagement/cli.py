@@ -21,8 +21,12 @@ from engagement.journeys import spec
 from engagement.store import schema
 from engagement.store.database import Database
 
-app = typer.Typer(help="Tech-touch customer success engine: journeys as code.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)  # fmt: skip
+app = typer.Typer(
+    help="Tech-touch customer success engine: journeys as code.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sup_app = typer.Typer(help="The suppression list (addresses never emailed).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -60,14 +64,18 @@ def now_or(value: str | None) -> datetime:
 
 @app.callback()
 def main_options(
-    config_file: Annotated[Path | None, typer.Option("--config", help="config file (default ./config.toml)")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="config file (default ./config.toml)")
+    ] = None,
 ) -> None:
     """Tech-touch customer success engine: journeys as code."""
     State.config_path = config_file
 
 
 @app.command()
-def validate(paths: Annotated[list[Path] | None, typer.Argument(help="journey files or folders")] = None) -> None:
+def validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="journey files or folders")] = None,
+) -> None:
     """Check journey files and their templates; every problem as file:line: field: message."""
     current = settings()
     targets = paths or [current.path(current.journeys.dir)]
@@ -77,7 +85,9 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="journey fi
     if found.problems:
         err.print(f"[red]{len(found.problems)} problem(s)[/red] in journey files")
         raise typer.Exit(1)
-    out.print(f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}")
+    out.print(
+        f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}"
+    )
 
 
 @app.command("schema")
@@ -90,14 +100,20 @@ def schema_command() -> None:
 def import_command(
     kind: Annotated[str, typer.Argument(help="accounts | contacts | events")],
     file: Annotated[Path, typer.Argument(help="a .csv (with header) or .jsonl file")],
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="import the good rows, report the bad")] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="import the good rows, report the bad")
+    ] = False,
 ) -> None:
     """Import a file, all rows or none (unless --skip-invalid)."""
     current = settings()
-    result = importer.import_file(database(current), current, kind, file, SystemClock().now(), skip_invalid=skip_invalid)
+    result = importer.import_file(
+        database(current), current, kind, file, SystemClock().now(), skip_invalid=skip_invalid
+    )
     for problem in result.problems:
-        err.print(f"skipped {problem}", markup=False, highlight=False)
-    out.print(f"imported {result.imported} {kind}" + (f", skipped {result.skipped} row(s)" if result.skipped else ""))
+        err.print(f"skipped {problem}", markup=False, highlight=False, soft_wrap=True)
+    notes = [f"skipped {result.skipped} invalid row(s)"] if result.skipped else []
+    notes += [f"{result.duplicates} already known by event id"] if result.duplicates else []
+    out.print(f"imported {result.imported} {kind}" + (f" ({'; '.join(notes)})" if notes else ""))
 
 
 @db_app.command("upgrade")
@@ -119,12 +135,24 @@ def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601
     current = settings()
     engine = Engine(current, database=database(current))
     report = engine.tick(now_or(now))
-    table = Table("journey", "enrolled", "converted", "exited", "completed", "queued", title=f"tick at {report.now.isoformat()}")
+    table = Table(
+        "journey",
+        "enrolled",
+        "converted",
+        "exited",
+        "completed",
+        "queued",
+        title=f"tick at {report.now.isoformat()}",
+    )
     for journey_id, c in report.journeys.items():
-        table.add_row(journey_id, *(str(v) for v in (c.enrolled, c.converted, c.exited, c.completed, c.queued)))
+        table.add_row(
+            journey_id, *(str(v) for v in (c.enrolled, c.converted, c.exited, c.completed, c.queued))
+        )
     out.print(table)
     d = report.dispatched
-    out.print(f"sent {d.sent}, suppressed {d.suppressed}, cancelled {d.cancelled}, failed {d.failed} in {report.seconds:.2f}s")
+    out.print(
+        f"sent {d.sent}, suppressed {d.suppressed}, cancelled {d.cancelled}, failed {d.failed} in {report.seconds:.2f}s"
+    )
 
 
 @app.command()
@@ -143,24 +171,30 @@ def preview(
     renderer = Renderer(current.path(current.templates.dir))
     found = catalogs.load([current.path(current.journeys.dir)], current, renderer)
     found.raise_problems()
-    shown = previews.render(current, database(current), renderer, found.get(journey), step, contact, now_or(now))
+    shown = previews.render(
+        current, database(current), renderer, found.get(journey), step, contact, now_or(now)
+    )
     if shown.guard_holds is False:
-        err.print("[yellow]note[/yellow]: this step's `if` is false for this contact now; the step would be skipped")
+        err.print(
+            "[yellow]note[/yellow]: this step's `if` is false for this contact now; the step would be skipped"
+        )
     if shown.kind == "email":
         target = html_out or Path(f"preview-{journey}-{step}-{contact}.html")
         target.write_text(shown.html or "", encoding="utf-8")
         out.print(f"[bold]Subject:[/bold] {shown.subject}", highlight=False)
         out.rule("text part")
-        out.print(shown.text, markup=False, highlight=False)
+        out.print(shown.text, markup=False, highlight=False, soft_wrap=True)
         out.rule()
         out.print(f"HTML written to {target}")
     else:
-        out.print(shown.text, markup=False, highlight=False)
+        out.print(shown.text, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
 def simulate(
-    journey: Annotated[str | None, typer.Argument(help="only this journey (a draft is simulated as active)")] = None,
+    journey: Annotated[
+        str | None, typer.Argument(help="only this journey (a draft is simulated as active)")
+    ] = None,
     days: Annotated[int, typer.Option(min=1, max=366, help="how many days to simulate")] = 14,
     step: Annotated[str, typer.Option(help="time between ticks, e.g. 1h")] = "1h",
     start: Annotated[str | None, typer.Option(help="start instant (default now)")] = None,
@@ -182,33 +216,64 @@ def simulate(
     found = simulation.restrict(load_catalog(current), journey)
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("simulating", total=days * timedelta(days=1) / interval + 1)
-        result = simulation.run(current, database(current), found, start=begin, days=days, step=interval,
-                                progress=lambda _: bar.advance(task))  # fmt: skip
+        result = simulation.run(
+            current,
+            database(current),
+            found,
+            start=begin,
+            days=days,
+            step=interval,
+            progress=lambda _: bar.advance(task),
+        )
     per_day = result.per_day()
     keys = sorted({k for day in per_day.values() for k in day})
     table = Table("day", *keys, "total", title=f"messages per day ({begin:%Y-%m-%d} + {days}d, nothing sent)")
     for day, counts in sorted(per_day.items()):
         table.add_row(day.isoformat(), *(str(counts.get(k, 0)) for k in keys), str(sum(counts.values())))
     out.print(table)
-    timeline = Table("when (UTC)", "journey", "step", "channel", "contact", "email", "status", title="timeline")
+    timeline = Table(
+        "when (UTC)", "journey", "step", "channel", "contact", "email", "status", title="timeline"
+    )
     for item in result.timeline[:show]:
-        timeline.add_row(f"{item.at:%Y-%m-%d %H:%M}", item.journey_id, item.step_id, item.channel,
-                         item.contact_id or "", item.email or "", item.status)  # fmt: skip
+        timeline.add_row(
+            f"{item.at:%Y-%m-%d %H:%M}",
+            item.journey_id,
+            item.step_id,
+            item.channel,
+            item.contact_id or "",
+            item.email or "",
+            item.status,
+        )
     out.print(timeline)
-    out.print(f"{len(result.timeline)} message(s); enrolled: " + ", ".join(f"{k} {v}" for k, v in sorted(result.enrolled.items())))
+    out.print(
+        f"{len(result.timeline)} message(s); enrolled: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(result.enrolled.items()))
+    )
     if csv_out:
         with csv_out.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["at", "journey", "step", "channel", "contact_id", "email", "subject", "status"])
             for item in result.timeline:
-                writer.writerow([item.at.isoformat(), item.journey_id, item.step_id, item.channel,
-                                 item.contact_id, item.email, item.subject, item.status])  # fmt: skip
+                writer.writerow(
+                    [
+                        item.at.isoformat(),
+                        item.journey_id,
+                        item.step_id,
+                        item.channel,
+                        item.contact_id,
+                        item.email,
+                        item.subject,
+                        item.status,
+                    ]
+                )
         out.print(f"timeline written to {csv_out}")
 
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="working folder for the demo")] = Path("engagement-demo"),
+    directory: Annotated[Path, typer.Option("--dir", help="working folder for the demo")] = Path(
+        "engagement-demo"
+    ),
     days: Annotated[int, typer.Option(min=1, max=180, help="simulated days")] = 60,
 ) -> None:
     """Run the shipped journeys over a generated customer base for 60 simulated days."""
@@ -222,7 +287,11 @@ def suppressions_list() -> None:
     """List suppressed addresses."""
     current = settings()
     with database(current).begin() as conn:
-        rows = conn.execute(schema.suppressions.select().order_by(schema.suppressions.c.created_at)).mappings().all()
+        rows = (
+            conn.execute(schema.suppressions.select().order_by(schema.suppressions.c.created_at))
+            .mappings()
+            .all()
+        )
     table = Table("email", "reason", "source", "since")
     for row in rows:
         table.add_row(row["email"] or "(erased)", row["reason"], row["source"], row["created_at"].isoformat())
@@ -231,7 +300,8 @@ def suppressions_list() -> None:
 
 @sup_app.command("add")
 def suppressions_add(
-    email: str, reason: Annotated[str, typer.Option(help="unsubscribe | bounce | complaint | manual")] = "manual"
+    email: str,
+    reason: Annotated[str, typer.Option(help="unsubscribe | bounce | complaint | manual")] = "manual",
 ) -> None:
     """Suppress an address."""
     if reason not in suppression.REASONS:
@@ -297,10 +367,8 @@ def main() -> None:
     try:
         app()
     except errors.ProblemsError as exc:
-        err.print(str(exc), markup=False, highlight=False)
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
     except errors.EngagementError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
-
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -119,7 +119,7 @@ class Webhooks(BaseModel):
     """`webhooks.sendgrid` verifies inbound events; every other name is a notify target."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, OutboundWebhook] = Field(init=False)  # type: ignore[assignment]
+    __pydantic_extra__: dict[str, OutboundWebhook] = Field(init=False)
     sendgrid: SendgridWebhook = SendgridWebhook()
 
     def named(self, name: str) -> OutboundWebhook | None:
@@ -233,7 +233,7 @@ def load(path: str | Path | None = None, **overrides: Any) -> Settings:
     source = {**Settings.model_config, "toml_file": str(file) if file.is_file() else None}
     bound = type("Settings", (Settings,), {"model_config": source})
     try:
-        settings = bound(base_dir=file.resolve().parent, **overrides)
+        settings = cast(Settings, bound(base_dir=file.resolve().parent, **overrides))
     except ValidationError as exc:
         raise errors.ConfigError(_describe(exc, file)) from exc
     except ValueError as exc:  # a TOML syntax error

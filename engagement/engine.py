@@ -39,10 +39,14 @@ class Engine:
 
     def tick(self, now: datetime | None = None) -> tick.TickReport:
         """Run one tick at `now` (default: the clock's time)."""
-        return tick.run(self.db, self.settings, self.catalog, self.renderer, self.ports, now or self.clock.now())
+        return tick.run(
+            self.db, self.settings, self.catalog, self.renderer, self.ports, now or self.clock.now()
+        )
 
 
-def load_catalog(settings: Settings, renderer: Renderer | None = None, paths: list[Path] | None = None) -> catalogs.Catalog:
+def load_catalog(
+    settings: Settings, renderer: Renderer | None = None, paths: list[Path] | None = None
+) -> catalogs.Catalog:
     """Load the configured journeys; any problem stops the engine with every problem listed."""
     catalog = catalogs.load(paths or [settings.path(settings.journeys.dir)], settings, renderer)
     catalog.raise_problems()

@@ -17,9 +17,17 @@ from engagement.store import schema
 from engagement.store.database import Database
 
 COLUMNS = [
-    "journey_id", "audience", "subject_id", "account_id", "holdout", "state",
-    "step_id", "next_action_at", "entered_at", "trigger_ref",
-]  # fmt: skip
+    "journey_id",
+    "audience",
+    "subject_id",
+    "account_id",
+    "holdout",
+    "state",
+    "step_id",
+    "next_action_at",
+    "entered_at",
+    "trigger_ref",
+]
 
 
 def enroll(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> int:
@@ -41,7 +49,11 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
         e = schema.events
         owner = e.c.account_id if journey.audience == "account" else e.c.contact_id
         source = source.join(e, owner == subject)
-        where += [e.c.name == trigger.event, e.c.timestamp <= now, e.c.timestamp > now - journey.spec.lookback]
+        where += [
+            e.c.name == trigger.event,
+            e.c.timestamp <= now,
+            e.c.timestamp > now - journey.spec.lookback,
+        ]
         occurred, ref = e.c.timestamp, func.min(e.c.pk)
     elif trigger.kind == "milestone":
         if journey.audience == "account":
@@ -50,7 +62,11 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
         else:
             m = schema.milestones
             source = source.join(m, m.c.contact_id == subject)
-        where += [m.c.name == trigger.milestone, m.c.reached_at <= now, m.c.reached_at > now - journey.spec.lookback]
+        where += [
+            m.c.name == trigger.milestone,
+            m.c.reached_at <= now,
+            m.c.reached_at > now - journey.spec.lookback,
+        ]
         occurred = m.c.reached_at
     elif journey.trigger is not None:
         where.append(sql.compile_condition(journey.trigger, ctx))

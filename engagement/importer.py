@@ -31,6 +31,7 @@ class ImportResult:
     kind: str
     imported: int = 0
     skipped: int = 0
+    duplicates: int = 0
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -45,7 +46,10 @@ def rows(path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any] | Problem]
                 try:
                     value = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    yield number, Problem(str(path), number, "", f"invalid JSON: {exc.msg} (column {exc.colno})")
+                    yield (
+                        number,
+                        Problem(str(path), number, "", f"invalid JSON: {exc.msg} (column {exc.colno})"),
+                    )
                     continue
                 if not isinstance(value, dict):
                     yield number, Problem(str(path), number, "", "each line must be a JSON object")
@@ -64,13 +68,16 @@ def rows(path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any] | Problem]
             allowed = ", ".join(KINDS[kind].model_fields)
             yield 1, Problem(str(path), 1, unknown[0], f"unknown column for {kind} (allowed: {allowed})")
             return
-        line = reader.line_num
+        first = reader.line_num
         for raw in reader:
             if None in raw:
-                yield reader.line_num, Problem(str(path), reader.line_num, "", "more cells than header columns")
+                yield (
+                    reader.line_num,
+                    Problem(str(path), reader.line_num, "", "more cells than header columns"),
+                )
             else:
-                yield line + 1, {k: v for k, v in raw.items() if v not in ("", None)}
-            line = reader.line_num
+                yield first + 1, {k: v for k, v in raw.items() if v not in ("", None)}
+            first = reader.line_num
 
 
 def import_file(
@@ -94,7 +101,11 @@ def import_file(
             except ValidationError as exc:
                 for err in exc.errors():
                     name = ".".join(str(p) for p in err["loc"]) or ""
-                    message = "required field is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
+                    message = (
+                        "required field is missing"
+                        if err["type"] == "missing"
+                        else err["msg"].removeprefix("Value error, ")
+                    )
                     result.problems.append(Problem(str(path), number, name, message))
             if len(pending) >= CHUNK:
                 _write(db, conn, settings, kind, path, pending, now, result)
@@ -103,7 +114,10 @@ def import_file(
         if result.problems and not skip_invalid:
             shown = result.problems[:MAX_SHOWN]
             more = len(result.problems) - len(shown)
-            summary = f"{path}: {len(result.problems)} invalid row(s); nothing was imported (use --skip-invalid to import the rest)"
+            summary = (
+                f"{path}: {len(result.problems)} invalid row(s); nothing was imported "
+                "(use --skip-invalid to import the rest)"
+            )
             if more:
                 shown = [*shown, Problem(str(path), None, "", f"… and {more} more")]
             raise errors.ImportFileError(shown, summary)
@@ -111,8 +125,16 @@ def import_file(
     return result
 
 
-def _write(db: Database, conn: Any, settings: Settings, kind: str, path: Path,
-           pending: list[tuple[int, Record]], now: datetime, result: ImportResult) -> None:  # fmt: skip
+def _write(
+    db: Database,
+    conn: Any,
+    settings: Settings,
+    kind: str,
+    path: Path,
+    pending: list[tuple[int, Record]],
+    now: datetime,
+    result: ImportResult,
+) -> None:
     if not pending:
         return
     good = _check_references(conn, kind, path, pending, result)
@@ -121,12 +143,13 @@ def _write(db: Database, conn: Any, settings: Settings, kind: str, path: Path,
     elif kind == "contacts":
         ingest.upsert_contacts(db, conn, good, now)  # type: ignore[arg-type]
     else:
-        ingest.insert_events(db, conn, good, now, source="import")  # type: ignore[arg-type]
+        result.duplicates += len(good) - ingest.insert_events(db, conn, good, now, source="import")  # type: ignore[arg-type]
     result.imported += len(good)
 
 
-def _check_references(conn: Any, kind: str, path: Path, pending: list[tuple[int, Record]],
-                      result: ImportResult) -> list[Record]:  # fmt: skip
+def _check_references(
+    conn: Any, kind: str, path: Path, pending: list[tuple[int, Record]], result: ImportResult
+) -> list[Record]:
     if kind == "accounts":
         return [r for _, r in pending]
     column, attr, what = (
@@ -141,5 +164,7 @@ def _check_references(conn: Any, kind: str, path: Path, pending: list[tuple[int,
         if ref in known:
             good.append(record)
         else:
-            result.problems.append(Problem(str(path), number, attr, f"unknown {what} {ref!r} (import {what}s first)"))
+            result.problems.append(
+                Problem(str(path), number, attr, f"unknown {what} {ref!r} (import {what}s first)")
+            )
     return good

@@ -37,7 +37,7 @@ def upsert_accounts(
     db: Database, conn: Connection, rows: Sequence[AccountIn], rules: Touch, now: datetime
 ) -> int:
     """Insert or update accounts; recompute the touch tier unless it was set explicitly."""
-    grouped: dict[frozenset[str], list[dict[str, Any]]] = {}
+    given: list[dict[str, Any]] = []
     for row in rows:
         values = row.provided()
         values["traits"] = json_safe(values.get("traits", {})) if "traits" in values else None
@@ -48,8 +48,8 @@ def upsert_accounts(
         else:
             values.pop("touch", None)
         values["updated_at"] = now
-        grouped.setdefault(frozenset(values), []).append(values)
-    for columns, group in grouped.items():
+        given.append(values)
+    for columns, group in by_columns(given).items():
         db.upsert(conn, schema.accounts, group, ["id"], [c for c in columns if c != "id"])
     ids = [r.id for r in rows]
     for start in range(0, len(ids), CHUNK):
@@ -64,7 +64,7 @@ def upsert_accounts(
 
 def upsert_contacts(db: Database, conn: Connection, rows: Sequence[ContactIn], now: datetime) -> int:
     """Insert or update contacts (the fields a row gives; the others are kept)."""
-    grouped: dict[frozenset[str], list[dict[str, Any]]] = {}
+    given: list[dict[str, Any]] = []
     for row in rows:
         values = row.provided()
         if "traits" in values:
@@ -72,10 +72,21 @@ def upsert_contacts(db: Database, conn: Connection, rows: Sequence[ContactIn], n
         if values.get("email"):
             values["email"] = values["email"].strip()
         values["updated_at"] = now
-        grouped.setdefault(frozenset(values), []).append(values)
-    for columns, group in grouped.items():
+        given.append(values)
+    for columns, group in by_columns(given).items():
         db.upsert(conn, schema.contacts, group, ["id"], [c for c in columns if c != "id"])
     return len(rows)
+
+
+def by_columns(rows: Sequence[dict[str, Any]]) -> dict[frozenset[str], list[dict[str, Any]]]:
+    """Rows grouped by the columns they set; rows for one id merge in order, so the last one wins."""
+    merged: dict[str, dict[str, Any]] = {}
+    for values in rows:
+        merged.setdefault(values["id"], {}).update(values)
+    grouped: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for values in merged.values():
+        grouped.setdefault(frozenset(values), []).append(values)
+    return grouped
 
 
 def account_of(conn: Connection, contact_ids: Sequence[str]) -> dict[str, str]:
@@ -120,13 +131,18 @@ def insert_events(
                 "received_at": now,
             }
         )
-    with_id = [v for v in values if v["event_id"] is not None]
+    seen = existing(conn, schema.events.c.event_id, [v["event_id"] for v in values if v["event_id"]])
+    with_id: list[dict[str, Any]] = []
+    for v in values:  # a repeated id is skipped whole: it moves no milestone either
+        if v["event_id"] is not None and v["event_id"] not in seen:
+            seen.add(v["event_id"])
+            with_id.append(v)
     without_id = [v for v in values if v["event_id"] is None]
     inserted = db.insert_ignore(conn, schema.events, with_id, ["event_id"]) if with_id else 0
     for start in range(0, len(without_id), CHUNK):
         conn.execute(schema.events.insert(), without_id[start : start + CHUNK])
     inserted += len(without_id)
-    record_milestones(db, conn, values)
+    record_milestones(db, conn, with_id + without_id)
     return inserted
 
 
@@ -149,10 +165,16 @@ def record_milestones(db: Database, conn: Connection, events: Sequence[dict[str,
                 account_firsts[akey] = {"account_id": akey[0], "name": akey[1], "reached_at": ev["timestamp"]}
     m, am = schema.milestones, schema.account_milestones
     db.upsert(
-        conn, m, list(firsts.values()), ["contact_id", "name"],
+        conn,
+        m,
+        list(firsts.values()),
+        ["contact_id", "name"],
         {"reached_at": lambda ex: db.least(m.c.reached_at, ex.reached_at)},
-    )  # fmt: skip
+    )
     db.upsert(
-        conn, am, list(account_firsts.values()), ["account_id", "name"],
+        conn,
+        am,
+        list(account_firsts.values()),
+        ["account_id", "name"],
         {"reached_at": lambda ex: db.least(am.c.reached_at, ex.reached_at)},
-    )  # fmt: skip
+    )

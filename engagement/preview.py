@@ -31,20 +31,31 @@ class Preview:
     guard_holds: bool | None = None
 
 
-def render(settings: Settings, db: Database, renderer: Renderer, journey: Journey, step_id: str,
-           contact_id: str, now: datetime) -> Preview:  # fmt: skip
+def render(
+    settings: Settings,
+    db: Database,
+    renderer: Renderer,
+    journey: Journey,
+    step_id: str,
+    contact_id: str,
+    now: datetime,
+) -> Preview:
     """Render `step_id` of `journey` for `contact_id`."""
     instr = journey.step(step_id)
     if instr is None or not instr.is_message:
         steps = ", ".join(i.step_id for i in journey.program if i.is_message)
         raise errors.NotFoundError(f"journey {journey.id!r} has no message step {step_id!r} (steps: {steps})")
     with db.begin() as conn:
-        contact = conn.execute(select(schema.contacts).where(schema.contacts.c.id == contact_id)).mappings().first()
+        contact = (
+            conn.execute(select(schema.contacts).where(schema.contacts.c.id == contact_id)).mappings().first()
+        )
         if contact is None:
             raise errors.NotFoundError(f"no contact {contact_id!r}")
-        account = conn.execute(
-            select(schema.accounts).where(schema.accounts.c.id == contact["account_id"])
-        ).mappings().first()
+        account = (
+            conn.execute(select(schema.accounts).where(schema.accounts.c.id == contact["account_id"]))
+            .mappings()
+            .first()
+        )
         subject_id = contact_id if journey.audience == "contact" else contact["account_id"]
         facts = pure.load_facts(conn, journey.audience, subject_id)
     guard = None
@@ -52,16 +63,25 @@ def render(settings: Settings, db: Database, renderer: Renderer, journey: Journe
         guard = pure.evaluate(instr.guard, facts, eval_context(settings, journey, now))
     link = unsubscribe.url(settings.server.public_url, contact_id, settings.unsubscribe.secret)
     ctx = templates.message_context(
-        contact=dict(contact), account=dict(account or {}), journey={"id": journey.id, "name": journey.spec.name},
-        step_id=step_id, company=settings.company.model_dump(), unsubscribe_url=link,
-    )  # fmt: skip
+        contact=dict(contact),
+        account=dict(account or {}),
+        journey={"id": journey.id, "name": journey.spec.name},
+        step_id=step_id,
+        company=settings.company.model_dump(),
+        unsubscribe_url=link,
+    )
     if instr.kind == "email":
         email = renderer.email(instr.spec.template, instr.spec.subject, ctx)
         return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
     if instr.kind == "in_app":
         spec = instr.spec
-        payload = {"title": renderer.text(spec.title, ctx), "body": renderer.text(spec.body, ctx),
-                   "cta": spec.cta.model_dump() if spec.cta else None}  # fmt: skip
-        return Preview("in_app", payload["title"], json.dumps(payload, indent=2), payload=payload, guard_holds=guard)
+        payload = {
+            "title": renderer.text(spec.title, ctx),
+            "body": renderer.text(spec.body, ctx),
+            "cta": spec.cta.model_dump() if spec.cta else None,
+        }
+        return Preview(
+            "in_app", payload["title"], json.dumps(payload, indent=2), payload=payload, guard_holds=guard
+        )
     payload = {"webhook": instr.spec.webhook, "text": renderer.text(instr.spec.text, ctx)}
     return Preview("notify", None, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import zoneinfo
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _aware(value: Any) -> Any:
@@ -62,7 +65,7 @@ class ContactIn(Record):
 
     id: str = Field(min_length=1, max_length=200)
     account_id: str = Field(min_length=1, max_length=200)
-    email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: str | None = Field(None, max_length=320)
     first_name: str = Field("", max_length=200)
     last_name: str = Field("", max_length=200)
     role: str | None = Field(None, max_length=100)
@@ -72,6 +75,13 @@ class ContactIn(Record):
 
     _ts = field_validator("created_at", mode="before")(_aware)
     _traits = field_validator("traits", mode="before")(_json_object)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.fullmatch(value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -59,7 +59,9 @@ def restrict(catalog: Catalog, journey_id: str | None) -> Catalog:
         return catalog
     journey = catalog.get(journey_id)
     if journey.status != "active":
-        journey = type(journey)(**{**journey.__dict__, "spec": journey.spec.model_copy(update={"status": "active"})})
+        journey = type(journey)(
+            **{**journey.__dict__, "spec": journey.spec.model_copy(update={"status": "active"})}
+        )
     return Catalog({journey.id: journey}, [])
 
 
@@ -111,8 +113,14 @@ def run(
     result = Simulation(start, start + timedelta(days=days))
     with copy_of(db) as copy:
         clock = ManualClock(start)
-        engine = Engine(settings, clock=clock, database=copy, catalog=catalog,
-                        email=CountingEmail(), webhooks=RecordingWebhook())  # fmt: skip
+        engine = Engine(
+            settings,
+            clock=clock,
+            database=copy,
+            catalog=catalog,
+            email=CountingEmail(),
+            webhooks=RecordingWebhook(),
+        )
         now = start
         while now <= result.end:
             report = engine.tick(now)
@@ -122,12 +130,21 @@ def run(
                 progress(now)
             now = clock.advance(step)
         d, c = schema.deliveries, schema.contacts
-        rows = copy.engine.connect().execute(
-            select(d.c.created_at, d.c.journey_id, d.c.step_id, d.c.channel, d.c.contact_id, c.c.email,
-                   d.c.subject, d.c.status)  # fmt: skip
-            .select_from(d.outerjoin(c, c.c.id == d.c.contact_id))
-            .where(d.c.created_at >= start)
-            .order_by(d.c.created_at, d.c.journey_id, d.c.step_id, d.c.contact_id)
-        )
-        result.timeline = [Planned(*row) for row in rows]
+        with copy.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    d.c.created_at,
+                    d.c.journey_id,
+                    d.c.step_id,
+                    d.c.channel,
+                    d.c.contact_id,
+                    c.c.email,
+                    d.c.subject,
+                    d.c.status,
+                )
+                .select_from(d.outerjoin(c, c.c.id == d.c.contact_id))
+                .where(d.c.created_at >= start)
+                .order_by(d.c.created_at, d.c.journey_id, d.c.step_id, d.c.contact_id)
+            )
+            result.timeline = [Planned(*row) for row in rows]
     return result

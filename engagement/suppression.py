@@ -21,14 +21,21 @@ def address_hash(email: str) -> str:
 
 def add(db: Database, conn: Connection, email: str, reason: str, source: str, now: datetime) -> None:
     """Suppress an address (a second suppression keeps the first reason)."""
-    row = {"email_hash": address_hash(email), "email": email.strip().lower(), "reason": reason,
-           "source": source, "created_at": now}  # fmt: skip
+    row = {
+        "email_hash": address_hash(email),
+        "email": email.strip().lower(),
+        "reason": reason,
+        "source": source,
+        "created_at": now,
+    }
     db.insert_ignore(conn, schema.suppressions, [row], ["email_hash"])
 
 
 def remove(conn: Connection, email: str) -> bool:
     """Lift a suppression; True when there was one."""
-    result = conn.execute(delete(schema.suppressions).where(schema.suppressions.c.email_hash == address_hash(email)))
+    result = conn.execute(
+        delete(schema.suppressions).where(schema.suppressions.c.email_hash == address_hash(email))
+    )
     return bool(result.rowcount)
 
 

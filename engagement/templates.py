@@ -143,14 +143,26 @@ def sample_context(audience: str, company: Mapping[str, Any]) -> dict[str, Any]:
     """A fully populated recipient, for checking templates before anything is sent."""
     now = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
     contact = {
-        "id": "sample-contact", "account_id": "sample-account", "email": "ada@example.com",
-        "first_name": "Ada", "last_name": "Lovelace", "role": "admin", "timezone": "Europe/London",
-        "created_at": now, "traits": {},
-    }  # fmt: skip
+        "id": "sample-contact",
+        "account_id": "sample-account",
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "role": "admin",
+        "timezone": "Europe/London",
+        "created_at": now,
+        "traits": {},
+    }
     account = {
-        "id": "sample-account", "name": "Example Ltd", "plan": "pro", "mrr": 299.0, "touch": "tech",
-        "signed_up_at": now, "renewal_date": date(2026, 3, 1), "traits": {},
-    }  # fmt: skip
+        "id": "sample-account",
+        "name": "Example Ltd",
+        "plan": "pro",
+        "mrr": 299.0,
+        "touch": "tech",
+        "signed_up_at": now,
+        "renewal_date": date(2026, 3, 1),
+        "traits": {},
+    }
     return message_context(
         contact=contact,
         account=account,

@@ -50,15 +50,31 @@ def context(settings: Settings, journey: Journey, now: datetime) -> EvalContext:
 
 def sync_journeys(db: Database, catalog: Catalog, now: datetime) -> None:
     """Record each journey's status and version as the engine last saw it."""
-    rows = [{"id": j.id, "name": j.spec.name, "status": j.status, "version": j.version,
-             "source": str(j.source), "updated_at": now} for j in catalog.journeys.values()]  # fmt: skip
+    rows = [
+        {
+            "id": j.id,
+            "name": j.spec.name,
+            "status": j.status,
+            "version": j.version,
+            "source": str(j.source),
+            "updated_at": now,
+        }
+        for j in catalog.journeys.values()
+    ]
     if rows:
         with db.begin() as conn:
-            db.upsert(conn, schema.journeys, rows, ["id"], ["name", "status", "version", "source", "updated_at"])
+            db.upsert(
+                conn, schema.journeys, rows, ["id"], ["name", "status", "version", "source", "updated_at"]
+            )
 
 
 def run(
-    db: Database, settings: Settings, catalog: Catalog, renderer: Renderer, ports: dispatch.Ports, now: datetime
+    db: Database,
+    settings: Settings,
+    catalog: Catalog,
+    renderer: Renderer,
+    ports: dispatch.Ports,
+    now: datetime,
 ) -> TickReport:
     """Run one tick at `now`. Running it twice at the same instant changes nothing more."""
     started = time.perf_counter()

@@ -50,7 +50,9 @@ def check_agreement(db: Database, scenario: tuple[Any, ...]) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios())
-def test_sql_and_python_select_the_same_subjects_on_sqlite(sqlite_db: Database, scenario: tuple[Any, ...]) -> None:
+def test_sql_and_python_select_the_same_subjects_on_sqlite(
+    sqlite_db: Database, scenario: tuple[Any, ...]
+) -> None:
     check_agreement(sqlite_db, scenario)
 
 

@@ -10,13 +10,23 @@ Scope = Literal["contact", "account"]
 Bound = tuple[str, float]  # (op, number), op in eq ne lt lte gt gte
 
 CONTACT_FIELDS = {
-    "id": str, "email": str, "first_name": str, "last_name": str, "role": str,
-    "timezone": str, "created_at": "datetime",
-}  # fmt: skip
+    "id": str,
+    "email": str,
+    "first_name": str,
+    "last_name": str,
+    "role": str,
+    "timezone": str,
+    "created_at": "datetime",
+}
 ACCOUNT_FIELDS = {
-    "id": str, "name": str, "plan": str, "mrr": float, "touch": str,
-    "signed_up_at": "datetime", "renewal_date": "date",
-}  # fmt: skip
+    "id": str,
+    "name": str,
+    "plan": str,
+    "mrr": float,
+    "touch": str,
+    "signed_up_at": "datetime",
+    "renewal_date": "date",
+}
 TIME_FIELDS = {
     "contact.created_at": "datetime",
     "account.signed_up_at": "datetime",

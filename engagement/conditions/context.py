@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -23,6 +23,18 @@ class EvalContext:
     def now_day(self) -> float:
         """`now` as fractional days since the Unix epoch (the unit scores are stored in)."""
         return day_number(self.now)
+
+    @property
+    def today(self) -> date:
+        """The UTC calendar date of `now` (date fields count days from it)."""
+        return self.now.astimezone(UTC).date()
+
+    def window_start(self, within: timedelta) -> datetime | None:
+        """`now - within`, or None when that is before year 1 (the window covers all time)."""
+        try:
+            return self.now - within
+        except OverflowError:
+            return None
 
     def decayed(self, value: float, as_of_day: float) -> float:
         """A stored score decayed to `now` (exponential, by half-life)."""

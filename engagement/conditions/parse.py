@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,12 +30,10 @@ class Parser:
         if not isinstance(raw, dict) or not raw:
             return self._fail(path, f"a condition is a mapping such as {{milestone: NAME}}, got {raw!r}")
         keys = list(raw)
-        if "within" in raw and "milestone" not in raw:
-            return self._fail(
-                path + ("within",),
-                "`within` goes with `milestone` here; for events use event_count",
-            )
         parts: list[ast.Condition | None] = []
+        if "within" in raw and "milestone" not in raw:  # a problem, but the other keys are still checked
+            hint = "`within` goes with `milestone` here; for events use event_count"
+            parts.append(self._fail(path + ("within",), hint))
         for key in keys:
             if key == "within":
                 continue
@@ -69,7 +68,8 @@ class Parser:
         good = [p for p in parts if p is not None]
         return good[0] if len(good) == 1 else ast.All(tuple(good))
 
-    def _fail(self, path: Path, message: str) -> None:
+    def _fail(self, path: Path, message: str) -> ast.Condition | None:
+        """Record a problem; always None (typed so `return self._fail(...)` fits any parser)."""
         self.problems.append((path, message))
         return None
 
@@ -125,14 +125,15 @@ class Parser:
 
     def _bounds(self, value: Any, path: Path, *, integer: bool = False) -> tuple[ast.Bound, ...] | None:
         if not isinstance(value, dict) or not value:
-            return self._fail(path, f"give at least one comparison: {', '.join(BOUND_OPS)}")
+            self._fail(path, f"give at least one comparison: {', '.join(BOUND_OPS)}")
+            return None
         bounds: list[ast.Bound] = []
         ok = True
         for op, number in value.items():
             if op not in BOUND_OPS:
                 ok = bool(self._fail(path + (op,), f"unknown comparison {op!r}; use {', '.join(BOUND_OPS)}"))
-            elif isinstance(number, bool) or not isinstance(number, int | float):
-                ok = bool(self._fail(path + (op,), f"{op} takes a number, got {number!r}"))
+            elif isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+                ok = bool(self._fail(path + (op,), f"{op} takes a finite number, got {number!r}"))
             elif integer and number != int(number):
                 ok = bool(self._fail(path + (op,), f"{op} takes a whole number, got {number!r}"))
             else:
@@ -144,6 +145,8 @@ class Parser:
             return parse_duration(value)
         except ValueError as exc:
             return self._fail(path, str(exc))
+        except OverflowError:
+            return self._fail(path, f"duration {value!r} is too long")
 
     def _attr(self, key: str, value: Any, path: Path) -> ast.Condition | None:
         scope_name, _, rest = key.partition(".")
@@ -213,6 +216,9 @@ class Parser:
                 self._fail(path, f"this field is text; write {str(value)!r} in quotes")
                 return _BAD
             return value
+        if isinstance(value, float) and not math.isfinite(value):  # SQLite binds NaN as NULL
+            self._fail(path, f"{op} takes a finite number, got {value!r}")
+            return _BAD
         if kind is float:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 self._fail(path, f"this field is a number, got {value!r}")

@@ -40,12 +40,14 @@ def evaluate(cond: ast.Condition, facts: Facts, ctx: EvalContext) -> bool:
         reached = facts.milestones.get(cond.name)
         if reached is None or reached > ctx.now:
             return False
-        return cond.within is None or reached > ctx.now - cond.within
+        start = None if cond.within is None else ctx.window_start(cond.within)
+        return start is None or reached > start
     if isinstance(cond, ast.EventCount):
+        start = None if cond.within is None else ctx.window_start(cond.within)
         count = sum(
             1
             for name, at in facts.events
-            if name == cond.event and at <= ctx.now and (cond.within is None or at > ctx.now - cond.within)
+            if name == cond.event and at <= ctx.now and (start is None or at > start)
         )
         return _bounds(count, cond.bounds)
     if isinstance(cond, ast.Days):
@@ -89,7 +91,7 @@ def _attr(cond: ast.Attr, facts: Facts) -> bool:
     actual = _lookup(cond, facts)
     op, value = cond.op, cond.value
     if op == "exists":
-        return (actual is not None) == value
+        return (actual is not None) == bool(value)
     if op == "eq":
         return _eq(actual, value, cond.is_trait)
     if op == "ne":
@@ -119,7 +121,7 @@ def _days(cond: ast.Days, facts: Facts, ctx: EvalContext) -> bool:
         whole = delta // timedelta(days=1)
     else:
         assert isinstance(value, date)
-        today = ctx.now.date()
+        today = ctx.today
         whole = (today - value).days if cond.direction == "since" else (value - today).days
     return _bounds(whole, cond.bounds)
 

@@ -43,7 +43,7 @@ class _TraitValue(FunctionElement[Any]):
     inherit_cache = True
     name = "trait_value"
     # path and kind are rendered into the SQL text, so they must be part of the cache key
-    _traverse_internals = [
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's own convention)
         *FunctionElement._traverse_internals,
         ("path", InternalTraversal.dp_plain_obj),
         ("kind", InternalTraversal.dp_string),
@@ -61,7 +61,10 @@ class _TraitPresent(FunctionElement[Any]):
     inherit_cache = True
     name = "trait_present"
     type = Boolean()
-    _traverse_internals = [*FunctionElement._traverse_internals, ("path", InternalTraversal.dp_plain_obj)]
+    _traverse_internals = [  # noqa: RUF012
+        *FunctionElement._traverse_internals,
+        ("path", InternalTraversal.dp_plain_obj),
+    ]
 
     def __init__(self, column: Any, path: tuple[str, ...]) -> None:
         self.path = path
@@ -94,9 +97,11 @@ def _sqlite_path(path: tuple[str, ...]) -> str:
     return "$" + "".join('."' + _quote(p).replace('"', '\\"') + '"' for p in path)
 
 
-def _pg_path(path: tuple[str, ...]) -> str:
-    inner = ",".join('"' + _quote(p).replace('"', '\\"') + '"' for p in path)
-    return "{" + inner + "}"
+def _pg_path(column: str, path: tuple[str, ...], *, last_as_text: bool = False) -> str:
+    # `-> 'key'::text` only looks up object keys; `#> '{a,0}'` would also index arrays
+    arrows = ["->"] * (len(path) - 1) + ["->>" if last_as_text else "->"]
+    steps = "".join(f" {arrow} '{_quote(key)}'::text" for arrow, key in zip(arrows, path, strict=True))
+    return f"({column}{steps})"
 
 
 @compiles(_TraitValue, "sqlite")
@@ -110,10 +115,10 @@ def _trait_value_sqlite(element: _TraitValue, compiler: SQLCompiler, **kw: Any) 
 @compiles(_TraitValue, "postgresql")
 def _trait_value_pg(element: _TraitValue, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(next(iter(element.clauses)), **kw)
-    path = _pg_path(element.path)
     kind = JSON_KINDS[element.kind][1][0]
     cast = {"string": "", "number": "::double precision", "bool": "::boolean"}[element.kind]
-    return f"(CASE WHEN jsonb_typeof({col} #> '{path}') = '{kind}' THEN ({col} #>> '{path}'){cast} END)"
+    value = _pg_path(col, element.path, last_as_text=True)
+    return f"(CASE WHEN jsonb_typeof({_pg_path(col, element.path)}) = '{kind}' THEN {value}{cast} END)"
 
 
 @compiles(_TraitPresent, "sqlite")
@@ -126,7 +131,7 @@ def _trait_present_sqlite(element: _TraitPresent, compiler: SQLCompiler, **kw: A
 @compiles(_TraitPresent, "postgresql")
 def _trait_present_pg(element: _TraitPresent, compiler: SQLCompiler, **kw: Any) -> str:
     col = compiler.process(next(iter(element.clauses)), **kw)
-    return f"(coalesce(jsonb_typeof({col} #> '{_pg_path(element.path)}'), 'null') != 'null')"
+    return f"(coalesce(jsonb_typeof({_pg_path(col, element.path)}), 'null') != 'null')"
 
 
 def subjects_from(audience: str) -> tuple[FromClause, ColumnElement[Any]]:
@@ -222,8 +227,9 @@ def _milestone(cond: ast.Milestone, ctx: EvalContext) -> ColumnElement[bool]:
         m = schema.milestones
         match = m.c.contact_id == schema.contacts.c.id
     where = [match, m.c.name == cond.name, m.c.reached_at <= ctx.now]
-    if cond.within is not None:
-        where.append(m.c.reached_at > ctx.now - cond.within)
+    start = None if cond.within is None else ctx.window_start(cond.within)
+    if start is not None:
+        where.append(m.c.reached_at > start)
     return exists(select(literal(1)).select_from(m).where(*where))
 
 
@@ -234,8 +240,9 @@ def _event_count(cond: ast.EventCount, ctx: EvalContext) -> ColumnElement[Any]:
     else:
         match = e.c.contact_id == schema.contacts.c.id
     where = [match, e.c.name == cond.event, e.c.timestamp <= ctx.now]
-    if cond.within is not None:
-        where.append(e.c.timestamp > ctx.now - cond.within)
+    start = None if cond.within is None else ctx.window_start(cond.within)
+    if start is not None:
+        where.append(e.c.timestamp > start)
     return select(func.count()).select_from(e).where(*where).scalar_subquery()
 
 
@@ -256,12 +263,8 @@ def score_expr(scope: str, ctx: EvalContext) -> ColumnElement[Any]:
 
 
 def _health(cond: ast.Health, ctx: EvalContext) -> ColumnElement[bool]:
-    score = score_expr(cond.scope, ctx)
-    if cond.band == "green":
-        return score >= ctx.green
-    if cond.band == "yellow":
-        return and_(score >= ctx.yellow, score < ctx.green)
-    return score < ctx.yellow
+    # the same first-match order as EvalContext.band, so bands never overlap (even if yellow > green)
+    return case_band(score_expr(cond.scope, ctx), ctx) == cond.band
 
 
 def _bounds(value: ColumnElement[Any], bounds: tuple[ast.Bound, ...]) -> ColumnElement[bool]:
@@ -283,12 +286,9 @@ def _bounds(value: ColumnElement[Any], bounds: tuple[ast.Bound, ...]) -> ColumnE
 def _days(cond: ast.Days, ctx: EvalContext) -> ColumnElement[bool]:
     """Whole days since/until, as range tests on the raw column (index friendly)."""
     scope, _, name = cond.field.partition(".")
-    if ctx.audience == "account" and scope == "account":
-        col = schema.accounts.c[name]
-    else:
-        col = _column(scope, name)
+    col = _column(scope, name)
     is_date = ast.TIME_FIELDS[cond.field] == "date"
-    origin: date | datetime = ctx.now.date() if is_date else ctx.now
+    origin: date | datetime = ctx.today if is_date else ctx.now
     checks: list[ColumnElement[bool]] = [col.is_not(None)]
     for op, number in cond.bounds:
         n = int(number)
@@ -296,17 +296,22 @@ def _days(cond: ast.Days, ctx: EvalContext) -> ColumnElement[bool]:
     return and_(*checks)
 
 
-def _day_range(col: ColumnElement[Any], origin: Any, op: str, n: int, direction: str) -> ColumnElement[bool]:
-    def at(days: int) -> Any:
-        # the instant `days` whole days away in the condition's direction
-        return origin - timedelta(days=days) if direction == "since" else origin + timedelta(days=days)
+def _day_range(
+    col: ColumnElement[Any], origin: date | datetime, op: str, n: int, direction: str
+) -> ColumnElement[bool]:
+    def ge(k: int) -> ColumnElement[bool]:
+        """Whole days (since: floor((origin - col)/day), until: floor((col - origin)/day)) >= k."""
+        try:
+            edge: date | datetime = (
+                origin - timedelta(days=k) if direction == "since" else origin + timedelta(days=k)
+            )
+        except OverflowError:  # beyond year 1 or 9999: no stored value is that many days away
+            return false() if k > 0 else true()
+        return col <= edge if direction == "since" else col >= edge
 
-    if direction == "since":  # floor((origin - col)/day) OP n
-        ge = lambda k: col <= at(k)  # noqa: E731  days >= k
-        lt = lambda k: col > at(k)  # noqa: E731   days < k
-    else:  # floor((col - origin)/day) OP n
-        ge = lambda k: col >= at(k)  # noqa: E731
-        lt = lambda k: col < at(k)  # noqa: E731
+    def lt(k: int) -> ColumnElement[bool]:
+        return not_(ge(k))  # col is not NULL here, so NOT is exact
+
     if op == "gte":
         return ge(n)
     if op == "gt":

@@ -9,11 +9,15 @@ from email.charset import QP, Charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr, format_datetime, parseaddr
 from email.policy import SMTP
+from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 
 from engagement.delivery.message import OutboundEmail, OutboundWebhook
+
+# Folding at 78 turns a long unbreakable value (an unsubscribe URL) into an RFC 2047 encoded
+# word, which mail clients do not decode in List-Unsubscribe; fold only at RFC 5322's hard limit.
+WIRE = SMTP.clone(max_line_length=998)
 
 
 def _utf8() -> Charset:
@@ -25,7 +29,8 @@ def _utf8() -> Charset:
 
 def _address(text: str, name: str | None = None) -> str:
     display, address = parseaddr(text)
-    return formataddr((name if name is not None else display, address), charset="utf-8")
+    shown = " ".join((name if name is not None else display).split())  # a line break would start a header
+    return formataddr((shown, address), charset="utf-8")
 
 
 def build_mime(message: OutboundEmail) -> MIMEMultipart:
@@ -39,11 +44,14 @@ def build_mime(message: OutboundEmail) -> MIMEMultipart:
     mime["To"] = _address(message.to, message.to_name)
     if message.reply_to:
         mime["Reply-To"] = _address(message.reply_to)
-    mime["Subject"] = message.subject if message.subject.isascii() else Header(message.subject, "utf-8").encode()
+    mime["Subject"] = (
+        message.subject if message.subject.isascii() else Header(message.subject, "utf-8").encode()
+    )
     for name, value in message.headers.items():
         mime[name] = value
-    mime.attach(MIMEText(message.text, "plain", _utf8()))
-    mime.attach(MIMEText(message.html, "html", _utf8()))
+    # MIMEText takes a Charset at run time (quoted-printable bodies); typeshed only says str
+    mime.attach(MIMEText(message.text, "plain", _utf8()))  # type: ignore[arg-type]
+    mime.attach(MIMEText(message.html, "html", _utf8()))  # type: ignore[arg-type]
     return mime
 
 
@@ -70,7 +78,7 @@ class OutboxEmail:
 
     def send(self, message: OutboundEmail) -> str:
         mime = build_mime(message)
-        write_atomically(self.directory / f"{message.delivery_id}.eml", mime.as_bytes(policy=SMTP))
+        write_atomically(self.directory / f"{message.delivery_id}.eml", mime.as_bytes(policy=WIRE))
         return str(mime["Message-ID"]).strip("<>")
 
 

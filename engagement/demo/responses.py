@@ -51,10 +51,19 @@ class Customers:
                     continue
                 self.last_touch[delivery.contact_id] = now
                 for kind, at in _reactions(rng, delivery.channel, now):
-                    rows.append({"delivery_id": delivery.id, "contact_id": delivery.contact_id,
-                                 "journey_id": delivery.journey_id, "step_id": delivery.step_id, "kind": kind,
-                                 "occurred_at": at, "dedupe_key": f"sim:{delivery.id}:{kind}",
-                                 "simulated": True, "data": {"simulated": True}})  # fmt: skip
+                    rows.append(
+                        {
+                            "delivery_id": delivery.id,
+                            "contact_id": delivery.contact_id,
+                            "journey_id": delivery.journey_id,
+                            "step_id": delivery.step_id,
+                            "kind": kind,
+                            "occurred_at": at,
+                            "dedupe_key": f"sim:{delivery.id}:{kind}",
+                            "simulated": True,
+                            "data": {"simulated": True},
+                        }
+                    )
                     self.counts[kind] = self.counts.get(kind, 0) + 1
                     if kind in ("click", "clicked"):
                         self.last_click[delivery.contact_id] = at
@@ -64,7 +73,9 @@ class Customers:
                 self.db.insert_ignore(conn, schema.responses, rows, ["dedupe_key"])
             n = schema.nudges
             for change in nudge_updates:
-                column = {"seen": "seen_at", "clicked": "clicked_at", "dismissed": "dismissed_at"}[change["kind"]]
+                column = {"seen": "seen_at", "clicked": "clicked_at", "dismissed": "dismissed_at"}[
+                    change["kind"]
+                ]
                 conn.execute(update(n).where(n.c.id == change["id"]).values({column: change["at"]}))
 
     def live(self, now: datetime) -> int:
@@ -107,8 +118,13 @@ class Customers:
 
     def _event(self, rng: random.Random, contact: Any, name: str, now: datetime) -> EventIn:
         at = now - timedelta(minutes=rng.randint(0, 600))
-        return EventIn(contact_id=contact.id, account_id=contact.account_id, name=name, timestamp=at,
-                       properties={"simulated": True, "source": "demo"})  # fmt: skip
+        return EventIn(
+            contact_id=contact.id,
+            account_id=contact.account_id,
+            name=name,
+            timestamp=at,
+            properties={"simulated": True, "source": "demo"},
+        )
 
 
 def _reactions(rng: random.Random, channel: str, now: datetime) -> list[tuple[str, datetime]]:

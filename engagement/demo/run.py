@@ -63,7 +63,9 @@ class Summary:
 def prepare(directory: Path) -> Path:
     """Make `directory` a fresh demo folder (only ever wiping a folder a demo made)."""
     if directory.exists() and any(directory.iterdir()) and not (directory / MARKER).exists():
-        raise errors.EngagementError(f"{directory} exists and was not made by `engagement demo`; pick another --dir")
+        raise errors.EngagementError(
+            f"{directory} exists and was not made by `engagement demo`; pick another --dir"
+        )
     for source in (REPO / "journeys", REPO / "templates" / "email"):
         if not source.is_dir():
             raise errors.EngagementError(f"cannot find {source}: run the demo from a clone of the repository")
@@ -91,18 +93,28 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
     dataset.write_csv(history.accounts, folder / "accounts.csv")
     dataset.write_csv(history.contacts, folder / "contacts.csv")
     dataset.write_jsonl(history.events, folder / "events.jsonl")
-    for kind, name in (("accounts", "accounts.csv"), ("contacts", "contacts.csv"), ("events", "events.jsonl")):
+    for kind, name in (
+        ("accounts", "accounts.csv"),
+        ("contacts", "contacts.csv"),
+        ("events", "events.jsonl"),
+    ):
         importer.import_file(db, settings, kind, folder / name, START)
-    console.print(f"imported {len(history.accounts)} accounts, {len(history.contacts)} contacts and "
-                  f"{len(history.events)} events of history into {settings.database_url}")  # fmt: skip
+    console.print(
+        f"imported {len(history.accounts)} accounts, {len(history.contacts)} contacts and "
+        f"{len(history.events)} events of history into {settings.database_url}"
+    )
 
     clock = ManualClock(START)
     engine = Engine(settings, clock=clock, database=db)
     people = Customers(db, seed=7)
     end = START + timedelta(days=days)
     steps = int((end - START) / TICK)
-    columns = (TextColumn("simulating {task.fields[day]}"), BarColumn(), TextColumn("{task.completed}/{task.total} ticks"),
-               TimeElapsedColumn())  # fmt: skip
+    columns = (
+        TextColumn("simulating {task.fields[day]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} ticks"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("demo", total=steps, day=START.date().isoformat())
         arrivals = _by_tick(dataset.between(data, START, end))
@@ -143,7 +155,9 @@ def _arrive(db: Database, settings: config.Settings, new: dataset.Dataset, now: 
     if not (new.accounts or new.contacts or new.events):
         return
     with db.begin() as conn:
-        ingest.upsert_accounts(db, conn, [AccountIn.model_validate(r) for r in new.accounts], settings.touch, now)
+        ingest.upsert_accounts(
+            db, conn, [AccountIn.model_validate(r) for r in new.accounts], settings.touch, now
+        )
         ingest.upsert_contacts(db, conn, [ContactIn.model_validate(r) for r in new.contacts], now)
         ingest.insert_events(db, conn, [EventIn.model_validate(r) for r in new.events], now)
 
@@ -153,36 +167,74 @@ def summarize(db: Database) -> list[Summary]:
     en, d = schema.enrollments, schema.deliveries
     with db.begin() as conn:
         entered = conn.execute(
-            select(en.c.journey_id, func.count(), func.sum(case((en.c.holdout, 1), else_=0)),
-                   func.sum(case(((en.c.outcome == "converted") & ~en.c.holdout, 1), else_=0)),
-                   func.sum(case(((en.c.outcome == "converted") & en.c.holdout, 1), else_=0)))
-            .group_by(en.c.journey_id)
-        ).all()  # fmt: skip
+            select(
+                en.c.journey_id,
+                func.count(),
+                func.sum(case((en.c.holdout, 1), else_=0)),
+                func.sum(case(((en.c.outcome == "converted") & ~en.c.holdout, 1), else_=0)),
+                func.sum(case(((en.c.outcome == "converted") & en.c.holdout, 1), else_=0)),
+            ).group_by(en.c.journey_id)
+        ).all()
         sent = conn.execute(
-            select(d.c.journey_id, d.c.channel, func.count()).where(d.c.status == "sent").group_by(d.c.journey_id, d.c.channel)
+            select(d.c.journey_id, d.c.channel, func.count())
+            .where(d.c.status == "sent")
+            .group_by(d.c.journey_id, d.c.channel)
         ).all()
     by_channel = {(j, ch): n for j, ch, n in sent}
     return [
-        Summary(j, n, int(h or 0), by_channel.get((j, "email"), 0), by_channel.get((j, "in_app"), 0),
-                by_channel.get((j, "notify"), 0), int(conv or 0), int(conv_h or 0))
+        Summary(
+            j,
+            n,
+            int(h or 0),
+            by_channel.get((j, "email"), 0),
+            by_channel.get((j, "in_app"), 0),
+            by_channel.get((j, "notify"), 0),
+            int(conv or 0),
+            int(conv_h or 0),
+        )
         for j, n, h, conv, conv_h in sorted(entered)
-    ]  # fmt: skip
+    ]
 
 
 def _rate(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "n/a"
 
 
-def _print(console: Console, summaries: list[Summary], people: Customers, settings: config.Settings,
-           directory: Path, seconds: float) -> None:  # fmt: skip
+def _print(
+    console: Console,
+    summaries: list[Summary],
+    people: Customers,
+    settings: config.Settings,
+    directory: Path,
+    seconds: float,
+) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 132)
-    table = Table("journey", "entered", "holdout", "emails", "nudges", "alerts", "converted", "treated %",
-                  "holdout %", title="Per-journey summary (60 simulated days)")  # fmt: skip
+    table = Table(
+        "journey",
+        "entered",
+        "holdout",
+        "emails",
+        "nudges",
+        "alerts",
+        "converted",
+        "treated %",
+        "holdout %",
+        title="Per-journey summary (60 simulated days)",
+    )
     for s in summaries:
         treated = s.entered - s.holdout
-        table.add_row(s.journey, str(s.entered), str(s.holdout), str(s.emails), str(s.nudges), str(s.notifies),
-                      str(s.converted + s.converted_holdout), _rate(s.converted, treated), _rate(s.converted_holdout, s.holdout))  # fmt: skip
+        table.add_row(
+            s.journey,
+            str(s.entered),
+            str(s.holdout),
+            str(s.emails),
+            str(s.nudges),
+            str(s.notifies),
+            str(s.converted + s.converted_holdout),
+            _rate(s.converted, treated),
+            _rate(s.converted_holdout, s.holdout),
+        )
     console.print(table)
     outbox = settings.path(settings.email.outbox.dir)
     emails = len(list(outbox.glob("*.eml")))
@@ -190,5 +242,7 @@ def _print(console: Console, summaries: list[Summary], people: Customers, settin
     console.print(f"[dim]Simulated responses (clearly labelled simulated in the database): {counts}[/dim]")
     console.print(f"Outbox: {emails} .eml files in {outbox}")
     console.print(f"Database: {settings.database_url}")
-    console.print(f"Try: engagement --config {directory}/config.toml preview onboarding-first-report welcome --contact <id>")
+    console.print(
+        f"Try: engagement --config {directory}/config.toml preview onboarding-first-report welcome --contact <id>"
+    )
     console.print(f"Done in {seconds:.1f}s.")

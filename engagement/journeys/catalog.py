@@ -15,6 +15,7 @@ from engagement.conditions.parse import Parser
 from engagement.config import Settings
 from engagement.errors import JourneyError, Problem
 from engagement.journeys import files, program, spec
+from engagement.journeys.program import Instr
 from engagement.templates import Renderer, sample_context
 
 CONDITION_FIELDS = ("filter", "goal", "exit", "recipients")
@@ -33,7 +34,7 @@ class Journey:
     exit: ast.Condition | None
     recipients: ast.Condition | None
     holdout: float
-    program: tuple[program.Instr, ...]
+    program: tuple[Instr, ...]
 
     @property
     def id(self) -> str:
@@ -53,7 +54,7 @@ class Journey:
             return 0
         return next((i.index for i in self.program if i.step_id == step_id), None)
 
-    def step(self, step_id: str) -> program.Instr | None:
+    def step(self, step_id: str) -> Instr | None:
         """The message step with this id."""
         return next((i for i in self.program if i.step_id == step_id), None)
 
@@ -121,7 +122,9 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
     if isinstance(source, Problem):
         return None, [source]
     if not isinstance(source.data, dict):
-        return None, [Problem(str(path), 1, "", "a journey file is a mapping of keys (id, name, trigger, steps…)")]
+        return None, [
+            Problem(str(path), 1, "", "a journey file is a mapping of keys (id, name, trigger, steps…)")
+        ]
 
     def problem(loc: files.Loc, message: str) -> Problem:
         return Problem(str(path), source.line_of(loc), files.format_loc(loc), message)
@@ -193,8 +196,9 @@ def _raw_steps(steps: Any, loc: files.Loc) -> Iterator[tuple[files.Loc, str, dic
                 yield from _raw_steps(branch.get(arm), loc + (i, "branch", arm))
 
 
-def _check_message(kind: str, body: dict[str, Any], renderer: Renderer, context: dict[str, Any],
-                   settings: Settings) -> list[tuple[str, str]]:  # fmt: skip
+def _check_message(
+    kind: str, body: dict[str, Any], renderer: Renderer, context: dict[str, Any], settings: Settings
+) -> list[tuple[str, str]]:
     """Render a message step's templates for a sample recipient; (field, message) problems."""
     texts = {"email": ("subject",), "in_app": ("title", "body"), "notify": ("text",)}[kind]
     found: list[tuple[str, str]] = []
@@ -203,7 +207,11 @@ def _check_message(kind: str, body: dict[str, Any], renderer: Renderer, context:
             found += renderer.check_text(field, body[field], context)
     if kind == "email" and isinstance(body.get("template"), str):
         found += renderer.check_email(body["template"], "", context)
-    if kind == "notify" and isinstance(body.get("webhook"), str) and settings.webhooks.named(body["webhook"]) is None:
+    if (
+        kind == "notify"
+        and isinstance(body.get("webhook"), str)
+        and settings.webhooks.named(body["webhook"]) is None
+    ):
         name = body["webhook"]
         found.append(("webhook", f"no webhook {name!r} in config; add [webhooks.{name}] url = ..."))
     return found

@@ -120,7 +120,7 @@ def _index_toml(text: str) -> dict[Loc, int]:
             continue
         header = _HEADER.match(line)
         if header and array is None:
-            key = tuple(_split_key(header.group(2)))
+            key = _in_last_items(tuple(_split_key(header.group(2))), counts)
             if header.group(1) == "[[":
                 index = counts.get(key, -1) + 1
                 counts[key] = index
@@ -144,6 +144,16 @@ def _index_toml(text: str) -> dict[Loc, int]:
             if rest == "[" or (rest.startswith("[") and not rest.endswith("]")):
                 array, item = loc, 0
     return lines
+
+
+def _in_last_items(key: Loc, counts: dict[Loc, int]) -> Loc:
+    """`[steps.branch]` after the second `[[steps]]` is `steps[1].branch`: a header names the last item."""
+    resolved: Loc = ()
+    for part in key[:-1]:
+        resolved += (part,)
+        if resolved in counts:
+            resolved += (counts[resolved],)
+    return resolved + key[-1:]
 
 
 def format_loc(loc: Loc) -> str:

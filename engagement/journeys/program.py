@@ -61,7 +61,7 @@ def build(steps: list[Any], conditions: dict[tuple[str | int, ...], ast.Conditio
             d.duration,
             end if d.next == -1 else d.next,
             d.alt,
-        )  # fmt: skip
+        )
         for i, d in enumerate(out)
     )
 

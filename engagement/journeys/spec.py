@@ -240,7 +240,7 @@ BranchSpec.model_rebuild()
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a journey file, with the condition language spelled out."""
-    schema = _swap_markers(JourneySpec.model_json_schema(by_alias=True))
+    schema: dict[str, Any] = _swap_markers(JourneySpec.model_json_schema(by_alias=True))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "engagement journey"
     schema.setdefault("$defs", {})["Condition"] = _condition_schema()

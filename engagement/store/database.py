@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import ColumnElement, func
@@ -78,21 +78,27 @@ class Database:
     ) -> int:
         """Insert rows whose key is new; return how many were inserted."""
         inserted = 0
+        returned = next(iter(table.primary_key.columns))
         for chunk in _chunks(rows):
-            stmt = self._insert(table).on_conflict_do_nothing(
-                index_elements=list(keys) if keys else None
-            )
-            if self.dialect == "sqlite":
-                for row in chunk:  # sqlite rowcount of executemany is unreliable with ignores
-                    inserted += conn.execute(stmt, row).rowcount
-            else:
-                inserted += conn.execute(stmt, list(chunk)).rowcount
+            stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
+            inserted += len(conn.execute(stmt.returning(returned), list(chunk)).all())
         return inserted
 
     def insert_from_select(self, conn: Connection, table: Table, columns: list[str], query: Any) -> int:
         """INSERT … SELECT, skipping rows that hit any unique key; return rows inserted."""
-        stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing()
-        return int(conn.execute(stmt).rowcount or 0)
+        key = next(iter(table.primary_key.columns))
+        stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing().returning(key)
+        return sum(len(chunk) for chunk in conn.execute(stmt).partitions(10_000))
+
+    def update_by_id(
+        self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]], **fixed: Any
+    ) -> None:
+        """Update many rows at once: each dict names its row by `_id` and the columns to set."""
+        if not rows:
+            return
+        columns = [name for name in rows[0] if name != "_id"]
+        values = {name: bindparam(name) for name in columns} | fixed
+        conn.execute(update(table).where(table.c.id == bindparam("_id")).values(values), list(rows))
 
     def least(self, a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
         """The smaller of two values (min() on SQLite, LEAST() on PostgreSQL)."""

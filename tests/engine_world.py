@@ -1,0 +1,134 @@
+"""A small world for engine tests: a config folder, a SQLite file, journeys and recording providers."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select
+from typer.testing import CliRunner, Result
+
+from engagement import config, ingest, suppression
+from engagement.clock import ManualClock
+from engagement.delivery.recording import RecordingEmail, RecordingWebhook
+from engagement.engine import Engine, load_catalog
+from engagement.records import AccountIn, ContactIn, EventIn
+from engagement.store.database import Database
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATES = REPO / "templates" / "email"
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday morning
+
+CONFIG = """\
+[database]
+url = "sqlite:///engagement.db"
+[journeys]
+dir = "journeys"
+[templates]
+dir = "{templates}"
+[email]
+provider = "outbox"
+from = "Chartwell <success@chartwell.example>"
+reply_to = "Chartwell Customer Success <help@chartwell.example>"
+[email.outbox]
+dir = "outbox"
+[company]
+name = "Chartwell Analytics, Inc."
+postal_address = "500 Example Street, Suite 100, Springfield, OR 97477, USA"
+[webhooks.csm-alerts]
+url = "https://hooks.example.com/services/csm-alerts"
+"""
+
+
+class World:
+    """One working folder: config.toml, journeys/, engagement.db, and what the engine sent."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.journeys = root / "journeys"
+        self.journeys.mkdir()
+        self.config_path = root / "config.toml"
+        self.config_path.write_text(CONFIG.format(templates=TEMPLATES))
+        self.settings = config.load(self.config_path)
+        self.db = Database(self.settings.database_url)
+        self.db.create_all()
+        self.email = RecordingEmail()
+        self.webhooks = RecordingWebhook()
+        self._engine: Engine | None = None
+
+    def journey(self, text: str) -> Path:
+        """Write a YAML journey (named after its id) and reload the catalog on the next tick."""
+        body = textwrap.dedent(text)
+        path = self.journeys / f"{yaml.safe_load(body)['id']}.yaml"
+        path.write_text(body)
+        self._engine = None
+        return path
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(
+                self.settings,
+                clock=ManualClock(NOW),
+                database=self.db,
+                catalog=load_catalog(self.settings),
+                email=self.email,
+                webhooks=self.webhooks,
+            )
+        return self._engine
+
+    def tick(self, at: datetime) -> Any:
+        return self.engine.tick(at)
+
+    def accounts(self, *rows: dict[str, Any]) -> None:
+        with self.db.begin() as conn:
+            ingest.upsert_accounts(
+                self.db, conn, [AccountIn.model_validate(r) for r in rows], self.settings.touch, NOW
+            )
+
+    def contacts(self, *rows: dict[str, Any]) -> None:
+        with self.db.begin() as conn:
+            ingest.upsert_contacts(self.db, conn, [ContactIn.model_validate(r) for r in rows], NOW)
+
+    def events(self, *rows: dict[str, Any]) -> None:
+        with self.db.begin() as conn:
+            ingest.insert_events(self.db, conn, [EventIn.model_validate(r) for r in rows], NOW)
+
+    def people(self, count: int, *, account: str = "acme", prefix: str = "c", **fields: Any) -> list[str]:
+        """An account (if new) and `count` contacts in it; returns their ids."""
+        self.accounts({"id": account, "name": account.title(), "plan": "pro", "mrr": 99})
+        ids = [f"{prefix}{i:03d}" for i in range(count)]
+        self.contacts(
+            *(
+                {
+                    "id": cid,
+                    "account_id": account,
+                    "email": f"{cid}@example.com",
+                    "first_name": cid.upper(),
+                    **fields,
+                }
+                for cid in ids
+            )
+        )
+        return ids
+
+    def suppress(self, email: str) -> None:
+        with self.db.begin() as conn:
+            suppression.add(self.db, conn, email, "unsubscribe", "test", NOW)
+
+    def rows(self, table: Any, *where: Any) -> list[Any]:
+        with self.db.begin() as conn:
+            return list(conn.execute(select(table).where(*where)).mappings())
+
+    def count(self, table: Any, *where: Any) -> int:
+        with self.db.begin() as conn:
+            return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+
+    def cli(self, *args: str) -> Result:
+        """Run `engagement --config <this world> ARGS` in process."""
+        from engagement.cli import app
+
+        return CliRunner().invoke(app, ["--config", str(self.config_path), *args])

@@ -1,0 +1,72 @@
+"""`engagement demo` builds a working folder, runs the shipped journeys and reports what happened."""
+
+from __future__ import annotations
+
+import io
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from engagement import errors
+from engagement.demo import run
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[run.Summary], str]:
+    folder = tmp_path_factory.mktemp("demo-run") / "demo"
+    console = Console(file=io.StringIO(), width=160)
+    summaries = run.main(folder, days=5, console=console)
+    assert isinstance(console.file, io.StringIO)
+    return folder, summaries, console.file.getvalue()
+
+
+def test_a_short_demo_enrolls_people_in_onboarding_and_sends_them_email(
+    demo: tuple[Path, list[run.Summary], str],
+) -> None:
+    _, summaries, printed = demo
+
+    [onboarding] = [s for s in summaries if s.journey == "onboarding-first-report"]
+    assert onboarding.entered > 0
+    assert 0 < onboarding.emails <= onboarding.entered - onboarding.holdout
+    assert "Per-journey summary" in printed and "onboarding-first-report" in printed
+
+
+def test_every_demo_email_in_the_outbox_parses_with_both_parts_and_unsubscribe_headers(
+    demo: tuple[Path, list[run.Summary], str],
+) -> None:
+    folder, summaries, _ = demo
+
+    files = sorted((folder / "outbox").glob("*.eml"))
+
+    assert len(files) == sum(s.emails for s in summaries) > 0
+    for file in files:
+        parsed = message_from_bytes(file.read_bytes(), policy=policy.default)
+        assert parsed.defects == [], file
+        assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"], file
+        assert parsed["Subject"] and parsed["To"] and parsed["Date"], file
+        assert str(parsed["List-Unsubscribe"]).startswith("<http"), file
+
+
+def test_the_demo_refuses_to_wipe_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+
+    with pytest.raises(errors.EngagementError, match="was not made by `engagement demo`"):
+        run.main(tmp_path, days=1, console=Console(file=io.StringIO()))
+
+    assert precious.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_the_demo_may_start_over_in_a_folder_it_made_itself(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    run.prepare(folder)
+    (folder / "outbox").mkdir()
+    (folder / "outbox" / "old.eml").write_text("stale")
+
+    run.prepare(folder)
+
+    assert not (folder / "outbox").exists()
+    assert (folder / "config.toml").is_file() and (folder / "journeys" / "onboarding.yaml").is_file()

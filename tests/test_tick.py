@@ -1,0 +1,412 @@
+"""What one tick does: enroll, end, advance and send, exactly once, to the right people."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from engine_world import NOW, World
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from engagement import holdout
+from engagement.store import schema
+
+en, d = schema.enrollments, schema.deliveries
+
+WELCOME = """
+id: welcome
+name: Welcome
+status: {status}
+trigger: {{event: signed_up}}
+re_entry: {re_entry}
+steps:
+  - id: hello
+    email: {{template: onboarding/welcome, subject: "Welcome aboard, {{{{ contact.first_name }}}}"}}
+"""
+
+
+def welcome(world: World, *, status: str = "active", re_entry: str = "never") -> None:
+    world.journey(WELCOME.format(status=status, re_entry=re_entry))
+
+
+def signed_up(world: World, *contact_ids: str, at: timedelta = timedelta(hours=-1)) -> None:
+    world.events(*({"contact_id": cid, "name": "signed_up", "timestamp": NOW + at} for cid in contact_ids))
+
+
+def recipients(world: World) -> list[str]:
+    return sorted(message.to for message in world.email.sent)
+
+
+def outcomes(world: World) -> dict[str, str | None]:
+    return {row["subject_id"]: row["outcome"] for row in world.rows(en)}
+
+
+# --- exactly once -------------------------------------------------------------------------------
+
+
+def test_a_second_tick_at_the_same_instant_sends_nothing_more(world: World) -> None:
+    welcome(world)
+    people = world.people(3)
+    signed_up(world, *people)
+
+    first = world.tick(NOW)
+    second = world.tick(NOW)
+
+    assert first.total("enrolled") == 3 and first.dispatched.sent == 3
+    assert second.total("enrolled") == 0 and second.dispatched.sent == 0
+    assert recipients(world) == [f"{p}@example.com" for p in people]
+    assert world.count(d) == 3
+    assert world.count(en) == 3
+
+
+def test_the_cli_tick_run_twice_at_the_same_instant_writes_each_eml_file_once(world: World) -> None:
+    welcome(world)
+    signed_up(world, *world.people(2))
+    outbox = world.root / "outbox"
+
+    first = world.cli("tick", "--now", NOW.isoformat())
+    after_first = sorted(outbox.glob("*.eml"))
+    second = world.cli("tick", "--now", NOW.isoformat())
+
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert len(after_first) == 2
+    assert sorted(outbox.glob("*.eml")) == after_first
+    assert world.count(d) == 2
+    assert world.count(d, d.c.status == "sent") == 2
+
+
+def test_the_database_refuses_a_second_delivery_for_the_same_enrollment_step_and_recipient(
+    world: World,
+) -> None:
+    welcome(world)
+    signed_up(world, *world.people(1))
+    world.tick(NOW)
+    [row] = world.rows(d)
+
+    with pytest.raises(IntegrityError), world.db.begin() as conn:
+        conn.execute(insert(d).values({**row, "id": "another-id"}))
+    assert world.count(d) == 1
+
+
+# --- who receives -------------------------------------------------------------------------------
+
+
+def test_a_suppressed_address_gets_no_email_while_the_others_do(world: World) -> None:
+    welcome(world)
+    people = world.people(3)
+    signed_up(world, *people)
+    world.suppress("  C001@Example.COM ")  # compared normalised
+
+    report = world.tick(NOW)
+
+    assert recipients(world) == ["c000@example.com", "c002@example.com"]
+    assert report.dispatched.suppressed == 1
+    statuses = {row["contact_id"]: row["status"] for row in world.rows(d)}
+    assert statuses == {"c000": "sent", "c001": "suppressed", "c002": "sent"}
+
+
+@pytest.mark.parametrize("status", ["draft", "paused"])
+def test_draft_and_paused_journeys_enroll_nobody_and_send_nothing(world: World, status: str) -> None:
+    welcome(world, status=status)
+    signed_up(world, *world.people(3))
+
+    world.tick(NOW)
+    world.tick(NOW + timedelta(hours=1))
+
+    assert world.email.sent == []
+    assert world.count(en) == 0
+    assert world.count(d) == 0
+
+
+def test_a_paused_journey_holds_its_enrollments_where_they_are_but_still_ends_them_on_goal(
+    world: World,
+) -> None:
+    text = """
+        id: two-mails
+        name: Two mails
+        status: {status}
+        trigger: {{event: signed_up}}
+        goal: {{milestone: activated}}
+        steps:
+          - id: first
+            email: {{template: onboarding/welcome, subject: First}}
+          - wait: 1d
+          - id: second
+            email: {{template: onboarding/stalled, subject: Second}}
+    """
+    world.journey(text.format(status="active"))
+    people = world.people(2)
+    signed_up(world, *people)
+    world.tick(NOW)
+    world.journey(text.format(status="paused"))
+    world.events({"contact_id": "c000", "name": "activated", "timestamp": NOW + timedelta(days=1)})
+
+    world.tick(NOW + timedelta(days=2))
+
+    assert [m.subject for m in world.email.sent] == ["First", "First"]
+    assert outcomes(world) == {"c000": "converted", "c001": None}
+    [held] = world.rows(en, en.c.subject_id == "c001")
+    assert held["state"] == "active"
+
+
+# --- how enrollments end ------------------------------------------------------------------------
+
+
+def test_goal_converts_exit_exits_and_the_last_step_completes(world: World) -> None:
+    world.journey("""
+        id: outcomes
+        name: Outcomes
+        status: active
+        trigger: {event: signed_up}
+        goal: {milestone: activated}
+        exit: {contact.role: churned}
+        steps:
+          - id: first
+            email: {template: onboarding/welcome, subject: First}
+          - wait: 1d
+          - id: second
+            email: {template: onboarding/stalled, subject: Second}
+    """)
+    world.people(3, role="member")
+    signed_up(world, "c000", "c001", "c002")
+    world.tick(NOW)
+    world.events({"contact_id": "c000", "name": "activated", "timestamp": NOW + timedelta(hours=5)})
+    world.contacts({"id": "c001", "account_id": "acme", "role": "churned"})
+    later = NOW + timedelta(days=1, hours=1)
+
+    report = world.tick(later)
+
+    assert outcomes(world) == {"c000": "converted", "c001": "exited", "c002": "completed"}
+    assert {row["ended_at"] for row in world.rows(en)} == {later}
+    assert (report.total("converted"), report.total("exited"), report.total("completed")) == (1, 1, 1)
+    assert [(m.to, m.subject) for m in world.email.sent][3:] == [("c002@example.com", "Second")]
+
+
+def test_people_who_already_meet_the_goal_or_the_exit_are_not_enrolled(world: World) -> None:
+    world.journey("""
+        id: outcomes
+        name: Outcomes
+        status: active
+        trigger: {event: signed_up}
+        goal: {milestone: activated}
+        exit: {contact.role: churned}
+        steps:
+          - id: first
+            email: {template: onboarding/welcome, subject: First}
+    """)
+    world.people(3, role="member")
+    world.contacts({"id": "c001", "account_id": "acme", "role": "churned"})
+    world.events({"contact_id": "c000", "name": "activated", "timestamp": NOW - timedelta(days=3)})
+    signed_up(world, "c000", "c001", "c002")
+
+    world.tick(NOW)
+
+    assert outcomes(world) == {"c002": "completed"}
+    assert recipients(world) == ["c002@example.com"]
+
+
+# --- holdout ------------------------------------------------------------------------------------
+
+
+def test_the_holdout_takes_about_its_share_gets_nothing_and_matches_the_hash(world: World) -> None:
+    world.journey("""
+        id: holdout-check
+        name: Holdout check
+        status: active
+        trigger: {event: signed_up}
+        holdout: 25%
+        steps:
+          - id: hello
+            in_app: {title: "Hi {{ contact.first_name }}"}
+    """)
+    people = world.people(400)
+    signed_up(world, *people)
+
+    world.tick(NOW)
+
+    rows = world.rows(en)
+    held = {row["subject_id"] for row in rows if row["holdout"]}
+    assert len(rows) == 400
+    assert 0.19 <= len(held) / 400 <= 0.31
+    assert held == {p for p in people if holdout.in_holdout("holdout-check", p, 0.25)}
+    assert {row["outcome"] for row in rows if row["holdout"]} == {"holdout"}
+    assert {row["outcome"] for row in rows if not row["holdout"]} == {"completed"}
+    delivered = {row["contact_id"] for row in world.rows(d)}
+    assert delivered == set(people) - held
+
+
+def test_a_holdout_member_who_reaches_the_goal_converts_without_receiving_anything(world: World) -> None:
+    world.journey("""
+        id: all-held
+        name: All held
+        status: active
+        trigger: {event: signed_up}
+        goal: {milestone: activated}
+        holdout: 100%
+        steps:
+          - id: first
+            email: {template: onboarding/welcome, subject: First}
+          - wait: 2d
+          - id: second
+            email: {template: onboarding/stalled, subject: Second}
+    """)
+    signed_up(world, *world.people(2))
+    world.tick(NOW)
+    world.events({"contact_id": "c000", "name": "activated", "timestamp": NOW + timedelta(days=1)})
+
+    world.tick(NOW + timedelta(days=3))
+
+    assert outcomes(world) == {"c000": "converted", "c001": "holdout"}
+    assert world.count(d) == 0
+    assert world.email.sent == []
+
+
+# --- re-entry -----------------------------------------------------------------------------------
+
+
+def test_re_entry_never_enrolls_a_person_only_once(world: World) -> None:
+    welcome(world, re_entry="never")
+    world.people(1)
+    signed_up(world, "c000")
+    world.tick(NOW)
+    signed_up(world, "c000", at=timedelta(days=2))
+
+    world.tick(NOW + timedelta(days=2, hours=1))
+
+    assert world.count(en) == 1
+    assert len(world.email.sent) == 1
+
+
+def test_re_entry_always_enrolls_again_on_a_new_event_but_not_on_the_one_already_used(world: World) -> None:
+    welcome(world, re_entry="always")
+    world.people(1)
+    signed_up(world, "c000")
+    world.tick(NOW)
+
+    world.tick(NOW + timedelta(hours=1))  # the same event is still within the lookback
+    assert world.count(en) == 1
+
+    signed_up(world, "c000", at=timedelta(hours=2))
+    world.tick(NOW + timedelta(hours=3))
+    assert world.count(en) == 2
+    assert len(world.email.sent) == 2
+
+
+def test_re_entry_after_a_duration_counts_from_the_last_entry(world: World) -> None:
+    welcome(world, re_entry="{after: 7d}")
+    world.people(1)
+    signed_up(world, "c000")
+    world.tick(NOW)
+
+    signed_up(world, "c000", at=timedelta(days=3))
+    world.tick(NOW + timedelta(days=3, hours=1))
+    assert world.count(en) == 1
+
+    signed_up(world, "c000", at=timedelta(days=8))
+    world.tick(NOW + timedelta(days=8, hours=1))
+    assert world.count(en) == 2
+    assert len(world.email.sent) == 2
+
+
+def test_an_event_during_an_earlier_enrollment_does_not_enroll_again_once_it_ends(world: World) -> None:
+    world.journey("""
+        id: long-memory
+        name: Long memory
+        status: active
+        trigger: {event: signed_up}
+        lookback: 30d
+        re_entry: {after: 1d}
+        steps:
+          - id: first
+            in_app: {title: First}
+          - wait: 5d
+          - id: second
+            in_app: {title: Second}
+    """)
+    world.people(1)
+    signed_up(world, "c000")
+    world.tick(NOW)
+    signed_up(world, "c000", at=timedelta(days=2))  # while the first enrollment runs
+
+    for days in (2, 5, 6):
+        world.tick(NOW + timedelta(days=days, hours=1))
+    assert world.count(en) == 1
+    assert outcomes(world) == {"c000": "completed"}
+
+    signed_up(world, "c000", at=timedelta(days=7))
+    world.tick(NOW + timedelta(days=7, hours=1))
+    assert world.count(en) == 2
+
+
+@pytest.mark.parametrize(("re_entry", "expected"), [("never", 1), ("{after: 7d}", 2), ("always", 4)])
+def test_re_entry_decides_how_often_a_condition_trigger_enrolls_a_person(
+    world: World, re_entry: str, expected: int
+) -> None:
+    world.journey(f"""
+        id: admins
+        name: Admins
+        status: active
+        trigger: {{condition: {{contact.role: admin}}}}
+        re_entry: {re_entry}
+        steps:
+          - id: hello
+            in_app: {{title: Hello}}
+    """)
+    world.people(1, role="admin")
+
+    for days in (0, 1, 6, 8):  # entry at day 0; 7 days later is day 7
+        world.tick(NOW + timedelta(days=days))
+
+    assert world.count(en) == expected
+    assert world.count(d) == expected
+
+
+# --- lookback -----------------------------------------------------------------------------------
+
+
+def test_an_event_older_than_the_lookback_enrolls_nobody(world: World) -> None:
+    welcome(world)
+    world.people(2)
+    signed_up(world, "c000", at=timedelta(hours=-25))
+    signed_up(world, "c001", at=timedelta(hours=-23))
+
+    world.tick(NOW)
+
+    assert outcomes(world) == {"c001": "completed"}
+
+
+def test_a_journey_lookback_shorter_than_the_default_is_respected(world: World) -> None:
+    world.journey("""
+        id: short
+        name: Short lookback
+        status: active
+        trigger: {milestone: first_login}
+        lookback: 2h
+        steps:
+          - id: hello
+            in_app: {title: Hello}
+    """)
+    world.people(2)
+    world.events(
+        {"contact_id": "c000", "name": "first_login", "timestamp": NOW - timedelta(hours=3)},
+        {"contact_id": "c001", "name": "first_login", "timestamp": NOW - timedelta(hours=1)},
+    )
+
+    world.tick(NOW)
+
+    assert outcomes(world) == {"c001": "completed"}
+
+
+def test_an_event_in_the_future_enrolls_nobody_until_its_time(world: World) -> None:
+    welcome(world)
+    world.people(1)
+    signed_up(world, "c000", at=timedelta(hours=2))
+
+    world.tick(NOW)
+    assert world.count(en) == 0
+
+    world.tick(NOW + timedelta(hours=2))
+    assert world.count(en) == 1
+    assert recipients(world) == ["c000@example.com"]
