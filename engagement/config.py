@@ -57,8 +57,15 @@ class Sendgrid(Section):
     timeout_seconds: float = 10.0
 
 
+class Retry(Section):
+    attempts: int = Field(4, ge=1, description="tries per message for 5xx and connection errors")
+    base_seconds: float = Field(0.5, ge=0)
+    max_seconds: float = Field(8.0, ge=0)
+
+
 class Email(Section):
     provider: Literal["outbox", "smtp", "sendgrid"] = "outbox"
+    retry: Retry = Retry()
     from_: str = Field("Chartwell <success@chartwell.example>", alias="from")
     reply_to: str | None = None
     outbox: Outbox = Outbox()
@@ -88,6 +95,7 @@ class Server(Section):
 class Limits(Section):
     emails_per_contact_per_week: int = Field(3, ge=0)
     in_flight: int = Field(100, ge=1)
+    sending_lease: Duration = timedelta(minutes=10)
     batch_size: int = Field(2000, ge=1)
 
 

@@ -46,6 +46,21 @@ class SendError(Exception):
         self.permanent = permanent
 
 
+class RateLimited(SendError):
+    """The provider asked us to wait; nothing may be sent to it before `until`."""
+
+    def __init__(self, reason: str, until: datetime) -> None:
+        super().__init__(reason, permanent=False)
+        self.until = until
+
+
+class InDoubt(SendError):
+    """The request may have been accepted (e.g. a timeout after it was sent): never retry it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, permanent=False)
+
+
 class EmailProvider(Protocol):
     """Sends one email and returns the provider's message id."""
 
