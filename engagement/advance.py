@@ -92,7 +92,15 @@ def advance_batch(
 ) -> Advanced | None:
     """Step up to `limit` due enrollments; None when nothing was due."""
     rows = conn.execute(
-        select(en.c.id, en.c.subject_id, en.c.account_id, en.c.holdout, en.c.step_id, en.c.wait_started_at)
+        select(
+            en.c.id,
+            en.c.subject_id,
+            en.c.account_id,
+            en.c.holdout,
+            en.c.step_id,
+            en.c.wait_started_at,
+            en.c.next_action_at,
+        )
         .where(en.c.journey_id == journey.id, en.c.state == "active", en.c.next_action_at <= ctx.now)
         .order_by(en.c.next_action_at, en.c.id)
         .limit(limit)
@@ -118,10 +126,11 @@ def advance_batch(
             ctx.now,
             _holds(truth, row.subject_id),
             holdout=row.holdout,
+            due_since=row.next_action_at,
         )
-        for instr in decision.messages:
+        for instr, moment in decision.messages:
             for recipient, contact_id in _targets(journey, instr, row, recipients):
-                deliveries.append(_delivery(journey, instr, row.id, recipient, contact_id, ctx.now))
+                deliveries.append(_delivery(journey, instr, row.id, recipient, contact_id, moment, ctx.now))
         if decision.outcome is not None:
             updates.append(_ended(row.id, decision.outcome, decision.outcome, ctx.now))
             result.completed += 1
@@ -192,7 +201,13 @@ def _targets(
 
 
 def _delivery(
-    journey: Journey, instr: Instr, enrollment_id: int, recipient: str, contact_id: str | None, now: datetime
+    journey: Journey,
+    instr: Instr,
+    enrollment_id: int,
+    recipient: str,
+    contact_id: str | None,
+    due: datetime,
+    now: datetime,
 ) -> dict[str, Any]:
     return {
         "id": delivery_id(enrollment_id, instr.step_id, recipient),
@@ -203,7 +218,8 @@ def _delivery(
         "recipient": recipient,
         "contact_id": contact_id,
         "status": "queued",
-        "due_at": now,
+        "priority": journey.spec.priority,
+        "due_at": due,
         "created_at": now,
         "updated_at": now,
     }

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import func
 
 from engagement import config, errors, importer, suppression
 from engagement.clock import SystemClock, parse_instant
@@ -19,7 +20,7 @@ from engagement.durations import parse_duration
 from engagement.journeys import catalog as catalogs
 from engagement.journeys import spec
 from engagement.store import schema
-from engagement.store.database import Database
+from engagement.store.database import Database, select
 
 app = typer.Typer(
     help="Tech-touch customer success engine: journeys as code.",
@@ -151,6 +152,9 @@ def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601
     out.print(table)
     d = report.dispatched
     out.print(
+        f"held {d.held}, skipped late {d.skipped_late}, in doubt {d.in_doubt}, rate limited {d.rate_limited}"
+    )
+    out.print(
         f"sent {d.sent}, suppressed {d.suppressed}, cancelled {d.cancelled}, failed {d.failed} in {report.seconds:.2f}s"
     )
 
@@ -280,6 +284,64 @@ def demo(
     from engagement.demo import run as demo_run
 
     demo_run.main(directory, days=days, console=out)
+
+
+@app.command()
+def worker() -> None:
+    """Run ticks every scheduler.tick_seconds until SIGTERM or Ctrl-C (the current tick finishes)."""
+    import logging
+
+    from engagement import worker as worker_loop
+    from engagement.engine import Engine
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    current = settings()
+    worker_loop.run(Engine(current, database=database(current)))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on (default server.host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default server.port)")] = None,
+) -> None:
+    """Serve the HTTP API (unsubscribe pages, health) with uvicorn."""
+    import uvicorn
+
+    from engagement.api.app import create_app
+
+    current = settings()
+    app_ = create_app(current, database=database(current))
+    uvicorn.run(app_, host=host or current.server.host, port=port or current.server.port, log_level="info")
+
+
+@app.command()
+def deliveries(
+    in_doubt: Annotated[
+        bool, typer.Option("--in-doubt", help="only deliveries that may or may not have gone out")
+    ] = False,
+    journey: Annotated[str | None, typer.Option(help="only this journey")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="rows to show")] = 50,
+) -> None:
+    """List deliveries, newest first; --in-doubt lists the ones never re-sent automatically."""
+    d = schema.deliveries
+    query = d.select().order_by(d.c.updated_at.desc(), d.c.id).limit(limit)
+    if in_doubt:
+        query = query.where(d.c.status == "in_doubt")
+    if journey:
+        query = query.where(d.c.journey_id == journey)
+    current = settings()
+    with database(current).begin() as conn:
+        rows = conn.execute(query).mappings().all()
+        counts: dict[str, int] = dict(
+            conn.execute(select(d.c.status, func.count()).group_by(d.c.status)).all()
+        )
+    table = Table("id", "journey", "step", "channel", "recipient", "status", "updated", "reason")
+    for row in rows:
+        updated = row["updated_at"].strftime("%Y-%m-%d %H:%M") if row["updated_at"] else ""
+        table.add_row(row["id"], row["journey_id"], row["step_id"], row["channel"], row["recipient"],
+                      row["status"], updated, row["status_reason"] or "")  # fmt: skip
+    out.print(table)
+    out.print(", ".join(f"{status} {n}" for status, n in sorted(counts.items())) or "no deliveries")
 
 
 @sup_app.command("list")

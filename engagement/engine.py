@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from engagement import errors, tick
+from engagement import tick
 from engagement.clock import Clock, SystemClock
 from engagement.config import Settings
 from engagement.delivery.dispatch import Ports
 from engagement.delivery.http_webhook import HttpWebhook
 from engagement.delivery.message import EmailProvider, WebhookProvider
 from engagement.delivery.outbox import OutboxEmail, OutboxWebhook
+from engagement.delivery.sendgrid import SendgridEmail
+from engagement.delivery.smtp import SmtpEmail
 from engagement.journeys import catalog as catalogs
 from engagement.store.database import Database
 from engagement.templates import Renderer
@@ -55,16 +57,18 @@ def load_catalog(
 
 def email_provider(settings: Settings) -> EmailProvider:
     """The configured email provider."""
-    if settings.email.provider == "outbox":
-        return OutboxEmail(settings.path(settings.email.outbox.dir))
-    raise errors.ConfigError(
-        f"email.provider = {settings.email.provider!r} is not available in this build yet; "
-        "use 'outbox' (the SMTP and SendGrid providers ship with the delivery work)"
-    )
+    if settings.email.provider == "smtp":
+        return SmtpEmail.from_settings(settings)
+    if settings.email.provider == "sendgrid":
+        return SendgridEmail.from_settings(settings)
+    return OutboxEmail(settings.path(settings.email.outbox.dir))
 
 
 def webhook_provider(settings: Settings) -> WebhookProvider:
     """The configured provider for notify steps."""
     if settings.notify.provider == "http":
-        return HttpWebhook()
+        retry = settings.email.retry
+        return HttpWebhook(
+            attempts=retry.attempts, base_seconds=retry.base_seconds, max_seconds=retry.max_seconds
+        )
     return OutboxWebhook(settings.path(settings.email.outbox.dir))

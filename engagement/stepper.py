@@ -16,7 +16,7 @@ MAX_HOPS = 1000  # a journey never needs more instant steps than this in one tic
 class Decision:
     """What to do with one due enrollment."""
 
-    messages: list[Instr] = field(default_factory=list)
+    messages: list[tuple[Instr, datetime]] = field(default_factory=list)  # with the moment it became due
     skipped: list[Instr] = field(default_factory=list)
     step_id: str | None = None
     next_action_at: datetime | None = None
@@ -33,11 +33,17 @@ def decide(
     holds: Callable[[ast.Condition], bool],
     *,
     holdout: bool,
+    due_since: datetime | None = None,
 ) -> Decision:
-    """Walk instant steps from `position` until a wait, or the end of the journey."""
+    """Walk instant steps from `position` until a wait, or the end of the journey.
+
+    `due_since` is when the enrollment became due; each message carries the moment its step
+    became due, so a step whose moment passed long ago (downtime, un-pausing) can be skipped.
+    """
     decision = Decision()
     index = position
     waited_since = wait_started_at
+    moment = min(due_since or now, now)
     for _ in range(MAX_HOPS):
         if index >= len(program):
             decision.outcome = "holdout" if holdout else "completed"
@@ -58,7 +64,7 @@ def decide(
             assert instr.duration is not None
             started = waited_since or now
             if now >= started + instr.duration:
-                index, waited_since = instr.next, None
+                index, waited_since, moment = instr.next, None, started + instr.duration
                 continue
             return _park(decision, instr, started, started + instr.duration)
         if instr.kind == "wait_until":
@@ -66,12 +72,13 @@ def decide(
             started = waited_since or now
             timed_out = instr.duration is not None and now >= started + instr.duration
             if holds(instr.condition) or timed_out:
+                moment = now if holds(instr.condition) or instr.duration is None else started + instr.duration
                 index, waited_since = instr.next, None
                 continue
             until = started + instr.duration if instr.duration is not None else None
             return _park(decision, instr, started, until)
         if not holdout:
-            decision.messages.append(instr)
+            decision.messages.append((instr, moment))
         index, waited_since = instr.next, None
     raise RuntimeError(f"journey loops at step {program[index].step_id!r}")
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import css_inline
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
@@ -42,6 +43,8 @@ class Renderer:
             cache_size=-1,
         )
         self._strings: dict[str, jinja2.Template] = {}
+        # <style> stays for clients that honour media queries; nothing is fetched from the network
+        self.inliner = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
 
     def email(self, template: str, subject: str, context: Mapping[str, Any]) -> RenderedEmail:
         """Render one email: subject, body in both parts, each wrapped in its layout."""
@@ -54,6 +57,10 @@ class Renderer:
             text = self.env.get_template(TEXT_LAYOUT).render({**full, "content": text_body})
         except jinja2.TemplateError as exc:
             raise errors.TemplateRenderError(f"template {template!r}: {describe(exc)}") from exc
+        try:
+            html = self.inliner.inline(html)
+        except css_inline.InlineError as exc:
+            raise errors.TemplateRenderError(f"template {template!r}: inlining CSS: {exc}") from exc
         return RenderedEmail(rendered_subject, html, text)
 
     def text(self, source: str, context: Mapping[str, Any]) -> str:

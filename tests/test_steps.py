@@ -14,6 +14,7 @@ from engine_world import NOW, World
 
 from engagement import config, unsubscribe
 from engagement.clock import ManualClock
+from engagement.delivery.http_webhook import HttpWebhook
 from engagement.engine import Engine, load_catalog
 from engagement.store import schema
 
@@ -49,7 +50,7 @@ def test_an_email_step_sends_the_rendered_subject_both_parts_unsubscribe_headers
     assert message.to == "c000@example.com"
     assert message.subject == "Welcome aboard, Ada"
     assert message.text.startswith("Hi Ada,")
-    assert "<p>Hi Ada,</p>" in message.html
+    assert ">Hi Ada,</p>" in message.html
     assert POSTAL in message.text
     assert POSTAL in message.html
     link = message.headers["List-Unsubscribe"]
@@ -195,12 +196,20 @@ def hook() -> Iterator[Hook]:
     thread.join()
 
 
-def http_engine(world: World, url: str) -> Engine:
+def http_engine(world: World, url: str, slept: list[float] | None = None) -> Engine:
     settings = config.load(
         world.config_path, notify={"provider": "http"}, webhooks={"csm-alerts": {"url": url}}
     )
+    webhooks = HttpWebhook(
+        attempts=3, base_seconds=0.5, max_seconds=4, sleep=(slept if slept is not None else []).append
+    )
     return Engine(
-        settings, clock=ManualClock(NOW), database=world.db, catalog=load_catalog(settings), email=world.email
+        settings,
+        clock=ManualClock(NOW),
+        database=world.db,
+        catalog=load_catalog(settings),
+        email=world.email,
+        webhooks=webhooks,
     )
 
 
@@ -222,24 +231,38 @@ def test_the_http_provider_posts_the_notify_message_as_json_with_an_idempotency_
     assert (delivery["status"], delivery["provider"]) == ("sent", "http")
 
 
-def test_a_webhook_that_answers_503_is_retried_at_the_next_tick_and_posted_once_it_recovers(
+def test_a_webhook_that_answers_503_is_retried_with_backoff_and_posted_once_it_recovers(
     world: World, hook: Hook
 ) -> None:
     world.journey(NOTIFY)
     world.people(1)
     world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
     hook.statuses = [503]
-    engine = http_engine(world, hook.url)
+    slept: list[float] = []
+    engine = http_engine(world, hook.url, slept)
 
     engine.tick(NOW)
     [delivery] = world.rows(d)
-    assert delivery["status"] == "queued"
-
-    engine.tick(NOW + timedelta(minutes=1))
-    engine.tick(NOW + timedelta(minutes=2))
-    [delivery] = world.rows(d)
     assert delivery["status"] == "sent"
     assert len(hook.requests) == 2
+    assert len(slept) == 1 and 0.5 <= slept[0] <= 1.0
+
+
+def test_a_webhook_that_stays_down_fails_after_the_configured_attempts_and_is_not_retried_at_later_ticks(
+    world: World, hook: Hook
+) -> None:
+    world.journey(NOTIFY)
+    world.people(1)
+    world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
+    hook.statuses = [503] * 10
+    engine = http_engine(world, hook.url)
+
+    engine.tick(NOW)
+    engine.tick(NOW + timedelta(minutes=1))
+    [delivery] = world.rows(d)
+    assert delivery["status"] == "failed"
+    assert "503" in delivery["status_reason"] and "3 attempts" in delivery["status_reason"]
+    assert len(hook.requests) == 3
 
 
 # --- waits --------------------------------------------------------------------------------------

@@ -1,20 +1,28 @@
-"""Send queued deliveries: check, claim (queued → sending), render, send, record (→ sent)."""
+"""Send queued deliveries: judge, claim (queued → sending, committed), send, record (→ sent).
+
+The ledger gives at-most-once: a delivery is committed `sending` before the provider call
+and `sent` after it; a crash in between leaves it `sending`, which the next pass turns into
+`in_doubt` once the lease has passed. Nothing in doubt is ever sent again automatically.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from engagement import errors, suppression, templates, unsubscribe
 from engagement.config import Settings
+from engagement.delivery import ledger, policy, windows
 from engagement.delivery.message import (
     EmailProvider,
+    InDoubt,
     OutboundEmail,
     OutboundWebhook,
+    RateLimited,
     SendError,
     WebhookProvider,
 )
@@ -25,6 +33,14 @@ from engagement.store.database import Database
 from engagement.templates import Renderer
 
 d = schema.deliveries
+COUNTED = (
+    "sending",
+    "sent",
+    "delivered",
+    "in_doubt",
+    "bounced",
+    "deferred",
+)  # emails that reached, or may have
 
 
 @dataclass
@@ -32,96 +48,162 @@ class Dispatched:
     """What one dispatch pass did, by outcome."""
 
     sent: int = 0
+    held: int = 0
     suppressed: int = 0
     cancelled: int = 0
+    skipped_late: int = 0
     failed: int = 0
-    retry: int = 0
+    in_doubt: int = 0
+    rate_limited: int = 0
 
 
 @dataclass
 class Ports:
-    """Where messages go out."""
+    """Where messages go out, and until when the email provider asked us to wait."""
 
     email: EmailProvider
     webhooks: WebhookProvider
+    email_paused_until: datetime | None = None
 
 
 def dispatch(
     db: Database, settings: Settings, catalog: Catalog, renderer: Renderer, ports: Ports, now: datetime
 ) -> Dispatched:
-    """Send every queued delivery that is due, batch by batch."""
+    """Send every queued delivery that is due, `limits.in_flight` at a time."""
     total = Dispatched()
+    with db.begin() as conn:
+        total.in_doubt += ledger.sweep(conn, now, settings.limits.sending_lease)
     active = [j.id for j in catalog.journeys.values() if j.status == "active"]
-    if not active:
-        return total
-    retrying: set[str] = set()  # a transient failure waits for the next tick, not the next batch
-    while True:
+    while active:
+        emails = ports.email_paused_until is None or ports.email_paused_until <= now
         with db.begin() as conn:
-            batch = _claim(db, conn, active, now, settings.limits.in_flight, total, retrying)
+            batch = _claim(db, conn, settings, catalog, active, now, total, emails=emails)
         if not batch:
-            return total
-        retrying |= _send(db, settings, catalog, renderer, ports, batch, now, total)
+            break
+        _send(db, settings, catalog, renderer, ports, batch, now, total)
+    return total
 
 
 def _claim(
     db: Database,
     conn: Connection,
+    settings: Settings,
+    catalog: Catalog,
     journeys: list[str],
     now: datetime,
-    limit: int,
     total: Dispatched,
-    skip: set[str],
+    *,
+    emails: bool,
 ) -> list[Any]:
-    """Drop what must not go, then mark up to `limit` deliveries `sending` (committed before any send)."""
-    e = schema.enrollments
-    c = schema.contacts
+    """Judge up to `limits.in_flight` due deliveries; mark the ones to send `sending`."""
+    e, c, a = schema.enrollments, schema.contacts, schema.accounts
+    where = [d.c.status == "queued", d.c.due_at <= now, d.c.journey_id.in_(journeys)]
+    if not emails:
+        where.append(d.c.channel != "email")
     rows = conn.execute(
         select(
             d,
-            e.c.state.label("enrollment_state"),
             e.c.outcome.label("enrollment_outcome"),
             c.c.email.label("contact_email"),
             c.c.erased_at.label("contact_erased"),
+            c.c.timezone.label("contact_timezone"),
+            a.c.traits.label("account_traits"),
         )
-        .select_from(d.join(e, e.c.id == d.c.enrollment_id).outerjoin(c, c.c.id == d.c.contact_id))
-        .where(d.c.status == "queued", d.c.due_at <= now, d.c.journey_id.in_(journeys), d.c.id.not_in(skip))
-        .order_by(d.c.due_at, d.c.id)
-        .limit(limit)
+        .select_from(
+            d.join(e, e.c.id == d.c.enrollment_id)
+            .outerjoin(c, c.c.id == d.c.contact_id)
+            .outerjoin(a, a.c.id == e.c.account_id)
+        )
+        .where(*where)
+        .order_by(d.c.due_at, d.c.priority.desc(), d.c.id)
+        .limit(settings.limits.in_flight)
         .with_for_update(skip_locked=True, of=d)
     ).all()
     if not rows:
         return []
-    blocked = suppression.suppressed(
-        conn, [r.contact_email for r in rows if r.channel == "email" and r.contact_email]
-    )
+    addresses = [r.contact_email for r in rows if r.channel == "email" and r.contact_email]
+    blocked = suppression.suppressed(conn, addresses)
+    recent = _recent_emails(conn, [r.contact_id for r in rows if r.channel == "email" and r.contact_id], now)
     verdicts: list[dict[str, Any]] = []
-    claimed = []
+    claimed: list[Any] = []
     for row in rows:
-        status, reason = "sending", None
-        if row.enrollment_state == "ended" and row.enrollment_outcome in ("converted", "exited"):
-            status, reason = "cancelled", f"enrollment {row.enrollment_outcome} before sending"
-        elif row.contact_id is not None and (row.contact_erased is not None):
-            status, reason = "dropped", "contact erased"
-        elif row.channel == "email" and not row.contact_email:
-            status, reason = "dropped", "contact has no email address"
-        elif row.channel == "email" and row.contact_email in blocked:
-            status, reason = "suppressed", "address is on the suppression list"
+        candidate = policy.Candidate(
+            channel=row.channel,
+            due_at=row.due_at,
+            enrollment_ended_as=row.enrollment_outcome,
+            has_contact=row.contact_id is not None,
+            contact_erased=row.contact_erased is not None,
+            email=row.contact_email,
+            suppressed=row.contact_email in blocked,
+        )
+        verdict = policy.judge(candidate, _rules(settings, catalog.journeys[row.journey_id], row), now,
+                               recent.get(row.contact_id, []))  # fmt: skip
+        sending = verdict.status == "sending"
+        if sending:
+            claimed.append(row)
+            if row.channel == "email" and row.contact_id:
+                recent.setdefault(row.contact_id, []).append(now)
+        _count(total, verdict.status)
         verdicts.append(
             {
                 "_id": row.id,
-                "status": status,
-                "status_reason": reason,
-                "attempts": row.attempts + (status == "sending"),
+                "status": verdict.status,
+                "status_reason": verdict.reason,
+                "due_at": verdict.due_at or row.due_at,
+                "attempts": row.attempts + sending,
             }
         )
-        if status == "sending":
-            claimed.append(row)
-        elif status == "suppressed":
-            total.suppressed += 1
-        else:
-            total.cancelled += 1
     db.update_by_id(conn, d, verdicts, updated_at=now)
     return claimed
+
+
+def _count(total: Dispatched, status: str) -> None:
+    field = {"queued": "held", "suppressed": "suppressed", "skipped_late": "skipped_late",
+             "cancelled": "cancelled", "dropped": "cancelled"}.get(status)  # fmt: skip
+    if field:
+        setattr(total, field, getattr(total, field) + 1)
+
+
+def _rules(settings: Settings, journey: Journey, row: Any) -> policy.Rules:
+    spec = journey.spec
+    window = windows.Window.from_spec(spec.send_window) if spec.send_window else None
+    account_zone = (row.account_traits or {}).get("timezone")
+    setting = spec.send_window.timezone if spec.send_window else "contact"
+    return policy.Rules(
+        max_lateness=spec.max_lateness or settings.scheduler.max_lateness,
+        window=window,
+        zone=windows.resolve_zone(
+            setting, row.contact_timezone, account_zone if isinstance(account_zone, str) else None
+        ),
+        weekly_cap=settings.limits.emails_per_contact_per_week,
+    )
+
+
+def _recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) -> dict[str, list[datetime]]:
+    """Each contact's emails of the last week (sent, or possibly sent)."""
+    found: dict[str, list[datetime]] = {}
+    when = func.coalesce(d.c.sent_at, d.c.updated_at)
+    unique = sorted(set(contact_ids))
+    for start in range(0, len(unique), 500):
+        stmt = select(d.c.contact_id, when).where(
+            d.c.channel == "email",
+            d.c.contact_id.in_(unique[start : start + 500]),
+            d.c.status.in_(COUNTED),
+            when > now - timedelta(days=7),
+        )
+        for contact_id, at in conn.execute(stmt):
+            found.setdefault(contact_id, []).append(_aware(at))
+    return found
+
+
+def _aware(value: Any) -> datetime:
+    from engagement.store.types import UTCDateTime
+
+    if isinstance(value, str):  # SQLite returns coalesce() of timestamps as text
+        value = datetime.fromisoformat(value)
+    result = UTCDateTime().process_result_value(value, None)  # type: ignore[arg-type]
+    assert result is not None
+    return result
 
 
 def _send(
@@ -133,8 +215,7 @@ def _send(
     batch: Sequence[Any],
     now: datetime,
     total: Dispatched,
-) -> set[str]:
-    """Send a claimed batch; return the ids left queued for a retry."""
+) -> None:
     with db.begin() as conn:
         contacts = _rows(conn, schema.contacts, {r.contact_id for r in batch if r.contact_id})
         account_ids = {c["account_id"] for c in contacts.values()}
@@ -155,15 +236,15 @@ def _send(
         account = accounts.get(
             contact["account_id"] if contact else enrollment_accounts.get(row.enrollment_id) or "", {}
         )
-        outcome: dict[str, Any] = {
-            "_id": row.id,
-            "status": "sent",
-            "status_reason": None,
-            "provider": None,
-            "provider_message_id": None,
-            "subject": None,
-            "sent_at": now,
-        }
+        outcome: dict[str, Any] = {"_id": row.id, "status": "sent", "status_reason": None, "provider": None,
+                                   "provider_message_id": None, "subject": None, "sent_at": now, "due_at": row.due_at}  # fmt: skip
+        results.append(outcome)
+        paused = ports.email_paused_until is not None and ports.email_paused_until > now
+        if row.channel == "email" and paused:
+            assert ports.email_paused_until is not None
+            outcome.update(status="queued", status_reason="held: provider rate limit", sent_at=None,
+                           due_at=ports.email_paused_until)  # fmt: skip
+            continue
         try:
             if instr is None:
                 raise SendError(
@@ -173,37 +254,31 @@ def _send(
             if instr.kind == "email":
                 assert contact is not None
                 email = _email(settings, renderer, instr, row, contact, context, now)
-                outcome.update(
-                    provider=ports.email.name,
-                    provider_message_id=ports.email.send(email),
-                    subject=email.subject,
-                )
+                outcome.update(provider=ports.email.name, provider_message_id=ports.email.send(email),
+                               subject=email.subject)  # fmt: skip
             elif instr.kind == "in_app":
                 nudges.append(_nudge(renderer, instr, row, context, now))
-                outcome.update(
-                    provider="inapp",
-                    provider_message_id=row.id,
-                    subject=renderer.text(instr.spec.title, context),
-                )
+                outcome.update(provider="inapp", provider_message_id=row.id,
+                               subject=renderer.text(instr.spec.title, context))  # fmt: skip
             else:
                 hook = _webhook(settings, renderer, instr, row, context, journey)
                 outcome.update(provider=ports.webhooks.name, provider_message_id=ports.webhooks.send(hook))
             total.sent += 1
+        except RateLimited as exc:
+            ports.email_paused_until = exc.until
+            total.rate_limited += 1
+            outcome.update(status="queued", status_reason=f"held: provider rate limit ({exc.reason})"[:1000],
+                           sent_at=None, due_at=exc.until)  # fmt: skip
+        except InDoubt as exc:
+            total.in_doubt += 1
+            outcome.update(status="in_doubt", status_reason=str(exc)[:1000], sent_at=None)
         except (SendError, errors.TemplateRenderError) as exc:
-            permanent = not isinstance(exc, SendError) or exc.permanent
-            outcome.update(
-                status="failed" if permanent else "queued", status_reason=str(exc)[:1000], sent_at=None
-            )
-            if permanent:
-                total.failed += 1
-            else:
-                total.retry += 1
-        results.append(outcome)
+            total.failed += 1
+            outcome.update(status="failed", status_reason=str(exc)[:1000], sent_at=None)
     with db.begin() as conn:
         if nudges:
             db.insert_ignore(conn, schema.nudges, nudges, ["delivery_id"])
         db.update_by_id(conn, d, results, updated_at=now)
-    return {r["_id"] for r in results if r["status"] == "queued"}
 
 
 def _rows(conn: Connection, table: Any, ids: set[str]) -> dict[str, dict[str, Any]]:

@@ -160,7 +160,7 @@ class SendWindow(Strict):
         if value not in ("contact", "account"):
             try:
                 zoneinfo.ZoneInfo(value)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
                 raise ValueError(
                     f"unknown time zone {value!r}: use contact, account or an IANA name"
                 ) from exc

@@ -183,6 +183,7 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Response(SQLModel, table=True):

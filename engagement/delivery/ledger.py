@@ -1,0 +1,34 @@
+"""The delivery ledger's housekeeping: what was claimed but never confirmed becomes in doubt."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from engagement.store import schema
+
+d = schema.deliveries
+IN_DOUBT_REASON = (
+    "no confirmation within the sending lease (the sender stopped mid-send); never re-sent automatically"
+)
+
+
+def sweep(conn: Connection, now: datetime, lease: timedelta) -> int:
+    """Mark `sending` rows older than the lease `in_doubt`; return how many."""
+    result = conn.execute(
+        update(d)
+        .where(d.c.status == "sending", d.c.updated_at < now - lease)
+        .values(status="in_doubt", status_reason=IN_DOUBT_REASON, updated_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+def in_doubt(conn: Connection, limit: int = 1000) -> list[Any]:
+    """Deliveries in doubt, oldest first (for `engagement deliveries --in-doubt`)."""
+    return list(
+        conn.execute(
+            select(d).where(d.c.status == "in_doubt").order_by(d.c.updated_at, d.c.id).limit(limit)
+        ).all()
+    )

@@ -1,0 +1,65 @@
+"""One outbound email as an RFC 5322 MIME message: what the outbox writes and SMTP transmits."""
+
+from __future__ import annotations
+
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, parseaddr
+
+from engagement.delivery.message import OutboundEmail
+
+# Folding at 78 turns a long unbreakable value (an unsubscribe URL) into an RFC 2047 encoded
+# word, which mail clients do not decode in List-Unsubscribe; fold only at RFC 5322's hard limit.
+WIRE = SMTP.clone(max_line_length=998)
+
+
+def build_mime(message: OutboundEmail) -> MIMEMultipart:
+    """A multipart/alternative MIME message (text first, then HTML) with all our headers."""
+    mime = MIMEMultipart("alternative")
+    mime["Message-ID"] = f"<{message_id(message)}>"
+    if message.sent_at is not None:
+        mime["Date"] = format_datetime(message.sent_at, usegmt=True)
+    mime["From"] = _address(message.sender)
+    mime["To"] = _address(message.to, message.to_name)
+    if message.reply_to:
+        mime["Reply-To"] = _address(message.reply_to)
+    mime["Subject"] = (
+        message.subject if message.subject.isascii() else Header(message.subject, "utf-8").encode()
+    )
+    for name, value in message.headers.items():
+        mime[name] = value
+    # MIMEText takes a Charset at run time (quoted-printable bodies); typeshed only says str
+    mime.attach(MIMEText(message.text, "plain", _utf8()))  # type: ignore[arg-type]
+    mime.attach(MIMEText(message.html, "html", _utf8()))  # type: ignore[arg-type]
+    return mime
+
+
+def to_bytes(message: OutboundEmail) -> bytes:
+    """The message as it goes on the wire: CRLF line ends, headers folded only at 998."""
+    return build_mime(message).as_bytes(policy=WIRE)
+
+
+def message_id(message: OutboundEmail) -> str:
+    """Our Message-ID without angle brackets: `<delivery id>@<sender domain>`."""
+    return f"{message.delivery_id}@{sender_domain(message.sender)}"
+
+
+def sender_domain(sender: str) -> str:
+    """The domain of a `Name <address>` sender, or `localhost` when it has none."""
+    return parseaddr(sender)[1].rsplit("@", 1)[-1] or "localhost"
+
+
+def _utf8() -> Charset:
+    charset = Charset("utf-8")
+    charset.header_encoding = QP
+    charset.body_encoding = QP
+    return charset
+
+
+def _address(text: str, name: str | None = None) -> str:
+    display, address = parseaddr(text)
+    shown = " ".join((name if name is not None else display).split())  # a line break would start a header
+    return formataddr((shown, address), charset="utf-8")

@@ -1,0 +1,77 @@
+"""The pure send decision for one queued delivery: send now, hold until later, or drop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from engagement.delivery import windows
+
+WEEK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the policy needs to know about one queued delivery."""
+
+    channel: str
+    due_at: datetime
+    enrollment_ended_as: str | None
+    has_contact: bool
+    contact_erased: bool
+    email: str | None
+    suppressed: bool
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The rules of the delivery's journey and of the engine."""
+
+    max_lateness: timedelta
+    window: windows.Window | None
+    zone: ZoneInfo
+    weekly_cap: int | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """`sending`, `queued` (held until `due_at`), or a final status with its reason."""
+
+    status: str
+    reason: str | None = None
+    due_at: datetime | None = None
+
+
+def judge(candidate: Candidate, rules: Rules, now: datetime, recent_emails: Sequence[datetime]) -> Verdict:
+    """Decide one delivery; `recent_emails` are this contact's emails of the last week."""
+    if candidate.enrollment_ended_as in ("converted", "exited"):
+        return Verdict("cancelled", f"enrollment {candidate.enrollment_ended_as} before sending")
+    if candidate.has_contact and candidate.contact_erased:
+        return Verdict("dropped", "contact erased")
+    if candidate.channel == "email" and not candidate.email:
+        return Verdict("dropped", "contact has no email address")
+    if candidate.channel == "email" and candidate.suppressed:
+        return Verdict("suppressed", "address is on the suppression list")
+    if now - candidate.due_at > rules.max_lateness:
+        return Verdict(
+            "skipped_late", f"due {candidate.due_at.isoformat()}, more than {rules.max_lateness} ago"
+        )
+    if rules.window is not None and candidate.channel in ("email", "in_app"):
+        opens = windows.next_open(rules.window, now, rules.zone)
+        if opens > now:
+            return Verdict("queued", "held: outside the send window", opens)
+    if candidate.channel == "email" and rules.weekly_cap is not None:
+        release = cap_release(recent_emails, rules.weekly_cap, now)
+        if release is not None:
+            return Verdict("queued", "held: weekly email cap reached", release)
+    return Verdict("sending")
+
+
+def cap_release(recent: Sequence[datetime], cap: int, now: datetime) -> datetime | None:
+    """None when another email fits this week; else the moment the oldest counted one leaves it."""
+    window = sorted((t for t in recent if now - WEEK < t <= now), reverse=True)
+    if len(window) < cap:
+        return None
+    return window[cap - 1] + WEEK
