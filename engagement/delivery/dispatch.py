@@ -236,8 +236,16 @@ def _send(
         account = accounts.get(
             contact["account_id"] if contact else enrollment_accounts.get(row.enrollment_id) or "", {}
         )
-        outcome: dict[str, Any] = {"_id": row.id, "status": "sent", "status_reason": None, "provider": None,
-                                   "provider_message_id": None, "subject": None, "sent_at": now, "due_at": row.due_at}  # fmt: skip
+        outcome: dict[str, Any] = {
+            "_id": row.id,
+            "status": "sent",
+            "status_reason": None,
+            "provider": None,
+            "provider_message_id": None,
+            "subject": None,
+            "sent_at": now,
+            "due_at": row.due_at,
+        }
         results.append(outcome)
         paused = ports.email_paused_until is not None and ports.email_paused_until > now
         if row.channel == "email" and paused:
