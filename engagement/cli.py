@@ -295,6 +295,7 @@ def worker() -> None:
     from engagement.engine import Engine
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per email is noise; errors still show
     current = settings()
     worker_loop.run(Engine(current, database=database(current)))
 
@@ -338,8 +339,16 @@ def deliveries(
     table = Table("id", "journey", "step", "channel", "recipient", "status", "updated", "reason")
     for row in rows:
         updated = row["updated_at"].strftime("%Y-%m-%d %H:%M") if row["updated_at"] else ""
-        table.add_row(row["id"], row["journey_id"], row["step_id"], row["channel"], row["recipient"],
-                      row["status"], updated, row["status_reason"] or "")  # fmt: skip
+        table.add_row(
+            row["id"],
+            row["journey_id"],
+            row["step_id"],
+            row["channel"],
+            row["recipient"],
+            row["status"],
+            updated,
+            row["status_reason"] or "",
+        )
     out.print(table)
     out.print(", ".join(f"{status} {n}" for status, n in sorted(counts.items())) or "no deliveries")
 

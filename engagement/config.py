@@ -93,7 +93,9 @@ class Server(Section):
 
 
 class Limits(Section):
-    emails_per_contact_per_week: int = Field(3, ge=0)
+    emails_per_contact_per_week: int = Field(
+        3, ge=1, description="at least 1; set it high for no practical cap"
+    )
     in_flight: int = Field(100, ge=1)
     sending_lease: Duration = timedelta(minutes=10)
     batch_size: int = Field(2000, ge=1)

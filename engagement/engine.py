@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -38,12 +39,23 @@ class Engine:
         self.renderer = Renderer(settings.path(settings.templates.dir))
         self.catalog = catalog or load_catalog(settings, self.renderer)
         self.ports = Ports(email or email_provider(settings), webhooks or webhook_provider(settings))
+        self.stopping = threading.Event()
 
     def tick(self, now: datetime | None = None) -> tick.TickReport:
         """Run one tick at `now` (default: the clock's time)."""
         return tick.run(
-            self.db, self.settings, self.catalog, self.renderer, self.ports, now or self.clock.now()
+            self.db,
+            self.settings,
+            self.catalog,
+            self.renderer,
+            self.ports,
+            now or self.clock.now(),
+            stopping=self.stopping.is_set,
         )
+
+    def stop(self) -> None:
+        """Make a running tick stop sending after its current batch (the worker's SIGTERM)."""
+        self.stopping.set()
 
 
 def load_catalog(

@@ -38,7 +38,8 @@ def decide(
     """Walk instant steps from `position` until a wait, or the end of the journey.
 
     `due_since` is when the enrollment became due; each message carries the moment its step
-    became due, so a step whose moment passed long ago (downtime, un-pausing) can be skipped.
+    became due, so a step whose moment passed long ago (downtime, un-pausing) can be skipped;
+    a wait reached on the way starts at that moment too, so a series keeps its dates.
     """
     decision = Decision()
     index = position
@@ -62,14 +63,14 @@ def decide(
             continue
         if instr.kind == "wait":
             assert instr.duration is not None
-            started = waited_since or now
+            started = waited_since or moment
             if now >= started + instr.duration:
                 index, waited_since, moment = instr.next, None, started + instr.duration
                 continue
             return _park(decision, instr, started, started + instr.duration)
         if instr.kind == "wait_until":
             assert instr.condition is not None
-            started = waited_since or now
+            started = waited_since or moment
             timed_out = instr.duration is not None and now >= started + instr.duration
             if holds(instr.condition) or timed_out:
                 moment = now if holds(instr.condition) or instr.duration is None else started + instr.duration

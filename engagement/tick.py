@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,8 +76,13 @@ def run(
     renderer: Renderer,
     ports: dispatch.Ports,
     now: datetime,
+    *,
+    stopping: Callable[[], bool] = dispatch.never,
 ) -> TickReport:
-    """Run one tick at `now`. Running it twice at the same instant changes nothing more."""
+    """Run one tick at `now`. Running it twice at the same instant changes nothing more.
+
+    Once `stopping()` is true, dispatch sends no further batch; the rest stays queued for the next tick.
+    """
     started = time.perf_counter()
     report = TickReport(now)
     sync_journeys(db, catalog, now)
@@ -99,6 +105,6 @@ def run(
             counts.stepped += batch.stepped
             counts.queued += batch.queued
             counts.completed += batch.completed
-    report.dispatched = dispatch.dispatch(db, settings, catalog, renderer, ports, now)
+    report.dispatched = dispatch.dispatch(db, settings, catalog, renderer, ports, now, stopping=stopping)
     report.seconds = time.perf_counter() - started
     return report

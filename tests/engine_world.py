@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner, Result
 
 from engagement import config, ingest, suppression
 from engagement.clock import ManualClock
+from engagement.delivery.message import EmailProvider
 from engagement.delivery.recording import RecordingEmail, RecordingWebhook
 from engagement.engine import Engine, load_catalog
 from engagement.records import AccountIn, ContactIn, EventIn
+from engagement.store import schema
 from engagement.store.database import Database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,3 +134,33 @@ class World:
         from engagement.cli import app
 
         return CliRunner().invoke(app, ["--config", str(self.config_path), *args])
+
+    # --- additions for the delivery tests ---------------------------------------------------------
+
+    def configure(self, toml: str) -> None:
+        """Append TOML tables to config.toml and reload the settings (the next tick uses them)."""
+        with self.config_path.open("a") as out:
+            out.write("\n" + textwrap.dedent(toml))
+        self.settings = config.load(self.config_path)
+        self._engine = None
+
+    def engine_with(self, email: EmailProvider, clock: ManualClock | None = None) -> Engine:
+        """A separate engine over this world's database and journeys that sends email through `email`."""
+        return Engine(
+            self.settings,
+            clock=clock or ManualClock(NOW),
+            database=self.db,
+            catalog=load_catalog(self.settings),
+            email=email,
+            webhooks=self.webhooks,
+        )
+
+    def erase(self, contact_id: str, at: datetime = NOW) -> None:
+        """Erase a contact as a privacy request would: personal fields gone, `erased_at` set."""
+        c = schema.contacts
+        with self.db.begin() as conn:
+            conn.execute(
+                update(c)
+                .where(c.c.id == contact_id)
+                .values(email=None, first_name="", last_name="", erased_at=at, updated_at=at)
+            )

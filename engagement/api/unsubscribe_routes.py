@@ -38,8 +38,14 @@ def _contact(svc: Services, token: str) -> tuple[str, str | None]:
 
 def _page(svc: Services, title: str, body: str) -> HTMLResponse:
     company = svc.settings.company
-    return HTMLResponse(PAGE.format(title=escape(title), body=body, company=escape(company.name),
-                                    address=escape(company.postal_address)))  # fmt: skip
+    return HTMLResponse(
+        PAGE.format(
+            title=escape(title),
+            body=body,
+            company=escape(company.name),
+            address=escape(company.postal_address),
+        )
+    )
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)

@@ -7,7 +7,7 @@ and `sent` after it; a crash in between leaves it `sending`, which the next pass
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ COUNTED = (
     "bounced",
     "deferred",
 )  # emails that reached, or may have
+RATE_LIMIT_FLOOR = timedelta(seconds=1)  # the shortest pause after a 429, whatever its headers say
 
 
 @dataclass
@@ -66,21 +67,34 @@ class Ports:
     email_paused_until: datetime | None = None
 
 
+def never() -> bool:
+    """The default `stopping`: dispatch runs until nothing due is left."""
+    return False
+
+
 def dispatch(
-    db: Database, settings: Settings, catalog: Catalog, renderer: Renderer, ports: Ports, now: datetime
+    db: Database,
+    settings: Settings,
+    catalog: Catalog,
+    renderer: Renderer,
+    ports: Ports,
+    now: datetime,
+    *,
+    stopping: Callable[[], bool] = never,
 ) -> Dispatched:
-    """Send every queued delivery that is due, `limits.in_flight` at a time."""
+    """Send every queued delivery that is due, `limits.in_flight` at a time, until `stopping()`."""
     total = Dispatched()
     with db.begin() as conn:
         total.in_doubt += ledger.sweep(conn, now, settings.limits.sending_lease)
     active = [j.id for j in catalog.journeys.values() if j.status == "active"]
-    while active:
+    while active and not stopping():
         emails = ports.email_paused_until is None or ports.email_paused_until <= now
         with db.begin() as conn:
-            batch = _claim(db, conn, settings, catalog, active, now, total, emails=emails)
-        if not batch:
+            judged, batch = _claim(db, conn, settings, catalog, active, now, total, emails=emails)
+        if not judged:  # a batch with nothing to send (all held or dropped) still moves the queue on
             break
-        _send(db, settings, catalog, renderer, ports, batch, now, total)
+        if batch:
+            _send(db, settings, catalog, renderer, ports, batch, now, total)
     return total
 
 
@@ -94,12 +108,20 @@ def _claim(
     total: Dispatched,
     *,
     emails: bool,
-) -> list[Any]:
-    """Judge up to `limits.in_flight` due deliveries; mark the ones to send `sending`."""
+) -> tuple[int, list[Any]]:
+    """Judge up to `limits.in_flight` due deliveries; mark the ones to send `sending`.
+
+    Returns how many were judged and the claimed ones. Every judged row leaves the due queue (a held
+    row's new `due_at` is in the future), so claiming again cannot see it twice.
+    """
     e, c, a = schema.enrollments, schema.contacts, schema.accounts
     where = [d.c.status == "queued", d.c.due_at <= now, d.c.journey_id.in_(journeys)]
     if not emails:
         where.append(d.c.channel != "email")
+    order = (d.c.due_at, d.c.priority.desc(), d.c.id)
+    # Pick the ids on the delivery table alone, then join: a tick queues a whole cohort with one due_at, and
+    # ordering it by priority scans the cohort on every claim; joined first, that scan cost 4x as much.
+    due = select(d.c.id).where(*where).order_by(*order).limit(settings.limits.in_flight)
     rows = conn.execute(
         select(
             d,
@@ -114,13 +136,11 @@ def _claim(
             .outerjoin(c, c.c.id == d.c.contact_id)
             .outerjoin(a, a.c.id == e.c.account_id)
         )
-        .where(*where)
-        .order_by(d.c.due_at, d.c.priority.desc(), d.c.id)
-        .limit(settings.limits.in_flight)
-        .with_for_update(skip_locked=True, of=d)
+        .where(d.c.id.in_(due.with_for_update(skip_locked=True)))
+        .order_by(*order)
     ).all()
     if not rows:
-        return []
+        return 0, []
     addresses = [r.contact_email for r in rows if r.channel == "email" and r.contact_email]
     blocked = suppression.suppressed(conn, addresses)
     recent = _recent_emails(conn, [r.contact_id for r in rows if r.channel == "email" and r.contact_id], now)
@@ -136,8 +156,12 @@ def _claim(
             email=row.contact_email,
             suppressed=row.contact_email in blocked,
         )
-        verdict = policy.judge(candidate, _rules(settings, catalog.journeys[row.journey_id], row), now,
-                               recent.get(row.contact_id, []))  # fmt: skip
+        verdict = policy.judge(
+            candidate,
+            _rules(settings, catalog.journeys[row.journey_id], row),
+            now,
+            recent.get(row.contact_id, []),
+        )
         sending = verdict.status == "sending"
         if sending:
             claimed.append(row)
@@ -154,12 +178,17 @@ def _claim(
             }
         )
     db.update_by_id(conn, d, verdicts, updated_at=now)
-    return claimed
+    return len(rows), claimed
 
 
 def _count(total: Dispatched, status: str) -> None:
-    field = {"queued": "held", "suppressed": "suppressed", "skipped_late": "skipped_late",
-             "cancelled": "cancelled", "dropped": "cancelled"}.get(status)  # fmt: skip
+    field = {
+        "queued": "held",
+        "suppressed": "suppressed",
+        "skipped_late": "skipped_late",
+        "cancelled": "cancelled",
+        "dropped": "cancelled",
+    }.get(status)
     if field:
         setattr(total, field, getattr(total, field) + 1)
 
@@ -185,14 +214,16 @@ def _recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) 
     when = func.coalesce(d.c.sent_at, d.c.updated_at)
     unique = sorted(set(contact_ids))
     for start in range(0, len(unique), 500):
-        stmt = select(d.c.contact_id, when).where(
+        # status is checked here, not in SQL: given `status IN (...)`, SQLite walks the status index over
+        # every sent delivery instead of the contact index over these contacts' few
+        stmt = select(d.c.contact_id, d.c.status, when).where(
             d.c.channel == "email",
             d.c.contact_id.in_(unique[start : start + 500]),
-            d.c.status.in_(COUNTED),
             when > now - timedelta(days=7),
         )
-        for contact_id, at in conn.execute(stmt):
-            found.setdefault(contact_id, []).append(_aware(at))
+        for contact_id, status, at in conn.execute(stmt):
+            if status in COUNTED:
+                found.setdefault(contact_id, []).append(_aware(at))
     return found
 
 
@@ -250,8 +281,12 @@ def _send(
         paused = ports.email_paused_until is not None and ports.email_paused_until > now
         if row.channel == "email" and paused:
             assert ports.email_paused_until is not None
-            outcome.update(status="queued", status_reason="held: provider rate limit", sent_at=None,
-                           due_at=ports.email_paused_until)  # fmt: skip
+            outcome.update(
+                status="queued",
+                status_reason="held: provider rate limit",
+                sent_at=None,
+                due_at=ports.email_paused_until,
+            )
             continue
         try:
             if instr is None:
@@ -262,21 +297,33 @@ def _send(
             if instr.kind == "email":
                 assert contact is not None
                 email = _email(settings, renderer, instr, row, contact, context, now)
-                outcome.update(provider=ports.email.name, provider_message_id=ports.email.send(email),
-                               subject=email.subject)  # fmt: skip
+                outcome.update(
+                    provider=ports.email.name,
+                    provider_message_id=ports.email.send(email),
+                    subject=email.subject,
+                )
             elif instr.kind == "in_app":
                 nudges.append(_nudge(renderer, instr, row, context, now))
-                outcome.update(provider="inapp", provider_message_id=row.id,
-                               subject=renderer.text(instr.spec.title, context))  # fmt: skip
+                outcome.update(
+                    provider="inapp",
+                    provider_message_id=row.id,
+                    subject=renderer.text(instr.spec.title, context),
+                )
             else:
                 hook = _webhook(settings, renderer, instr, row, context, journey)
                 outcome.update(provider=ports.webhooks.name, provider_message_id=ports.webhooks.send(hook))
             total.sent += 1
         except RateLimited as exc:
-            ports.email_paused_until = exc.until
+            # a reset already past (clocks differ) must still end this pass's emails, or we would hammer
+            until = max(exc.until, now + RATE_LIMIT_FLOOR)
+            ports.email_paused_until = until
             total.rate_limited += 1
-            outcome.update(status="queued", status_reason=f"held: provider rate limit ({exc.reason})"[:1000],
-                           sent_at=None, due_at=exc.until)  # fmt: skip
+            outcome.update(
+                status="queued",
+                status_reason=f"held: provider rate limit ({exc.reason})"[:1000],
+                sent_at=None,
+                due_at=until,
+            )
         except InDoubt as exc:
             total.in_doubt += 1
             outcome.update(status="in_doubt", status_reason=str(exc)[:1000], sent_at=None)

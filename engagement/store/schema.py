@@ -161,7 +161,6 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", "recipient"),
-        Index("ix_delivery_status_due", "status", "due_at", "id"),
         Index("ix_delivery_journey_step", "journey_id", "step_id"),
         Index("ix_delivery_contact_sent", "contact_id", "sent_at"),
     )
@@ -268,6 +267,15 @@ def table(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table behind a model, for set-based statements."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
+
+# The claim order (due_at, priority DESC, id) served by one index, so a claim never sorts the backlog.
+Index(
+    "ix_delivery_claim",
+    table(Delivery).c.status,
+    table(Delivery).c.due_at,
+    table(Delivery).c.priority.desc(),
+    table(Delivery).c.id,
+)
 
 accounts = table(Account)
 contacts = table(Contact)

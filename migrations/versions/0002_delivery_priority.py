@@ -1,4 +1,4 @@
-"""Delivery priority: the journey's priority, so capped messages go out in priority order.
+"""Delivery priority (capped messages go out in priority order) and the claim index that serves it.
 
 Revision ID: 0002
 Revises: 0001
@@ -22,9 +22,13 @@ def upgrade() -> None:
     """Add delivery.priority (0 for existing rows)."""
     with op.batch_alter_table("delivery") as batch:
         batch.add_column(sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
+    op.drop_index("ix_delivery_status_due", table_name="delivery")
+    op.create_index("ix_delivery_claim", "delivery", ["status", "due_at", sa.text("priority DESC"), "id"])
 
 
 def downgrade() -> None:
-    """Drop delivery.priority."""
+    """Drop delivery.priority and its claim index."""
+    op.drop_index("ix_delivery_claim", table_name="delivery")
+    op.create_index("ix_delivery_status_due", "delivery", ["status", "due_at", "id"])
     with op.batch_alter_table("delivery") as batch:
         batch.drop_column("priority")

@@ -1,0 +1,195 @@
+"""100,000 personalized emails rendered and accepted by the local SendGrid-compatible server.
+
+Run: .venv/bin/python bench/send_100k.py [--count 100000] [--in-flight 1000] [--profile FILE]
+
+(a) render + payload, no network: for every contact, the template context, the shipped onboarding/welcome
+    email rendered with its own first name and company (subject, HTML with inlined CSS, text, signed
+    unsubscribe link) by `Renderer.email` via dispatch's own `_email`, then the SendGrid v3 JSON body
+    (`sendgrid.payload` + `json.dumps`, as `SendgridEmail.send` encodes it). Target >= 5,000 messages/s.
+(b) end to end: a fresh SQLite file with `--count` contacts, one active journey whose single step is that
+    email, and `--count` deliveries queued by a tick while the provider was paused (not timed). Then one
+    timed tick through the real engine (claim `limits.in_flight` deliveries, commit them `sending`, render,
+    POST each to the server with `SendgridEmail`, commit them `sent`) against the server in its own process
+    (uvicorn with httptools and uvloop, committing a ledger row per request). Target <= 20 s for 100,000.
+    Afterwards the server's ledger must show every delivery accepted once and the database every one `sent`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import resource
+import tempfile
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+from sqlalchemy import func, select
+
+from engagement import config
+from engagement.clock import SystemClock
+from engagement.delivery import dispatch
+from engagement.delivery.recording import RecordingEmail, RecordingWebhook
+from engagement.delivery.sendgrid import SendgridEmail, payload
+from engagement.engine import Engine
+from engagement.store import migrate, schema
+from engagement.store.database import Database
+from engagement.testing.sendgrid_server import SendgridProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "Sophie"]
+LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman"]
+COMPANY = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell", "Cyberdyne"]
+JOURNEY = """\
+id: bench-welcome
+name: Bench welcome
+status: active
+trigger: {condition: {contact.role: member}}
+steps:
+  - id: welcome
+    email:
+      template: onboarding/welcome
+      subject: "Welcome aboard, {{ contact.first_name }}"
+"""
+CONFIG = """\
+[database]
+url = "sqlite:///{db}"
+[journeys]
+dir = "journeys"
+[templates]
+dir = "{templates}"
+[email]
+provider = "sendgrid"
+from = "Chartwell <success@chartwell.example>"
+reply_to = "Chartwell Customer Success <help@chartwell.example>"
+[email.sendgrid]
+api_url = "{api_url}"
+api_key = "{api_key}"
+[limits]
+in_flight = {in_flight}
+[scheduler]
+tick_seconds = 60
+"""
+
+
+def people(count: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """`count` contacts in count/5 accounts, each with its own name and company."""
+    now = SystemClock().now()
+    accounts = max(1, count // 5)
+    account_rows: list[dict[str, object]] = [
+        {"id": f"a{i:06d}", "name": f"{COMPANY[i % len(COMPANY)]} {i}", "plan": "pro", "touch": "tech",
+         "signed_up_at": now - timedelta(days=3), "traits": {}}
+        for i in range(accounts)
+    ]  # fmt: skip
+    contact_rows: list[dict[str, object]] = [
+        {"id": f"c{i:06d}", "account_id": f"a{i % accounts:06d}", "email": f"c{i:06d}@example.com",
+         "first_name": f"{FIRST[i % len(FIRST)]}{i}", "last_name": LAST[i % len(LAST)], "role": "member",
+         "timezone": "UTC", "created_at": now - timedelta(days=1), "traits": {}}
+        for i in range(count)
+    ]  # fmt: skip
+    return account_rows, contact_rows
+
+
+def render_rate(settings: config.Settings, count: int) -> tuple[float, int]:
+    """(a): messages/s for context + render + SendGrid JSON, and the last body's size."""
+    engine = Engine(
+        settings, database=Database("sqlite://"), email=RecordingEmail(), webhooks=RecordingWebhook()
+    )
+    journey = engine.catalog.journeys["bench-welcome"]
+    instr = journey.step("welcome")
+    assert instr is not None
+    accounts, contacts = people(count)
+    by_id = {a["id"]: a for a in accounts}
+    now = SystemClock().now()
+    size = 0
+    started = time.perf_counter()
+    for contact in contacts:
+        context = dispatch._context(settings, journey, "welcome", contact, by_id[contact["account_id"]])
+        row = SimpleNamespace(id=f"d{contact['id']}", journey_id=journey.id, step_id="welcome")
+        email = dispatch._email(settings, engine.renderer, instr, row, contact, context, now)
+        size = len(json.dumps(payload(email), separators=(",", ":")).encode())
+    seconds = time.perf_counter() - started
+    return count / seconds, size
+
+
+def build(settings: config.Settings, count: int) -> Database:
+    """A migrated database with `count` queued welcome emails (the tick runs with the provider paused)."""
+    db = Database(settings.database_url)
+    migrate.upgrade(db)
+    accounts, contacts = people(count)
+    with db.begin() as conn:
+        for start in range(0, len(accounts), 5000):
+            conn.execute(schema.accounts.insert(), accounts[start : start + 5000])
+        for start in range(0, len(contacts), 5000):
+            conn.execute(schema.contacts.insert(), contacts[start : start + 5000])
+    engine = Engine(settings, database=db, email=RecordingEmail(), webhooks=RecordingWebhook())
+    now = SystemClock().now()
+    engine.ports.email_paused_until = now + timedelta(days=1)
+    report = engine.tick(now)
+    assert report.total("queued") == count, report
+    return db
+
+
+def statuses(db: Database) -> dict[str, int]:
+    d = schema.deliveries
+    with db.begin() as conn:
+        return dict(conn.execute(select(d.c.status, func.count()).group_by(d.c.status)).all())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--in-flight", type=int, default=1000, help="limits.in_flight for the timed tick")
+    parser.add_argument("--profile", help="write a cProfile of the timed tick here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="send-100k-") as tmp:
+        folder = Path(tmp)
+        (folder / "journeys").mkdir()
+        (folder / "journeys" / "bench-welcome.yaml").write_text(JOURNEY)
+        with SendgridProcess(folder / "sendgrid.db", keep=1) as server:
+            config_path = folder / "config.toml"
+            config_path.write_text(
+                CONFIG.format(db=folder / "bench.db", templates=ROOT / "templates" / "email",
+                              api_url=server.url, api_key=server.api_key, in_flight=args.in_flight)
+            )  # fmt: skip
+            settings = config.load(config_path)
+
+            rate, size = render_rate(settings, args.count)
+            print(f"(a) render + payload: {args.count:,} messages at {rate:,.0f} messages/s "
+                  f"(target >= 5,000/s: {'met' if rate >= 5000 else 'NOT met'}); body {size:,} B", flush=True)  # fmt: skip
+
+            started = time.perf_counter()
+            db = build(settings, args.count)
+            print(f"    set-up (contacts + enrolling tick, not timed): {time.perf_counter() - started:.1f} s",
+                  flush=True)  # fmt: skip
+
+            engine = Engine(settings, database=db)
+            assert isinstance(engine.ports.email, SendgridEmail)
+            profiler = cProfile.Profile() if args.profile else None
+            started = time.perf_counter()
+            if profiler:
+                profiler.enable()
+            report = engine.tick()
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+            seconds = time.perf_counter() - started
+            engine.ports.email.close()
+            counts = server.ledger.counts()
+        found = statuses(db)
+        db.dispose()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"(b) end to end: {report.dispatched.sent:,} sent in {seconds:.1f} s = {args.count / seconds:,.0f} "
+          f"messages/s (target <= 20 s for 100,000: {'met' if seconds <= 20 * args.count / 100_000 else 'NOT met'})")  # fmt: skip
+    print(f"    server ledger: {counts}; database: {dict(Counter(found))}; peak RSS {peak:.0f} MB")
+    assert counts.duplicates == 0 and counts.accepted == args.count == counts.delivery_ids
+    assert found == {"sent": args.count}
+
+
+if __name__ == "__main__":
+    main()

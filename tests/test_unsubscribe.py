@@ -1,0 +1,173 @@
+"""One-click unsubscribe end to end: the link in a sent email's List-Unsubscribe header, served by the real API
+on 127.0.0.1, suppresses the address, and the next tick sends that contact nothing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+import uvicorn
+from engine_world import NOW, World
+
+from engagement.api.app import create_app
+from engagement.clock import ManualClock
+from engagement.delivery.message import OutboundEmail
+from engagement.store import schema
+
+d, contacts, suppressions = schema.deliveries, schema.contacts, schema.suppressions
+ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def email_journey(world: World, journey_id: str, event: str) -> None:
+    world.journey(
+        f"id: {journey_id}\nname: {journey_id}\nstatus: active\ntrigger: {{event: {event}}}\nsteps:\n"
+        f"  - id: mail\n    email: {{template: onboarding/welcome, subject: '{journey_id}'}}\n"
+    )
+
+
+@pytest.fixture
+def api(world: World) -> Iterator[str]:
+    """The engine's web app served by uvicorn in a thread; the engine builds its links to it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    world.configure(f'[server]\npublic_url = "{url}"\n')
+    app = create_app(world.settings, database=world.db, clock=ManualClock(NOW + timedelta(hours=1)))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.01)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=5) as client:
+        yield client
+
+
+def sent_to(world: World, contact_id: str) -> OutboundEmail:
+    [message] = [m for m in world.email.sent if m.to == f"{contact_id}@example.com"]
+    return message
+
+
+def link(message: OutboundEmail) -> str:
+    """The http(s) target of the List-Unsubscribe header (a mailto: target may sit beside it)."""
+    targets = [
+        t.strip().removeprefix("<").removesuffix(">") for t in message.headers["List-Unsubscribe"].split(",")
+    ]
+    [url] = [t for t in targets if t.startswith(("https://", "http://"))]
+    return url
+
+
+def unchanged(world: World) -> bool:
+    """Nobody suppressed and no contact marked unsubscribed."""
+    return (
+        world.count(suppressions) == 0 and world.count(contacts, contacts.c.unsubscribed_at.is_not(None)) == 0
+    )
+
+
+def test_one_click_post_from_the_emails_header_suppresses_the_address_and_the_next_tick_skips_it(
+    world: World, api: str, http: httpx.Client
+) -> None:
+    world.configure('[unsubscribe]\nmailto = "unsubscribe@chartwell.example"\n')
+    email_journey(world, "welcome", "signed_up")
+    email_journey(world, "follow-up", "logged_in")
+    people = world.people(3)
+    world.events(*({"contact_id": p, "name": "signed_up", "timestamp": NOW} for p in people))
+    world.tick(NOW)
+    message = sent_to(world, "c001")
+    url = link(message)
+    assert url.startswith(f"{api}/unsubscribe/")
+    assert "<mailto:unsubscribe@chartwell.example?subject=unsubscribe>" in message.headers["List-Unsubscribe"]
+    assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert url in message.text  # the footer carries the same link
+
+    answer = http.post(url, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
+
+    assert answer.status_code == 200
+    assert "You are unsubscribed" in answer.text
+    [row] = world.rows(suppressions)
+    assert (row["email"], row["reason"], row["source"]) == ("c001@example.com", "unsubscribe", "link:c001")
+    [contact] = world.rows(contacts, contacts.c.id == "c001")
+    assert contact["unsubscribed_at"] == NOW + timedelta(hours=1)
+
+    world.events(
+        *({"contact_id": p, "name": "logged_in", "timestamp": NOW + timedelta(hours=2)} for p in people)
+    )
+    report = world.tick(NOW + timedelta(hours=2))
+
+    assert report.dispatched.suppressed == 1
+    assert sorted(m.to for m in world.email.sent if m.subject == "follow-up") == [
+        "c000@example.com",
+        "c002@example.com",
+    ]
+    statuses = {r["contact_id"]: r["status"] for r in world.rows(d, d.c.journey_id == "follow-up")}
+    assert statuses == {"c000": "sent", "c001": "suppressed", "c002": "sent"}
+
+
+def test_the_preference_page_shows_the_address_and_a_one_click_form_and_changes_nothing(
+    world: World, api: str, http: httpx.Client
+) -> None:
+    email_journey(world, "welcome", "signed_up")
+    world.people(1)
+    world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
+    world.tick(NOW)
+    url = link(sent_to(world, "c000"))
+
+    for _ in range(2):
+        page = http.get(url)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "c000@example.com" in page.text
+        assert f'<form method="post" action="{url.removeprefix(api)}">' in page.text
+        assert 'name="List-Unsubscribe" value="One-Click"' in page.text
+        assert world.settings.company.postal_address in page.text
+    assert unchanged(world)
+
+    assert http.post(url, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK).status_code == 200
+    assert http.post(url, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK).status_code == 200
+    assert world.count(suppressions) == 1
+    after = http.get(url)
+    assert after.status_code == 200 and "You are unsubscribed" in after.text and "<form" not in after.text
+
+
+def test_a_tampered_or_foreign_token_is_404_and_writes_nothing(
+    world: World, api: str, http: httpx.Client
+) -> None:
+    email_journey(world, "welcome", "signed_up")
+    world.people(2)
+    world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
+    world.tick(NOW)
+    url = link(sent_to(world, "c000"))
+    base, token = url.rsplit("/", 1)
+    payload, mac = token.split(".")
+    forged = [
+        f"{base}/{payload}.{mac[:-1]}{'A' if mac[-1] != 'A' else 'B'}",  # signature altered
+        f"{base}/{'YzAwMQ'}.{mac}",  # another contact (c001) with c000's signature
+        f"{base}/{payload}",  # no signature at all
+        f"{base}/not-a-token",
+    ]
+
+    for bad in forged:
+        assert http.post(bad, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK).status_code == 404
+        assert http.get(bad).status_code == 404
+    assert unchanged(world)
+
+
+def test_healthz_answers_ok(api: str, http: httpx.Client) -> None:
+    answer = http.get(f"{api}/healthz")
+
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok"}
