@@ -71,12 +71,13 @@ def decide(
         if instr.kind == "wait_until":
             assert instr.condition is not None
             started = waited_since or moment
-            timed_out = instr.duration is not None and now >= started + instr.duration
-            if holds(instr.condition) or timed_out:
-                moment = now if holds(instr.condition) or instr.duration is None else started + instr.duration
-                index, waited_since = instr.next, None
-                continue
             until = started + instr.duration if instr.duration is not None else None
+            if holds(instr.condition):
+                index, waited_since, moment = instr.next, None, now
+                continue
+            if until is not None and now >= until:  # timed out: the next step was due at the timeout
+                index, waited_since, moment = instr.next, None, until
+                continue
             return _park(decision, instr, started, until)
         if not holdout:
             decision.messages.append((instr, moment))

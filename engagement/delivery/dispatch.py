@@ -7,10 +7,12 @@ and `sent` after it; a crash in between leaves it `sending`, which the next pass
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
@@ -146,6 +148,7 @@ def _claim(
     recent = _recent_emails(conn, [r.contact_id for r in rows if r.channel == "email" and r.contact_id], now)
     verdicts: list[dict[str, Any]] = []
     claimed: list[Any] = []
+    journey_rules = {j: _journey_rules(settings, catalog.journeys[j]) for j in {r.journey_id for r in rows}}
     for row in rows:
         candidate = policy.Candidate(
             channel=row.channel,
@@ -158,7 +161,7 @@ def _claim(
         )
         verdict = policy.judge(
             candidate,
-            _rules(settings, catalog.journeys[row.journey_id], row),
+            _rules(journey_rules[row.journey_id], row),
             now,
             recent.get(row.contact_id, []),
         )
@@ -193,19 +196,25 @@ def _count(total: Dispatched, status: str) -> None:
         setattr(total, field, getattr(total, field) + 1)
 
 
-def _rules(settings: Settings, journey: Journey, row: Any) -> policy.Rules:
+def _journey_rules(settings: Settings, journey: Journey) -> tuple[policy.Rules, str]:
+    """A journey's rules with the zone still to resolve per recipient, and its zone setting."""
     spec = journey.spec
-    window = windows.Window.from_spec(spec.send_window) if spec.send_window else None
-    account_zone = (row.account_traits or {}).get("timezone")
-    setting = spec.send_window.timezone if spec.send_window else "contact"
-    return policy.Rules(
+    rules = policy.Rules(
         max_lateness=spec.max_lateness or settings.scheduler.max_lateness,
-        window=window,
-        zone=windows.resolve_zone(
-            setting, row.contact_timezone, account_zone if isinstance(account_zone, str) else None
-        ),
+        window=windows.Window.from_spec(spec.send_window) if spec.send_window else None,
+        zone=ZoneInfo("UTC"),  # resolved per recipient in _rules
         weekly_cap=settings.limits.emails_per_contact_per_week,
     )
+    return rules, spec.send_window.timezone if spec.send_window else "contact"
+
+
+def _rules(journey: tuple[policy.Rules, str], row: Any) -> policy.Rules:
+    rules, setting = journey
+    account_zone = (row.account_traits or {}).get("timezone")
+    zone = windows.resolve_zone(
+        setting, row.contact_timezone, account_zone if isinstance(account_zone, str) else None
+    )
+    return dataclasses.replace(rules, zone=zone)
 
 
 def _recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) -> dict[str, list[datetime]]:
@@ -223,18 +232,8 @@ def _recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) 
         )
         for contact_id, status, at in conn.execute(stmt):
             if status in COUNTED:
-                found.setdefault(contact_id, []).append(_aware(at))
+                found.setdefault(contact_id, []).append(at)
     return found
-
-
-def _aware(value: Any) -> datetime:
-    from engagement.store.types import UTCDateTime
-
-    if isinstance(value, str):  # SQLite returns coalesce() of timestamps as text
-        value = datetime.fromisoformat(value)
-    result = UTCDateTime().process_result_value(value, None)  # type: ignore[arg-type]
-    assert result is not None
-    return result
 
 
 def _send(
