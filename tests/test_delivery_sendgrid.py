@@ -37,23 +37,6 @@ steps:
 """
 
 
-@pytest.fixture(scope="module")
-def running() -> Iterator[SendgridServer]:
-    with SendgridServer() as shared:
-        yield shared
-
-
-@pytest.fixture
-def server(running: SendgridServer) -> Iterator[SendgridServer]:
-    """The module's server, emptied; afterwards no delivery id was accepted twice."""
-    running.reset()
-    yield running
-    running.clear_faults()
-    assert running.ledger.duplicates() == {}, "a delivery id was accepted twice"
-    counts = running.ledger.counts()
-    assert counts.duplicates == 0 and counts.accepted == counts.delivery_ids
-
-
 class Sending:
     """A world whose engine sends through SendGrid, with a clock the test moves."""
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+import messages
 from engine_world import NOW, World
+from messages import LINK, SENT_AT
 
 from engagement.clock import ManualClock
 from engagement.delivery.message import OutboundEmail
@@ -17,24 +19,10 @@ from engagement.delivery.outbox import OutboxEmail
 from engagement.engine import Engine, load_catalog
 from engagement.store import schema
 
-SENT_AT = datetime(2026, 3, 2, 14, 30, 15, tzinfo=UTC)
-LINK = "https://engage.example.com/unsubscribe/Y29udGFjdC0xMjM0NTY3ODkw.q7Vw2x9Zb1c3d5e7f9h1j3k5m7"
-
 
 def outbound(**changes: Any) -> OutboundEmail:
-    fields: dict[str, Any] = {
-        "delivery_id": "0b7e4c1a-3f0e-5d6c-9a8b-7c6d5e4f3a2b",
-        "to": "ada@example.com",
-        "to_name": "Ada Lovelace",
-        "sender": "Chartwell <success@chartwell.example>",
-        "reply_to": "Chartwell Customer Success <help@chartwell.example>",
-        "subject": "Welcome aboard, Ada",
-        "html": "<p>Hi Ada,</p>\n<p>" + "A long line of HTML. " * 80 + "</p>",
-        "text": "Hi Ada,\n\nWelcome.\n",
-        "sent_at": SENT_AT,
-        "headers": {"List-Unsubscribe": f"<{LINK}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
-    }
-    return OutboundEmail(**{**fields, **changes})
+    long_html = "<p>Hi Ada,</p>\n<p>" + "A long line of HTML. " * 80 + "</p>"
+    return messages.outbound(**{"html": long_html, "text": "Hi Ada,\n\nWelcome.\n", **changes})
 
 
 def written(folder: Path, message: OutboundEmail) -> EmailMessage:

@@ -60,20 +60,6 @@ class Sleeps:
         self.delays.append(seconds)
 
 
-@pytest.fixture(scope="module")
-def running() -> Iterator[SendgridServer]:
-    with SendgridServer() as shared:
-        yield shared
-
-
-@pytest.fixture
-def server(running: SendgridServer) -> Iterator[SendgridServer]:
-    """The module's server with an empty ledger; afterwards, no delivery id was accepted twice."""
-    running.reset()
-    yield running
-    assert running.ledger.duplicates() == {}, "a delivery id was accepted twice"
-
-
 @pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()

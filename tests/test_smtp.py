@@ -22,15 +22,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from messages import LINK, SENT_AT, outbound
 
-from engagement import config, errors, unsubscribe
+from engagement import config, errors
 from engagement.delivery.message import InDoubt, OutboundEmail, SendError
 from engagement.delivery.smtp import SmtpEmail
 from engagement.templates import Renderer, sample_context
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "email"
-SENT_AT = datetime(2026, 3, 2, 14, 30, 15, tzinfo=UTC)
-LINK = "https://engage.example.com/unsubscribe/Y29udGFjdC0xMjM0NTY3ODkw.q7Vw2x9Zb1c3d5e7f9h1j3k5m7"
 
 
 @dataclass
@@ -190,22 +189,6 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
     return Certificate(server, ssl.create_default_context(cafile=str(cert_file)))
-
-
-def outbound(**changes: Any) -> OutboundEmail:
-    fields: dict[str, Any] = {
-        "delivery_id": "0b7e4c1a-3f0e-5d6c-9a8b-7c6d5e4f3a2b",
-        "to": "ada@example.com",
-        "to_name": "Ada Lovelace",
-        "sender": "Chartwell <success@chartwell.example>",
-        "reply_to": "Chartwell Customer Success <help@chartwell.example>",
-        "subject": "Welcome aboard, Ada",
-        "html": "<p>Hi Ada,</p>",
-        "text": "Hi Ada,\n",
-        "sent_at": SENT_AT,
-        "headers": unsubscribe.headers(LINK, None),
-    }
-    return OutboundEmail(**{**fields, **changes})
 
 
 def rendered_welcome() -> OutboundEmail:
