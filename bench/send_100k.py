@@ -23,7 +23,6 @@ import resource
 import tempfile
 import time
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -37,60 +36,10 @@ from engagement.delivery.sendgrid import SendgridEmail, payload
 from engagement.engine import Engine
 from engagement.store import migrate, schema
 from engagement.store.database import Database
+from engagement.testing import welcome_world
 from engagement.testing.sendgrid_server import SendgridProcess
 
-ROOT = Path(__file__).resolve().parents[1]
-FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim", "Sophie"]
-LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman"]
-COMPANY = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell", "Cyberdyne"]
-JOURNEY = """\
-id: bench-welcome
-name: Bench welcome
-status: active
-trigger: {condition: {contact.role: member}}
-steps:
-  - id: welcome
-    email:
-      template: onboarding/welcome
-      subject: "Welcome aboard, {{ contact.first_name }}"
-"""
-CONFIG = """\
-[database]
-url = "sqlite:///{db}"
-[journeys]
-dir = "journeys"
-[templates]
-dir = "{templates}"
-[email]
-provider = "sendgrid"
-from = "Chartwell <success@chartwell.example>"
-reply_to = "Chartwell Customer Success <help@chartwell.example>"
-[email.sendgrid]
-api_url = "{api_url}"
-api_key = "{api_key}"
-[limits]
-in_flight = {in_flight}
-[scheduler]
-tick_seconds = 60
-"""
-
-
-def people(count: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    """`count` contacts in count/5 accounts, each with its own name and company."""
-    now = SystemClock().now()
-    accounts = max(1, count // 5)
-    account_rows: list[dict[str, object]] = [
-        {"id": f"a{i:06d}", "name": f"{COMPANY[i % len(COMPANY)]} {i}", "plan": "pro", "touch": "tech",
-         "signed_up_at": now - timedelta(days=3), "traits": {}}
-        for i in range(accounts)
-    ]  # fmt: skip
-    contact_rows: list[dict[str, object]] = [
-        {"id": f"c{i:06d}", "account_id": f"a{i % accounts:06d}", "email": f"c{i:06d}@example.com",
-         "first_name": f"{FIRST[i % len(FIRST)]}{i}", "last_name": LAST[i % len(LAST)], "role": "member",
-         "timezone": "UTC", "created_at": now - timedelta(days=1), "traits": {}}
-        for i in range(count)
-    ]  # fmt: skip
-    return account_rows, contact_rows
+PER_ACCOUNT = 5
 
 
 def render_rate(settings: config.Settings, count: int) -> tuple[float, int]:
@@ -98,10 +47,10 @@ def render_rate(settings: config.Settings, count: int) -> tuple[float, int]:
     engine = Engine(
         settings, database=Database("sqlite://"), email=RecordingEmail(), webhooks=RecordingWebhook()
     )
-    journey = engine.catalog.journeys["bench-welcome"]
+    journey = engine.catalog.journeys[welcome_world.JOURNEY_ID]
     instr = journey.step("welcome")
     assert instr is not None
-    accounts, contacts = people(count)
+    accounts, contacts = welcome_world.people(count, per_account=PER_ACCOUNT)
     by_id = {a["id"]: a for a in accounts}
     now = SystemClock().now()
     size = 0
@@ -119,16 +68,7 @@ def build(settings: config.Settings, count: int) -> Database:
     """A migrated database with `count` queued welcome emails (the tick runs with the provider paused)."""
     db = Database(settings.database_url)
     migrate.upgrade(db)
-    accounts, contacts = people(count)
-    with db.begin() as conn:
-        for start in range(0, len(accounts), 5000):
-            conn.execute(schema.accounts.insert(), accounts[start : start + 5000])
-        for start in range(0, len(contacts), 5000):
-            conn.execute(schema.contacts.insert(), contacts[start : start + 5000])
-    engine = Engine(settings, database=db, email=RecordingEmail(), webhooks=RecordingWebhook())
-    now = SystemClock().now()
-    engine.ports.email_paused_until = now + timedelta(days=1)
-    report = engine.tick(now)
+    _, report = welcome_world.queue(settings, db, count, per_account=PER_ACCOUNT)
     assert report.total("queued") == count, report
     return db
 
@@ -149,14 +89,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="send-100k-") as tmp:
         folder = Path(tmp)
-        (folder / "journeys").mkdir()
-        (folder / "journeys" / "bench-welcome.yaml").write_text(JOURNEY)
         with SendgridProcess(folder / "sendgrid.db", keep=1) as server:
-            config_path = folder / "config.toml"
-            config_path.write_text(
-                CONFIG.format(db=folder / "bench.db", templates=ROOT / "templates" / "email",
-                              api_url=server.url, api_key=server.api_key, in_flight=args.in_flight)
-            )  # fmt: skip
+            config_path = welcome_world.write(
+                folder, api_url=server.url, api_key=server.api_key, in_flight=args.in_flight
+            )
             settings = config.load(config_path)
 
             rate, size = render_rate(settings, args.count)

@@ -35,7 +35,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +44,10 @@ from typer.testing import CliRunner
 
 from engagement import config
 from engagement.cli import app
-from engagement.clock import SystemClock
-from engagement.delivery.recording import RecordingEmail, RecordingWebhook
-from engagement.engine import Engine
+from engagement.delivery.recording import RecordingEmail
 from engagement.store import migrate, schema
 from engagement.store.database import Database
+from engagement.testing import welcome_world
 from engagement.testing.sendgrid_server import Ledger, SendgridProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,44 +59,8 @@ SEED = 20261122
 RUN_SECONDS = (0.2, 2.5)
 LATENCY = 0.002
 FINISH_WITHIN = 240.0
-FIRST_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]
-COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell", "Cyberdyne"]
 UNCERTAIN = ("sending", "in_doubt")
 d = schema.deliveries
-
-JOURNEY = """\
-id: crash-welcome
-name: Crash test welcome
-status: active
-trigger: {condition: {contact.role: member}}
-steps:
-  - id: welcome
-    email:
-      template: onboarding/welcome
-      subject: "Welcome aboard, {{ contact.first_name }}"
-"""
-
-CONFIG = """\
-[database]
-url = "sqlite:///{db}"
-[journeys]
-dir = "journeys"
-[templates]
-dir = "{templates}"
-[email]
-provider = "sendgrid"
-from = "Chartwell <success@chartwell.example>"
-reply_to = "Chartwell Customer Success <help@chartwell.example>"
-[email.sendgrid]
-api_url = "{api_url}"
-api_key = "{api_key}"
-timeout_seconds = 10
-[limits]
-in_flight = {in_flight}
-sending_lease = "1s"
-[scheduler]
-tick_seconds = 1
-"""
 
 
 @dataclass
@@ -174,13 +136,14 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     """A server (answering after LATENCY) and a config pointing the worker at it; queue with `build`."""
     with SendgridProcess(tmp_path / "sendgrid.db") as server:
         server.slow_next(10**9, delay=LATENCY)
-        (tmp_path / "journeys").mkdir()
-        (tmp_path / "journeys" / "crash-welcome.yaml").write_text(JOURNEY)
-        config_path = tmp_path / "config.toml"
-        config_path.write_text(
-            CONFIG.format(db=tmp_path / "engagement.db", templates=REPO / "templates" / "email",
-                          api_url=server.url, api_key=server.api_key, in_flight=IN_FLIGHT)
-        )  # fmt: skip
+        config_path = welcome_world.write(
+            tmp_path,
+            api_url=server.url,
+            api_key=server.api_key,
+            in_flight=IN_FLIGHT,
+            tick_seconds=1,
+            lease="1s",
+        )
         db = Database(config.load(config_path).database_url)
         migrate.upgrade(db)
         yield Setup(server, config_path, db)
@@ -189,32 +152,10 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
 
 def build(setup: Setup, contacts: int = CONTACTS) -> None:
     """Members in contacts/10 accounts; a tick with the email provider paused queues one email each."""
-    settings, db, accounts = config.load(setup.config_path), setup.db, contacts // 10
-    now = SystemClock().now()
-    with db.begin() as conn:
-        conn.execute(
-            schema.accounts.insert(),
-            [
-                {"id": f"a{i:04d}", "name": f"{COMPANIES[i % len(COMPANIES)]} {i}", "plan": "pro",
-                 "touch": "tech", "signed_up_at": now - timedelta(days=3), "traits": {}}
-                for i in range(accounts)
-            ],
-        )  # fmt: skip
-        conn.execute(
-            schema.contacts.insert(),
-            [
-                {"id": f"c{i:05d}", "account_id": f"a{i % accounts:04d}", "email": f"c{i:05d}@example.com",
-                 "first_name": FIRST_NAMES[i % len(FIRST_NAMES)], "last_name": f"Tester{i}", "role": "member",
-                 "timezone": "UTC", "created_at": now - timedelta(days=1), "traits": {}}
-                for i in range(contacts)
-            ],
-        )  # fmt: skip
-    engine = Engine(settings, database=db, email=RecordingEmail(), webhooks=RecordingWebhook())
-    engine.ports.email_paused_until = now + timedelta(days=1)
-    report = engine.tick(now)
+    engine, report = welcome_world.queue(config.load(setup.config_path), setup.db, contacts, per_account=10)
     assert report.total("enrolled") == report.total("queued") == contacts
     assert isinstance(engine.ports.email, RecordingEmail) and engine.ports.email.sent == []
-    assert statuses(db) == {"queued": contacts}
+    assert statuses(setup.db) == {"queued": contacts}
 
 
 def statuses(db: Database) -> Counter[str]:
