@@ -33,3 +33,25 @@ def server(running: SendgridServer) -> Iterator[SendgridServer]:
     assert running.ledger.duplicates() == {}, "a delivery id was accepted twice"
     counts = running.ledger.counts()
     assert counts.duplicates == 0 and counts.accepted == counts.delivery_ids
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (no browser download); `.ci/run` installs it."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
