@@ -189,7 +189,10 @@ class Response(SQLModel, table=True):
     """Something a recipient did with a delivery: open, click, seen, unsubscribe…"""
 
     __tablename__ = "response"
-    __table_args__ = (Index("ix_response_delivery_kind", "delivery_id", "kind"),)
+    __table_args__ = (
+        Index("ix_response_delivery_kind", "delivery_id", "kind"),
+        Index("uq_response_provider_event_id", "provider_event_id", unique=True),
+    )
     pk: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
     delivery_id: str = Field(max_length=36)
     contact_id: str | None = Field(default=None, index=True, max_length=200)
@@ -200,6 +203,17 @@ class Response(SQLModel, table=True):
     dedupe_key: str | None = Field(default=None, unique=True, max_length=300)
     simulated: bool = False
     data: dict[str, Any] = _json()
+    # the provider's own id for the event (SendGrid's sg_event_id): a second way to spot a retry
+    provider_event_id: str | None = Field(default=None, max_length=200)
+
+
+class IntakeMessage(SQLModel, table=True):
+    """A Segment messageId already applied (identify and group calls; track and page de-duplicate as events)."""
+
+    __tablename__ = "intake_message"
+    message_id: str = Field(primary_key=True, max_length=200)
+    type: str = Field(max_length=20)
+    received_at: datetime = _ts(nullable=False)
 
 
 class Nudge(SQLModel, table=True):
@@ -286,6 +300,7 @@ journeys = table(JourneyRecord)
 enrollments = table(Enrollment)
 deliveries = table(Delivery)
 responses = table(Response)
+intake_messages = table(IntakeMessage)
 nudges = table(Nudge)
 suppressions = table(Suppression)
 contact_scores = table(ContactScore)
