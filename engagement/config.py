@@ -109,6 +109,11 @@ class Scheduler(Section):
 class Api(Section):
     write_keys: list[str] = []
     server_keys: list[str] = []
+    max_call_bytes: int = Field(32 * 1024, ge=1024, description="one Segment call (Segment's 32 KB)")
+    max_batch_bytes: int = Field(500 * 1024, ge=1024, description="one /v1/batch request (Segment's 500 KB)")
+    unassigned_account: str = Field(
+        "unassigned", min_length=1, description="account of contacts identified before any group call"
+    )
 
 
 class Inapp(Section):
@@ -117,6 +122,7 @@ class Inapp(Section):
 
 class SendgridWebhook(Section):
     public_key: str | None = None
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
 
 
 class OutboundWebhook(Section):

@@ -1,10 +1,10 @@
-"""The web app: health, one-click unsubscribe and the preference page (more routes join later)."""
+"""The web app: health, one-click unsubscribe, Segment-compatible intake and the SendGrid webhook."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from engagement.api import unsubscribe_routes
+from engagement.api import intake_routes, unsubscribe_routes, webhook_routes
 from engagement.api.deps import Services
 from engagement.clock import Clock, SystemClock
 from engagement.config import Settings
@@ -26,4 +26,6 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(unsubscribe_routes.router)
+    app.include_router(intake_routes.router)
+    app.include_router(webhook_routes.router)
     return app

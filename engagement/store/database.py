@@ -84,6 +84,21 @@ class Database:
             inserted += len(conn.execute(stmt.returning(returned), list(chunk)).all())
         return inserted
 
+    def insert_new(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        keys: Sequence[str] | None,
+        column: str,
+    ) -> list[Any]:
+        """Insert rows that hit no unique key (`keys`, or any when None); return `column` of each row inserted."""
+        found: list[Any] = []
+        for chunk in _chunks(rows):
+            stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
+            found.extend(conn.execute(stmt.returning(table.c[column]), list(chunk)).scalars())
+        return found
+
     def insert_from_select(self, conn: Connection, table: Table, columns: list[str], query: Any) -> int:
         """INSERT … SELECT, skipping rows that hit any unique key; return rows inserted."""
         key = next(iter(table.primary_key.columns))

@@ -1,0 +1,98 @@
+"""Reading a request body at the door: the size cap before and while reading, bad JSON as 400,
+wrong types as 422 naming the field."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import HTTPException, Request, status
+from pydantic import ValidationError
+
+
+def too_large(limit: int, what: str) -> HTTPException:
+    """A 413 that says what the limit is."""
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, detail=f"{what} is larger than the limit of {limit:,} bytes"
+    )
+
+
+async def read(request: Request, limit: int, what: str) -> bytes:
+    """The raw body, refused with 413 as soon as it (or its gzip-decoded form) passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise too_large(limit, what)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="Content-Length is not a number") from exc
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit, what)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding == "gzip":
+        return _gunzip(raw, limit, what)
+    raise HTTPException(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        detail=f"Content-Encoding {encoding!r} is not supported (use gzip)",
+    )
+
+
+def _gunzip(raw: bytes, limit: int, what: str) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        plain = inflater.decompress(raw, limit + 1)  # never inflate more than the cap allows
+    except zlib.error as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"body is not valid gzip: {exc}") from exc
+    if len(plain) > limit or inflater.unconsumed_tail:
+        raise too_large(limit, f"{what} (after gzip decoding)")
+    return plain
+
+
+def parse_json(raw: bytes) -> Any:
+    """The decoded JSON document, or 400 saying where it stops being JSON."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="body is not UTF-8 text") from exc
+
+
+def field_name(loc: Sequence[str | int]) -> str:
+    """`("batch", 3, "traits", "email")` as `batch[3].traits.email`."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def unprocessable(
+    exc: ValidationError, prefix: Sequence[str | int] = (), drop: frozenset[str] = frozenset()
+) -> HTTPException:
+    """A 422 listing each wrong field by name (`drop` removes union tags pydantic puts in locations)."""
+    problems = []
+    for error in exc.errors():
+        loc = [*prefix, *(p for p in error["loc"] if p not in drop)]
+        problems.append({"field": field_name(loc), "loc": loc, "msg": error["msg"], "type": error["type"]})
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems)
+
+
+def invalid_field(loc: Sequence[str | int], message: str) -> HTTPException:
+    """A 422 for one field found wrong after typing (e.g. a trait that maps onto a column)."""
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[{"field": field_name(loc), "loc": list(loc), "msg": message, "type": "value_error"}],
+    )

@@ -1,0 +1,72 @@
+"""`POST /webhooks/sendgrid`: SendGrid's signed Event Webhook, verified over the raw body before parsing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from engagement import email_events
+from engagement.api import body
+from engagement.api.deps import Services, services
+from engagement.delivery import sendgrid_events as sg
+
+router = APIRouter(tags=["webhooks"])
+Svc = Annotated[Services, Depends(services)]
+DOCUMENTED = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": sg.SendgridEvent.model_json_schema()}}
+        },
+    }
+}
+
+
+def _apply(svc: Services, events: list[sg.EmailEvent], ignored: int) -> email_events.Recorded:
+    """One transaction per request: all of it is written or none."""
+    with svc.db.begin() as conn:
+        recorded = email_events.record(svc.db, conn, events, svc.clock.now(), ignored=ignored)
+        # engagement scores: credit recorded.response_ids here, inside the same transaction
+    return recorded
+
+
+@router.post("/webhooks/sendgrid", openapi_extra=DOCUMENTED)
+async def sendgrid_webhook(request: Request, svc: Svc) -> dict[str, Any]:
+    """Record delivery, engagement and unsubscribe events (ECDSA-signed; `webhooks.sendgrid.public_key`)."""
+    config = svc.settings.webhooks.sendgrid
+    if not config.public_key:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="the SendGrid webhook is not configured: set webhooks.sendgrid.public_key "
+            "(ENGAGEMENT_WEBHOOKS__SENDGRID__PUBLIC_KEY) to the Signed Event Webhook's verification key",
+        )
+    signature = request.headers.get(sg.SIGNATURE_HEADER, "").strip()
+    timestamp = request.headers.get(sg.TIMESTAMP_HEADER, "").strip()
+    if not signature or not timestamp:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=f"unsigned request: the {sg.SIGNATURE_HEADER} and {sg.TIMESTAMP_HEADER} headers are required",
+        )
+    raw = await body.read(request, config.max_body_bytes, "a SendGrid event batch")
+    try:
+        genuine = sg.verify(config.public_key, raw, signature, timestamp)
+    except sg.BadKey as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+    if not genuine:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="the signature does not match the body and timestamp under webhooks.sendgrid.public_key",
+        )
+    try:
+        parsed = sg.EVENTS.validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="body is not valid JSON") from exc
+        raise body.unprocessable(exc) from exc
+    meant = [sg.interpret(event) for event in parsed]
+    events = [e for e in meant if e is not None]
+    recorded = await run_in_threadpool(_apply, svc, events, len(meant) - len(events))
+    return recorded.counts()

@@ -1,0 +1,178 @@
+"""SendGrid's Event Webhook: the signature check, the typed events, and their meaning in our vocabulary.
+
+`verify` checks the ECDSA signature SendGrid puts over `timestamp + raw body`. `interpret` is pure:
+one SendGrid event in, one `EmailEvent` (or None for kinds we do not record) out.
+"""
+
+from __future__ import annotations
+
+import binascii
+import functools
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
+
+from engagement import errors
+
+SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
+TIMESTAMP_HEADER = EventWebhookHeader.TIMESTAMP
+# the custom_args our outgoing messages carry (delivery/dispatch.py); SendGrid echoes them as top-level fields
+DELIVERY_ARG = "delivery_id"
+
+KINDS = frozenset(
+    {
+        "delivered",
+        "open",
+        "click",
+        "bounce",
+        "dropped",
+        "deferred",
+        "spamreport",
+        "unsubscribe",
+        "group_unsubscribe",
+    }
+)
+STATUS = {
+    "delivered": "delivered",
+    "open": "delivered",  # an open or a click proves the message arrived
+    "click": "delivered",
+    "spamreport": "delivered",
+    "unsubscribe": "delivered",
+    "group_unsubscribe": "delivered",
+    "deferred": "deferred",
+    "bounce": "bounced",
+    "dropped": "dropped",
+}
+# SendGrid's reasons for dropping a message that mean the address itself must not be mailed again
+DROPPED_SUPPRESSES = {
+    "bounced address": "bounce",
+    "invalid": "bounce",
+    "spam reporting address": "complaint",
+    "unsubscribed address": "unsubscribe",
+}
+
+
+class BadKey(errors.ConfigError):
+    """webhooks.sendgrid.public_key is not a base64 EC public key: copy it from SendGrid's Mail Settings."""
+
+
+class SendgridEvent(BaseModel):
+    """One event as SendGrid posts it; our custom_args arrive as extra top-level fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event: str = Field(min_length=1, max_length=40)
+    timestamp: int
+    email: str | None = Field(None, max_length=320)
+    sg_event_id: str | None = Field(None, max_length=200)
+    sg_message_id: str | None = Field(None, max_length=300)
+    delivery_id: str | None = Field(None, max_length=36)
+    url: str | None = None
+    reason: str | None = None
+    type: str | None = None
+    status: str | None = None
+    attempt: str | int | None = None
+    asm_group_id: int | None = None
+
+
+EVENTS = TypeAdapter(list[SendgridEvent])
+
+
+@dataclass(frozen=True)
+class EmailEvent:
+    """A provider event in our vocabulary: what happened to which message, and what it implies."""
+
+    kind: str
+    occurred_at: datetime
+    delivery_id: str | None  # from our custom_args
+    message_id: str | None  # the provider's X-Message-Id, when there are no custom_args
+    email: str | None
+    status: str
+    suppress: str | None  # suppression reason for the address, if any
+    dedupe_key: str  # (message, event, timestamp): retries with a new event id still match
+    provider_event_id: str | None
+    data: dict[str, Any]
+
+    @property
+    def message_key(self) -> str:
+        """The message this event is about, however it was identified."""
+        return self.delivery_id or self.message_id or ""
+
+
+@functools.lru_cache(maxsize=4)
+def public_key(text: str) -> ec.EllipticCurvePublicKey:
+    """The verification key from its base64 form (as SendGrid shows it)."""
+    try:
+        key = EventWebhook().convert_public_key_to_ecdsa(text.strip())
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise BadKey() from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise BadKey()
+    return key
+
+
+def verify(key_text: str, body: bytes, signature: str, timestamp: str) -> bool:
+    """Whether `signature` is SendGrid's ECDSA-SHA256 signature over `timestamp + body`."""
+    key = public_key(key_text)
+    try:
+        return bool(EventWebhook().verify_signature(body.decode("utf-8"), signature, timestamp, key))
+    except (UnicodeDecodeError, binascii.Error, ValueError, InvalidSignature):
+        return False
+
+
+def interpret(event: SendgridEvent) -> EmailEvent | None:
+    """The event in our vocabulary, or None for kinds we do not record (processed, group_resubscribe…)."""
+    kind = event.event
+    if kind not in KINDS:
+        return None
+    delivery_id = event.delivery_id or None
+    message_id = event.sg_message_id.split(".", 1)[0] if event.sg_message_id else None
+    message = delivery_id or message_id or ""
+    key = f"sendgrid:{message}:{kind}:{event.timestamp}"
+    if kind == "click" and event.url:  # two links clicked in the same second are two clicks
+        key += ":" + hashlib.sha256(event.url.encode()).hexdigest()[:16]
+    return EmailEvent(
+        kind=kind,
+        occurred_at=datetime.fromtimestamp(event.timestamp, tz=UTC),
+        delivery_id=delivery_id,
+        message_id=message_id,
+        email=event.email,
+        status=STATUS[kind],
+        suppress=_suppression(event),
+        dedupe_key=key,
+        provider_event_id=f"sendgrid:{event.sg_event_id}" if event.sg_event_id else None,
+        data=_data(event),
+    )
+
+
+def _suppression(event: SendgridEvent) -> str | None:
+    kind = event.event
+    if kind == "bounce":
+        return None if (event.type or "").lower() == "blocked" else "bounce"  # a block is not a bad address
+    if kind == "dropped":
+        return DROPPED_SUPPRESSES.get((event.reason or "").strip().lower())
+    if kind == "spamreport":
+        return "complaint"
+    if kind in ("unsubscribe", "group_unsubscribe"):
+        return "unsubscribe"
+    return None
+
+
+def _data(event: SendgridEvent) -> dict[str, Any]:
+    """What is worth keeping of the event (no IP address or user agent)."""
+    fields = {
+        "url": event.url,
+        "reason": event.reason,
+        "type": event.type,
+        "status": event.status,
+        "attempt": event.attempt,
+        "asm_group_id": event.asm_group_id,
+        "sg_message_id": event.sg_message_id,
+    }
+    return {k: v for k, v in fields.items() if v is not None}

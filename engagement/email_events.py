@@ -1,0 +1,201 @@
+"""Record what email providers tell us happened to our messages: responses, delivery status, suppressions.
+
+Applying the same events again, in any order, leaves the same state: responses are unique per
+provider event id and per (message, event, timestamp); a delivery's status only moves forward;
+each address keeps one suppression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, select, update
+
+from engagement import suppression
+from engagement.delivery.sendgrid_events import EmailEvent
+from engagement.store import schema
+from engagement.store.database import Database
+
+d = schema.deliveries
+# how far along a delivery is; a status only moves to a higher rank (a bounce wins over delivered)
+RANK = {"deferred": 1, "delivered": 2, "dropped": 3, "bounced": 4}
+# statuses of messages that went, or may have gone, to the provider: the only ones an event can move
+SENT = ("sending", "sent", "in_doubt", "failed", "deferred", "delivered", "dropped", "bounced")
+# when one batch gives an address several reasons, keep the strongest (so the order never matters)
+STRENGTH = {"complaint": 3, "bounce": 2, "unsubscribe": 1}
+UNSUBSCRIBING = ("unsubscribe", "group_unsubscribe")
+CHUNK = 500
+
+
+@dataclass
+class Recorded:
+    """What one webhook request did."""
+
+    received: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    unknown: int = 0
+    ignored: int = 0
+    suppressed: int = 0
+    response_ids: list[int] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """The counts, for the webhook's answer."""
+        return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
+
+
+def record(
+    db: Database, conn: Connection, events: Sequence[EmailEvent], now: datetime, *, ignored: int = 0
+) -> Recorded:
+    """Apply a batch of provider events; events for messages we never sent are counted as unknown."""
+    result = Recorded(received=len(events) + ignored, ignored=ignored)
+    found = _deliveries(conn, events)
+    mapped: list[tuple[EmailEvent, Any]] = []
+    for event in events:
+        row = found.get(event.delivery_id or "") or found.get(f"msg:{event.message_id}")
+        if row is None:
+            result.unknown += 1
+        else:
+            mapped.append((event, row))
+    rows = _responses(mapped)
+    result.response_ids = db.insert_new(conn, schema.responses, rows, None, "pk") if rows else []
+    result.recorded = len(result.response_ids)
+    result.duplicates = len(mapped) - result.recorded
+    _advance(conn, mapped, now)
+    result.suppressed = _suppress(db, conn, events, mapped, now)
+    _unsubscribe(conn, mapped, now)
+    return result
+
+
+def _deliveries(conn: Connection, events: Sequence[EmailEvent]) -> dict[str, Any]:
+    """Deliveries by our id, and by `msg:` + the provider's message id."""
+    ids = sorted({e.delivery_id for e in events if e.delivery_id})
+    columns = (d.c.id, d.c.contact_id, d.c.journey_id, d.c.step_id, d.c.to_address, d.c.provider_message_id)
+    found: dict[str, Any] = {}
+    for start in range(0, len(ids), CHUNK):
+        for row in conn.execute(select(*columns).where(d.c.id.in_(ids[start : start + CHUNK]))):
+            found[row.id] = row
+    # the provider's id is the fallback: no custom_args, or an id we do not know
+    message_ids = sorted({e.message_id for e in events if e.message_id and e.delivery_id not in found})
+    for start in range(0, len(message_ids), CHUNK):
+        chunk = message_ids[start : start + CHUNK]
+        for row in conn.execute(select(*columns).where(d.c.provider_message_id.in_(chunk))):
+            found[f"msg:{row.provider_message_id}"] = row
+    return found
+
+
+def _responses(mapped: Sequence[tuple[EmailEvent, Any]]) -> list[dict[str, Any]]:
+    """One response row per event, a repeat within the batch (by either key) left out."""
+    rows: list[dict[str, Any]] = []
+    keys: set[str] = set()
+    for event, delivery in mapped:
+        dedupe_key = f"{event.dedupe_key}:{delivery.id}" if not event.delivery_id else event.dedupe_key
+        if dedupe_key in keys or (event.provider_event_id and event.provider_event_id in keys):
+            continue
+        keys.add(dedupe_key)
+        if event.provider_event_id:
+            keys.add(event.provider_event_id)
+        rows.append(
+            {
+                "delivery_id": delivery.id,
+                "contact_id": delivery.contact_id,
+                "journey_id": delivery.journey_id,
+                "step_id": delivery.step_id,
+                "kind": event.kind,
+                "occurred_at": event.occurred_at,
+                "dedupe_key": dedupe_key[:300],
+                "provider_event_id": event.provider_event_id,
+                "simulated": False,
+                "data": event.data,
+            }
+        )
+    return rows
+
+
+def _advance(conn: Connection, mapped: Sequence[tuple[EmailEvent, Any]], now: datetime) -> None:
+    """Move each delivery to the furthest status its events show, never back."""
+    best: dict[str, EmailEvent] = {}
+    for event, delivery in mapped:
+        held = best.get(delivery.id)
+        if held is None or _order(event) > _order(held):
+            best[delivery.id] = event
+    if not best:
+        return
+    rank = case(RANK, value=d.c.status, else_=0)
+    stmt = (
+        update(d)
+        .where(d.c.id == bindparam("_id"), d.c.status.in_(SENT), rank < bindparam("_rank"))
+        .values(status=bindparam("_status"), status_reason=bindparam("_reason"), updated_at=now)
+    )
+    params = [
+        {
+            "_id": delivery_id,
+            "_rank": RANK[event.status],
+            "_status": event.status,
+            "_reason": _reason(event),
+        }
+        for delivery_id, event in sorted(best.items())
+    ]
+    conn.execute(stmt, params)
+
+
+def _order(event: EmailEvent) -> tuple[int, datetime, str]:
+    # ties broken by time and key, so the same events in any order pick the same one
+    return (RANK[event.status], event.occurred_at, event.dedupe_key)
+
+
+def _reason(event: EmailEvent) -> str | None:
+    if event.status not in ("bounced", "dropped", "deferred"):
+        return None
+    text = " ".join(str(event.data[k]) for k in ("type", "status", "reason") if event.data.get(k))
+    return f"{event.kind}: {text}"[:1000] if text else event.kind
+
+
+def _suppress(
+    db: Database,
+    conn: Connection,
+    events: Sequence[EmailEvent],
+    mapped: Sequence[tuple[EmailEvent, Any]],
+    now: datetime,
+) -> int:
+    """Suppress every address an event says must not be mailed again (known message or not)."""
+    addresses = {id(event): delivery.to_address for event, delivery in mapped}
+    strongest: dict[str, dict[str, Any]] = {}
+    for event in events:
+        email = event.email or addresses.get(id(event))
+        if not event.suppress or not email:
+            continue
+        key = suppression.address_hash(email)
+        held = strongest.get(key)
+        source = f"webhook:{event.kind}"
+        if held is None or (STRENGTH[event.suppress], source) > (STRENGTH[held["reason"]], held["source"]):
+            strongest[key] = {
+                "email_hash": key,
+                "email": email.strip().lower(),
+                "reason": event.suppress,
+                "source": source,
+                "created_at": now,
+            }
+    rows = [strongest[key] for key in sorted(strongest)]
+    return db.insert_ignore(conn, schema.suppressions, rows, ["email_hash"]) if rows else 0
+
+
+def _unsubscribe(conn: Connection, mapped: Sequence[tuple[EmailEvent, Any]], now: datetime) -> None:
+    """Mark the contacts who unsubscribed through the provider, as the unsubscribe link does."""
+    first: dict[str, datetime] = {}
+    for event, delivery in mapped:
+        if event.kind in UNSUBSCRIBING and delivery.contact_id:
+            at = min(first.get(delivery.contact_id, event.occurred_at), event.occurred_at)
+            first[delivery.contact_id] = at
+    if not first:
+        return
+    c = schema.contacts
+    conn.execute(
+        update(c)
+        .where(c.c.id == bindparam("_id"), c.c.unsubscribed_at.is_(None))
+        .values(unsubscribed_at=bindparam("_at"), updated_at=now),
+        [{"_id": cid, "_at": at} for cid, at in sorted(first.items())],
+    )
