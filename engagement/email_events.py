@@ -22,8 +22,10 @@ from engagement.store.database import Database
 d = schema.deliveries
 # how far along a delivery is; a status only moves to a higher rank (a bounce wins over delivered)
 RANK = {"deferred": 1, "delivered": 2, "dropped": 3, "bounced": 4}
-# statuses of messages that went, or may have gone, to the provider: the only ones an event can move
-SENT = ("sending", "sent", "in_doubt", "failed", "deferred", "delivered", "dropped", "bounced")
+# messages that went, or may have gone, to the provider rank from 0; any other status (queued,
+# suppressed, cancelled…) ranks above everything, so no provider event can move it
+PROGRESS = {"sending": 0, "sent": 0, "in_doubt": 0, "failed": 0, **RANK}
+NEVER_SENT = 100
 # when one batch gives an address several reasons, keep the strongest (so the order never matters)
 STRENGTH = {"complaint": 3, "bounce": 2, "unsubscribe": 1}
 UNSUBSCRIBING = ("unsubscribe", "group_unsubscribe")
@@ -65,7 +67,7 @@ def record(
     result.recorded = len(result.response_ids)
     result.duplicates = len(mapped) - result.recorded
     _advance(conn, mapped, now)
-    result.suppressed = _suppress(db, conn, events, mapped, now)
+    result.suppressed = _suppress(db, conn, events, now)
     _unsubscribe(conn, mapped, now)
     return result
 
@@ -73,7 +75,7 @@ def record(
 def _deliveries(conn: Connection, events: Sequence[EmailEvent]) -> dict[str, Any]:
     """Deliveries by our id, and by `msg:` + the provider's message id."""
     ids = sorted({e.delivery_id for e in events if e.delivery_id})
-    columns = (d.c.id, d.c.contact_id, d.c.journey_id, d.c.step_id, d.c.to_address, d.c.provider_message_id)
+    columns = (d.c.id, d.c.contact_id, d.c.journey_id, d.c.step_id, d.c.provider_message_id)
     found: dict[str, Any] = {}
     for start in range(0, len(ids), CHUNK):
         for row in conn.execute(select(*columns).where(d.c.id.in_(ids[start : start + CHUNK]))):
@@ -124,10 +126,10 @@ def _advance(conn: Connection, mapped: Sequence[tuple[EmailEvent, Any]], now: da
             best[delivery.id] = event
     if not best:
         return
-    rank = case(RANK, value=d.c.status, else_=0)
+    rank = case(PROGRESS, value=d.c.status, else_=NEVER_SENT)
     stmt = (
         update(d)
-        .where(d.c.id == bindparam("_id"), d.c.status.in_(SENT), rank < bindparam("_rank"))
+        .where(d.c.id == bindparam("_id"), rank < bindparam("_rank"))
         .values(status=bindparam("_status"), status_reason=bindparam("_reason"), updated_at=now)
     )
     params = [
@@ -158,14 +160,12 @@ def _suppress(
     db: Database,
     conn: Connection,
     events: Sequence[EmailEvent],
-    mapped: Sequence[tuple[EmailEvent, Any]],
     now: datetime,
 ) -> int:
     """Suppress every address an event says must not be mailed again (known message or not)."""
-    addresses = {id(event): delivery.to_address for event, delivery in mapped}
     strongest: dict[str, dict[str, Any]] = {}
     for event in events:
-        email = event.email or addresses.get(id(event))
+        email = event.email
         if not event.suppress or not email:
             continue
         key = suppression.address_hash(email)
