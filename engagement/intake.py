@@ -15,12 +15,12 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 
 from engagement import ingest, segment
 from engagement.config import Settings
-from engagement.records import AccountIn
 from engagement.store import schema
 from engagement.store.database import Database
 
 # identify and group calls are de-duplicated here; track and page calls by their event's id
 REMEMBERED = (segment.Identify, segment.Group)
+PLACEHOLDER_NAME = "(no account yet)"
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,13 @@ def write(
     known = _known(conn, fresh)
     planned = segment.plan(list(fresh), known, now, unassigned)
     if planned.needs_unassigned:
-        placeholder = AccountIn(id=unassigned, name="(no account yet)")
-        db.insert_ignore(conn, schema.accounts, [placeholder.model_dump()], ["id"])
+        placeholder = {
+            "id": unassigned,
+            "name": PLACEHOLDER_NAME,
+            "touch": settings.touch.default,
+            "updated_at": now,
+        }
+        db.insert_ignore(conn, schema.accounts, [placeholder], ["id"])
     if planned.accounts:
         ingest.upsert_accounts(db, conn, planned.accounts, settings.touch, now)
     if planned.contacts:
