@@ -1,0 +1,179 @@
+"""100,000 Segment track events ingested through the HTTP API, in batches of 500.
+
+Run: .venv/bin/python bench/ingest_segment.py [--events 100000] [--batch 500] [--concurrency 1]
+     [--database-url postgresql://…]   (default: a fresh SQLite file)
+
+Set-up (not timed): a migrated database with 10,000 contacts in 2,000 accounts; 100,000 track calls
+as Segment's SDKs send them (type, userId, event, properties, timestamp, messageId, context, integrations)
+over six event names, cut into `/v1/batch` bodies. `engagement serve` runs as its own process (uvicorn).
+
+Timed: every batch POSTed to /v1/batch with the write key as the HTTP Basic username (cap, parse, type,
+de-duplicate on messageId, store events and milestones; one transaction per request). Target <= 5 s for
+100,000. Afterwards the database must hold every event once and one milestone per (contact, name) reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import random
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from engagement import config, ingest
+from engagement.records import AccountIn, ContactIn
+from engagement.store import migrate, schema
+from engagement.store.database import Database
+from engagement.testing.api_process import ApiProcess
+
+WRITE_KEY = "wk-bench"
+START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+NAMES = (
+    "active_day",
+    "report_viewed",
+    "report_created",
+    "dashboard_shared",
+    "integration_connected",
+    "first_login",
+)
+CONTACTS, PER_ACCOUNT = 10_000, 5
+
+
+def build(url: str) -> Database:
+    """A migrated database with the contacts and accounts the events are about."""
+    db = Database(url)
+    migrate.upgrade(db)
+    accounts = [
+        AccountIn(id=f"acc{i:05d}", name=f"Account {i}", plan="pro", mrr=99)
+        for i in range(CONTACTS // PER_ACCOUNT)
+    ]
+    contacts = [
+        ContactIn(id=f"u{i:06d}", account_id=f"acc{i // PER_ACCOUNT:05d}", email=f"u{i:06d}@example.com")
+        for i in range(CONTACTS)
+    ]
+    with db.begin() as conn:
+        ingest.upsert_accounts(db, conn, accounts, config.Touch(), START)
+        ingest.upsert_contacts(db, conn, contacts, START)
+    return db
+
+
+def calls(count: int, seed: int) -> list[dict[str, Any]]:
+    """Track calls as analytics-python sends them."""
+    rng = random.Random(seed)
+    found = []
+    for i in range(count):
+        at = START + timedelta(seconds=i * 3)
+        found.append(
+            {
+                "type": "track",
+                "userId": f"u{rng.randrange(CONTACTS):06d}",
+                "event": rng.choice(NAMES),
+                "properties": {
+                    "report_id": rng.randrange(100_000),
+                    "source": "web",
+                    "duration_ms": rng.randrange(5000),
+                },
+                "timestamp": at.isoformat(timespec="milliseconds"),
+                "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
+                "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+                "integrations": {},
+            }
+        )
+    return found
+
+
+def batches(found: list[dict[str, Any]], size: int) -> list[bytes]:
+    sent_at = datetime.now(UTC).isoformat()
+    return [
+        json.dumps({"batch": found[start : start + size], "sentAt": sent_at}, separators=(",", ":")).encode()
+        for start in range(0, len(found), size)
+    ]
+
+
+def post_all(url: str, bodies: list[bytes], concurrency: int) -> list[dict[str, Any]]:
+    """POST every batch (`concurrency` connections); fail on any non-2xx."""
+    auth = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    headers = {"Content-Type": "application/json", "Authorization": auth}
+
+    def post(client: httpx.Client, body: bytes) -> dict[str, Any]:
+        answer = client.post(f"{url}/v1/batch", content=body, headers=headers)
+        if answer.status_code != 200:
+            raise RuntimeError(f"{answer.status_code}: {answer.text[:500]}")
+        counts: dict[str, Any] = answer.json()
+        return counts
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    with httpx.Client(timeout=60, limits=limits) as client:
+        if concurrency == 1:
+            return [post(client, body) for body in bodies]
+        with ThreadPoolExecutor(concurrency) as pool:
+            return list(pool.map(lambda body: post(client, body), bodies))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-segment-") as tmp:
+        folder = Path(tmp)
+        url = args.database_url or f"sqlite:///{folder / 'engagement.db'}"
+        started = time.perf_counter()
+        db = build(url)
+        found = calls(args.events, args.seed)
+        bodies = batches(found, args.batch)
+        size = sum(map(len, bodies)) / len(bodies)
+        print(
+            f"set-up: {CONTACTS:,} contacts, {len(found):,} track calls in {len(bodies)} batches "
+            f"(mean {size / 1024:.0f} KiB) in {time.perf_counter() - started:.1f} s"
+        )
+        config_path = folder / "config.toml"
+        config_path.write_text(f'[database]\nurl = "{url}"\n[api]\nwrite_keys = ["{WRITE_KEY}"]\n')
+        with ApiProcess(config_path) as api:
+            started = time.perf_counter()
+            answers = post_all(api.url, bodies, args.concurrency)
+            seconds = time.perf_counter() - started
+
+        stored = sum(a["events"] for a in answers)
+        print(
+            f"ingested {len(found):,} events in {seconds:.2f} s: {len(found) / seconds:,.0f} events/s "
+            f"({args.batch:,} a batch, {args.concurrency} connection(s), {db.dialect})"
+        )
+        check(db, found, stored)
+        print(f"target <= 5 s: {'met' if seconds <= 5 else 'NOT met'}")
+        if args.database_url:
+            schema.metadata.drop_all(db.engine)
+            with db.begin() as conn:
+                conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        db.dispose()
+
+
+def check(db: Database, found: list[dict[str, Any]], stored: int) -> None:
+    """Every event once; one milestone per (contact, event name)."""
+    e, m = schema.events, schema.milestones
+    with db.begin() as conn:
+        events = conn.execute(select(func.count()).select_from(e)).scalar_one()
+        milestones = conn.execute(select(func.count()).select_from(m)).scalar_one()
+    reached = {(c["userId"], c["event"]) for c in found}
+    print(f"database: {events:,} events, {milestones:,} milestones")
+    assert stored == events == len(found), (stored, events)
+    assert milestones == len(reached), (milestones, len(reached))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""`engagement serve` as a process of its own on 127.0.0.1, for benchmarks: the real CLI, the real API."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+ENGAGEMENT = Path(sys.executable).parent / "engagement"  # the installed console script
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class ApiProcess:
+    """`engagement --config CONFIG serve` in a child process; a context manager that waits for /healthz."""
+
+    def __init__(self, config_path: Path, *, host: str = "127.0.0.1", log: Path | None = None) -> None:
+        self.config_path = config_path
+        self.host = host
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.log = log or config_path.with_name("serve.log")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ApiProcess:
+        command = [str(ENGAGEMENT), "--config", str(self.config_path), "serve", "--host", self.host]
+        with self.log.open("wb") as out:
+            self._process = subprocess.Popen(
+                [*command, "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"engagement serve exited with {self._process.returncode}: see {self.log}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"engagement serve did not answer /healthz in 30 s: see {self.log}")
+            time.sleep(0.1)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
