@@ -145,15 +145,18 @@ def main() -> None:
         config_path = folder / "config.toml"
         config_path.write_text(f'[database]\nurl = "{url}"\n[api]\nwrite_keys = ["{WRITE_KEY}"]\n')
         with ApiProcess(config_path) as api:
+            cpu = api.cpu_seconds()
             started = time.perf_counter()
             answers = post_all(api.url, bodies, args.concurrency)
             seconds = time.perf_counter() - started
+            cpu = api.cpu_seconds() - cpu
 
         stored = sum(a["events"] for a in answers)
         print(
             f"ingested {len(found):,} events in {seconds:.2f} s: {len(found) / seconds:,.0f} events/s "
             f"({args.batch:,} a batch, {args.concurrency} connection(s), {db.dialect})"
         )
+        print(f"server process CPU: {cpu:.2f} s ({len(found) / cpu:,.0f} events per CPU second)")
         check(db, found, stored)
         print(f"target <= 5 s: {'met' if seconds <= 5 else 'NOT met'}")
         if args.database_url:

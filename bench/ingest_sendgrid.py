@@ -167,9 +167,11 @@ def main() -> None:
             f"max_body_bytes = {8 * 1024 * 1024}\n"
         )
         with ApiProcess(config_path) as api:
+            cpu = api.cpu_seconds()
             started = time.perf_counter()
             answers = post_all(api.url, batches, args.concurrency)
             seconds = time.perf_counter() - started
+            cpu = api.cpu_seconds() - cpu
 
         recorded = sum(a["recorded"] for a in answers)
         duplicates = sum(a["duplicates"] for a in answers)
@@ -178,6 +180,7 @@ def main() -> None:
             f"ingested {len(found):,} events in {seconds:.2f} s: {len(found) / seconds:,.0f} events/s "
             f"({args.batch:,} a batch, {args.concurrency} connection(s), {db.dialect})"
         )
+        print(f"server process CPU: {cpu:.2f} s ({len(found) / cpu:,.0f} events per CPU second)")
         print(f"answers: recorded {recorded:,}, duplicates {duplicates:,}, unknown {unknown:,}")
         check(db, len(found), deliveries)
         print(f"target <= 5 s: {'met' if seconds <= 5 else 'NOT met'}")

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, select, update
 
 from engagement import suppression
-from engagement.delivery.sendgrid_events import EmailEvent
 from engagement.store import schema
 from engagement.store.database import Database
 
@@ -32,6 +31,27 @@ UNSUBSCRIBING = ("unsubscribe", "group_unsubscribe")
 CHUNK = 500
 
 
+@dataclass(frozen=True)
+class EmailEvent:
+    """A provider event in our vocabulary: what happened to which message, and what it implies."""
+
+    provider: str
+    kind: str
+    occurred_at: datetime
+    delivery_id: str | None  # from our custom_args
+    message_id: str | None  # the provider's X-Message-Id, when there are no custom_args
+    email: str | None
+    status: str
+    suppress: str | None  # suppression reason for the address, if any
+    occurrence: str  # event and timestamp (and link): with the message, retries under a new event id match
+    provider_event_id: str | None
+    data: dict[str, Any]
+
+    def dedupe_key(self, delivery_id: str) -> str:
+        """The response's key: (message, event, timestamp), however the message was identified."""
+        return f"{self.provider}:{delivery_id}:{self.occurrence}"
+
+
 @dataclass
 class Recorded:
     """What one webhook request did."""
@@ -42,7 +62,7 @@ class Recorded:
     unknown: int = 0
     ignored: int = 0
     suppressed: int = 0
-    response_ids: list[int] = field(default_factory=list)
+    new_responses: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """The counts, for the webhook's answer."""
@@ -62,11 +82,11 @@ def record(
             result.unknown += 1
         else:
             mapped.append((event, row))
-    rows = _responses(mapped)
-    result.response_ids = db.insert_new(conn, schema.responses, rows, None, "pk") if rows else []
-    result.recorded = len(result.response_ids)
+    rows = _unrecorded(conn, _responses(mapped))
+    result.recorded = db.insert_ignore(conn, schema.responses, rows, None)
+    result.new_responses = rows
     result.duplicates = len(mapped) - result.recorded
-    _advance(conn, mapped, now)
+    _advance(db, conn, mapped, now)
     result.suppressed = _suppress(db, conn, events, now)
     _unsubscribe(conn, mapped, now)
     return result
@@ -75,7 +95,7 @@ def record(
 def _deliveries(conn: Connection, events: Sequence[EmailEvent]) -> dict[str, Any]:
     """Deliveries by our id, and by `msg:` + the provider's message id."""
     ids = sorted({e.delivery_id for e in events if e.delivery_id})
-    columns = (d.c.id, d.c.contact_id, d.c.journey_id, d.c.step_id, d.c.provider_message_id)
+    columns = (d.c.id, d.c.contact_id, d.c.journey_id, d.c.step_id, d.c.provider_message_id, d.c.status)
     found: dict[str, Any] = {}
     for start in range(0, len(ids), CHUNK):
         for row in conn.execute(select(*columns).where(d.c.id.in_(ids[start : start + CHUNK]))):
@@ -93,13 +113,14 @@ def _responses(mapped: Sequence[tuple[EmailEvent, Any]]) -> list[dict[str, Any]]
     """One response row per event, a repeat within the batch (by either key) left out."""
     rows: list[dict[str, Any]] = []
     keys: set[str] = set()
+    event_ids: set[str] = set()
     for event, delivery in mapped:
-        dedupe_key = f"{event.dedupe_key}:{delivery.id}" if not event.delivery_id else event.dedupe_key
-        if dedupe_key in keys or (event.provider_event_id and event.provider_event_id in keys):
+        dedupe_key = event.dedupe_key(delivery.id)
+        if dedupe_key in keys or event.provider_event_id in event_ids:
             continue
         keys.add(dedupe_key)
         if event.provider_event_id:
-            keys.add(event.provider_event_id)
+            event_ids.add(event.provider_event_id)
         rows.append(
             {
                 "delivery_id": delivery.id,
@@ -108,7 +129,7 @@ def _responses(mapped: Sequence[tuple[EmailEvent, Any]]) -> list[dict[str, Any]]
                 "step_id": delivery.step_id,
                 "kind": event.kind,
                 "occurred_at": event.occurred_at,
-                "dedupe_key": dedupe_key[:300],
+                "dedupe_key": dedupe_key,
                 "provider_event_id": event.provider_event_id,
                 "simulated": False,
                 "data": event.data,
@@ -117,10 +138,31 @@ def _responses(mapped: Sequence[tuple[EmailEvent, Any]]) -> list[dict[str, Any]]
     return rows
 
 
-def _advance(conn: Connection, mapped: Sequence[tuple[EmailEvent, Any]], now: datetime) -> None:
+def _unrecorded(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose keys are not in the table yet (the insert still ignores any that race in)."""
+    r = schema.responses
+    seen: dict[str, set[str]] = {}
+    for column in (r.c.dedupe_key, r.c.provider_event_id):
+        keys = sorted({row[column.name] for row in rows if row[column.name]})
+        found = seen[column.name] = set()
+        for start in range(0, len(keys), CHUNK):
+            found.update(
+                conn.execute(select(column).where(column.in_(keys[start : start + CHUNK]))).scalars()
+            )
+    return [
+        row
+        for row in rows
+        if row["dedupe_key"] not in seen["dedupe_key"]
+        and row["provider_event_id"] not in seen["provider_event_id"]
+    ]
+
+
+def _advance(db: Database, conn: Connection, mapped: Sequence[tuple[EmailEvent, Any]], now: datetime) -> None:
     """Move each delivery to the furthest status its events show, never back."""
     best: dict[str, EmailEvent] = {}
     for event, delivery in mapped:
+        if PROGRESS.get(delivery.status, NEVER_SENT) >= RANK[event.status]:
+            continue  # already there (the UPDATE below checks again, against concurrent requests)
         held = best.get(delivery.id)
         if held is None or _order(event) > _order(held):
             best[delivery.id] = event
@@ -141,12 +183,12 @@ def _advance(conn: Connection, mapped: Sequence[tuple[EmailEvent, Any]], now: da
         }
         for delivery_id, event in sorted(best.items())
     ]
-    conn.execute(stmt, params)
+    db.executemany(conn, stmt, params)
 
 
 def _order(event: EmailEvent) -> tuple[int, datetime, str]:
     # ties broken by time and key, so the same events in any order pick the same one
-    return (RANK[event.status], event.occurred_at, event.dedupe_key)
+    return (RANK[event.status], event.occurred_at, event.occurrence)
 
 
 def _reason(event: EmailEvent) -> str | None:

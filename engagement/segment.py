@@ -264,6 +264,7 @@ def _check_account(account_id: str, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _event(message_id: str | None, user: str, name: str, at: datetime, properties: dict[str, Any]) -> EventIn:
-    return EventIn.model_validate(
-        {"id": message_id, "contact_id": user, "name": name, "timestamp": at, "properties": properties}
+    # every field was validated by the call's own model (ids and names capped, timestamp in UTC)
+    return EventIn.model_construct(
+        id=message_id, contact_id=user, name=name, timestamp=at, properties=properties
     )

@@ -25,7 +25,7 @@ DOCUMENTED = {
 }
 
 
-def _apply(svc: Services, events: list[sg.EmailEvent], ignored: int) -> email_events.Recorded:
+def _apply(svc: Services, events: list[email_events.EmailEvent], ignored: int) -> email_events.Recorded:
     """One transaction per request: all of it is written or none."""
     with svc.db.begin() as conn:
         recorded = email_events.record(svc.db, conn, events, svc.clock.now(), ignored=ignored)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
 from engagement import errors
+from engagement.email_events import EmailEvent
 
 SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
 TIMESTAMP_HEADER = EventWebhookHeader.TIMESTAMP
@@ -63,9 +63,9 @@ class BadKey(errors.ConfigError):
 
 
 class SendgridEvent(BaseModel):
-    """One event as SendGrid posts it; our custom_args arrive as extra top-level fields."""
+    """One event as SendGrid posts it (the fields we use; our custom_args arrive as top-level fields)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
     event: str = Field(min_length=1, max_length=40)
     timestamp: int
@@ -82,27 +82,6 @@ class SendgridEvent(BaseModel):
 
 
 EVENTS = TypeAdapter(list[SendgridEvent])
-
-
-@dataclass(frozen=True)
-class EmailEvent:
-    """A provider event in our vocabulary: what happened to which message, and what it implies."""
-
-    kind: str
-    occurred_at: datetime
-    delivery_id: str | None  # from our custom_args
-    message_id: str | None  # the provider's X-Message-Id, when there are no custom_args
-    email: str | None
-    status: str
-    suppress: str | None  # suppression reason for the address, if any
-    dedupe_key: str  # (message, event, timestamp): retries with a new event id still match
-    provider_event_id: str | None
-    data: dict[str, Any]
-
-    @property
-    def message_key(self) -> str:
-        """The message this event is about, however it was identified."""
-        return self.delivery_id or self.message_id or ""
 
 
 @functools.lru_cache(maxsize=4)
@@ -133,11 +112,11 @@ def interpret(event: SendgridEvent) -> EmailEvent | None:
         return None
     delivery_id = event.delivery_id or None
     message_id = event.sg_message_id.split(".", 1)[0] if event.sg_message_id else None
-    message = delivery_id or message_id or ""
-    key = f"sendgrid:{message}:{kind}:{event.timestamp}"
+    occurrence = f"{kind}:{event.timestamp}"
     if kind == "click" and event.url:  # two links clicked in the same second are two clicks
-        key += ":" + hashlib.sha256(event.url.encode()).hexdigest()[:16]
+        occurrence += ":" + hashlib.sha256(event.url.encode()).hexdigest()[:16]
     return EmailEvent(
+        provider="sendgrid",
         kind=kind,
         occurred_at=datetime.fromtimestamp(event.timestamp, tz=UTC),
         delivery_id=delivery_id,
@@ -145,7 +124,7 @@ def interpret(event: SendgridEvent) -> EmailEvent | None:
         email=event.email,
         status=STATUS[kind],
         suppress=_suppression(event),
-        dedupe_key=key,
+        occurrence=occurrence,
         provider_event_id=f"sendgrid:{event.sg_event_id}" if event.sg_event_id else None,
         data=_data(event),
     )

@@ -17,6 +17,7 @@ from engagement import errors, holdout
 from engagement.store import schema
 
 CHUNK = 500
+BULK = 5000  # rows a driver executemany gets at once
 
 
 class DatabaseNotReady(errors.EngagementError):
@@ -63,26 +64,60 @@ class Database:
         update: dict[str, Any] | Sequence[str] | None = None,
     ) -> None:
         """Insert rows; on a key conflict update `update` columns (or do nothing)."""
-        for chunk in _chunks(rows):
-            stmt = self._insert(table)
-            if update is None:
-                stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-            else:
-                values = update if isinstance(update, dict) else {c: stmt.excluded[c] for c in update}
-                resolved = {k: (v(stmt.excluded) if callable(v) else v) for k, v in values.items()}
-                stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved)
-            conn.execute(stmt, list(chunk))
+        if not rows:
+            return
+        stmt = self._insert(table)
+        if update is None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        else:
+            values = update if isinstance(update, dict) else {c: stmt.excluded[c] for c in update}
+            resolved = {k: (v(stmt.excluded) if callable(v) else v) for k, v in values.items()}
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved)
+        self.executemany(conn, stmt, rows)
 
     def insert_ignore(
         self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str] | None
     ) -> int:
         """Insert rows whose key is new; return how many were inserted."""
-        inserted = 0
-        returned = next(iter(table.primary_key.columns))
-        for chunk in _chunks(rows):
-            stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
-            inserted += len(conn.execute(stmt.returning(returned), list(chunk)).all())
-        return inserted
+        if not rows:
+            return 0
+        stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
+        return self.executemany(conn, stmt, rows)
+
+    def executemany(self, conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int:
+        """Run one INSERT/UPDATE for many rows (all with the same keys); return the rows changed.
+
+        For bulk writes SQLAlchemy's per-row parameter handling costs more than the database itself, so
+        the statement is compiled once and each row only passes through its columns' bind processors on
+        its way to the driver's executemany. Rows that need Python-side column defaults take SQLAlchemy's
+        own path.
+        """
+        if not rows:
+            return 0
+        keys = list(rows[0])
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
+        if compiled.insert_prefetch or compiled.update_prefetch or compiled.returning:
+            return sum(conn.execute(stmt, list(chunk)).rowcount for chunk in _chunks(rows))
+        processors = compiled._bind_processors  # what SQLAlchemy applies to each row's values
+        names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
+        given = set(keys)
+        converters = [(name, name in given, processors.get(name)) for name in names]
+        constants: dict[str, Any] = {}  # values bound in the statement itself
+        for name in names:
+            if name not in given:
+                value = compiled.binds[name].effective_value
+                constants[name] = processors[name](value) if name in processors else value
+        params: list[Any] = []
+        for row in rows:
+            values = [
+                (convert(row[name]) if convert is not None else row[name]) if from_row else constants[name]
+                for name, from_row, convert in converters
+            ]
+            params.append(tuple(values) if compiled.positional else dict(zip(names, values, strict=True)))
+        changed = 0
+        for start in range(0, len(params), BULK):
+            changed += conn.exec_driver_sql(compiled.string, params[start : start + BULK]).rowcount
+        return changed
 
     def insert_new(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -50,6 +51,13 @@ class ApiProcess:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"engagement serve did not answer /healthz in 30 s: see {self.log}")
             time.sleep(0.1)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used so far (Linux /proc), to tell work from waiting."""
+        assert self._process is not None, "not started"
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
