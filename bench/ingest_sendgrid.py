@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 
 from engagement.store import migrate, schema
 from engagement.store.database import Database
-from engagement.testing.api_process import ApiProcess
+from engagement.testing.api_process import ApiProcess, empty
 
 SENT_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 FOURTH = ("open", "bounce", "spamreport", "unsubscribe")
@@ -43,6 +43,7 @@ FOURTH = ("open", "bounce", "spamreport", "unsubscribe")
 def build(url: str, deliveries: int) -> Database:
     """A migrated database with `deliveries` emails sent through SendGrid."""
     db = Database(url)
+    empty(db)  # a PostgreSQL database given with --database-url may hold an earlier run
     migrate.upgrade(db)
     rows = [
         {
@@ -185,7 +186,7 @@ def main() -> None:
         check(db, len(found), deliveries)
         print(f"target <= 5 s: {'met' if seconds <= 5 else 'NOT met'}")
         if args.database_url:
-            _empty(db)
+            empty(db)
         db.dispose()
 
 
@@ -202,12 +203,6 @@ def check(db: Database, count: int, deliveries: int) -> None:
     assert responses == count, (responses, count)
     assert statuses == expected, (statuses, expected)
     assert suppressed == deliveries - len(range(0, deliveries, 4)), suppressed
-
-
-def _empty(db: Database) -> None:
-    schema.metadata.drop_all(db.engine)
-    with db.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
 
 
 if __name__ == "__main__":

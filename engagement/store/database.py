@@ -82,22 +82,33 @@ class Database:
         if not rows:
             return 0
         stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
-        return self.executemany(conn, stmt, rows)
+        if self.dialect == "sqlite":
+            return self.executemany(conn, stmt, rows)
+        # psycopg reports no row count for executemany: count what RETURNING gives back
+        returned = next(iter(table.primary_key.columns))
+        return sum(len(conn.execute(stmt.returning(returned), list(chunk)).all()) for chunk in _chunks(rows))
 
     def executemany(self, conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int:
-        """Run one INSERT/UPDATE for many rows (all with the same keys); return the rows changed.
+        """Run one INSERT/UPDATE for many rows (all with the same keys); return the rows changed on SQLite.
 
-        For bulk writes SQLAlchemy's per-row parameter handling costs more than the database itself, so
-        the statement is compiled once and each row only passes through its columns' bind processors on
-        its way to the driver's executemany. Rows that need Python-side column defaults take SQLAlchemy's
-        own path.
+        On SQLite, SQLAlchemy's per-row parameter handling costs more than the database itself, so the
+        statement is compiled once and each row only passes through its columns' bind processors on its
+        way to the driver's executemany. PostgreSQL, and rows that need Python-side column defaults, take
+        SQLAlchemy's own path (batched multi-row VALUES on PostgreSQL, where the count is not known: -1).
         """
         if not rows:
             return 0
         keys = list(rows[0])
         compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
-        if compiled.insert_prefetch or compiled.update_prefetch or compiled.returning:
-            return sum(conn.execute(stmt, list(chunk)).rowcount for chunk in _chunks(rows))
+        if (
+            self.dialect != "sqlite"
+            or compiled.insert_prefetch
+            or compiled.update_prefetch
+            or compiled.returning
+        ):
+            for chunk in _chunks(rows):
+                conn.execute(stmt, list(chunk))
+            return -1
         processors = compiled._bind_processors  # what SQLAlchemy applies to each row's values
         names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
         given = set(keys)

@@ -12,7 +12,17 @@ from types import TracebackType
 
 import httpx
 
+from engagement.store import schema
+from engagement.store.database import Database
+
 ENGAGEMENT = Path(sys.executable).parent / "engagement"  # the installed console script
+
+
+def empty(db: Database) -> None:
+    """Drop every engagement table (and Alembic's version table) from a scratch database."""
+    schema.metadata.drop_all(db.engine)
+    with db.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
