@@ -14,26 +14,23 @@ de-duplicate on messageId, store events and milestones; one transaction per requ
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import random
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
 from engagement import config, ingest
 from engagement.records import AccountIn, ContactIn
 from engagement.store import migrate, schema
 from engagement.store.database import Database
-from engagement.testing.api_process import ApiProcess, empty
+from engagement.testing.api_process import ApiProcess, bench_arguments, empty, post_all
 
 WRITE_KEY = "wk-bench"
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -100,36 +97,14 @@ def batches(found: list[dict[str, Any]], size: int) -> list[bytes]:
     ]
 
 
-def post_all(url: str, bodies: list[bytes], concurrency: int) -> list[dict[str, Any]]:
-    """POST every batch (`concurrency` connections); fail on any non-2xx."""
-    auth = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
-    headers = {"Content-Type": "application/json", "Authorization": auth}
-
-    def post(client: httpx.Client, body: bytes) -> dict[str, Any]:
-        answer = client.post(f"{url}/v1/batch", content=body, headers=headers)
-        if answer.status_code != 200:
-            raise RuntimeError(f"{answer.status_code}: {answer.text[:500]}")
-        counts: dict[str, Any] = answer.json()
-        return counts
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    with httpx.Client(timeout=60, limits=limits) as client:
-        if concurrency == 1:
-            return [post(client, body) for body in bodies]
-        with ThreadPoolExecutor(concurrency) as pool:
-            return list(pool.map(lambda body: post(client, body), bodies))
+HEADERS = {
+    "Content-Type": "application/json",
+    "Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode(),
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    parser.add_argument("--seed", type=int, default=5)
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, batch=500, seed=5)
 
     with tempfile.TemporaryDirectory(prefix="bench-segment-") as tmp:
         folder = Path(tmp)
@@ -148,7 +123,8 @@ def main() -> None:
         with ApiProcess(config_path) as api:
             cpu = api.cpu_seconds()
             started = time.perf_counter()
-            answers = post_all(api.url, bodies, args.concurrency)
+            requests = [(body, HEADERS) for body in bodies]
+            answers = post_all(f"{api.url}/v1/batch", requests, args.concurrency)
             seconds = time.perf_counter() - started
             cpu = api.cpu_seconds() - cpu
 

@@ -16,25 +16,22 @@ Afterwards the database must hold exactly one response per event and the expecte
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import random
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
 from engagement.store import migrate, schema
 from engagement.store.database import Database
-from engagement.testing.api_process import ApiProcess, empty
+from engagement.testing.api_process import ApiProcess, bench_arguments, empty, post_all
 
 SENT_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 FOURTH = ("open", "bounce", "spamreport", "unsubscribe")
@@ -120,34 +117,8 @@ def signed_batches(found: list[dict[str, Any]], size: int) -> tuple[str, list[tu
     return base64.b64encode(public).decode(), batches
 
 
-def post_all(url: str, batches: list[tuple[bytes, dict[str, str]]], concurrency: int) -> list[dict[str, int]]:
-    """POST every batch (`concurrency` connections); fail on any non-2xx."""
-
-    def post(client: httpx.Client, body: bytes, headers: dict[str, str]) -> dict[str, int]:
-        answer = client.post(f"{url}/webhooks/sendgrid", content=body, headers=headers)
-        if answer.status_code != 200:
-            raise RuntimeError(f"{answer.status_code}: {answer.text[:500]}")
-        counts: dict[str, int] = answer.json()
-        return counts
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    with httpx.Client(timeout=60, limits=limits) as client:
-        if concurrency == 1:
-            return [post(client, body, headers) for body, headers in batches]
-        with ThreadPoolExecutor(concurrency) as pool:
-            return list(pool.map(lambda b: post(client, *b), batches))
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=1_000)
-    parser.add_argument("--concurrency", type=int, default=1)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args()
+    args = bench_arguments(__doc__, batch=1_000, seed=11)
     deliveries = args.events // 4
 
     with tempfile.TemporaryDirectory(prefix="bench-sendgrid-") as tmp:
@@ -170,7 +141,7 @@ def main() -> None:
         with ApiProcess(config_path) as api:
             cpu = api.cpu_seconds()
             started = time.perf_counter()
-            answers = post_all(api.url, batches, args.concurrency)
+            answers = post_all(f"{api.url}/webhooks/sendgrid", batches, args.concurrency)
             seconds = time.perf_counter() - started
             cpu = api.cpu_seconds() - cpu
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from engine_world import NOW, World
 from sqlalchemy import insert
+from test_delivery_sendgrid import JOURNEY
 
 from engagement import config
 from engagement.api.app import create_app
@@ -66,15 +67,6 @@ VECTOR_BODY = (
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
-JOURNEY = """
-id: welcome
-name: Welcome
-status: active
-trigger: {event: signed_up}
-steps:
-  - id: hello
-    email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}
-"""
 
 
 def public_text(key: ec.EllipticCurvePrivateKey) -> str:

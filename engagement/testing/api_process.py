@@ -1,14 +1,17 @@
-"""`engagement serve` as a process of its own on 127.0.0.1, for benchmarks: the real CLI, the real API."""
+"""`engagement serve` as a process of its own on 127.0.0.1, and a client to load it: the benchmarks' harness."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -79,3 +82,34 @@ class ApiProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+
+
+def post_all(
+    url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int = 1
+) -> list[dict[str, Any]]:
+    """POST each (body, headers) to `url` over `concurrency` keep-alive connections; fail on any non-200."""
+
+    def post(client: httpx.Client, request: tuple[bytes, dict[str, str]]) -> dict[str, Any]:
+        answer = client.post(url, content=request[0], headers=request[1])
+        if answer.status_code != 200:
+            raise RuntimeError(f"{answer.status_code}: {answer.text[:500]}")
+        found: dict[str, Any] = answer.json()
+        return found
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    with httpx.Client(timeout=60, limits=limits) as client:
+        if concurrency == 1:
+            return [post(client, request) for request in requests]
+        with ThreadPoolExecutor(concurrency) as pool:
+            return list(pool.map(lambda request: post(client, request), requests))
+
+
+def bench_arguments(doc: str | None, *, batch: int, seed: int) -> argparse.Namespace:
+    """The options the ingest benchmarks share."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--seed", type=int, default=seed)
+    return parser.parse_args()
