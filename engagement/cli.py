@@ -305,7 +305,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (default server.host)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default server.port)")] = None,
 ) -> None:
-    """Serve the HTTP API (unsubscribe pages, health) with uvicorn."""
+    """Serve the HTTP API (Segment-compatible intake, SendGrid webhook, unsubscribe pages, health) with uvicorn."""
     import uvicorn
 
     from engagement.api.app import create_app
