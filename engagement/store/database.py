@@ -82,33 +82,33 @@ class Database:
         if not rows:
             return 0
         stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
-        if self.dialect == "sqlite":
-            return self.executemany(conn, stmt, rows)
-        # psycopg reports no row count for executemany: count what RETURNING gives back
+        counted = self._driver_executemany(conn, stmt, rows)
+        if counted is not None:
+            return counted
+        # count what RETURNING gives back (psycopg reports no row count for executemany)
         returned = next(iter(table.primary_key.columns))
         return sum(len(conn.execute(stmt.returning(returned), list(chunk)).all()) for chunk in _chunks(rows))
 
-    def executemany(self, conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int:
-        """Run one INSERT/UPDATE for many rows (all with the same keys); return the rows changed on SQLite.
-
-        On SQLite, SQLAlchemy's per-row parameter handling costs more than the database itself, so the
-        statement is compiled once and each row only passes through its columns' bind processors on its
-        way to the driver's executemany. PostgreSQL, and rows that need Python-side column defaults, take
-        SQLAlchemy's own path (batched multi-row VALUES on PostgreSQL, where the count is not known: -1).
-        """
-        if not rows:
-            return 0
-        keys = list(rows[0])
-        compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
-        if (
-            self.dialect != "sqlite"
-            or compiled.insert_prefetch
-            or compiled.update_prefetch
-            or compiled.returning
-        ):
+    def executemany(self, conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """Run one INSERT or UPDATE for many rows (all with the same keys)."""
+        if rows and self._driver_executemany(conn, stmt, rows) is None:
             for chunk in _chunks(rows):
                 conn.execute(stmt, list(chunk))
-            return -1
+
+    def _driver_executemany(self, conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int | None:
+        """On SQLite, run `stmt` for every row straight through the driver and return the rows changed.
+
+        SQLAlchemy's per-row parameter handling costs more than SQLite itself, so the statement is compiled
+        once and each row only passes through its columns' bind processors on its way to the driver's
+        executemany. None (nothing done) on PostgreSQL, where SQLAlchemy batches rows into multi-row VALUES,
+        and for rows that need Python-side column defaults.
+        """
+        if self.dialect != "sqlite":
+            return None
+        keys = list(rows[0])
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
+        if compiled.insert_prefetch or compiled.update_prefetch or compiled.returning:
+            return None
         processors = compiled._bind_processors  # what SQLAlchemy applies to each row's values
         names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
         given = set(keys)
