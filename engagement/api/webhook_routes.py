@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -13,6 +14,7 @@ from engagement.api import body
 from engagement.api.deps import Services, services
 from engagement.delivery import sendgrid_events as sg
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 Svc = Annotated[Services, Depends(services)]
 DOCUMENTED = {
@@ -69,4 +71,8 @@ async def sendgrid_webhook(request: Request, svc: Svc) -> dict[str, Any]:
     meant = [sg.interpret(event) for event in parsed]
     events = [e for e in meant if e is not None]
     recorded = await run_in_threadpool(_apply, svc, events, len(meant) - len(events))
+    if recorded.unknown:
+        log.info(
+            "SendGrid webhook: %d of %d events are for messages we did not send", recorded.unknown, len(meant)
+        )
     return recorded.counts()
