@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from engagement.api import unsubscribe_routes
+from engagement.api import inbox_routes, unsubscribe_routes
 from engagement.api.deps import Services
 from engagement.clock import Clock, SystemClock
 from engagement.config import Settings
@@ -26,4 +27,13 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(unsubscribe_routes.router)
+    app.include_router(inbox_routes.router)
+    if settings.inapp.cors_origins:  # pages on these origins may call the API from a browser (Bearer, no cookies)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.inapp.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     return app
