@@ -306,11 +306,3 @@ def snapshot(db: Database, settings: Settings, now: datetime) -> int:
                 conn, s, ["day", "subject_type", "subject_id", "value", "band"], query
             )
     return written
-
-
-def current(conn: Connection, settings: Settings, subject_type: str, subject_id: str, now: datetime) -> float:
-    """One contact's or account's score decayed to `now` (0 when nothing was ever credited)."""
-    table = schema.contact_scores if subject_type == "contact" else schema.account_scores
-    key = table.c.contact_id if subject_type == "contact" else table.c.account_id
-    row = conn.execute(select(table.c.value, table.c.as_of_day).where(key == subject_id)).one_or_none()
-    return 0.0 if row is None else context(settings, now).decayed(row.value, row.as_of_day)

@@ -10,7 +10,7 @@ import pytest
 import web
 from engine_world import NOW, World
 
-from engagement import scoring
+from engagement import score_view
 from engagement.api.app import create_app
 from engagement.api.auth import contact_token
 from engagement.clock import ManualClock
@@ -69,7 +69,7 @@ def token(world: World, contact_id: str) -> dict[str, str]:
 
 def score(world: World, contact_id: str) -> float:
     with world.db.begin() as conn:
-        return scoring.current(conn, world.settings, "contact", contact_id, LATER)
+        return score_view.current(conn, world.settings, "contact", contact_id, LATER)
 
 
 def nudge_of(world: World, contact_id: str) -> str:

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from test_inbox import nudge_journey
 
-from engagement import scoring
+from engagement import score_view
 from engagement.api.app import create_app
 from engagement.api.auth import contact_token
 from engagement.clock import ManualClock
@@ -62,7 +62,7 @@ def test_a_page_with_nudges_js_shows_the_nudge_and_its_cta_records_a_click_and_r
 
     def score() -> float:
         with world.db.begin() as conn:
-            return scoring.current(conn, world.settings, "contact", "c000", LATER)
+            return score_view.current(conn, world.settings, "contact", "c000", LATER)
 
     def kinds() -> list[str]:
         return sorted(row["kind"] for row in world.rows(r, r.c.delivery_id == nudge["delivery_id"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from engagement.api import inbox_routes, unsubscribe_routes
+from engagement.api import contact_routes, inbox_routes, unsubscribe_routes
 from engagement.api.deps import Services
 from engagement.clock import Clock, SystemClock
 from engagement.config import Settings
@@ -28,7 +28,10 @@ def create_app(
 
     app.include_router(unsubscribe_routes.router)
     app.include_router(inbox_routes.router)
-    if settings.inapp.cors_origins:  # pages on these origins may call the API from a browser (Bearer, no cookies)
+    app.include_router(contact_routes.router)
+    if (
+        settings.inapp.cors_origins
+    ):  # pages on these origins may call the API from a browser (Bearer, no cookies)
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.inapp.cors_origins,
