@@ -274,6 +274,7 @@ class ScoreWatermark(SQLModel, table=True):
     response_pending: int = Field(default=0, sa_column=Column(BigId, nullable=False, default=0))
     event_settled: int = Field(default=0, sa_column=Column(BigId, nullable=False, default=0))
     event_pending: int = Field(default=0, sa_column=Column(BigId, nullable=False, default=0))
+    pending_xid: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
     pending_at: datetime | None = _ts()
     ran_at: datetime | None = _ts()
 

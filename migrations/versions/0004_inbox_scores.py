@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("response_pending", BIG, nullable=False),
         sa.Column("event_settled", BIG, nullable=False),
         sa.Column("event_pending", BIG, nullable=False),
+        sa.Column("pending_xid", BIG, nullable=True),
         sa.Column("pending_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ran_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_score_watermark")),
