@@ -451,6 +451,8 @@ def scores(
     db = database(current)
     at = now_or(now)
     scoring.credit(db, current, at)  # count what arrived since the last tick
+    if not out.is_terminal:  # piped: keep each row on one line for grep and friends
+        out.width = max(out.width, 132)
     with db.begin() as conn:
         if contact is None and account is None:
             _band_tables(conn, current, at, limit)
