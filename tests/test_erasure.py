@@ -70,7 +70,7 @@ def erasable(world: World) -> World:
                     "occurred_at": NOW,
                     "dedupe_key": f"open:{row['id']}",
                     "data": {"email": row["to_address"], "ip": "203.0.113.9"},
-                }  # fmt: skip
+                }
                 for row in mail
             ],
         )
