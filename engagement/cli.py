@@ -7,12 +7,12 @@ import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func
+from sqlalchemy import Connection, func
 
 from engagement import config, errors, importer, suppression
 from engagement.clock import SystemClock, parse_instant
@@ -32,6 +32,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sup_app = typer.Typer(help="The suppression list (addresses never emailed).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sup_app, name="suppressions")
+contacts_app = typer.Typer(help="Contacts: data rights.", no_args_is_help=True)
+app.add_typer(contacts_app, name="contacts")
 out = Console()
 err = Console(stderr=True)
 
@@ -431,6 +433,114 @@ def _addresses(file: Path) -> list[str]:
     if problems:
         raise errors.ProblemsError(problems, f"{file}: nothing was suppressed")
     return found
+
+
+@app.command()
+def scores(
+    contact: Annotated[str | None, typer.Option("--contact", help="one contact and its top events")] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="one account, its contacts and top events")
+    ] = None,
+    now: Annotated[str | None, typer.Option(help="score at this ISO 8601 instant")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="rows per table")] = 10,
+) -> None:
+    """Engagement scores and health bands; with --contact/--account, the events that contributed most."""
+    from engagement import score_view, scoring
+
+    current = settings()
+    db = database(current)
+    at = now_or(now)
+    scoring.credit(db, current, at)  # count what arrived since the last tick
+    if not out.is_terminal:  # piped: keep each row on one line for grep and friends
+        out.width = max(out.width, 132)
+    with db.begin() as conn:
+        if contact is None and account is None:
+            _band_tables(conn, current, at, limit)
+            return
+        if contact is not None:
+            _one(conn, current, at, "contact", contact)
+        if account is not None:
+            _one(conn, current, at, "account", account)
+            people = score_view.standings(conn, current, "contact", at, account_id=account, limit=limit)
+            _standings_table(people, f"Contacts of {account}, lowest first")
+        tops = score_view.contributions(
+            conn, current, at, contact_id=contact, account_id=account, limit=limit
+        )
+    table = Table("when", "contact", "kind", "detail", "weight", "worth now", title="Top contributing events")
+    for top in tops:
+        table.add_row(
+            top.at.strftime("%Y-%m-%d %H:%M"),
+            top.contact_id,
+            top.kind,
+            top.detail,
+            f"{top.weight:+g}",
+            f"{top.worth:+.2f}",
+        )
+    out.print(table)
+
+
+def _one(
+    conn: Connection, current: config.Settings, at: datetime, subject_type: str, subject_id: str
+) -> None:
+    from engagement import score_view
+
+    found = score_view.standings(conn, current, subject_type, at, ids=[subject_id])
+    if not found:
+        raise errors.EngagementError(f"no {subject_type} {subject_id!r}")
+    _standings_table(found, f"{subject_type.title()} score at {at.strftime('%Y-%m-%d %H:%M')} UTC")
+
+
+def _standings_table(rows: list[Any], title: str) -> None:
+    table = Table("id", "score", "band", title=title)
+    for row in rows:
+        table.add_row(row.subject_id, f"{row.score:.1f}", f"[{BAND_STYLE[row.band]}]{row.band}[/]")
+    out.print(table)
+
+
+BAND_STYLE = {"green": "green", "yellow": "yellow", "red": "red"}
+
+
+def _band_tables(conn: Connection, current: config.Settings, at: datetime, limit: int) -> None:
+    from engagement import score_view
+
+    contacts = score_view.bands(conn, current, "contact", at)
+    accounts = score_view.bands(conn, current, "account", at)
+    bands = current.scoring.bands
+    limits = {"green": f">= {bands.green:g}", "yellow": f">= {bands.yellow:g}", "red": f"< {bands.yellow:g}"}
+    table = Table(
+        "band", "score", "contacts", "accounts", title=f"Health bands at {at.strftime('%Y-%m-%d %H:%M')} UTC"
+    )
+    for band in ("green", "yellow", "red"):
+        table.add_row(
+            f"[{BAND_STYLE[band]}]{band}[/]", limits[band], str(contacts[band]), str(accounts[band])
+        )
+    out.print(table)
+    _standings_table(
+        score_view.standings(conn, current, "account", at, limit=limit), "Lowest-scoring accounts"
+    )
+
+
+@contacts_app.command("erase")
+def contacts_erase(
+    contact_id: Annotated[str, typer.Argument(help="the contact to erase")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Erase a contact's personal data everywhere; a hashed suppression keeps the address unsubscribed."""
+    from engagement import erasure
+
+    if not yes:
+        typer.confirm(
+            f"Erase every piece of personal data of contact {contact_id}? This cannot be undone", abort=True
+        )
+    current = settings()
+    outbox = current.path(current.email.outbox.dir) if current.email.provider == "outbox" else None
+    done = erasure.erase(database(current), contact_id, SystemClock().now(), outbox=outbox)
+    out.print(
+        f"erased contact {contact_id}: {done.events} events, {done.deliveries} deliveries, {done.nudges} nudges, "
+        f"{done.responses} responses scrubbed; {done.enrollments_ended} enrollments ended; "
+        f"{done.outbox_files} outbox files deleted"
+        + ("; the address stays suppressed (hash only)" if done.suppressed else "")
+    )
 
 
 def main() -> None:

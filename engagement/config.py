@@ -118,6 +118,9 @@ class Api(Section):
 
 class Inapp(Section):
     token_secret: str = DEV_SECRET
+    cors_origins: list[str] = Field(
+        [], description="web origins (scheme://host[:port]) whose pages may call the inbox from a browser"
+    )
 
 
 class SendgridWebhook(Section):
@@ -152,20 +155,36 @@ class Bands(Section):
     yellow: float = 30.0
 
 
+WEIGHTS = {
+    "open": 1.0,
+    "click": 3.0,
+    "nudge_seen": 0.5,
+    "nudge_clicked": 3.0,
+    "nudge_dismissed": 0.0,
+    "milestone": 10.0,
+    "active_day": 2.0,
+    "unsubscribe": -20.0,
+    "bounce": -5.0,
+    "spamreport": -20.0,
+}
+
+
 class Scoring(Section):
     half_life_days: float = Field(14.0, gt=0)
-    weights: dict[str, float] = {
-        "open": 1.0,
-        "click": 3.0,
-        "nudge_seen": 0.5,
-        "nudge_clicked": 3.0,
-        "milestone": 10.0,
-        "active_day": 2.0,
-        "unsubscribe": -20.0,
-        "bounce": -5.0,
-        "spamreport": -20.0,
-    }
+    weights: dict[str, float] = dict(WEIGHTS)
+    milestones: list[str] = Field(
+        ["first_login", "integration_connected", "first_report_created"],
+        description="event names whose first occurrence per contact earns the `milestone` weight",
+    )
     bands: Bands = Bands()
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(weights) - set(WEIGHTS))
+        if unknown:
+            raise ValueError(f"unknown weight {', '.join(unknown)}; known: {', '.join(WEIGHTS)}")
+        return {**WEIGHTS, **weights}  # a table in config.toml changes only the weights it names
 
 
 class TouchRule(Section):

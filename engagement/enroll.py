@@ -45,6 +45,8 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
     occurred: ColumnElement[Any] | None = None
     ref: ColumnElement[Any] = literal(None)
     where: list[ColumnElement[bool]] = []
+    if journey.audience == "contact":
+        where.append(schema.contacts.c.erased_at.is_(None))  # an erased contact enters nothing
     if trigger.kind == "event":
         e = schema.events
         owner = e.c.account_id if journey.audience == "account" else e.c.contact_id

@@ -1,4 +1,4 @@
-"""One evaluation pass at one instant: end, enroll, advance, then dispatch."""
+"""One evaluation pass at one instant: credit scores, end, enroll, advance, then dispatch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engagement import advance, enroll
+from engagement import advance, enroll, scoring
 from engagement.conditions.context import EvalContext
 from engagement.config import Settings
 from engagement.delivery import dispatch
@@ -86,6 +86,7 @@ def run(
     started = time.perf_counter()
     report = TickReport(now)
     sync_journeys(db, catalog, now)
+    scoring.credit(db, settings, now)  # score conditions see every response and event so far
     for journey in catalog.journeys.values():
         if journey.status == "draft":
             continue

@@ -1,11 +1,16 @@
-"""The web app: health, one-click unsubscribe, Segment-compatible intake and the SendGrid webhook."""
+"""The web app: health, unsubscribe, Segment-compatible intake, the SendGrid webhook, the in-app inbox and erasure."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from engagement.api import intake_routes, unsubscribe_routes, webhook_routes
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from engagement.api import contact_routes, inbox_routes, intake_routes, unsubscribe_routes, webhook_routes
 from engagement.api.deps import Services
+from engagement.api.scorer import BackgroundScorer
 from engagement.clock import Clock, SystemClock
 from engagement.config import Settings
 from engagement.store.database import Database
@@ -15,8 +20,17 @@ def create_app(
     settings: Settings, *, database: Database | None = None, clock: Clock | None = None
 ) -> FastAPI:
     """Build the app; tests pass their own database and clock."""
-    services = Services(settings, database or Database(settings.database_url), clock or SystemClock())
-    app = FastAPI(title="engagement", version="0.1.0", docs_url="/docs")
+    db = database or Database(settings.database_url)
+    clock = clock or SystemClock()
+    scorer = BackgroundScorer(db, settings, clock)
+    services = Services(settings, db, clock, scorer)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        scorer.stop()
+
+    app = FastAPI(title="engagement", version="0.1.0", docs_url="/docs", lifespan=lifespan)
     app.state.services = services
 
     @app.get("/healthz")
@@ -28,4 +42,16 @@ def create_app(
     app.include_router(unsubscribe_routes.router)
     app.include_router(intake_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(inbox_routes.router)
+    app.include_router(contact_routes.router)
+    if (
+        settings.inapp.cors_origins
+    ):  # pages on these origins may call the API from a browser (Bearer, no cookies)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.inapp.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
     return app

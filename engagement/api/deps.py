@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from engagement import scoring
+from engagement.api.scorer import BackgroundScorer
 from engagement.clock import Clock
 from engagement.config import Settings
 from engagement.store.database import Database
@@ -18,6 +20,14 @@ class Services:
     settings: Settings
     db: Database
     clock: Clock
+    scorer: BackgroundScorer | None = None
+
+    def responses_arrived(self) -> None:
+        """Credit scores for what was just committed: in the background if the app runs a scorer, else now."""
+        if self.scorer is not None:
+            self.scorer.poke()
+        else:
+            scoring.credit(self.db, self.settings, self.clock.now())
 
 
 def services(request: Request) -> Services:

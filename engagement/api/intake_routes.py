@@ -64,9 +64,10 @@ def _apply(svc: Services, calls: Located) -> dict[str, Any]:
     try:
         with svc.db.begin() as conn:
             written = intake.write(svc.db, conn, calls, svc.settings, now)
-            # engagement scores: credit the new events here, inside the same transaction
     except segment.InvalidCall as exc:
         raise body.invalid_field(exc.loc, exc.message) from exc
+    if written.events:
+        svc.responses_arrived()
     return {"success": True, **written.__dict__}
 
 

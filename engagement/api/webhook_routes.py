@@ -31,7 +31,8 @@ def _apply(svc: Services, events: list[email_events.EmailEvent], ignored: int) -
     """One transaction per request: all of it is written or none."""
     with svc.db.begin() as conn:
         recorded = email_events.record(svc.db, conn, events, svc.clock.now(), ignored=ignored)
-        # engagement scores: credit recorded.response_ids here, inside the same transaction
+    if recorded.recorded:
+        svc.responses_arrived()
     return recorded
 
 

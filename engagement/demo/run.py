@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import case, func, select
 
-from engagement import config, errors, importer, ingest
+from engagement import config, errors, importer, ingest, score_view, scoring
 from engagement.clock import ManualClock
 from engagement.demo import dataset
 from engagement.demo.responses import Customers
@@ -126,9 +126,20 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
                 people.live(now)
             engine.tick(now)
             people.respond(now)
+            if now.hour == 0:
+                scoring.snapshot(db, settings, now)  # daily score bands, for trend reports
             bar.update(task, advance=1, day=now.date().isoformat())
     summaries = summarize(db)
-    _print(console, summaries, people, settings, directory, time.perf_counter() - began)
+    scoring.credit(db, settings, end)
+    with db.begin() as conn:
+        health = {
+            audience: score_view.bands(conn, settings, audience, end) for audience in ("account", "contact")
+        }
+    line = "; ".join(
+        f"{audience}s " + ", ".join(f"{band} {health[audience][band]}" for band in ("green", "yellow", "red"))
+        for audience in ("account", "contact")
+    )
+    _print(console, summaries, people, settings, directory, time.perf_counter() - began, line)
     return summaries
 
 
@@ -207,6 +218,7 @@ def _print(
     settings: config.Settings,
     directory: Path,
     seconds: float,
+    health: str,
 ) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 132)
@@ -240,6 +252,7 @@ def _print(
     emails = len(list(outbox.glob("*.eml")))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(people.counts.items()))
     console.print(f"[dim]Simulated responses (clearly labelled simulated in the database): {counts}[/dim]")
+    console.print(f"Health at the end (engagement scores): {health}")
     console.print(f"Outbox: {emails} .eml files in {outbox}")
     console.print(f"Database: {settings.database_url}")
     console.print(

@@ -151,6 +151,13 @@ class Database:
         stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing().returning(key)
         return sum(len(chunk) for chunk in conn.execute(stmt).partitions(10_000))
 
+    def insert_from_select_returning(
+        self, conn: Connection, table: Table, columns: list[str], query: Any, returning: Sequence[str]
+    ) -> list[Any]:
+        """INSERT … SELECT, skipping rows that hit any unique key; return `returning` of the rows inserted."""
+        stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing()
+        return list(conn.execute(stmt.returning(*(table.c[name] for name in returning))).all())
+
     def update_by_id(
         self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]], **fixed: Any
     ) -> None:

@@ -266,6 +266,33 @@ class AccountScore(SQLModel, table=True):
     as_of_day: float = 0.0
 
 
+class ScoreCredit(SQLModel, table=True):
+    """One credited response or product fact, at most once per key (e.g. one open per delivery)."""
+
+    __tablename__ = "score_credit"
+    key: str = Field(primary_key=True, max_length=300)
+    contact_id: str = Field(index=True, max_length=200)
+    account_id: str | None = Field(default=None, index=True, max_length=200)
+    kind: str = Field(max_length=30)
+    detail: str = Field(default="", max_length=300)
+    weight: float = 0.0
+    at_day: float = 0.0
+
+
+class ScoreWatermark(SQLModel, table=True):
+    """How far scoring has read the response and event tables; its row is the scorers' lock."""
+
+    __tablename__ = "score_watermark"
+    name: str = Field(primary_key=True, max_length=30)
+    response_settled: int = Field(default=0, sa_column=Column(BigId, nullable=False, default=0))
+    response_pending: int = Field(default=0, sa_column=Column(BigId, nullable=False, default=0))
+    event_settled: int = Field(default=0, sa_column=Column(BigId, nullable=False, default=0))
+    event_pending: int = Field(default=0, sa_column=Column(BigId, nullable=False, default=0))
+    pending_xid: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
+    pending_at: datetime | None = _ts()
+    ran_at: datetime | None = _ts()
+
+
 class ScoreSnapshot(SQLModel, table=True):
     """A daily record of each score and band, for trends."""
 
@@ -306,3 +333,5 @@ suppressions = table(Suppression)
 contact_scores = table(ContactScore)
 account_scores = table(AccountScore)
 score_snapshots = table(ScoreSnapshot)
+score_credits = table(ScoreCredit)
+score_watermarks = table(ScoreWatermark)

@@ -1,6 +1,6 @@
 """Intake de-duplication: Segment messageIds of identify/group calls, and the provider's event id on responses.
 
-Revision ID: 0003_intake
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-22 18:10:00
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_intake"
+revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,0 +1,60 @@
+"""The in-app inbox over HTTP: a contact's nudges, nudge events, and the embeddable `/static/nudges.js`.
+
+Callers hold a server key or the contact's in-app token (see `api.auth`), so a browser page can
+read one contact's inbox and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict
+
+from engagement import inbox, scoring
+from engagement.api import auth
+from engagement.api.deps import Services, services
+
+router = APIRouter()
+Svc = Annotated[Services, Depends(services)]
+SCRIPT = Path(__file__).parent / "static" / "nudges.js"
+
+
+class NudgeEventIn(BaseModel):
+    """What the contact did with a nudge."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: inbox.NudgeEvent
+
+
+@router.get("/v1/contacts/{contact_id}/nudges")
+def contact_nudges(contact_id: str, request: Request, svc: Svc) -> dict[str, Any]:
+    """The contact's live nudges (not expired, clicked or dismissed), unseen first."""
+    auth.require_contact_access(request, svc, contact_id)
+    with svc.db.begin() as conn:
+        return {"nudges": inbox.live(conn, contact_id, svc.clock.now())}
+
+
+@router.post("/v1/nudges/{nudge_id}/events")
+def nudge_event(nudge_id: str, payload: NudgeEventIn, request: Request, svc: Svc) -> dict[str, Any]:
+    """Record `seen`, `clicked` or `dismissed` (once each; a repeat changes nothing) and credit the score."""
+    now = svc.clock.now()
+    with svc.db.begin() as conn:
+        found = inbox.find(conn, nudge_id)
+        if found is None or found.erased:
+            raise HTTPException(404, f"no nudge {nudge_id}")
+        auth.require_contact_access(request, svc, found.row["contact_id"])
+        recorded = inbox.record(svc.db, conn, found.row, payload.kind, now)
+    if recorded:
+        scoring.credit(svc.db, svc.settings, now)
+    return {"nudge": nudge_id, "kind": payload.kind, "recorded": recorded}
+
+
+@router.get("/static/nudges.js", include_in_schema=False)
+def script() -> FileResponse:
+    """The embeddable inbox script (no dependencies)."""
+    return FileResponse(
+        SCRIPT, media_type="text/javascript; charset=utf-8", headers={"Cache-Control": "public, max-age=300"}
+    )

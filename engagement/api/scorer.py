@@ -1,0 +1,55 @@
+"""Scores follow responses as they arrive, without making the request that brought them wait."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from engagement import scoring
+from engagement.clock import Clock
+from engagement.config import Settings
+from engagement.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundScorer:
+    """One thread that credits new responses and events whenever it is poked; pokes coalesce.
+
+    Crediting is incremental and idempotent (see `scoring.credit`), so a poke that arrives
+    while a pass runs just causes one more pass, and a pass lost to a crash is made up by the
+    next poke or the next tick.
+    """
+
+    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+        self._db, self._settings, self._clock = db, settings, clock
+        self._wake = threading.Event()
+        self._stopping = False
+        self._start = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        """Ask for a credit pass soon (returns at once)."""
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="scorer", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the pass under way, if any, and end the thread."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._stopping:
+                return
+            self._wake.clear()
+            try:
+                scoring.credit(self._db, self._settings, self._clock.now())
+            except Exception:  # the next poke or tick retries; the request that poked has its answer
+                log.exception("crediting engagement scores failed")

@@ -1,0 +1,354 @@
+"""Engagement scores: credit new responses and product events, decay them, snapshot them daily.
+
+Every credited fact becomes one `score_credit` row under a key that says how often it may
+count (one open and one click per delivery, one active day per contact and UTC day, one
+credit per milestone and contact), so crediting twice, or from two processes, counts once.
+A score row holds its value as of `as_of_day`; a credit at day `t` adds
+`weight * 0.5 ** ((as_of_day - t) / half_life)`, and readers decay the value to their own
+"now" the same way (see `conditions.sql.score_expr`). An account's score is the sum of its
+contacts' credits plus the credits of events that name the account without a known contact.
+
+New rows are found by primary key above a watermark. On PostgreSQL a row can commit after a
+row with a higher key (keys are handed out before commit). So each run notes the highest key
+it saw and the transaction-id horizon of that moment, and the watermark moves up to that key
+only once every transaction that was running then has finished; until then the range is read
+again and the keys of `score_credit` absorb the overlap. SQLite has one writer at a time, and
+we hold the write lock, so its watermark moves at once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Float,
+    Integer,
+    String,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from engagement.conditions import sql
+from engagement.conditions.context import EvalContext, day_number
+from engagement.config import Settings
+from engagement.store import schema
+from engagement.store.database import Database
+
+GRACE = timedelta(seconds=1)  # covers an INSERT that drew its key before its transaction got an id
+WATERMARK = "scores"
+ENGINE_SOURCE = "engine"  # events the engine writes about itself are not product use
+RESPONSE_WEIGHTS = {  # response kind -> the weight it earns (one per delivery)
+    "open": "open",
+    "click": "click",
+    "seen": "nudge_seen",
+    "clicked": "nudge_clicked",
+    "dismissed": "nudge_dismissed",
+    "bounce": "bounce",
+    "spamreport": "spamreport",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "unsubscribe",
+}
+CREDIT_COLUMNS = ["key", "contact_id", "account_id", "kind", "detail", "weight", "at_day"]
+
+
+class _DayNumber(FunctionElement[float]):
+    """A timestamp as fractional days since the Unix epoch (the unit of `as_of_day`)."""
+
+    inherit_cache = True
+    name = "day_number"
+    type = Float()
+
+
+@compiles(_DayNumber, "sqlite")
+def _day_number_sqlite(element: _DayNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5)"
+
+
+@compiles(_DayNumber, "postgresql")
+def _day_number_pg(element: _DayNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"(extract(epoch from {compiler.process(element.clauses, **kw)}) / 86400.0)"
+
+
+def context(settings: Settings, now: datetime, audience: str = "contact") -> EvalContext:
+    """The evaluation context scores are read with at `now`."""
+    scoring = settings.scoring
+    return EvalContext(now, audience, scoring.half_life_days, scoring.bands.green, scoring.bands.yellow)
+
+
+@dataclass(frozen=True)
+class _Mark:
+    response_settled: int
+    response_pending: int
+    event_settled: int
+    event_pending: int
+    pending_xid: int | None
+    pending_at: datetime | None
+    running: tuple[int, ...] = ()  # PostgreSQL: ids of this database's other running transactions
+    next_xid: int | None = None  # PostgreSQL: the first transaction id not yet handed out
+
+
+XID_SPACE = 2**32
+NEXT_XID = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296")
+# other transactions of this database holding a transaction id (the role must see its own sessions)
+RUNNING_XIDS = text(
+    "SELECT backend_xid::text::bigint FROM pg_stat_activity"
+    " WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+)
+
+
+def _precedes(a: int, b: int) -> bool:
+    """Whether 32-bit transaction id `a` was handed out before `b` (modulo wraparound)."""
+    return a != b and (b - a) % XID_SPACE < XID_SPACE // 2
+
+
+def credit(db: Database, settings: Settings, now: datetime) -> int:
+    """Credit every response and product event not credited yet; return how many credits were added."""
+    with db.begin() as conn:
+        mark = _lock(db, conn, now)
+        top_response = _max_pk(conn, schema.responses.c.pk)
+        top_event = _max_pk(conn, schema.events.c.pk)
+        ref = day_number(now)
+        queries = [
+            _response_credits(settings, mark.response_settled, top_response, ref),
+            _active_days(settings, mark.event_settled, top_event, ref),
+            _milestones(settings, mark.event_settled, top_event, ref),
+        ]
+        added: list[Any] = []
+        for query in queries:
+            if query is not None:
+                added += db.insert_from_select_returning(
+                    conn,
+                    schema.score_credits,
+                    CREDIT_COLUMNS,
+                    query,
+                    ["contact_id", "account_id", "weight", "at_day"],
+                )
+        _apply(db, conn, added, ref, settings.scoring.half_life_days)
+        _advance(db, conn, mark, top_response, top_event, now)
+    return len(added)
+
+
+def _lock(db: Database, conn: Connection, now: datetime) -> _Mark:
+    """Take the scorers' lock (the watermark row) and read it."""
+    w = schema.score_watermarks
+    db.insert_ignore(conn, w, [{"name": WATERMARK}], ["name"])
+    conn.execute(update(w).where(w.c.name == WATERMARK).values(ran_at=now))  # row lock until commit
+    row = conn.execute(select(w).where(w.c.name == WATERMARK)).one()
+    running: tuple[int, ...] = ()
+    next_xid = None
+    if db.dialect == "postgresql":
+        next_xid = int(conn.execute(NEXT_XID).scalar_one())
+        running = tuple(int(x) for x in conn.execute(RUNNING_XIDS).scalars())
+    return _Mark(
+        row.response_settled,
+        row.response_pending,
+        row.event_settled,
+        row.event_pending,
+        row.pending_xid,
+        row.pending_at,
+        running,
+        next_xid,
+    )
+
+
+def _advance(
+    db: Database, conn: Connection, mark: _Mark, top_response: int, top_event: int, now: datetime
+) -> None:
+    pending = {
+        "response_pending": top_response,
+        "event_pending": top_event,
+        "pending_xid": mark.next_xid,
+        "pending_at": now,
+    }
+    if db.dialect == "sqlite":
+        values = pending | {"response_settled": top_response, "event_settled": top_event}
+    elif mark.pending_xid is None or mark.pending_at is None or mark.pending_at > now:
+        values = pending  # first run (or the clock went back): start watching from here
+    elif not _waiting(mark) and now - GRACE >= mark.pending_at:
+        # everyone who could still have been writing below the pending keys has finished, and this run read them
+        values = pending | {"response_settled": mark.response_pending, "event_settled": mark.event_pending}
+    else:
+        return  # a transaction from before the pending mark is still running: read the range again next time
+    w = schema.score_watermarks
+    conn.execute(update(w).where(w.c.name == WATERMARK).values(values))
+
+
+def _waiting(mark: _Mark) -> bool:
+    """Whether a transaction that was already running at the pending mark is still running."""
+    assert mark.pending_xid is not None
+    return any(_precedes(xid, mark.pending_xid) for xid in mark.running)
+
+
+def _max_pk(conn: Connection, column: Any) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(column), 0))).scalar_one())
+
+
+def _at_day(ts: Any, ref: float) -> ColumnElement[float]:
+    """The day a credit counts from; a time in the future (clock skew) counts as now."""
+    day = _DayNumber(ts)
+    return case((day > ref, literal(ref, Float)), else_=day)
+
+
+def _response_credits(settings: Settings, low: int, high: int, ref: float) -> Any:
+    weights = {
+        kind: settings.scoring.weights[name]
+        for kind, name in RESPONSE_WEIGHTS.items()
+        if settings.scoring.weights[name] != 0
+    }
+    if not weights or high <= low:
+        return None
+    r, d, c = schema.responses, schema.deliveries, schema.contacts
+    name = case(RESPONSE_WEIGHTS, value=r.c.kind)
+    contact = func.coalesce(r.c.contact_id, d.c.contact_id)
+    first = (
+        select(
+            name.label("name"),
+            r.c.delivery_id,
+            func.min(contact).label("contact_id"),
+            func.min(r.c.journey_id + "/" + r.c.step_id).label("detail"),
+            func.min(r.c.occurred_at).label("occurred_at"),
+        )
+        .select_from(r.outerjoin(d, d.c.id == r.c.delivery_id))
+        .where(r.c.pk > low, r.c.pk <= high, r.c.kind.in_(list(weights)), contact.is_not(None))
+        .group_by(name, r.c.delivery_id)
+        .subquery()
+    )
+    by_name = {RESPONSE_WEIGHTS[kind]: weight for kind, weight in weights.items()}
+    return select(
+        (literal("r:") + first.c.name + ":" + first.c.delivery_id).label("key"),
+        first.c.contact_id,
+        c.c.account_id,
+        first.c.name.label("kind"),
+        first.c.detail,
+        case(by_name, value=first.c.name).label("weight"),
+        _at_day(first.c.occurred_at, ref).label("at_day"),
+    ).select_from(first.outerjoin(c, c.c.id == first.c.contact_id))
+
+
+def _event_range(low: int, high: int) -> list[ColumnElement[bool]]:
+    e = schema.events
+    return [e.c.pk > low, e.c.pk <= high, e.c.source != ENGINE_SOURCE]
+
+
+def _active_days(settings: Settings, low: int, high: int, ref: float) -> Any:
+    weight = settings.scoring.weights["active_day"]
+    if weight == 0 or high <= low:
+        return None
+    e = schema.events
+    day = _DayNumber(e.c.timestamp)
+    used = (
+        select(
+            e.c.contact_id,
+            e.c.account_id,
+            e.c.timestamp,
+            cast(func.floor(day), Integer).label("day"),
+        )
+        .where(*_event_range(low, high))
+        .subquery()
+    )
+    return select(
+        (literal("d:") + used.c.contact_id + ":" + cast(used.c.day, String)).label("key"),
+        used.c.contact_id,
+        func.min(used.c.account_id).label("account_id"),
+        literal("active_day").label("kind"),
+        literal("").label("detail"),
+        literal(weight, Float).label("weight"),
+        _at_day(func.min(used.c.timestamp), ref).label("at_day"),
+    ).group_by(used.c.contact_id, used.c.day)
+
+
+def _milestones(settings: Settings, low: int, high: int, ref: float) -> Any:
+    weight = settings.scoring.weights["milestone"]
+    names = settings.scoring.milestones
+    if weight == 0 or not names or high <= low:
+        return None
+    e = schema.events
+    return (
+        select(
+            (literal("m:") + e.c.contact_id + ":" + e.c.name).label("key"),
+            e.c.contact_id,
+            func.min(e.c.account_id).label("account_id"),
+            literal("milestone").label("kind"),
+            e.c.name.label("detail"),
+            literal(weight, Float).label("weight"),
+            _at_day(func.min(e.c.timestamp), ref).label("at_day"),
+        )
+        .where(*_event_range(low, high), e.c.name.in_(names))
+        .group_by(e.c.contact_id, e.c.name)
+    )
+
+
+def _apply(db: Database, conn: Connection, added: Sequence[Any], ref: float, half_life: float) -> None:
+    """Add the new credits, decayed to `ref`, to the contact and account scores."""
+    by_contact: dict[str, float] = defaultdict(float)
+    by_account: dict[str, float] = defaultdict(float)
+    for contact_id, account_id, weight, at_day in added:
+        value = weight * 0.5 ** ((ref - at_day) / half_life)
+        by_contact[contact_id] += value
+        if account_id is not None:
+            by_account[account_id] += value
+    for table, key, deltas in (
+        (schema.contact_scores, "contact_id", by_contact),
+        (schema.account_scores, "account_id", by_account),
+    ):
+        rows = [{key: owner, "value": deltas[owner], "as_of_day": ref} for owner in sorted(deltas)]
+        db.upsert(conn, table, rows, [key], _rebase(table, half_life))
+
+
+def _rebase(table: Any, half_life: float) -> dict[str, Any]:
+    """ON CONFLICT: decay the stored value to the new reference day, then add the delta."""
+
+    def value(ex: Any) -> Any:
+        factor = func.power(literal(0.5, Float), (ex.as_of_day - table.c.as_of_day) / half_life)
+        return table.c.value * factor + ex.value
+
+    return {"value": value, "as_of_day": lambda ex: ex.as_of_day}
+
+
+def snapshot(db: Database, settings: Settings, now: datetime) -> int:
+    """Record every contact's and account's decayed score and band for `now`'s UTC day; return rows written.
+
+    Credits what is new first. Running it again the same day replaces that day's rows.
+    """
+    credit(db, settings, now)
+    day = context(settings, now).today
+    s = schema.score_snapshots
+    written = 0
+    with db.begin() as conn:
+        conn.execute(delete(s).where(s.c.day == day))
+        for subject_type in ("contact", "account"):
+            ctx = context(settings, now, subject_type)
+            source, subject = sql.subjects_from(subject_type)
+            score = sql.score_expr(subject_type, ctx)
+            query = select(
+                literal(day, s.c.day.type).label("day"),
+                literal(subject_type).label("subject_type"),
+                subject.label("subject_id"),
+                score.label("value"),
+                sql.case_band(score, ctx).label("band"),
+            ).select_from(source)
+            # a WHERE is needed anyway: SQLite cannot parse INSERT … SELECT … FROM t ON CONFLICT without one
+            if subject_type == "contact":
+                query = query.where(schema.contacts.c.erased_at.is_(None))
+            else:
+                query = query.where(true())
+            written += db.insert_from_select(
+                conn, s, ["day", "subject_type", "subject_id", "value", "band"], query
+            )
+    return written
