@@ -189,7 +189,11 @@ class Response(SQLModel, table=True):
     """Something a recipient did with a delivery: open, click, seen, unsubscribe…"""
 
     __tablename__ = "response"
-    __table_args__ = (Index("ix_response_delivery_kind", "delivery_id", "kind"),)
+    __table_args__ = (
+        Index("ix_response_delivery_kind", "delivery_id", "kind"),
+        # reports count distinct deliveries per (journey, step, kind) by walking this index in order
+        Index("ix_response_report", "journey_id", "step_id", "kind", "delivery_id", "occurred_at"),
+    )
     pk: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
     delivery_id: str = Field(max_length=36)
     contact_id: str | None = Field(default=None, index=True, max_length=200)
@@ -263,6 +267,15 @@ class ScoreSnapshot(SQLModel, table=True):
     band: str = Field(default="red", max_length=10)
 
 
+class DigestSend(SQLModel, table=True):
+    """One weekly digest sent to one recipient, so the scheduler sends each week's once."""
+
+    __tablename__ = "digest_send"
+    week: str = Field(primary_key=True, max_length=10)
+    recipient: str = Field(primary_key=True, max_length=320)
+    sent_at: datetime = _ts(nullable=False)
+
+
 def table(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table behind a model, for set-based statements."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
@@ -291,3 +304,4 @@ suppressions = table(Suppression)
 contact_scores = table(ContactScore)
 account_scores = table(AccountScore)
 score_snapshots = table(ScoreSnapshot)
+digest_sends = table(DigestSend)
