@@ -289,7 +289,9 @@ def demo(
 @app.command()
 def report(
     journey: Annotated[str | None, typer.Option(help="one journey id (default: all)")] = None,
-    since: Annotated[str | None, typer.Option(help="how far back from now, e.g. 30d, 12w (default 30d)")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="how far back from now, e.g. 30d, 12w (default 30d)")
+    ] = None,
     first: Annotated[str | None, typer.Option("--from", help="first UTC day, YYYY-MM-DD (with --to)")] = None,
     last: Annotated[str | None, typer.Option("--to", help="last UTC day, YYYY-MM-DD (with --from)")] = None,
     output_format: Annotated[str, typer.Option("--format", help="table | csv | json | html")] = "table",
@@ -303,7 +305,8 @@ def report(
     """Funnels, holdout lift, time-to-value and score trends per journey, in the terminal or as files."""
     from engagement.api import logins
     from engagement.clock import ManualClock
-    from engagement.reports import build, digest as digests, html, period, sheets, tables
+    from engagement.reports import build, html, period, sheets, tables
+    from engagement.reports import digest as digests
 
     if hash_password:
         secret = typer.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -319,9 +322,7 @@ def report(
     if output_format not in ("table", "csv", "json", "html"):
         raise errors.EngagementError(f"--format: {output_format!r} is not one of table, csv, json, html")
     chosen = period.choose(at, since, first, last)
-    made = build.for_settings(
-        current, db, chosen, at, journey=journey, explicit=bool(since or first or last)
-    )
+    made = build.for_settings(current, db, chosen, at, journey=journey, explicit=bool(since or first or last))
     if output_format == "table":
         console = Console(file=output.open("w"), width=200) if output else out
         tables.print_report(made, console)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from engagement.api import unsubscribe_routes
+from engagement.api import report_routes, unsubscribe_routes
 from engagement.api.deps import Services
 from engagement.clock import Clock, SystemClock
 from engagement.config import Settings
@@ -26,4 +26,5 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(unsubscribe_routes.router)
+    app.include_router(report_routes.router)
     return app

@@ -32,7 +32,12 @@ def check_password(password: str, stored: str) -> bool:
             return False
         expected = base64.b64decode(key)
         found = hashlib.scrypt(
-            password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+            password.encode("utf-8"),
+            salt=base64.b64decode(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
         )
     except ValueError:
         return False

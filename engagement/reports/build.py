@@ -58,9 +58,12 @@ def infos(catalog: Catalog | None) -> dict[str, JourneyInfo]:
     """Journey facts from a loaded catalog (empty without one)."""
     if catalog is None:
         return {}
-    return {
-        j.id: JourneyInfo(j.id, j.spec.name, j.audience, j.goal) for j in catalog.journeys.values()
-    }
+    return {j.id: JourneyInfo(j.id, j.spec.name, j.audience, j.goal) for j in catalog.journeys.values()}
+
+
+def infos_from_settings(settings: Settings) -> dict[str, JourneyInfo]:
+    """Journey facts from the configured journey files (files with problems are left out)."""
+    return infos(catalogs.load([settings.path(settings.journeys.dir)], settings))
 
 
 def goal_milestone(goal: ast.Condition | None) -> str | None:
@@ -271,7 +274,14 @@ def _top_steps(journeys: list[JourneyReport]) -> list[TopStep]:
             responded = step.counts.unique_clicks + step.counts.nudges_clicked
             if step.counts.sent:
                 ranked.append(
-                    TopStep(journey.id, step.step, step.channel, step.counts.sent, responded, responded / step.counts.sent)
+                    TopStep(
+                        journey.id,
+                        step.step,
+                        step.channel,
+                        step.counts.sent,
+                        responded,
+                        responded / step.counts.sent,
+                    )
                 )
     ranked.sort(key=lambda s: (-s.response_rate, -s.sent, s.journey, s.step))
     return ranked[:TOP_STEPS]
@@ -292,7 +302,7 @@ def for_settings(
     When the period was not chosen (`explicit` False) and nothing happened in it, the report covers
     the same span up to the latest recorded activity instead, and says so in its note.
     """
-    found = infos(catalogs.load([settings.path(settings.journeys.dir)], settings))
+    found = infos_from_settings(settings)
     made = build(db, found, period, now, journey=journey, min_sample=settings.reports.min_sample)
     if explicit or any(j.totals.entered or j.totals.sent for j in made.journeys):
         return made

@@ -6,7 +6,7 @@ Every chart is an `<svg class="chart" data-chart=KIND data-points=N>`; each mark
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 
 WIDTH = 720
@@ -30,11 +30,8 @@ def _text(x: float, y: float, text: str, anchor: str = "start", fill: str = "#37
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    step = 10 ** (len(str(int(value))) - 1)
-    for m in (1, 2, 2.5, 5, 10):
-        if value <= m * step:
-            return m * step
-    return value
+    step = float(10 ** (len(str(int(value))) - 1))
+    return next(m * step for m in (1.0, 2.0, 2.5, 5.0, 10.0) if value <= m * step)
 
 
 def bars(label: str, items: Sequence[tuple[str, int]]) -> str:
@@ -55,7 +52,7 @@ def bars(label: str, items: Sequence[tuple[str, int]]) -> str:
     return _svg("funnel", height, len(items), label, body)
 
 
-def lines(label: str, days: Sequence[str], series: dict[str, Sequence[int]]) -> str:
+def lines(label: str, days: Sequence[str], series: Mapping[str, Sequence[int]]) -> str:
     """One line per series over days, with a y axis and a legend."""
     height, left, right, top, bottom = 240, 48, 16, 28, 36
     peak = _nice_max(max((max(v, default=0) for v in series.values()), default=0))
@@ -68,10 +65,14 @@ def lines(label: str, days: Sequence[str], series: dict[str, Sequence[int]]) -> 
     def y(v: float) -> float:
         return top + plot_h * (1 - v / peak)
 
-    body = [f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" stroke="#9ca3af"/>']
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" stroke="#9ca3af"/>'
+    ]
     for k in range(5):
         value = peak * k / 4
-        body.append(f'<line x1="{left}" y1="{y(value):.1f}" x2="{WIDTH - right}" y2="{y(value):.1f}" stroke="#f3f4f6"/>')
+        body.append(
+            f'<line x1="{left}" y1="{y(value):.1f}" x2="{WIDTH - right}" y2="{y(value):.1f}" stroke="#f3f4f6"/>'
+        )
         body.append(_text(left - 6, y(value) + 4, f"{value:g}", "end"))
     for i in sorted({0, n // 2, n - 1}):
         if i < len(days):
@@ -80,7 +81,9 @@ def lines(label: str, days: Sequence[str], series: dict[str, Sequence[int]]) -> 
     for s, (name, values) in enumerate(series.items()):
         colour = PALETTE[s % len(PALETTE)]
         coords = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
-        body.append(f'<polyline class="mark" fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
+        body.append(
+            f'<polyline class="mark" fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>'
+        )
         for i, v in enumerate(values):
             if v:
                 body.append(
@@ -124,14 +127,18 @@ def interval(label: str, estimate: float, low: float, high: float, rates: Sequen
     return _svg("lift", height, 3, label, body)
 
 
-def grouped(label: str, categories: Sequence[str], series: dict[str, Sequence[float | None]], unit: str) -> str:
+def grouped(
+    label: str, categories: Sequence[str], series: Mapping[str, Sequence[float | None]], unit: str
+) -> str:
     """Vertical bars per category, one per series (e.g. median days by cohort, treatment vs holdout)."""
     height, left, right, top, bottom = 220, 48, 16, 28, 36
     peak = _nice_max(max((v or 0 for values in series.values() for v in values), default=0))
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     slot = plot_w / max(len(categories), 1)
     bar = slot * 0.8 / max(len(series), 1)
-    body = [f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" stroke="#9ca3af"/>']
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" stroke="#9ca3af"/>'
+    ]
     for k in range(5):
         value = peak * k / 4
         yy = top + plot_h * (1 - value / peak)
@@ -152,19 +159,23 @@ def grouped(label: str, categories: Sequence[str], series: dict[str, Sequence[fl
                 "</title></rect>"
             )
             points += 1
+    every = max(1, -(-len(categories) // 8))  # at most about eight labels, so they never overlap
     for i, category in enumerate(categories):
-        body.append(_text(left + i * slot + slot / 2, height - 14, category, "middle"))
+        if i % every == 0:
+            body.append(_text(left + i * slot + slot / 2, height - 14, category, "middle"))
     return _svg("ttv", height, points, label, body)
 
 
-def stacked(label: str, days: Sequence[str], bands: dict[str, Sequence[int]]) -> str:
+def stacked(label: str, days: Sequence[str], bands: Mapping[str, Sequence[int]]) -> str:
     """Stacked bars per day (score bands: red at the bottom, then yellow, then green)."""
     height, left, right, top, bottom = 220, 48, 16, 28, 36
     totals = [sum(values[i] for values in bands.values()) for i in range(len(days))]
     peak = _nice_max(max(totals, default=0))
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     slot = plot_w / max(len(days), 1)
-    body = [f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" stroke="#9ca3af"/>']
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" stroke="#9ca3af"/>'
+    ]
     for k in range(5):
         value = peak * k / 4
         body.append(_text(left - 6, top + plot_h * (1 - value / peak) + 4, f"{value:g}", "end"))
@@ -184,7 +195,9 @@ def stacked(label: str, days: Sequence[str], bands: dict[str, Sequence[int]]) ->
             base += h
             points += 1
     for s, name in enumerate(bands):
-        body.append(f'<rect x="{left + 90 * s}" y="6" width="10" height="10" fill="{BAND_COLOURS.get(name, PALETTE[s])}"/>')
+        body.append(
+            f'<rect x="{left + 90 * s}" y="6" width="10" height="10" fill="{BAND_COLOURS.get(name, PALETTE[s])}"/>'
+        )
         body.append(_text(left + 14 + 90 * s, 15, name))
     for i in sorted({0, len(days) // 2, len(days) - 1}):
         if 0 <= i < len(days):

@@ -65,7 +65,9 @@ def send_digest(settings: Settings, db: Database, clock: Clock, *, force: bool =
     for recipient in todo:
         provider.send(compose(report, settings, recipient, week))
         with db.begin() as conn:
-            db.upsert(conn, d, [{"week": week, "recipient": recipient, "sent_at": now}], ["week", "recipient"])
+            db.upsert(
+                conn, d, [{"week": week, "recipient": recipient, "sent_at": now}], ["week", "recipient"]
+            )
     return len(todo)
 
 
@@ -101,7 +103,9 @@ def compose(report: Report, settings: Settings, recipient: str, week: str) -> Ou
         f"<p style='color:#6b7280'>{escape(settings.company.name)}</p></body></html>"
     )
     return OutboundEmail(
-        delivery_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"engagement-digest:{week}:{recipient}:{report.generated_at}")),
+        delivery_id=str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"engagement-digest:{week}:{recipient}:{report.generated_at}")
+        ),
         to=recipient,
         to_name="",
         sender=settings.email.from_,

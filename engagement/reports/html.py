@@ -53,7 +53,9 @@ class Controls:
 def _table(columns: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(display(c, v))}</td>" for c, v in zip(columns, row, strict=True)) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{escape(display(c, v))}</td>" for c, v in zip(columns, row, strict=True))
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -62,9 +64,7 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Cell]]) -> str:
 def _funnel_table(sheet: Sheet, journey: str) -> str:
     rows = [r for r in sheet.rows if r[0] == journey]
     columns = ["metric", *("all steps" if r[1] == ALL_STEPS else f"{r[1]} ({r[2]})" for r in rows)]
-    body = [
-        [metric, *(r[len(sheet.keys) + i] for r in rows)] for i, metric in enumerate(sheet.metrics)
-    ]
+    body = [[metric, *(r[len(sheet.keys) + i] for r in rows)] for i, metric in enumerate(sheet.metrics)]
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     cells = "".join(
         "<tr>" + "".join(f"<td>{escape(display(str(row[0]), v))}</td>" for v in row) + "</tr>" for row in body
@@ -142,7 +142,11 @@ def _engagement(report: Report, found: dict[str, Sheet]) -> str:
                 charts.stacked(
                     f"{subject_type} score bands by day",
                     [b.day.isoformat() for b in days],
-                    {"red": [b.red for b in days], "yellow": [b.yellow for b in days], "green": [b.green for b in days]},
+                    {
+                        "red": [b.red for b in days],
+                        "yellow": [b.yellow for b in days],
+                        "green": [b.green for b in days],
+                    },
                 )
             )
     if not report.bands:
@@ -151,7 +155,9 @@ def _engagement(report: Report, found: dict[str, Sheet]) -> str:
     parts.append(f"<h3>Moved to red this week ({len(red.rows)})</h3>")
     parts.append(_table(red.columns, red.rows[:200]) if red.rows else '<p class="muted">Nobody.</p>')
     top = found["top_steps"]
-    parts.append("<h3>Top responding steps</h3><p class=muted>clicks (email) and nudge clicks per message sent</p>")
+    parts.append(
+        "<h3>Top responding steps</h3><p class=muted>clicks (email) and nudge clicks per message sent</p>"
+    )
     parts.append(_table(top.columns, top.rows) if top.rows else '<p class="muted">Nothing sent yet.</p>')
     parts.append("</section>")
     return "".join(parts)

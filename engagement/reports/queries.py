@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, ColumnElement, String, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, Connection, String, and_, case, func, literal, select
 from sqlalchemy.sql import Select
 
 from engagement.reports.period import Period
@@ -121,13 +121,17 @@ def entries(conn: Connection, period: Period, journeys: Sequence[str] | None) ->
             func.count().label("entered"),
             _count(e.c.outcome == "converted").label("conversions"),
         )
-        .where(e.c.entered_at >= period.start, e.c.entered_at < period.end, *_journeys(e.c.journey_id, journeys))
+        .where(
+            e.c.entered_at >= period.start, e.c.entered_at < period.end, *_journeys(e.c.journey_id, journeys)
+        )
         .group_by(e.c.journey_id, day, e.c.holdout)
     )
     return list(conn.execute(stmt))
 
 
-def time_to_value(conn: Connection, period: Period, journey_id: str, audience: str, milestone: str) -> list[Any]:
+def time_to_value(
+    conn: Connection, period: Period, journey_id: str, audience: str, milestone: str
+) -> list[Any]:
     """(subject, holdout, signed up at, goal milestone reached at or None) for each subject that entered."""
     e = schema.enrollments
     if audience == "account":
@@ -177,7 +181,9 @@ def turned_red(conn: Connection, period: Period) -> tuple[date | None, list[Any]
         return latest, []
     before = s.alias("before")
     stmt = (
-        select(s.c.subject_type, s.c.subject_id, s.c.value, before.c.band.label("previous_band"), literal(latest))
+        select(
+            s.c.subject_type, s.c.subject_id, s.c.value, before.c.band.label("previous_band"), literal(latest)
+        )
         .select_from(
             s.join(
                 before,
@@ -197,5 +203,8 @@ def turned_red(conn: Connection, period: Period) -> tuple[date | None, list[Any]
 def latest_activity(conn: Connection) -> Any:
     """The newest entry or send recorded, or None on an empty database."""
     e, d = schema.enrollments, schema.deliveries
-    found = [conn.execute(select(func.max(e.c.entered_at))).scalar(), conn.execute(select(func.max(d.c.sent_at))).scalar()]
+    found = [
+        conn.execute(select(func.max(e.c.entered_at))).scalar(),
+        conn.execute(select(func.max(d.c.sent_at))).scalar(),
+    ]
     return max((f for f in found if f is not None), default=None)

@@ -50,7 +50,8 @@ TTV_METRICS = ("people", "reached", "median_days", "p75_days", "within_7d", "wit
 
 def _counts(counts: Counts, rate: float | None, *, enrollment: bool = True) -> tuple[Cell, ...]:
     values: list[Cell] = [
-        getattr(counts, name) if enrollment or name not in ENROLLMENT_FIELDS else None for name in COUNT_FIELDS
+        getattr(counts, name) if enrollment or name not in ENROLLMENT_FIELDS else None
+        for name in COUNT_FIELDS
     ]
     return (*values, rate)
 
@@ -116,7 +117,10 @@ def sheets(report: Report) -> list[Sheet]:
             "turned_red",
             ("subject_type", "subject_id"),
             ("value", "previous_band", "day"),
-            [(t.subject_type, t.subject_id, t.value, t.previous_band, t.day.isoformat()) for t in report.turned_red],
+            [
+                (t.subject_type, t.subject_id, t.value, t.previous_band, t.day.isoformat())
+                for t in report.turned_red
+            ],
         ),
         Sheet(
             "top_steps",
@@ -127,7 +131,17 @@ def sheets(report: Report) -> list[Sheet]:
     ]
 
 
-CSV_COLUMNS = ("section", "journey", "step", "channel", "day", "signup_week", "group", "subject_type", "subject_id")
+CSV_COLUMNS = (
+    "section",
+    "journey",
+    "step",
+    "channel",
+    "day",
+    "signup_week",
+    "group",
+    "subject_type",
+    "subject_id",
+)
 
 
 def to_csv(report: Report) -> str:

@@ -63,7 +63,9 @@ def flat_table(sheet: Sheet, title: str, *, skip_zero_rows: bool = False) -> Tab
 def lift_table(sheet: Sheet, journey: str) -> Table:
     """One journey's outcome evidence as metric / value rows."""
     [row] = [r for r in sheet.rows if r[0] == journey]
-    table = Table("metric", "value", title=f"{journey}: outcome evidence (treatment vs holdout)", title_justify="left")
+    table = Table(
+        "metric", "value", title=f"{journey}: outcome evidence (treatment vs holdout)", title_justify="left"
+    )
     for metric, value in zip(sheet.metrics, row[len(sheet.keys) :], strict=True):
         if metric != "method":
             table.add_row(metric, display(metric, value))
@@ -91,7 +93,10 @@ def render(report: Report) -> RenderableType:
     """Every section, journey by journey, then the engagement scores."""
     found = _by_name(report)
     parts: list[RenderableType] = [
-        Text(f"Report for {report.period.label()} (UTC), made {report.generated_at:%Y-%m-%d %H:%M} UTC", style="bold")
+        Text(
+            f"Report for {report.period.label()} (UTC), made {report.generated_at:%Y-%m-%d %H:%M} UTC",
+            style="bold",
+        )
     ]
     if report.note:
         parts.append(Text(report.note, style="yellow"))
@@ -101,14 +106,22 @@ def render(report: Report) -> RenderableType:
         if j.lift is not None:
             parts.append(lift_table(found["lift"], j.id))
         ttv = Sheet(
-            "ttv", found["time_to_value"].keys[1:], found["time_to_value"].metrics,
+            "ttv",
+            found["time_to_value"].keys[1:],
+            found["time_to_value"].metrics,
             [r[1:] for r in found["time_to_value"].rows if r[0] == j.id],
         )
         if ttv.rows:
             parts.append(flat_table(ttv, f"{j.id}: time-to-value, {j.ttv_note}"))
         else:
-            parts.append(Text(f"{j.id}: time-to-value: {j.ttv_note}; nobody in range" if j.goal_milestone else
-                              f"{j.id}: time-to-value: {j.ttv_note}", style="dim"))
+            parts.append(
+                Text(
+                    f"{j.id}: time-to-value: {j.ttv_note}; nobody in range"
+                    if j.goal_milestone
+                    else f"{j.id}: time-to-value: {j.ttv_note}",
+                    style="dim",
+                )
+            )
         parts.append(daily_table(found["daily"], j.id))
     parts.append(Text(f"Interval: {METHOD}.", style="dim"))
     for name, title in (
