@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from engagement.conditions import ast
 from engagement.config import Settings
 from engagement.errors import NotFoundError
@@ -90,7 +92,8 @@ def build(
     with db.begin() as conn:
         recorded = {row.id: row.name for row in conn.execute(schema.journeys.select())}
         if journey is not None and journey not in known and journey not in recorded:
-            names = ", ".join(sorted(set(known) | set(recorded))) or "none"
+            enrolled = conn.execute(select(schema.enrollments.c.journey_id).distinct()).scalars()
+            names = ", ".join(sorted(set(known) | set(recorded) | set(enrolled))) or "none"
             raise NotFoundError(f"no journey {journey!r} (known: {names})")
         delivery_rows = queries.deliveries(conn, period, only)
         response_rows = queries.responses(conn, period, only)
