@@ -25,6 +25,19 @@ KNOWN = {
 }
 
 
+JOURNEY = """
+id: onb
+name: Onboarding
+status: active
+trigger: {event: signed_up}
+goal: {milestone: first_report}
+holdout: 10%
+steps:
+  - id: nudge
+    in_app: {title: Connect your data, body: It takes two minutes.}
+"""
+
+
 def at(day: int, hour: int = 10, minute: int = 0, month: int = 3) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from engine_world import World
-from report_world import seed
+from report_world import JOURNEY, seed
 
 from engagement.clock import ManualClock, parse_instant
 from engagement.reports import digest
@@ -25,19 +25,7 @@ RANGE = ("--from", "2026-03-01", "--to", "2026-03-07", "--now", "2026-03-08T06:0
 
 @pytest.fixture
 def seeded(world: World) -> World:
-    world.journey(
-        """
-        id: onb
-        name: Onboarding
-        status: active
-        trigger: {event: signed_up}
-        goal: {milestone: first_report}
-        holdout: 10%
-        steps:
-          - id: nudge
-            in_app: {title: Connect your data, body: It takes two minutes.}
-        """
-    )
+    world.journey(JOURNEY)
     seed(world.db)
     return world
 

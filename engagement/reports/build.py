@@ -92,9 +92,10 @@ def build(
     with db.begin() as conn:
         recorded = {row.id: row.name for row in conn.execute(schema.journeys.select())}
         if journey is not None and journey not in known and journey not in recorded:
-            enrolled = conn.execute(select(schema.enrollments.c.journey_id).distinct()).scalars()
-            names = ", ".join(sorted(set(known) | set(recorded) | set(enrolled))) or "none"
-            raise NotFoundError(f"no journey {journey!r} (known: {names})")
+            enrolled = set(conn.execute(select(schema.enrollments.c.journey_id).distinct()).scalars())
+            if journey not in enrolled:
+                names = ", ".join(sorted(set(known) | set(recorded) | enrolled)) or "none"
+                raise NotFoundError(f"no journey {journey!r} (known: {names})")
         delivery_rows = queries.deliveries(conn, period, only)
         response_rows = queries.responses(conn, period, only)
         entry_rows = queries.entries(conn, period, only)

@@ -76,7 +76,8 @@ def lines(label: str, days: Sequence[str], series: Mapping[str, Sequence[int]]) 
         body.append(_text(left - 6, y(value) + 4, f"{value:g}", "end"))
     for i in sorted({0, n // 2, n - 1}):
         if i < len(days):
-            body.append(_text(x(i), height - 14, days[i], "middle"))
+            anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
+            body.append(_text(x(i), height - 14, days[i], anchor))
     points = 0
     for s, (name, values) in enumerate(series.items()):
         colour = PALETTE[s % len(PALETTE)]

@@ -195,7 +195,7 @@ def page(report: Report, controls: Controls | None = None) -> str:
         header += _controls(controls)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
         f"<title>Engagement report {escape(report.period.label())}</title><style>{STYLE}</style></head>"
         f"<body><header>{header}</header><main>{''.join(body)}{_engagement(report, found)}"
         f'<p class="muted">Made {report.generated_at:%Y-%m-%d %H:%M} UTC. Lift interval: {escape(METHOD)}. '
