@@ -40,7 +40,6 @@ DELIVERY_FIELDS = (
     "suppressed",
     "in_doubt",
     "failed",
-    "conversions",
 )
 TTV_WINDOWS = (7, 14, 30)
 TOP_STEPS = 10
@@ -97,6 +96,7 @@ def build(
                 names = ", ".join(sorted(set(known) | set(recorded) | enrolled)) or "none"
                 raise NotFoundError(f"no journey {journey!r} (known: {names})")
         delivery_rows = queries.deliveries(conn, period, only)
+        conversion_rows = queries.step_conversions(conn, period, only)
         response_rows = queries.responses(conn, period, only)
         entry_rows = queries.entries(conn, period, only)
         ids = sorted(
@@ -105,13 +105,15 @@ def build(
         )
         infos_by_id = {j: known.get(j) or JourneyInfo(j, recorded.get(j) or j, "contact", None) for j in ids}
         ttv = {
-            j: _ttv(queries.time_to_value(conn, period, j, info.audience, milestone), period)
+            j: _ttv(queries.time_to_value(conn, period, j, info.audience, milestone))
             for j, info in infos_by_id.items()
             if (milestone := goal_milestone(info.goal)) is not None
         }
         band_rows = queries.bands(conn, period)
         latest, red_rows = queries.turned_red(conn, period)
-    journeys = _journeys(infos_by_id, period, delivery_rows, response_rows, entry_rows, ttv, min_sample)
+    journeys = _journeys(
+        infos_by_id, period, (delivery_rows, conversion_rows, response_rows, entry_rows), ttv, min_sample
+    )
     return Report(
         period=period,
         generated_at=now,
@@ -130,12 +132,11 @@ def build(
 def _journeys(
     infos_by_id: dict[str, JourneyInfo],
     period: Period,
-    delivery_rows: list[Any],
-    response_rows: list[Any],
-    entry_rows: list[Any],
+    rows: tuple[list[Any], list[Any], list[Any], list[Any]],
     ttv: dict[str, list[TtvCohort]],
     min_sample: int,
 ) -> list[JourneyReport]:
+    delivery_rows, conversion_rows, response_rows, entry_rows = rows
     steps: dict[str, dict[tuple[str, str], Counts]] = defaultdict(dict)
     days: dict[str, dict[date, Counts]] = defaultdict(lambda: defaultdict(Counts))
     channels: dict[tuple[str, str], str] = {}
@@ -146,8 +147,9 @@ def _journeys(
         for name in DELIVERY_FIELDS:
             value = int(getattr(row, name) or 0)
             setattr(step, name, getattr(step, name) + value)
-            if name != "conversions":  # a journey's conversions are its entrants', counted once below
-                setattr(day, name, getattr(day, name) + value)
+            setattr(day, name, getattr(day, name) + value)
+    for row in conversion_rows:  # per step only: a journey's conversions are its entrants', counted below
+        steps[row.journey_id].setdefault((row.step_id, row.channel), Counts()).conversions += int(row.conversions)
     for row in response_rows:
         name = queries.RESPONSE_FIELDS[row.kind]
         channel = channels.get((row.journey_id, row.step_id)) or _channel_of(row.kind)
@@ -229,18 +231,12 @@ def _lift(treated: list[int], held_out: list[int], min_sample: int) -> Lift:
     )
 
 
-def _ttv(rows: list[Any], period: Period) -> list[TtvCohort]:
-    """Weekly signup cohorts (weeks start on Monday) per group; each subject counted once."""
-    seen: set[str] = set()
+def _ttv(rows: list[Any]) -> list[TtvCohort]:
+    """Weekly signup cohorts (weeks start on Monday) per group."""
     groups: dict[tuple[date, str], list[float | None]] = defaultdict(list)
     for row in rows:
-        if row.subject_id in seen:
-            continue  # re-entered: the first enrollment decides the group
-        seen.add(row.subject_id)
-        signup: datetime = row.signed_up_at
-        week = signup.date() - timedelta(days=signup.weekday())
-        days = None if row.reached_at is None else max(0.0, (row.reached_at - signup).total_seconds() / 86400)
-        groups[(week, "holdout" if row.holdout else "treatment")].append(days)
+        days = None if row.days is None else max(0.0, float(row.days))
+        groups[(date.fromisoformat(row.week), "holdout" if row.holdout else "treatment")].append(days)
     cohorts = []
     for (week, group), values in sorted(groups.items()):
         reached = sorted(v for v in values if v is not None)
