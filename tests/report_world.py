@@ -68,7 +68,9 @@ def seed(db: Database) -> None:
     ids: dict[str, int] = {}
     for n, (cid, when) in enumerate(entered.items(), start=1):
         ids[cid] = n
-        enrollments.append(_enrollment(n, "onb", cid, when, holdout=cid.startswith("h"), converted=cid in converted))
+        enrollments.append(
+            _enrollment(n, "onb", cid, when, holdout=cid.startswith("h"), converted=cid in converted)
+        )
     for n, cid in enumerate(("n1", "n2", "n3"), start=100):
         enrollments.append(_enrollment(n, "nohold", cid, at(4), holdout=False, converted=cid in converted))
     deliveries: list[dict[str, Any]] = []
@@ -82,14 +84,18 @@ def seed(db: Database) -> None:
             status, sent, updated = "sent", at(2 if i <= 6 else 3, 11), at(2 if i <= 6 else 3, 11)
         deliveries.append(_delivery(f"w{i}", ids[cid], "welcome", "email", cid, status, sent, updated))
     for i in range(1, 5):
-        deliveries.append(_delivery(f"n{i}", ids[f"c{i}"], "nudge", "in_app", f"c{i}", "sent", at(4, 9), at(4, 9)))
+        deliveries.append(
+            _delivery(f"n{i}", ids[f"c{i}"], "nudge", "in_app", f"c{i}", "sent", at(4, 9), at(4, 9))
+        )
     for i, status, reason in (
         (5, "queued", "held: weekly email cap reached"),
         (6, "queued", "held: outside the send window"),
         (7, "suppressed", "address is on the suppression list"),
         (8, "failed", "550 rejected"),
     ):
-        deliveries.append(_delivery(f"f{i}", ids[f"c{i}"], "followup", "email", f"c{i}", status, None, at(5, 9), reason))
+        deliveries.append(
+            _delivery(f"f{i}", ids[f"c{i}"], "followup", "email", f"c{i}", status, None, at(5, 9), reason)
+        )
     responses: list[tuple[str, str, datetime]] = [
         *((f"w{i}", "delivered", at(2, 11, 1)) for i in range(1, 7)),
         *(("w1", "open", at(2, 12, m)) for m in range(10)),  # ten opens of one email: one unique open
@@ -151,7 +157,9 @@ def seed(db: Database) -> None:
         conn.execute(insert(schema.score_snapshots), snapshots)
 
 
-def _enrollment(n: int, journey: str, cid: str, when: datetime, *, holdout: bool, converted: bool) -> dict[str, Any]:
+def _enrollment(
+    n: int, journey: str, cid: str, when: datetime, *, holdout: bool, converted: bool
+) -> dict[str, Any]:
     return {
         "id": n,
         "journey_id": journey,

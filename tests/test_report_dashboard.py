@@ -80,7 +80,11 @@ def test_a_configured_user_logs_in_and_sees_the_report(site: str) -> None:
         after = client.get(f"{site}/reports", params=RANGE, follow_redirects=False)
 
     assert landed.status_code == 200 and "maria" in landed.text
-    assert page.status_code == 200 and 'id="journey-onb"' in page.text and "14 entered (4 in holdout)" in page.text
+    assert (
+        page.status_code == 200
+        and 'id="journey-onb"' in page.text
+        and "14 entered (4 in holdout)" in page.text
+    )
     assert out.url.path == "/reports/login"
     assert after.status_code == 303
 
@@ -153,11 +157,15 @@ def test_chromium_logs_in_and_renders_every_dashboard_chart(site: str, browser: 
     context.close()
 
 
-def test_chromium_opens_the_report_file_offline_with_its_charts(world: World, browser: Any, tmp_path: Path) -> None:
+def test_chromium_opens_the_report_file_offline_with_its_charts(
+    world: World, browser: Any, tmp_path: Path
+) -> None:
     world.journey(JOURNEY)
     seed(world.db)
     out = tmp_path / "report.html"
-    result = world.cli("report", "--from", "2026-03-01", "--to", "2026-03-07", "--format", "html", "--out", str(out))
+    result = world.cli(
+        "report", "--from", "2026-03-01", "--to", "2026-03-07", "--format", "html", "--out", str(out)
+    )
     assert result.exit_code == 0, result.output
     context = browser.new_context(offline=True)
     page = context.new_page()

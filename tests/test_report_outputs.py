@@ -42,7 +42,9 @@ def _csv(world: World) -> dict[tuple[str, ...], str]:
     everything = {(*(r[c] for c in CSV_COLUMNS), r["metric"]) for r in rows}
     assert len(everything) == len(rows), "two CSV rows claim the same number"
     return {
-        (r["section"], r["journey"], r["step"], r["day"], r["signup_week"], r["group"], r["metric"]): r["value"]
+        (r["section"], r["journey"], r["step"], r["day"], r["signup_week"], r["group"], r["metric"]): r[
+            "value"
+        ]
         for r in rows
         if r["section"] not in ("score_bands", "turned_red", "top_steps")
     }
@@ -77,11 +79,19 @@ def test_the_csv_and_the_json_hold_the_same_numbers(seeded: World) -> None:
 
     assert onb["totals"]["entered"] == 14 and onb["totals"]["unique_opens"] == 4  # the hand-computed world
     for metric in COUNT_FIELDS:
-        assert _number(found[("funnel", "onb", ALL_STEPS, "", "", "", metric)]) == onb["totals"][metric], metric
+        assert _number(found[("funnel", "onb", ALL_STEPS, "", "", "", metric)]) == onb["totals"][metric], (
+            metric
+        )
     for step in onb["steps"]:
         for metric, value in step["counts"].items():
-            assert _number(found[("funnel", "onb", step["step"], "", "", "", metric)]) == value, (step, metric)
-        assert _number(found[("funnel", "onb", step["step"], "", "", "", "conversion_rate")]) == step["conversion_rate"]
+            assert _number(found[("funnel", "onb", step["step"], "", "", "", metric)]) == value, (
+                step,
+                metric,
+            )
+        assert (
+            _number(found[("funnel", "onb", step["step"], "", "", "", "conversion_rate")])
+            == step["conversion_rate"]
+        )
     for day in onb["daily"]:
         for metric, value in day["counts"].items():
             assert _number(found[("daily", "onb", "", day["day"], "", "", metric)]) == value
@@ -140,7 +150,7 @@ def test_the_html_file_is_self_contained_with_a_chart_per_section(seeded: World,
 
 def _digest_world(world: World, recipients: list[str], weekday: str = "mon") -> None:
     world.configure(
-        f"[reports]\ndigest_recipients = {json.dumps(recipients)}\ndigest_weekday = \"{weekday}\"\n"
+        f'[reports]\ndigest_recipients = {json.dumps(recipients)}\ndigest_weekday = "{weekday}"\n'
         '[server]\npublic_url = "https://engage.example.com"\n'
     )
 

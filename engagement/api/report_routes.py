@@ -25,7 +25,8 @@ Svc = Annotated[Services, Depends(services)]
 SERVER_KEY_USER = "server key"
 
 LOGIN = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><title>Log in · engagement reports</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
+<title>Log in · engagement reports</title>
 <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:24rem;margin:5rem auto;padding:0 1rem;color:#1f2937}}
 label{{display:block;margin:.6rem 0}}input{{font:inherit;width:100%;padding:.4rem;box-sizing:border-box}}
 button{{font:inherit;padding:.5rem 1.2rem;border:0;border-radius:6px;background:#2563eb;color:#fff}}

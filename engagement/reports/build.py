@@ -101,7 +101,9 @@ def build(
         entry_rows = queries.entries(conn, period, only)
         ids = sorted(
             set(only or [])
-            or set(known) | {r.journey_id for r in (*delivery_rows, *response_rows, *entry_rows)}
+            or set(known)
+            | {r["journey_id"] for r in (*delivery_rows, *entry_rows)}
+            | {r.journey_id for r in response_rows[0]}
         )
         infos_by_id = {j: known.get(j) or JourneyInfo(j, recorded.get(j) or j, "contact", None) for j in ids}
         ttv = {
@@ -132,48 +134,64 @@ def build(
 def _journeys(
     infos_by_id: dict[str, JourneyInfo],
     period: Period,
-    rows: tuple[list[Any], list[Any], list[Any], list[Any]],
+    rows: tuple[
+        list[dict[str, Any]], list[Any], tuple[list[Any], list[dict[str, Any]]], list[dict[str, Any]]
+    ],
     ttv: dict[str, list[TtvCohort]],
     min_sample: int,
 ) -> list[JourneyReport]:
-    delivery_rows, conversion_rows, response_rows, entry_rows = rows
+    delivery_rows, conversion_rows, (response_totals, response_days), entry_rows = rows
     steps: dict[str, dict[tuple[str, str], Counts]] = defaultdict(dict)
     days: dict[str, dict[date, Counts]] = defaultdict(lambda: defaultdict(Counts))
+    entrants: dict[str, Counts] = defaultdict(Counts)
     channels: dict[tuple[str, str], str] = {}
     for row in delivery_rows:
-        step = steps[row.journey_id].setdefault((row.step_id, row.channel), Counts())
-        day = days[row.journey_id][date.fromisoformat(row.day)]
-        channels[(row.journey_id, row.step_id)] = row.channel
+        step = steps[row["journey_id"]].setdefault((row["step_id"], row["channel"]), Counts())
+        day = days[row["journey_id"]][date.fromisoformat(row["day"])]
+        channels[(row["journey_id"], row["step_id"])] = row["channel"]
+        if row["channel"] != "email":  # a nudge or webhook is delivered when it is sent
+            row = {**row, "delivered": row.get("sent", 0)}
         for name in DELIVERY_FIELDS:
-            value = int(getattr(row, name) or 0)
+            value = int(row.get(name) or 0)
             setattr(step, name, getattr(step, name) + value)
             setattr(day, name, getattr(day, name) + value)
     for row in conversion_rows:  # per step only: a journey's conversions are its entrants', counted below
-        steps[row.journey_id].setdefault((row.step_id, row.channel), Counts()).conversions += int(row.conversions)
-    for row in response_rows:
+        steps[row.journey_id].setdefault((row.step_id, row.channel), Counts()).conversions += int(
+            row.conversions
+        )
+    for row in response_totals:
         name = queries.RESPONSE_FIELDS[row.kind]
         channel = channels.get((row.journey_id, row.step_id)) or _channel_of(row.kind)
         step = steps[row.journey_id].setdefault((row.step_id, channel), Counts())
-        day = days[row.journey_id][date.fromisoformat(row.day)]
         setattr(step, name, getattr(step, name) + int(row.n))
-        setattr(day, name, getattr(day, name) + int(row.n))
+    for item in response_days:  # distinct per day: a message opened on two days counts on both
+        name = queries.RESPONSE_FIELDS[item["kind"]]
+        day = days[item["journey_id"]][date.fromisoformat(item["day"])]
+        setattr(day, name, getattr(day, name) + int(item["n"]))
     treated: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     held_out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for row in entry_rows:
-        day = days[row.journey_id][date.fromisoformat(row.day)]
-        day.entered += int(row.entered)
-        day.holdout += int(row.entered) if row.holdout else 0
-        # a day's conversions are its entrants' (so a day's rate means something); steps count their recipients'
-        day.conversions += int(row.conversions or 0)
-        group = held_out if row.holdout else treated
-        group[row.journey_id][0] += int(row.entered)
-        group[row.journey_id][1] += int(row.conversions or 0)
+    for item in entry_rows:
+        journey_id, entered, converted = (
+            item["journey_id"],
+            int(item["entered"]),
+            int(item["conversions"] or 0),
+        )
+        for counts in (days[journey_id][date.fromisoformat(item["day"])], entrants[journey_id]):
+            counts.entered += entered
+            counts.holdout += entered if item["holdout"] else 0
+            # a day's conversions are its entrants' (so a day's rate means something); steps count their recipients'
+            counts.conversions += converted
+        group = held_out if item["holdout"] else treated
+        group[journey_id][0] += entered
+        group[journey_id][1] += converted
     reports = []
     for journey_id, info in infos_by_id.items():
         by_day = days.get(journey_id, {})
         totals = Counts()
-        for counts in by_day.values():
+        for counts in steps.get(journey_id, {}).values():
             totals.add(counts)
+        totals.entered, totals.holdout = entrants[journey_id].entered, entrants[journey_id].holdout
+        totals.conversions = entrants[journey_id].conversions
         milestone = goal_milestone(info.goal)
         reports.append(
             JourneyReport(

@@ -19,6 +19,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+INDEXES = (
+    ("ix_response_report", "response", ["journey_id", "step_id", "kind", "delivery_id", "occurred_at"]),
+    ("ix_response_report_day", "response", ["kind", "journey_id", "step_id", "occurred_at", "delivery_id"]),
+    ("ix_delivery_report_sent", "delivery", ["journey_id", "step_id", "channel", "sent_at"]),
+    ("ix_enrollment_report", "enrollment", ["journey_id", "holdout", "entered_at", "outcome"]),
+    ("ix_score_snapshot_report", "score_snapshot", ["day", "subject_type", "band"]),
+)
+
+
 def upgrade() -> None:
     """Create digest_send and the report indexes."""
     op.create_table(
@@ -28,12 +37,12 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("week", "recipient", name=op.f("pk_digest_send")),
     )
-    op.create_index(
-        "ix_response_report", "response", ["journey_id", "step_id", "kind", "delivery_id", "occurred_at"]
-    )
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, columns)
 
 
 def downgrade() -> None:
     """Drop them again."""
-    op.drop_index("ix_response_report", table_name="response")
+    for name, table, _ in reversed(INDEXES):
+        op.drop_index(name, table_name=table)
     op.drop_table("digest_send")
