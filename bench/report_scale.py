@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -93,7 +94,8 @@ def build(deliveries: int, per_delivery: int, now: datetime) -> Path:
     conn.execute(
         "INSERT INTO enrollment (id, journey_id, audience, subject_id, account_id, holdout, state, outcome, "
         "entered_at, ended_at) "
-        f"SELECT i + 1, (SELECT id FROM journey WHERE k = (i + i / {contacts}) % {len(journeys)}), 'contact', 'c' || (i % {contacts}), "
+        f"SELECT i + 1, (SELECT id FROM journey WHERE k = (i + i / {contacts}) % {len(journeys)}), 'contact', "
+        f"'c' || (i % {contacts}), "
         f"'a' || ((i % {contacts}) % {contacts // 10}), i % 10 = 0, "
         "CASE WHEN i % 25 < 2 THEN 'ended' ELSE 'active' END, CASE WHEN i % 25 < 2 THEN 'converted' END, "
         f"{STAMP.format(seconds=f'{t} - (i % 29) * {day} - (i % 1013) * 30')}, "
@@ -121,10 +123,14 @@ def build(deliveries: int, per_delivery: int, now: datetime) -> Path:
         f"CASE WHEN i % 100 < 88 THEN {moment} END, 0 "
         f"FROM n JOIN step s ON s.jk = {jk} AND s.idx = {r} % s.n WHERE i < {deliveries}"
     )
-    email_kinds = "CASE r.j WHEN 0 THEN 'delivered' WHEN 1 THEN 'open' ELSE CASE WHEN d.rowid % 4 = 0 THEN 'click' " \
+    email_kinds = (
+        "CASE r.j WHEN 0 THEN 'delivered' WHEN 1 THEN 'open' ELSE CASE WHEN d.rowid % 4 = 0 THEN 'click' "
         "WHEN d.rowid % 97 = 0 THEN 'unsubscribe' WHEN d.rowid % 89 = 0 THEN 'spamreport' ELSE 'open' END END"
-    app_kinds = "CASE r.j WHEN 0 THEN 'seen' WHEN 1 THEN 'seen' ELSE CASE WHEN d.rowid % 3 = 0 THEN 'clicked' " \
+    )
+    app_kinds = (
+        "CASE r.j WHEN 0 THEN 'seen' WHEN 1 THEN 'seen' ELSE CASE WHEN d.rowid % 3 = 0 THEN 'clicked' "
         "ELSE 'dismissed' END END"
+    )
     conn.execute("CREATE TEMP TABLE r(j INTEGER PRIMARY KEY)")
     conn.executemany("INSERT INTO r VALUES (?)", [(j,) for j in range(per_delivery)])
     conn.execute(
@@ -154,33 +160,48 @@ def build(deliveries: int, per_delivery: int, now: datetime) -> Path:
         for name in ("contact", "enrollment", "delivery", "response", "milestone", "score_snapshot")
     }
     conn.close()
-    print("rows:", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    print("rows:", ", ".join(f"{k} {v:,}" for k, v in counts.items()), flush=True)
     return OUT / "config.toml"
 
 
-def time_report(config_path: Path, *args: str) -> float:
-    """Wall seconds of one `engagement report` process."""
+def time_report(config_path: Path, *args: str) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one `engagement report` process."""
     command = [str(Path(sys.executable).parent / "engagement"), "--config", str(config_path), "report", *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - began
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _runs(config_path: Path, label: str, *args: str) -> None:
+    timings = [time_report(config_path, *args) for _ in range(3)]
+    walls = ", ".join(f"{w:.2f}" for w, _ in timings)
+    cpus = ", ".join(f"{c:.2f}" for _, c in timings)
+    print(f"{label}: wall {walls} s; cpu {cpus} s", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deliveries", type=int, default=1_000_000)
     parser.add_argument("--responses-per-delivery", type=int, default=3)
+    parser.add_argument("--reuse", action="store_true", help="time the database built by an earlier run")
     args = parser.parse_args()
     began = time.perf_counter()
-    path = build(args.deliveries, args.responses_per_delivery, datetime.now(UTC))
-    print(f"built in {time.perf_counter() - began:.1f} s")
+    if args.reuse:
+        path = OUT / "config.toml"
+    else:
+        path = build(args.deliveries, args.responses_per_delivery, datetime.now(UTC))
+        print(f"built in {time.perf_counter() - began:.1f} s", flush=True)
     with open("/proc/loadavg") as load:
-        print("load average before timing:", load.read().split()[:3])
+        print("load average before timing:", load.read().split()[:3], flush=True)
     for fmt in ("table", "csv", "json", "html"):
-        seconds = [time_report(path, "--format", fmt) for _ in range(3)]
-        print(f"engagement report --format {fmt}: " + ", ".join(f"{s:.2f}" for s in seconds) + " s")
-    seconds = [time_report(path, "--journey", "onboarding-first-report") for _ in range(3)]
-    print("engagement report --journey onboarding-first-report: " + ", ".join(f"{s:.2f}" for s in seconds) + " s")
+        _runs(path, f"engagement report --format {fmt}", "--format", fmt)
+    _runs(path, "engagement report --journey onboarding-first-report", "--journey", "onboarding-first-report")
+    _runs(path, "engagement --help (process start-up alone)", "--help")
+    with open("/proc/loadavg") as load:
+        print("load average after timing:", load.read().split()[:3], flush=True)
 
 
 if __name__ == "__main__":

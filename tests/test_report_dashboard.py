@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from engine_world import World
 from report_world import JOURNEY, NOW, seed
+from served import serving
 
 from engagement.api import logins
 from engagement.api.app import create_app
@@ -40,20 +37,8 @@ def site(world: World, hashed: str) -> Iterator[str]:
     )
     world.journey(JOURNEY)
     seed(world.db)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    app = create_app(world.settings, database=world.db, clock=ManualClock(NOW))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serving(lambda _: create_app(world.settings, database=world.db, clock=ManualClock(NOW))) as url:
+        yield url
 
 
 def _login(client: httpx.Client, site: str, username: str, password: str) -> httpx.Response:

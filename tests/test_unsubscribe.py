@@ -3,16 +3,14 @@ on 127.0.0.1, suppresses the address, and the next tick sends that contact nothi
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from engine_world import NOW, World
+from served import serving
 
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
@@ -33,22 +31,13 @@ def email_journey(world: World, journey_id: str, event: str) -> None:
 @pytest.fixture
 def api(world: World) -> Iterator[str]:
     """The engine's web app served by uvicorn in a thread; the engine builds its links to it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    world.configure(f'[server]\npublic_url = "{url}"\n')
-    app = create_app(world.settings, database=world.db, clock=ManualClock(NOW + timedelta(hours=1)))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.01)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+
+    def app(url: str) -> Any:
+        world.configure(f'[server]\npublic_url = "{url}"\n')
+        return create_app(world.settings, database=world.db, clock=ManualClock(NOW + timedelta(hours=1)))
+
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture
