@@ -289,6 +289,60 @@ def demo(
 
 
 @app.command()
+def report(
+    journey: Annotated[str | None, typer.Option(help="one journey id (default: all)")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="how far back from now, e.g. 30d, 12w (default 30d)")
+    ] = None,
+    first: Annotated[str | None, typer.Option("--from", help="first UTC day, YYYY-MM-DD (with --to)")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="last UTC day, YYYY-MM-DD (with --from)")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table | csv | json | html")] = "table",
+    output: Annotated[Path | None, typer.Option("--out", help="write to this file instead of stdout")] = None,
+    now: Annotated[str | None, typer.Option(help="report as of this ISO 8601 instant")] = None,
+    digest: Annotated[bool, typer.Option("--digest", help="send the weekly digest email now")] = False,
+    hash_password: Annotated[
+        bool, typer.Option("--hash-password", help="print a hash for reports.users (asks for the password)")
+    ] = False,
+) -> None:
+    """Funnels, holdout lift, time-to-value and score trends per journey, in the terminal or as files."""
+    from engagement.api import logins
+    from engagement.clock import ManualClock
+    from engagement.reports import build, html, period, sheets, tables
+    from engagement.reports import digest as digests
+
+    if hash_password:
+        secret = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        print(logins.hash_password(secret))
+        return
+    current = settings()
+    db = database(current)
+    at = now_or(now)
+    if digest:
+        sent = digests.send_digest(current, db, ManualClock(at), force=True)
+        out.print(f"sent the weekly digest to {sent} recipient(s)")
+        return
+    if output_format not in ("table", "csv", "json", "html"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, csv, json, html")
+    chosen = period.choose(at, since, first, last)
+    made = build.for_settings(current, db, chosen, at, journey=journey, explicit=bool(since or first or last))
+    if output_format == "table":
+        console = Console(file=output.open("w"), width=200) if output else out
+        tables.print_report(made, console)
+        return
+    if output_format == "csv":
+        text = sheets.to_csv(made)
+    elif output_format == "json":
+        text = json.dumps(sheets.to_json(made), indent=2) + "\n"
+    else:
+        text = html.page(made)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+
+
+@app.command()
 def worker() -> None:
     """Run ticks every scheduler.tick_seconds until SIGTERM or Ctrl-C (the current tick finishes)."""
     import logging

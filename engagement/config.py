@@ -210,6 +210,20 @@ class Touch(Section):
         return rules
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Reports(Section):
+    users: dict[str, str] = Field(
+        {}, description="dashboard logins: name = scrypt hash from `engagement report --hash-password`"
+    )
+    session_secret: str = DEV_SECRET
+    session_hours: float = Field(12.0, gt=0)
+    digest_recipients: list[str] = []
+    digest_weekday: Weekday = "mon"
+    min_sample: int = Field(30, ge=1, description="per group, before the lift gets a verdict")
+
+
 class Settings(BaseSettings):
     """Everything the engine can be told; defaults run with nothing else installed."""
 
@@ -230,6 +244,7 @@ class Settings(BaseSettings):
     notify: Notify = Notify()
     scoring: Scoring = Scoring()
     touch: Touch = Touch()
+    reports: Reports = Reports()
 
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -70,3 +70,29 @@ def test_the_demo_may_start_over_in_a_folder_it_made_itself(tmp_path: Path) -> N
 
     assert not (folder / "outbox").exists()
     assert (folder / "config.toml").is_file() and (folder / "journeys" / "onboarding.yaml").is_file()
+
+
+def test_the_report_on_demo_data_shows_the_onboarding_lift_with_its_interval(
+    demo: tuple[Path, list[run.Summary], str],
+) -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from engagement.cli import app
+
+    folder, _, _ = demo
+    out = folder / "report.html"
+
+    result = CliRunner().invoke(
+        app, ["--config", str(folder / "config.toml"), "report", "--format", "html", "--out", str(out)]
+    )
+
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    start = page.index('id="journey-onboarding-first-report"')
+    onboarding = page[start : page.index("</section>", start)]
+    lift = re.search(r'data-chart="lift".*?data-low="(-?[\d.]+)" data-high="(-?[\d.]+)"', onboarding)
+    assert lift is not None, "no lift chart with an interval for onboarding"
+    assert float(lift.group(1)) < float(lift.group(2))
+    assert "treatment" in onboarding and "holdout" in onboarding and "95% interval" in onboarding

@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-import web
 from engine_world import NOW, World
 from sqlalchemy import func, insert, select
 
@@ -16,6 +15,7 @@ from engagement.api.app import create_app
 from engagement.clock import ManualClock
 from engagement.delivery.outbox import OutboxEmail
 from engagement.store import schema
+from engagement.testing.served import listening, serving
 
 SERVER_KEY = "server-key-for-tests"
 PERSONAL = ("c000@example.com", "C000", "Ada", "Lovelace", "+44 20 7946 0000")
@@ -99,9 +99,9 @@ def test_erasing_over_the_api_removes_personal_data_everywhere_but_keeps_counts_
 ) -> None:
     before = counts(erasable)
     assert all(text in everything(erasable) for text in PERSONAL)
-    sock, url = web.listening()
+    sock, url = listening()
     app = create_app(erasable.settings, database=erasable.db, clock=ManualClock(NOW + timedelta(hours=1)))
-    with web.serving(app, sock):
+    with serving(app, sock):
         assert httpx.delete(f"{url}/v1/contacts/c000").status_code == 401
         assert (
             httpx.delete(

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import web
 from engine_world import NOW, World
 
 from engagement import score_view
@@ -15,6 +14,7 @@ from engagement.api.app import create_app
 from engagement.api.auth import contact_token
 from engagement.clock import ManualClock
 from engagement.store import schema
+from engagement.testing.served import listening, serving
 
 n, r = schema.nudges, schema.responses
 SERVER_KEY = "server-key-for-tests"
@@ -53,9 +53,9 @@ def inbox_world(world: World) -> World:
 
 @pytest.fixture
 def api(inbox_world: World) -> Iterator[str]:
-    sock, url = web.listening()
+    sock, url = listening()
     app = create_app(inbox_world.settings, database=inbox_world.db, clock=ManualClock(LATER))
-    with web.serving(app, sock):
+    with serving(app, sock):
         yield url
 
 
@@ -140,11 +140,11 @@ def test_the_inbox_lists_unseen_first_and_hides_clicked_dismissed_and_expired_nu
 
 
 def test_the_expiry_hides_a_nudge(inbox_world: World) -> None:
-    sock, url = web.listening()
+    sock, url = listening()
     app = create_app(
         inbox_world.settings, database=inbox_world.db, clock=ManualClock(NOW + timedelta(days=8))
     )
-    with web.serving(app, sock):
+    with serving(app, sock):
         got = httpx.get(f"{url}/v1/contacts/c000/nudges", headers=token(inbox_world, "c000"))
     assert got.json() == {"nudges": []}
 

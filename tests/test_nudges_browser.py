@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import web
 from engine_world import NOW, World
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
@@ -19,6 +18,7 @@ from engagement.api.app import create_app
 from engagement.api.auth import contact_token
 from engagement.clock import ManualClock
 from engagement.store import schema
+from engagement.testing.served import listening, serving
 
 n, r = schema.nudges, schema.responses
 LATER = NOW + timedelta(hours=1)
@@ -51,8 +51,8 @@ def eventually(check: Callable[[], Any], seconds: float = 5.0) -> Any:
 def test_a_page_with_nudges_js_shows_the_nudge_and_its_cta_records_a_click_and_raises_the_score(
     world: World, browser: Any
 ) -> None:
-    host_sock, host_url = web.listening()
-    api_sock, api_url = web.listening()
+    host_sock, host_url = listening()
+    api_sock, api_url = listening()
     world.configure(f'[inapp]\ncors_origins = ["{host_url}"]\n')
     nudge_journey(world)
     world.people(1)
@@ -71,7 +71,7 @@ def test_a_page_with_nudges_js_shows_the_nudge_and_its_cta_records_a_click_and_r
     token = contact_token("c000", world.settings.inapp.token_secret)
     tag = f'<script src="{api_url}/static/nudges.js" data-contact="c000" data-token="{token}" defer></script>'
     api = create_app(world.settings, database=world.db, clock=ManualClock(LATER))
-    with web.serving(api, api_sock), web.serving(host_product(tag), host_sock):
+    with serving(api, api_sock), serving(host_product(tag), host_sock):
         page = browser.new_page()
         problems: list[str] = []
         page.on("console", lambda msg: problems.append(msg.text) if "nudges.js" in msg.text else None)

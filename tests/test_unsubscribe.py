@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import web
 from engine_world import NOW, World
 
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
 from engagement.delivery.message import OutboundEmail
 from engagement.store import schema
+from engagement.testing.served import listening, serving
 
 d, contacts, suppressions = schema.deliveries, schema.contacts, schema.suppressions
 ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
@@ -30,10 +30,10 @@ def email_journey(world: World, journey_id: str, event: str) -> None:
 @pytest.fixture
 def api(world: World) -> Iterator[str]:
     """The engine's web app served by uvicorn in a thread; the engine builds its links to it."""
-    sock, url = web.listening()
+    sock, url = listening()
     world.configure(f'[server]\npublic_url = "{url}"\n')
     app = create_app(world.settings, database=world.db, clock=ManualClock(NOW + timedelta(hours=1)))
-    with web.serving(app, sock):
+    with serving(app, sock):
         yield url
 
 

@@ -1,4 +1,4 @@
-"""The web app: health, unsubscribe, Segment-compatible intake, the SendGrid webhook, the in-app inbox and erasure."""
+"""The web app: health, unsubscribe, intake, the SendGrid webhook, the in-app inbox, erasure and the reports."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from engagement.api import contact_routes, inbox_routes, intake_routes, unsubscribe_routes, webhook_routes
+from engagement.api import (
+    contact_routes,
+    inbox_routes,
+    intake_routes,
+    report_routes,
+    unsubscribe_routes,
+    webhook_routes,
+)
 from engagement.api.deps import Services
 from engagement.api.scorer import BackgroundScorer
 from engagement.clock import Clock, SystemClock
@@ -40,6 +47,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(unsubscribe_routes.router)
+    app.include_router(report_routes.router)
     app.include_router(intake_routes.router)
     app.include_router(webhook_routes.router)
     app.include_router(inbox_routes.router)

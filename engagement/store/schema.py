@@ -123,6 +123,7 @@ class Enrollment(SQLModel, table=True):
     __tablename__ = "enrollment"
     __table_args__ = (
         Index("ix_enrollment_journey_subject", "journey_id", "subject_id", "entered_at"),
+        Index("ix_enrollment_report", "journey_id", "holdout", "entered_at", "outcome"),
         Index(
             "uq_enrollment_active_subject",
             "journey_id",
@@ -163,6 +164,7 @@ class Delivery(SQLModel, table=True):
         UniqueConstraint("enrollment_id", "step_id", "recipient"),
         Index("ix_delivery_journey_step", "journey_id", "step_id"),
         Index("ix_delivery_contact_sent", "contact_id", "sent_at"),
+        Index("ix_delivery_report_sent", "journey_id", "step_id", "channel", "sent_at"),
     )
     id: str = Field(primary_key=True, max_length=36)
     enrollment_id: int = Field(sa_column=Column(BigId, nullable=False))
@@ -192,6 +194,9 @@ class Response(SQLModel, table=True):
     __table_args__ = (
         Index("ix_response_delivery_kind", "delivery_id", "kind"),
         Index("uq_response_provider_event_id", "provider_event_id", unique=True),
+        # reports: distinct deliveries per (journey, step, kind) in index order, and per day by index ranges
+        Index("ix_response_report", "journey_id", "step_id", "kind", "delivery_id", "occurred_at"),
+        Index("ix_response_report_day", "kind", "journey_id", "step_id", "occurred_at", "delivery_id"),
     )
     pk: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
     delivery_id: str = Field(max_length=36)
@@ -297,11 +302,21 @@ class ScoreSnapshot(SQLModel, table=True):
     """A daily record of each score and band, for trends."""
 
     __tablename__ = "score_snapshot"
+    __table_args__ = (Index("ix_score_snapshot_report", "day", "subject_type", "band"),)
     day: date = Field(primary_key=True)
     subject_type: str = Field(primary_key=True, max_length=10)
     subject_id: str = Field(primary_key=True, max_length=200)
     value: float = 0.0
     band: str = Field(default="red", max_length=10)
+
+
+class DigestSend(SQLModel, table=True):
+    """One weekly digest sent to one recipient, so the scheduler sends each week's once."""
+
+    __tablename__ = "digest_send"
+    week: str = Field(primary_key=True, max_length=10)
+    recipient: str = Field(primary_key=True, max_length=320)
+    sent_at: datetime = _ts(nullable=False)
 
 
 def table(model: type[SQLModel]) -> Table:
@@ -335,3 +350,4 @@ account_scores = table(AccountScore)
 score_snapshots = table(ScoreSnapshot)
 score_credits = table(ScoreCredit)
 score_watermarks = table(ScoreWatermark)
+digest_sends = table(DigestSend)

@@ -1,0 +1,175 @@
+"""What a report holds: plain dataclasses every output (table, CSV, JSON, HTML, digest) reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+
+from engagement.reports.period import Period
+
+
+@dataclass
+class Counts:
+    """The funnel numbers of one journey, one step or one day."""
+
+    entered: int = 0
+    holdout: int = 0
+    sent: int = 0
+    delivered: int = 0
+    unique_opens: int = 0
+    unique_clicks: int = 0
+    nudges_seen: int = 0
+    nudges_clicked: int = 0
+    nudges_dismissed: int = 0
+    unsubscribes: int = 0
+    bounces: int = 0
+    complaints: int = 0
+    held_cap: int = 0
+    held_window: int = 0
+    skipped_late: int = 0
+    suppressed: int = 0
+    in_doubt: int = 0
+    failed: int = 0
+    conversions: int = 0
+
+    def add(self, other: Counts) -> None:
+        """Add `other` into this one, field by field."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def rate(self, base: int) -> float | None:
+        """Conversions over `base` (None when base is 0)."""
+        return self.conversions / base if base else None
+
+
+COUNT_FIELDS = tuple(f.name for f in fields(Counts))
+ENROLLMENT_FIELDS = ("entered", "holdout")  # not meaningful per step
+
+
+@dataclass
+class StepCounts:
+    """One message step's numbers; its conversions are recipients whose enrollment converted."""
+
+    step: str
+    channel: str
+    counts: Counts
+
+    @property
+    def conversion_rate(self) -> float | None:
+        return self.counts.rate(self.counts.sent)
+
+
+@dataclass
+class DayCounts:
+    """One UTC day: message activity on that day, entries (and their conversions) of that day."""
+
+    day: date
+    counts: Counts
+
+    @property
+    def conversion_rate(self) -> float | None:
+        return self.counts.rate(self.counts.entered)
+
+
+@dataclass
+class Lift:
+    """Goal conversion in treatment vs holdout, with the difference and its 95% interval."""
+
+    treated: int
+    treated_converted: int
+    holdout: int
+    holdout_converted: int
+    treated_rate: float | None
+    holdout_rate: float | None
+    absolute: float | None
+    relative: float | None
+    low: float | None
+    high: float | None
+    method: str
+    verdict: str
+
+
+@dataclass
+class TtvCohort:
+    """Days from signup to the goal milestone for one weekly signup cohort and one group."""
+
+    week: date
+    group: str  # treatment | holdout
+    people: int
+    reached: int
+    median_days: float | None
+    p75_days: float | None
+    within_7: float | None
+    within_14: float | None
+    within_30: float | None
+
+
+@dataclass
+class JourneyReport:
+    """Everything about one journey over the period."""
+
+    id: str
+    name: str
+    audience: str
+    goal_milestone: str | None
+    totals: Counts
+    steps: list[StepCounts]
+    daily: list[DayCounts]
+    lift: Lift | None
+    ttv: list[TtvCohort]
+    ttv_note: str
+
+    @property
+    def conversion_rate(self) -> float | None:
+        return self.totals.rate(self.totals.entered)
+
+
+@dataclass
+class BandDay:
+    """How many contacts or accounts were in each band on one day."""
+
+    day: date
+    subject_type: str
+    green: int = 0
+    yellow: int = 0
+    red: int = 0
+
+
+@dataclass
+class TurnedRed:
+    """A contact or account that is red now and was not a week earlier."""
+
+    subject_type: str
+    subject_id: str
+    value: float
+    previous_band: str
+    day: date
+
+
+@dataclass
+class TopStep:
+    """A step ranked by how many of its messages got a click (email) or a nudge click."""
+
+    journey: str
+    step: str
+    channel: str
+    sent: int
+    responded: int
+    response_rate: float
+
+
+@dataclass
+class Report:
+    """A whole report: every journey, the score bands and the steps people respond to most."""
+
+    period: Period
+    generated_at: datetime
+    journeys: list[JourneyReport]
+    bands: list[BandDay] = field(default_factory=list)
+    turned_red: list[TurnedRed] = field(default_factory=list)
+    top_steps: list[TopStep] = field(default_factory=list)
+    min_sample: int = 30
+    note: str = ""
+
+    def journey(self, journey_id: str) -> JourneyReport:
+        return next(j for j in self.journeys if j.id == journey_id)

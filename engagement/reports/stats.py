@@ -1,0 +1,65 @@
+"""Pure statistics: Wilson intervals, Newcombe's interval for a difference, quantiles, the verdict."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal
+METHOD = "Newcombe's hybrid score interval (method 10) from Wilson score intervals, 95%"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A closed interval [low, high]."""
+
+    low: float
+    high: float
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> Interval:
+    """Wilson score interval for a proportion; [0, 1] when n is 0."""
+    if n == 0:
+        return Interval(0.0, 1.0)
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return Interval(max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator))
+
+
+def newcombe(x1: int, n1: int, x2: int, n2: int, z: float = Z95) -> Interval:
+    """Newcombe's hybrid score interval for p1 - p2 (Newcombe 1998, method 10)."""
+    p1, p2 = x1 / n1, x2 / n2
+    w1, w2 = wilson(x1, n1, z), wilson(x2, n2, z)
+    d = p1 - p2
+    low = d - math.sqrt((p1 - w1.low) ** 2 + (w2.high - p2) ** 2)
+    high = d + math.sqrt((w1.high - p1) ** 2 + (p2 - w2.low) ** 2)
+    return Interval(low, high)
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float | None:
+    """The q-quantile by linear interpolation between closest ranks (numpy's default); None if empty."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * q
+    below = math.floor(position)
+    above = min(below + 1, len(sorted_values) - 1)
+    fraction = position - below
+    return sorted_values[below] + (sorted_values[above] - sorted_values[below]) * fraction
+
+
+def verdict(n_treated: int, n_holdout: int, interval: Interval | None, min_sample: int) -> str:
+    """The lift in plain words."""
+    if n_holdout == 0:
+        return "no holdout: give the journey a `holdout:` share to measure its lift"
+    if n_treated == 0:
+        return "nobody in treatment yet"
+    if min(n_treated, n_holdout) < min_sample or interval is None:
+        return f"not enough data yet (needs at least {min_sample} in treatment and in holdout)"
+    if interval.low > 0:
+        return "working: treated people convert more than the holdout"
+    if interval.high < 0:
+        return "hurting: treated people convert less than the holdout"
+    return "no clear difference yet: the interval still includes zero"

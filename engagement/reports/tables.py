@@ -1,0 +1,138 @@
+"""The report in the terminal: Rich tables built from the same sheets as the CSV."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from engagement.reports.model import Report
+from engagement.reports.sheets import ALL_STEPS, Cell, Sheet, sheets
+from engagement.reports.stats import METHOD
+
+PERCENT = {"conversion_rate", "treated_rate", "holdout_rate", "relative_lift", "response_rate"}
+POINTS = {"absolute_lift", "ci95_low", "ci95_high"}
+SHARES = {"within_7d", "within_14d", "within_30d"}
+
+
+def display(metric: str, value: Cell) -> str:
+    """How one number reads in a table: rates as %, lifts in percentage points, days with one decimal."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, str):
+        return value
+    if metric in PERCENT or metric in SHARES:
+        return f"{100 * value:.1f}%"
+    if metric in POINTS:
+        return f"{100 * value:+.1f} pts"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _by_name(report: Report) -> dict[str, Sheet]:
+    return {s.name: s for s in sheets(report)}
+
+
+def funnel_table(sheet: Sheet, journey: str, title: str) -> Table:
+    """One journey's funnel: a row per metric, a column for the journey and each step."""
+    rows = [r for r in sheet.rows if r[0] == journey]
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    for row in rows:
+        table.add_column(str(row[1]) if row[1] != ALL_STEPS else "all steps", justify="right")
+    for i, metric in enumerate(sheet.metrics):
+        values = [row[len(sheet.keys) + i] for row in rows]
+        table.add_row(metric, *(display(metric, v) for v in values))
+    return table
+
+
+def flat_table(sheet: Sheet, title: str, *, skip_zero_rows: bool = False) -> Table:
+    """A sheet as it is: one row per row."""
+    table = Table(title=title, title_justify="left")
+    for column in sheet.columns:
+        table.add_column(column, justify="left" if column in sheet.keys else "right")
+    for row in sheet.rows:
+        metrics = row[len(sheet.keys) :]
+        if skip_zero_rows and not any(isinstance(v, int) and v for v in metrics):
+            continue
+        table.add_row(*(display(c, v) for c, v in zip(sheet.columns, row, strict=True)))
+    return table
+
+
+def lift_table(sheet: Sheet, journey: str) -> Table:
+    """One journey's outcome evidence as metric / value rows."""
+    [row] = [r for r in sheet.rows if r[0] == journey]
+    table = Table(
+        "metric", "value", title=f"{journey}: outcome evidence (treatment vs holdout)", title_justify="left"
+    )
+    for metric, value in zip(sheet.metrics, row[len(sheet.keys) :], strict=True):
+        if metric != "method":
+            table.add_row(metric, display(metric, value))
+    return table
+
+
+def daily_table(sheet: Sheet, journey: str) -> Table:
+    """A journey's active days, with only the columns that have something in them."""
+    rows = [r for r in sheet.rows if r[0] == journey]
+    keep = [
+        i
+        for i, metric in enumerate(sheet.metrics)
+        if any(isinstance(r[len(sheet.keys) + i], int | float) and r[len(sheet.keys) + i] for r in rows)
+    ]
+    narrowed = Sheet(
+        sheet.name,
+        ("day",),
+        tuple(sheet.metrics[i] for i in keep),
+        [(r[1], *(r[len(sheet.keys) + i] for i in keep)) for r in rows],
+    )
+    return flat_table(narrowed, f"{journey}: by day (days with activity)", skip_zero_rows=True)
+
+
+def render(report: Report) -> RenderableType:
+    """Every section, journey by journey, then the engagement scores."""
+    found = _by_name(report)
+    parts: list[RenderableType] = [
+        Text(
+            f"Report for {report.period.label()} (UTC), made {report.generated_at:%Y-%m-%d %H:%M} UTC",
+            style="bold",
+        )
+    ]
+    if report.note:
+        parts.append(Text(report.note, style="yellow"))
+    for j in report.journeys:
+        parts.append(Text(""))
+        parts.append(funnel_table(found["funnel"], j.id, f"{j.name} ({j.id})"))
+        if j.lift is not None:
+            parts.append(lift_table(found["lift"], j.id))
+        ttv = Sheet(
+            "ttv",
+            found["time_to_value"].keys[1:],
+            found["time_to_value"].metrics,
+            [r[1:] for r in found["time_to_value"].rows if r[0] == j.id],
+        )
+        if ttv.rows:
+            parts.append(flat_table(ttv, f"{j.id}: time-to-value, {j.ttv_note}"))
+        else:
+            parts.append(
+                Text(
+                    f"{j.id}: time-to-value: {j.ttv_note}; nobody in range"
+                    if j.goal_milestone
+                    else f"{j.id}: time-to-value: {j.ttv_note}",
+                    style="dim",
+                )
+            )
+        parts.append(daily_table(found["daily"], j.id))
+    parts.append(Text(f"Interval: {METHOD}.", style="dim"))
+    for name, title in (
+        ("score_bands", "Engagement score bands by day"),
+        ("turned_red", "Moved to red this week"),
+        ("top_steps", "Top responding steps (clicks and nudge clicks per message sent)"),
+    ):
+        parts.append(flat_table(found[name], title))
+    return Group(*parts)
+
+
+def print_report(report: Report, console: Console) -> None:
+    """Print the report to a console."""
+    console.print(render(report))
