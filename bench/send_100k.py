@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import resource
 import tempfile
 import time
@@ -31,7 +32,7 @@ from sqlalchemy import func, select
 from engagement import config
 from engagement.clock import SystemClock
 from engagement.delivery import dispatch
-from engagement.delivery.recording import RecordingEmail, RecordingWebhook
+from engagement.delivery.recording import CountingEmail, RecordingEmail, RecordingWebhook
 from engagement.delivery.sendgrid import SendgridEmail, payload
 from engagement.engine import Engine
 from engagement.store import migrate, schema
@@ -79,6 +80,15 @@ def statuses(db: Database) -> dict[str, int]:
         return dict(conn.execute(select(d.c.status, func.count()).group_by(d.c.status)).all())
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of this process (None) or of process `pid`."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -86,6 +96,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--in-flight", type=int, default=1000, help="limits.in_flight for the timed tick")
     parser.add_argument("--profile", help="write a cProfile of the timed tick here")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="also time (c): the same tick with a counting provider"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="send-100k-") as tmp:
         folder = Path(tmp)
@@ -107,6 +120,8 @@ def main() -> None:
             engine = Engine(settings, database=db)
             assert isinstance(engine.ports.email, SendgridEmail)
             profiler = cProfile.Profile() if args.profile else None
+            load = os.getloadavg()
+            engine_cpu, server_cpu = cpu_seconds(None), cpu_seconds(server.pid)
             started = time.perf_counter()
             if profiler:
                 profiler.enable()
@@ -115,13 +130,28 @@ def main() -> None:
                 profiler.disable()
                 profiler.dump_stats(args.profile)
             seconds = time.perf_counter() - started
+            engine_cpu, server_cpu = cpu_seconds(None) - engine_cpu, cpu_seconds(server.pid) - server_cpu
             engine.ports.email.close()
             counts = server.ledger.counts()
         found = statuses(db)
         db.dispose()
+        if args.engine_only:
+            (folder / "engagement.db").unlink()
+            local = build(settings, args.count)
+            counting = Engine(settings, database=local, email=CountingEmail(), webhooks=RecordingWebhook())
+            before, started = cpu_seconds(None), time.perf_counter()
+            counting.tick()
+            alone = time.perf_counter() - started
+            print(f"(c) the same tick with a counting provider (claim, render, ledger writes; no HTTP): "
+                  f"{alone:.1f} s = {args.count / alone:,.0f} messages/s, CPU "
+                  f"{(cpu_seconds(None) - before) / args.count * 1e6:.0f} µs a message")  # fmt: skip
+            local.dispose()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(b) end to end: {report.dispatched.sent:,} sent in {seconds:.1f} s = {args.count / seconds:,.0f} "
           f"messages/s (target <= 20 s for 100,000: {'met' if seconds <= 20 * args.count / 100_000 else 'NOT met'})")  # fmt: skip
+    print(f"    CPU: engine process {engine_cpu:.1f} s ({engine_cpu / args.count * 1e6:.0f} µs a message), "
+          f"server process {server_cpu:.1f} s ({server_cpu / args.count * 1e6:.0f} µs a message); "
+          f"load average before the timed tick {load[0]:.2f}")  # fmt: skip
     print(f"    server ledger: {counts}; database: {dict(Counter(found))}; peak RSS {peak:.0f} MB")
     assert counts.duplicates == 0 and counts.accepted == args.count == counts.delivery_ids
     assert found == {"sent": args.count}
