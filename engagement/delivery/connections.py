@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 
 class NotSent(Exception):
@@ -115,7 +116,9 @@ class Connections:
             except ValueError as exc:  # a header http.client refuses (say, a newline in the API key)
                 raise Invalid(str(exc)) from exc
             try:
+                _cork(conn, True)  # http.client writes the head and the body apart: leave as one
                 conn.endheaders(body)
+                _cork(conn, False)
             except TimeoutError as exc:
                 raise NoAnswer("WriteTimeout", exc) from exc
             except OSError as exc:
@@ -178,6 +181,12 @@ class Connections:
             raise NotSent("ConnectTimeout", exc) from exc
         except (OSError, http.client.HTTPException) as exc:  # refused, unreachable, TLS, the proxy's CONNECT
             raise NotSent("ConnectError", exc) from exc
+
+
+def _cork(conn: http.client.HTTPConnection, on: bool) -> None:
+    """Hold (or release) partial writes, so the server is woken once per request, not per write (Linux)."""
+    if CORK is not None and conn.sock is not None:
+        conn.sock.setsockopt(socket.IPPROTO_TCP, CORK, int(on))
 
 
 def _alive(conn: http.client.HTTPConnection) -> bool:

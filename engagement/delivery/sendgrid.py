@@ -192,7 +192,7 @@ class SendgridEmail:
             sendgrid.api_url,
             timeout=sendgrid.timeout_seconds,
             retry=settings.email.retry,
-            **kwargs,
+            **{"max_connections": sendgrid.connections, **kwargs},
         )
 
     def send(self, message: OutboundEmail) -> str:
