@@ -5,7 +5,7 @@ template: the styles depend on the markup, not on the names and links in it. So 
 with every personal value replaced by a token (the page's *shape*), the shape is inlined once, and each
 recipient's values are put back into the inlined shape, escaped exactly as the inliner's serializer
 escapes text and attribute values. The result is byte for byte what inlining that recipient's own HTML
-gives (`tests/test_inline_css.py` checks this).
+gives (`tests/test_css_inline.py` checks this).
 
 A shape is inlined per recipient as before when a token would not be plain text or a plain attribute
 value there: in a `<style>`, `<script>` or comment, in a `class`, `id` or `style` attribute, or when the
