@@ -86,6 +86,7 @@ class ShapeInliner:
         self.nonce = "x" + secrets.token_hex(6)
         self._token = re.compile(re.escape(self.nonce) + r"(\d{6})")
         self._shapes: dict[str, Shape | None] = {}
+        self._seen: set[int] = set()  # hashes of shapes met once
         self._lock = threading.Lock()
 
     @staticmethod
@@ -120,8 +121,19 @@ class ShapeInliner:
         return shape.fill(values)
 
     def _first(self, rendered: str, values: Sequence[str]) -> str:
-        """Inline a shape seen for the first time: the recipient's own page, and the shape for the next."""
+        """Inline a shape not cached: the recipient's own page; from its second sighting on, the shape too.
+
+        Waiting for a second sighting keeps pages whose shape is unique to one recipient (personal markup,
+        say) at one inlining each, as without the cache.
+        """
         own = str(self._inline(self._own(rendered, values)))
+        key = hash(rendered)
+        if key not in self._seen:
+            with self._lock:
+                if len(self._seen) >= 4 * MAX_SHAPES:
+                    self._seen.clear()
+                self._seen.add(key)
+            return own
         shape = self._cut(rendered, len(values))
         if shape is not None and shape.fill(values) != own:
             shape = None  # never serve a shape that does not reproduce the page it was made from
