@@ -66,6 +66,7 @@ class Shape:
     slots: tuple[tuple[int, bool], ...]  # (index into the values, is an attribute value)
 
     def fill(self, values: Sequence[str]) -> str:
+        """The inlined page with these values in its gaps."""
         out = [self.parts[0]]
         for (index, attribute), part in zip(self.slots, self.parts[1:], strict=True):
             value = values[index]

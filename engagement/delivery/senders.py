@@ -25,6 +25,7 @@ class Pause:
         self._lock = threading.Lock()
 
     def active(self, now: datetime) -> bool:
+        """Whether emails must wait at `now`."""
         return self.until is not None and self.until > now
 
     def extend(self, exc: RateLimited, now: datetime) -> datetime:
