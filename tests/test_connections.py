@@ -175,3 +175,12 @@ def test_the_environments_proxy_is_used_and_no_proxy_is_honoured(monkeypatch: py
 
     assert through.proxy == ("proxy.internal", 3128, "Basic dXNlcjpzZWNyZXQ=")
     assert direct.proxy is None
+
+
+def test_a_proxy_it_cannot_speak_to_fails_every_send_permanently(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "socks5://proxy.internal:1080")
+
+    with pytest.raises(SendError) as refused:
+        provider("https://api.sendgrid.com").send(outbound())
+
+    assert refused.value.permanent and "only http://host:port proxies" in refused.value.reason

@@ -208,10 +208,10 @@ def _proxy(scheme: str, netloc: str) -> tuple[str, int, str | None] | None:
     if not url:
         return None
     parts = urlsplit(url if "://" in url else f"http://{url}")
-    if not parts.hostname:
-        return None
+    if parts.scheme != "http" or not parts.hostname:
+        raise Invalid(f"proxy {url!r} from the environment: only http://host:port proxies are supported")
     authorization = None
     if parts.username is not None:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
         authorization = "Basic " + base64.b64encode(pair).decode("ascii")
-    return parts.hostname, parts.port or 8080, authorization
+    return parts.hostname, parts.port or DEFAULT_PORTS["http"], authorization
