@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/sendgrid_server_rate.py [--requests 20000] [--connec
 The server runs as its own process (default) or in a thread of this one; it validates each payload and
 commits a ledger row to SQLite before answering 202. Two clients are timed, each over 1 and over several
 keep-alive connections (one thread per connection): a lean http.client loop (close to the server's own
-ceiling) and the SendGrid provider itself (httpx, one pooled client shared by the threads). In process mode
+ceiling) and the SendGrid provider itself (pooled http.client connections, shared by the threads). In process mode
 the server's CPU time per request is read from /proc.
 """
 
@@ -113,7 +113,7 @@ def main() -> None:
             pid = server.pid if isinstance(server, SendgridProcess) else None
             http_client(server.url, server.api_key, range(10**8, 10**8 + 500), 1)  # warm up
             offset = 0
-            for name, client in (("http.client", http_client), ("SendgridEmail (httpx)", provider)):
+            for name, client in (("http.client", http_client), ("SendgridEmail", provider)):
                 for connections in (int(c) for c in args.connections.split(",")):
                     before = cpu_seconds(pid)
                     rate = client(server.url, server.api_key, range(offset, offset + n), connections)

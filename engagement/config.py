@@ -55,6 +55,9 @@ class Sendgrid(Section):
     api_key: str | None = None
     api_url: str = "https://api.sendgrid.com"
     timeout_seconds: float = 10.0
+    connections: int = Field(
+        8, ge=1, description="requests in flight at once, one keep-alive connection each"
+    )
 
 
 class Retry(Section):

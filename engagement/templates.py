@@ -13,7 +13,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from engagement import errors
+from engagement import errors, inline_css
 
 HTML_LAYOUT = "_layout.html.j2"
 TEXT_LAYOUT = "_layout.txt.j2"
@@ -33,32 +33,40 @@ class Renderer:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.env = ImmutableSandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(str(directory)),
-            undefined=jinja2.StrictUndefined,
-            autoescape=jinja2.select_autoescape(["html.j2"], default_for_string=False),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,
-            cache_size=-1,
-        )
+        options: dict[str, Any] = {
+            "loader": jinja2.FileSystemLoader(str(directory)),
+            "undefined": jinja2.StrictUndefined,
+            "autoescape": jinja2.select_autoescape(["html.j2"], default_for_string=False),
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "auto_reload": False,
+            "cache_size": -1,
+        }
+        self.env = ImmutableSandboxedEnvironment(**options)
         self._strings: dict[str, jinja2.Template] = {}
         # <style> stays for clients that honour media queries; nothing is fetched from the network
         self.inliner = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
+        self.shapes = inline_css.ShapeInliner(self.inliner.inline)
+        # renders each email's HTML as its shape: the same pages, personal values as tokens
+        self.shaped = ImmutableSandboxedEnvironment(**options, finalize=self.shapes.finalize)
 
     def email(self, template: str, subject: str, context: Mapping[str, Any]) -> RenderedEmail:
         """Render one email: subject, body in both parts, each wrapped in its layout."""
         try:
             rendered_subject = " ".join(self.text(subject, context).split())
-            html_body = self.env.get_template(f"{template}.html.j2").render(context)
+            values: list[str] = []
+            shaped = {**context, **self.shapes.context(values)}
+            html_body = self.shaped.get_template(f"{template}.html.j2").render(shaped)
             text_body = self.env.get_template(f"{template}.txt.j2").render(context)
             full = {**context, "subject": rendered_subject}
-            html = self.env.get_template(HTML_LAYOUT).render({**full, "content": Markup(html_body)})
+            html = self.shaped.get_template(HTML_LAYOUT).render(
+                {**shaped, "subject": rendered_subject, "content": Markup(html_body)}
+            )
             text = self.env.get_template(TEXT_LAYOUT).render({**full, "content": text_body})
         except jinja2.TemplateError as exc:
             raise errors.TemplateRenderError(f"template {template!r}: {describe(exc)}") from exc
         try:
-            html = self.inliner.inline(html)
+            html = self.shapes.inline(html, values)
         except css_inline.InlineError as exc:
             raise errors.TemplateRenderError(f"template {template!r}: inlining CSS: {exc}") from exc
         return RenderedEmail(rendered_subject, html, text)

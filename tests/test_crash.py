@@ -10,7 +10,8 @@ process of its own with the real clock and the real SendGrid provider; the serve
 survives every kill and its ledger file counts what it accepted.
 
 The server holds each answer `LATENCY` seconds after accepting the message (a stand-in for the network
-round trip to SendGrid). Without it the 10,000 would be gone within the first few runs and most kills
+round trip to SendGrid; the provider keeps `email.sendgrid.connections` = 8 requests in flight, so about
+500 answers a second). Without it the 10,000 would be gone within the first few runs and most kills
 would hit an idle worker; with it nearly every kill lands mid-batch, often between "accepted" and "answer
 read": the case the ledger exists for. Each run is killed a seeded random 0.2-2.5 s after the worker
 logged that it started (a kill during interpreter start-up would test nothing).
@@ -57,7 +58,7 @@ CRASHES = 20
 IN_FLIGHT = 50
 SEED = 20261122
 RUN_SECONDS = (0.2, 2.5)
-LATENCY = 0.002
+LATENCY = 0.016
 FINISH_WITHIN = 240.0
 UNCERTAIN = ("sending", "in_doubt")
 d = schema.deliveries
@@ -265,7 +266,7 @@ def test_a_worker_killed_twenty_times_mid_send_accepts_nothing_twice_and_loses_n
 def test_sigterm_finishes_the_batch_in_flight_and_leaves_the_rest_queued(
     setup: Setup, tmp_path: Path
 ) -> None:
-    build(setup, 2_000)  # at LATENCY per answer, at least 4 s of sending
+    build(setup, 2_000)  # 8 connections at LATENCY per answer: at least 4 s of sending
     worker = Worker(setup.config_path, tmp_path / "worker.log")
     try:
         worker.wait_started()

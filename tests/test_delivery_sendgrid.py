@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,31 @@ def test_a_response_slower_than_the_timeout_is_in_doubt_listed_by_the_cli_and_ne
     assert run.delivery("c000")["status"] == "in_doubt"
     assert run.delivery("c001")["status"] == "sent"
     assert len(server.ledger.accepted()) == 2
+
+
+def test_a_429_mid_batch_holds_the_rest_and_only_requests_already_in_flight_reach_sendgrid(
+    world: World, server: SendgridServer, sending: Callable[..., Sending]
+) -> None:
+    run = sending()  # 8 connections: up to 8 requests in flight
+    contacts = [f"c{i:03d}" for i in range(40)]
+    world.people(40)
+    run.sign_up(*contacts)
+    server.slow_next(5, delay=0.0)  # five accepted, then the key's limit is spent
+    reset = int(time.time()) + 3600
+    server.rate_limit_until(reset_at=reset)
+
+    report = run.tick(NOW)
+
+    answers = [r.status for r in server.ledger.requests()]
+    assert answers.count(202) == report.dispatched.sent == 5
+    assert 1 <= answers.count(429) == report.dispatched.rate_limited <= 8  # each sender hears it at most once
+    until = datetime.fromtimestamp(reset, UTC)
+    held = [r for r in world.rows(d) if r["status"] == "queued"]
+    assert len(held) == 35 and {r["due_at"] for r in held} == {until}
+
+    server.clear_faults()
+    after = run.tick(until)
+
+    assert after.dispatched.sent == 35
+    assert {r["status"] for r in world.rows(d)} == {"sent"}
+    assert len(server.ledger.accepted()) == 40  # the fixture checks none twice

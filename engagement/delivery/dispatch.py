@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, func, select
 
 from engagement import errors, suppression, templates, unsubscribe
 from engagement.config import Settings
-from engagement.delivery import ledger, policy, windows
+from engagement.delivery import ledger, policy, senders, windows
 from engagement.delivery.message import (
     EmailProvider,
     InDoubt,
@@ -43,7 +44,6 @@ COUNTED = (
     "bounced",
     "deferred",
 )  # emails that reached, or may have
-RATE_LIMIT_FLOOR = timedelta(seconds=1)  # the shortest pause after a 429, whatever its headers say
 
 
 @dataclass
@@ -259,80 +259,115 @@ def _send(
         accounts = _rows(conn, schema.accounts, account_ids | {a for a in enrollment_accounts.values() if a})
     results: list[dict[str, Any]] = []
     nudges: list[dict[str, Any]] = []
-    for row in batch:
-        journey = catalog.journeys[row.journey_id]
-        instr = journey.step(row.step_id)
-        contact = contacts.get(row.contact_id) if row.contact_id else None
-        account = accounts.get(
-            contact["account_id"] if contact else enrollment_accounts.get(row.enrollment_id) or "", {}
-        )
-        outcome: dict[str, Any] = {
-            "_id": row.id,
-            "status": "sent",
-            "status_reason": None,
-            "provider": None,
-            "provider_message_id": None,
-            "subject": None,
-            "sent_at": now,
-            "due_at": row.due_at,
-        }
-        results.append(outcome)
-        paused = ports.email_paused_until is not None and ports.email_paused_until > now
-        if row.channel == "email" and paused:
-            assert ports.email_paused_until is not None
-            outcome.update(
-                status="queued",
-                status_reason="held: provider rate limit",
-                sent_at=None,
-                due_at=ports.email_paused_until,
+    sends: list[tuple[dict[str, Any], str, Future[str | None]]] = []
+    pause = senders.Pause(ports.email_paused_until)
+    with senders.Senders(ports.email, pause, now) as sending:
+        for row in batch:
+            journey = catalog.journeys[row.journey_id]
+            instr = journey.step(row.step_id)
+            contact = contacts.get(row.contact_id) if row.contact_id else None
+            account = accounts.get(
+                contact["account_id"] if contact else enrollment_accounts.get(row.enrollment_id) or "", {}
             )
-            continue
-        try:
-            if instr is None:
-                raise SendError(
-                    f"step {row.step_id!r} is no longer in journey {journey.id!r}", permanent=True
-                )
-            context = _context(settings, journey, row.step_id, contact, account)
-            if instr.kind == "email":
-                assert contact is not None
-                email = _email(settings, renderer, instr, row, contact, context, now)
-                outcome.update(
-                    provider=ports.email.name,
-                    provider_message_id=ports.email.send(email),
-                    subject=email.subject,
-                )
-            elif instr.kind == "in_app":
-                nudges.append(_nudge(renderer, instr, row, context, now))
-                outcome.update(
-                    provider="inapp",
-                    provider_message_id=row.id,
-                    subject=renderer.text(instr.spec.title, context),
-                )
-            else:
-                hook = _webhook(settings, renderer, instr, row, context, journey)
-                outcome.update(provider=ports.webhooks.name, provider_message_id=ports.webhooks.send(hook))
-            total.sent += 1
-        except RateLimited as exc:
-            # a reset already past (clocks differ) must still end this pass's emails, or we would hammer
-            until = max(exc.until, now + RATE_LIMIT_FLOOR)
-            ports.email_paused_until = until
-            total.rate_limited += 1
-            outcome.update(
-                status="queued",
-                status_reason=f"held: provider rate limit ({exc.reason})"[:1000],
-                sent_at=None,
-                due_at=until,
-            )
-        except InDoubt as exc:
-            total.in_doubt += 1
-            outcome.update(status="in_doubt", status_reason=str(exc)[:1000], sent_at=None)
-        except (SendError, errors.TemplateRenderError) as exc:
-            total.failed += 1
-            outcome.update(status="failed", status_reason=str(exc)[:1000], sent_at=None)
+            outcome: dict[str, Any] = {
+                "_id": row.id,
+                "status": "sent",
+                "status_reason": None,
+                "provider": None,
+                "provider_message_id": None,
+                "subject": None,
+                "sent_at": now,
+                "due_at": row.due_at,
+            }
+            results.append(outcome)
+            if row.channel == "email" and pause.active(now):
+                _hold(outcome, pause)
+                continue
+            try:
+                if instr is None:
+                    raise SendError(
+                        f"step {row.step_id!r} is no longer in journey {journey.id!r}", permanent=True
+                    )
+                context = _context(settings, journey, row.step_id, contact, account)
+                if instr.kind == "email":
+                    assert contact is not None
+                    email = _email(settings, renderer, instr, row, contact, context, now)
+                    sends.append((outcome, email.subject, sending.submit(email)))
+                    continue
+                if instr.kind == "in_app":
+                    nudges.append(_nudge(renderer, instr, row, context, now))
+                    outcome.update(
+                        provider="inapp",
+                        provider_message_id=row.id,
+                        subject=renderer.text(instr.spec.title, context),
+                    )
+                else:
+                    hook = _webhook(settings, renderer, instr, row, context, journey)
+                    outcome.update(
+                        provider=ports.webhooks.name, provider_message_id=ports.webhooks.send(hook)
+                    )
+                total.sent += 1
+            except RateLimited as exc:
+                _rate_limited(outcome, exc, pause.extend(exc, now), total)
+            except (SendError, errors.TemplateRenderError) as exc:
+                _failed(outcome, exc, total)
+    for outcome, subject, future in sends:
+        _settle(outcome, ports.email.name, subject, future, pause, now, total)
+    ports.email_paused_until = pause.until
     with db.begin() as conn:
         if nudges:
             db.insert_ignore(conn, schema.nudges, nudges, ["delivery_id"])
         db.update_by_id(conn, d, results, updated_at=now)
+
+
+def _settle(
+    outcome: dict[str, Any],
+    provider: str,
+    subject: str,
+    future: Future[str | None],
+    pause: senders.Pause,
+    now: datetime,
+    total: Dispatched,
+) -> None:
+    """Record how one email's send ended."""
+    try:
+        message_id = future.result()
+    except RateLimited as exc:
+        _rate_limited(outcome, exc, pause.extend(exc, now), total)
+    except (SendError, errors.TemplateRenderError) as exc:
+        _failed(outcome, exc, total)
+    else:
+        if message_id is None:  # its turn came after a 429
+            _hold(outcome, pause)
+        else:
+            outcome.update(provider=provider, provider_message_id=message_id, subject=subject)
+            total.sent += 1
+
+
+def _hold(outcome: dict[str, Any], pause: senders.Pause) -> None:
+    assert pause.until is not None
+    outcome.update(
+        status="queued", status_reason="held: provider rate limit", sent_at=None, due_at=pause.until
+    )
+
+
+def _rate_limited(outcome: dict[str, Any], exc: RateLimited, until: datetime, total: Dispatched) -> None:
+    total.rate_limited += 1
+    outcome.update(
+        status="queued",
+        status_reason=f"held: provider rate limit ({exc.reason})"[:1000],
+        sent_at=None,
+        due_at=until,
+    )
+
+
+def _failed(outcome: dict[str, Any], exc: SendError | errors.TemplateRenderError, total: Dispatched) -> None:
+    if isinstance(exc, InDoubt):
+        total.in_doubt += 1
+        outcome.update(status="in_doubt", status_reason=str(exc)[:1000], sent_at=None)
+    else:
+        total.failed += 1
+        outcome.update(status="failed", status_reason=str(exc)[:1000], sent_at=None)
 
 
 def _rows(conn: Connection, table: Any, ids: set[str]) -> dict[str, dict[str, Any]]:

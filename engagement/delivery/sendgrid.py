@@ -1,19 +1,19 @@
-"""SendGrid's v3 mail/send over one pooled HTTP client, with its answers mapped onto the provider contract."""
+"""SendGrid's v3 mail/send over pooled keep-alive connections, with its answers mapped onto the provider contract."""
 
 from __future__ import annotations
 
 import functools
 import json
 import time
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr, parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import Any, Protocol
 
 from engagement import clock as clocks
 from engagement import config, errors
+from engagement.delivery import connections
 from engagement.delivery import retry as retries
 from engagement.delivery.message import InDoubt, OutboundEmail, RateLimited, SendError
 
@@ -37,16 +37,21 @@ RESERVED_HEADERS = frozenset(
 MAX_CATEGORIES = 10
 MAX_CATEGORY_LENGTH = 255
 RATE_LIMIT_FALLBACK = timedelta(seconds=60)
+PATH = "/v3/mail/send"
 
-# Raised before a byte of the request left: SendGrid cannot have it, so another try is safe.
-NOT_SENT: tuple[type[Exception], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.ProxyError,
-)
-# Our own mistake or misconfiguration: nothing was sent and retrying cannot help.
-BROKEN: tuple[type[Exception], ...] = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
+
+class Response(Protocol):
+    """What the answer mapping reads (a `connections.Answer`, or an `httpx.Response`)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def headers(self) -> Any: ...  # a case-insensitive mapping
+    @property
+    def text(self) -> str: ...
+    def json(self) -> Any: ...
 
 
 @functools.lru_cache(maxsize=64)  # the same few senders on every message; parsing is not free
@@ -87,7 +92,7 @@ def payload(message: OutboundEmail) -> dict[str, Any]:
     return body
 
 
-def reason(response: httpx.Response) -> str:
+def reason(response: Response) -> str:
     """SendGrid's own words for a refusal: each error's message and field, else the raw body."""
     try:
         found = response.json().get("errors") or []
@@ -102,7 +107,7 @@ def reason(response: httpx.Response) -> str:
     return f"SendGrid {response.status_code}: {text}"
 
 
-def rate_limited_until(response: httpx.Response, now: datetime) -> datetime:
+def rate_limited_until(response: Response, now: datetime) -> datetime:
     """When SendGrid allows the next request: the later of Retry-After and X-RateLimit-Reset, else in 60 s."""
     candidates = [
         when
@@ -137,7 +142,11 @@ def _epoch(value: str) -> datetime | None:
 
 
 class SendgridEmail:
-    """Sends each email as one v3 mail/send request; retries only what SendGrid cannot have kept."""
+    """Sends each email as one v3 mail/send request; retries only what SendGrid cannot have kept.
+
+    `send` is safe to call from several threads at once (one connection each, up to `max_connections`
+    kept alive); `concurrency` tells dispatch how many requests it may keep in flight.
+    """
 
     name = "sendgrid"
 
@@ -148,17 +157,23 @@ class SendgridEmail:
         *,
         timeout: float = 10.0,
         retry: config.Retry | None = None,
-        client: httpx.Client | None = None,
+        transport: connections.Transport | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        max_connections: int = 20,
+        max_connections: int = 8,
     ) -> None:
         policy = retry or config.Retry()
-        self.endpoint = f"{api_url.rstrip('/')}/v3/mail/send"
-        self.client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        base = api_url.rstrip("/")
+        self.endpoint = f"{base}{PATH}"
+        self.path = urllib.parse.urlsplit(self.endpoint).path
+        self.concurrency = max_connections
+        self.transport: connections.Transport | None = transport
+        self.broken: str | None = None  # a URL no request can go to: every send fails permanently
+        if transport is None:
+            try:
+                self.transport = connections.Connections(base, timeout=timeout, size=max_connections)
+            except connections.Invalid as exc:
+                self.broken = str(exc)
         self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
         self.now = clock or _system_now
         self.policy = retries.retrying(policy.attempts, policy.base_seconds, policy.max_seconds, sleep=sleep)
@@ -177,7 +192,7 @@ class SendgridEmail:
             sendgrid.api_url,
             timeout=sendgrid.timeout_seconds,
             retry=settings.email.retry,
-            **kwargs,
+            **{"max_connections": sendgrid.connections, **kwargs},
         )
 
     def send(self, message: OutboundEmail) -> str:
@@ -187,20 +202,21 @@ class SendgridEmail:
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self.client.close()
+        if self.transport is not None:
+            self.transport.close()
 
     def _post(self, body: bytes, delivery_id: str) -> str:
+        if self.transport is None:
+            raise SendError(f"SendGrid request invalid: {self.broken}", permanent=True)
         try:
-            response = self.client.post(self.endpoint, content=body, headers=self.headers)
-        except NOT_SENT as exc:
-            raise retries.Transient(f"SendGrid unreachable: {type(exc).__name__}: {exc}") from exc
-        except BROKEN as exc:
-            raise SendError(f"SendGrid request invalid: {type(exc).__name__}: {exc}", permanent=True) from exc
-        except httpx.HTTPError as exc:
+            response = self.transport.post(self.path, body, self.headers)
+        except connections.NotSent as exc:
+            raise retries.Transient(f"SendGrid unreachable: {exc}") from exc
+        except connections.Invalid as exc:
+            raise SendError(f"SendGrid request invalid: {exc}", permanent=True) from exc
+        except connections.NoAnswer as exc:
             # sent, or partly sent, with no answer: SendGrid may have accepted it
-            raise InDoubt(
-                f"SendGrid gave no answer after the request was sent: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise InDoubt(f"SendGrid gave no answer after the request was sent: {exc}") from exc
         status = response.status_code
         if 200 <= status < 300:
             # SendGrid always sends X-Message-Id with a 202; without one our delivery id still finds the message
