@@ -73,8 +73,8 @@ class ApiProcess:
         ticks = int(fields[11]) + int(fields[12])  # utime, stime
         return ticks / os.sysconf("SC_CLK_TCK")
 
-    def idle_cpu_seconds(self, quiet: float = 0.5, limit: float = 60) -> float:
-        """`cpu_seconds` once the server has used no CPU for `quiet` seconds (its background scorer done)."""
+    def idle_cpu_seconds(self, quiet: float = 1.5, limit: float = 60) -> float:
+        """`cpu_seconds` once the server has used no CPU for `quiet` seconds (longer than the scorer's settling wait)."""
         deadline = time.monotonic() + limit
         used = self.cpu_seconds()
         while time.monotonic() < deadline:
