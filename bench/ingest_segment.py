@@ -30,7 +30,7 @@ from engagement import config, ingest
 from engagement.records import AccountIn, ContactIn
 from engagement.store import migrate, schema
 from engagement.store.database import Database
-from engagement.testing.api_process import ApiProcess, bench_arguments, empty, post_all
+from engagement.testing.api_process import ApiProcess, bench_arguments, empty, timed_post_all
 
 WRITE_KEY = "wk-bench"
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -121,21 +121,17 @@ def main() -> None:
         config_path = folder / "config.toml"
         config_path.write_text(f'[database]\nurl = "{url}"\n[api]\nwrite_keys = ["{WRITE_KEY}"]\n')
         with ApiProcess(config_path) as api:
-            cpu = api.cpu_seconds()
-            started = time.perf_counter()
             requests = [(body, HEADERS) for body in bodies]
-            answers = post_all(f"{api.url}/v1/batch", requests, args.concurrency)
-            seconds = time.perf_counter() - started
-            cpu = api.cpu_seconds() - cpu
+            answers, timed = timed_post_all(api, "/v1/batch", requests, args.concurrency)
 
         stored = sum(a["events"] for a in answers)
         print(
-            f"ingested {len(found):,} events in {seconds:.2f} s: {len(found) / seconds:,.0f} events/s "
-            f"({args.batch:,} a batch, {args.concurrency} connection(s), {db.dialect})"
+            timed.report(
+                len(found), f"{args.batch:,} a batch, {args.concurrency} connection(s), {db.dialect}"
+            )
         )
-        print(f"server process CPU: {cpu:.2f} s ({len(found) / cpu:,.0f} events per CPU second)")
         check(db, found, stored)
-        print(f"target <= 5 s: {'met' if seconds <= 5 else 'NOT met'}")
+        print(f"target <= 5 s: {'met' if timed.seconds <= 5 else 'NOT met'}")
         if args.database_url:
             empty(db)
         db.dispose()

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 
 from engagement.store import migrate, schema
 from engagement.store.database import Database
-from engagement.testing.api_process import ApiProcess, bench_arguments, empty, post_all
+from engagement.testing.api_process import ApiProcess, bench_arguments, empty, timed_post_all
 
 SENT_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 FOURTH = ("open", "bounce", "spamreport", "unsubscribe")
@@ -139,23 +139,19 @@ def main() -> None:
             f"max_body_bytes = {8 * 1024 * 1024}\n"
         )
         with ApiProcess(config_path) as api:
-            cpu = api.cpu_seconds()
-            started = time.perf_counter()
-            answers = post_all(f"{api.url}/webhooks/sendgrid", batches, args.concurrency)
-            seconds = time.perf_counter() - started
-            cpu = api.cpu_seconds() - cpu
+            answers, timed = timed_post_all(api, "/webhooks/sendgrid", batches, args.concurrency)
 
         recorded = sum(a["recorded"] for a in answers)
         duplicates = sum(a["duplicates"] for a in answers)
         unknown = sum(a["unknown"] for a in answers)
         print(
-            f"ingested {len(found):,} events in {seconds:.2f} s: {len(found) / seconds:,.0f} events/s "
-            f"({args.batch:,} a batch, {args.concurrency} connection(s), {db.dialect})"
+            timed.report(
+                len(found), f"{args.batch:,} a batch, {args.concurrency} connection(s), {db.dialect}"
+            )
         )
-        print(f"server process CPU: {cpu:.2f} s ({len(found) / cpu:,.0f} events per CPU second)")
         print(f"answers: recorded {recorded:,}, duplicates {duplicates:,}, unknown {unknown:,}")
         check(db, len(found), deliveries)
-        print(f"target <= 5 s: {'met' if seconds <= 5 else 'NOT met'}")
+        print(f"target <= 5 s: {'met' if timed.seconds <= 5 else 'NOT met'}")
         if args.database_url:
             empty(db)
         db.dispose()

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, case, select, update
 
 from engagement import suppression
 from engagement.store import schema
-from engagement.store.database import Database
+from engagement.store.database import Database, among
 
 d = schema.deliveries
 # how far along a delivery is; a status only moves to a higher rank (a bounce wins over delivered)
@@ -98,13 +98,13 @@ def _deliveries(conn: Connection, events: Sequence[EmailEvent]) -> dict[str, Any
     columns = (d.c.id, d.c.contact_id, d.c.journey_id, d.c.step_id, d.c.provider_message_id, d.c.status)
     found: dict[str, Any] = {}
     for start in range(0, len(ids), CHUNK):
-        for row in conn.execute(select(*columns).where(d.c.id.in_(ids[start : start + CHUNK]))):
+        for row in conn.execute(select(*columns).where(among(conn, d.c.id, ids[start : start + CHUNK]))):
             found[row.id] = row
     # the provider's id is the fallback: no custom_args, or an id we do not know
     message_ids = sorted({e.message_id for e in events if e.message_id and e.delivery_id not in found})
     for start in range(0, len(message_ids), CHUNK):
         chunk = message_ids[start : start + CHUNK]
-        for row in conn.execute(select(*columns).where(d.c.provider_message_id.in_(chunk))):
+        for row in conn.execute(select(*columns).where(among(conn, d.c.provider_message_id, chunk))):
             found[f"msg:{row.provider_message_id}"] = row
     return found
 
@@ -147,7 +147,7 @@ def _unrecorded(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, 
         found = seen[column.name] = set()
         for start in range(0, len(keys), CHUNK):
             found.update(
-                conn.execute(select(column).where(column.in_(keys[start : start + CHUNK]))).scalars()
+                conn.execute(select(column).where(among(conn, column, keys[start : start + CHUNK]))).scalars()
             )
     return [
         row

@@ -12,7 +12,7 @@ from sqlalchemy.sql import ColumnElement
 from engagement.config import Touch
 from engagement.records import AccountIn, ContactIn, EventIn
 from engagement.store import schema
-from engagement.store.database import Database
+from engagement.store.database import Database, among
 from engagement.store.types import json_safe
 
 CHUNK = 1000
@@ -96,7 +96,7 @@ def account_of(conn: Connection, contact_ids: Sequence[str]) -> dict[str, str]:
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
         stmt = select(schema.contacts.c.id, schema.contacts.c.account_id).where(
-            schema.contacts.c.id.in_(chunk)
+            among(conn, schema.contacts.c.id, chunk)
         )
         found.update({cid: aid for cid, aid in conn.execute(stmt)})
     return found
@@ -108,7 +108,7 @@ def existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
     unique = list(dict.fromkeys(values))
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
-        found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+        found.update(conn.execute(select(column).where(among(conn, column, chunk))).scalars())
     return found
 
 
@@ -164,17 +164,20 @@ def record_milestones(db: Database, conn: Connection, events: Sequence[dict[str,
             if akey not in account_firsts or ev["timestamp"] < account_firsts[akey]["reached_at"]:
                 account_firsts[akey] = {"account_id": akey[0], "name": akey[1], "reached_at": ev["timestamp"]}
     m, am = schema.milestones, schema.account_milestones
+    # a milestone moves only to an earlier time; most events come later and leave the row unwritten
     db.upsert(
         conn,
         m,
         list(firsts.values()),
         ["contact_id", "name"],
-        {"reached_at": lambda ex: db.least(m.c.reached_at, ex.reached_at)},
+        {"reached_at": lambda ex: ex.reached_at},
+        only_if=lambda ex: ex.reached_at < m.c.reached_at,
     )
     db.upsert(
         conn,
         am,
         list(account_firsts.values()),
         ["account_id", "name"],
-        {"reached_at": lambda ex: db.least(am.c.reached_at, ex.reached_at)},
+        {"reached_at": lambda ex: ex.reached_at},
+        only_if=lambda ex: ex.reached_at < am.c.reached_at,
     )

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 from engagement import ingest, segment
 from engagement.config import Settings
 from engagement.store import schema
-from engagement.store.database import Database
+from engagement.store.database import Database, among
 
 # identify and group calls are de-duplicated here; track and page calls by their event's id
 REMEMBERED = (segment.Identify, segment.Group)
@@ -112,11 +112,11 @@ def _known(conn: Connection, calls: Sequence[tuple[list[str | int], segment.Call
     c, a = schema.contacts, schema.accounts
     for chunk in _chunks(sorted(users)):
         for cid, account_id, traits in conn.execute(
-            select(c.c.id, c.c.account_id, c.c.traits).where(c.c.id.in_(chunk))
+            select(c.c.id, c.c.account_id, c.c.traits).where(among(conn, c.c.id, chunk))
         ):
             known.contacts[cid] = (account_id, traits or {})
     for chunk in _chunks(sorted(groups)):
-        for aid, traits in conn.execute(select(a.c.id, a.c.traits).where(a.c.id.in_(chunk))):
+        for aid, traits in conn.execute(select(a.c.id, a.c.traits).where(among(conn, a.c.id, chunk))):
             known.accounts[aid] = traits or {}
     return known
 

@@ -20,6 +20,8 @@ from engagement.api.deps import Services, services
 router = APIRouter(prefix="/v1", tags=["intake (Segment-compatible)"])
 Svc = Annotated[Services, Depends(services)]
 Located = list[tuple[list[str | int], segment.Call]]
+# a call's size as its SDK would send it; ASCII-only output, so its length is its size in bytes
+COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -119,7 +121,7 @@ async def batch(request: Request, svc: Svc) -> dict[str, Any]:
     items = doc.get("batch")
     if len(raw) > limits.max_call_bytes and isinstance(items, list):
         for i, item in enumerate(items):
-            if len(json.dumps(item, separators=(",", ":")).encode()) > limits.max_call_bytes:
+            if len(COMPACT.encode(item)) > limits.max_call_bytes:
                 raise HTTPException(
                     status.HTTP_413_CONTENT_TOO_LARGE,
                     detail=f"batch[{i}] is larger than the limit of {limits.max_call_bytes:,} bytes a call",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,6 +21,7 @@ from engagement.store import schema
 
 CHUNK = 500
 BULK = 5000  # rows a driver executemany gets at once
+COMPILED = 200  # bulk statement shapes kept compiled
 
 
 class DatabaseNotReady(errors.EngagementError):
@@ -31,6 +35,7 @@ class Database:
         self.url = url
         self.engine: Engine = _make_engine(url, echo=echo)
         self.dialect: str = self.engine.dialect.name
+        self._compiled: dict[Any, Any] = {}  # bulk statements compiled for the driver, see _compile
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -62,8 +67,13 @@ class Database:
         rows: Sequence[dict[str, Any]],
         keys: Sequence[str],
         update: dict[str, Any] | Sequence[str] | None = None,
+        only_if: Callable[[Any], ColumnElement[bool]] | None = None,
     ) -> None:
-        """Insert rows; on a key conflict update `update` columns (or do nothing)."""
+        """Insert rows; on a key conflict update `update` columns (or do nothing).
+
+        `only_if(excluded)` limits the update to rows where it holds; the others are left unwritten
+        (cheaper than rewriting a row with the value it already has).
+        """
         if not rows:
             return
         stmt = self._insert(table)
@@ -72,7 +82,8 @@ class Database:
         else:
             values = update if isinstance(update, dict) else {c: stmt.excluded[c] for c in update}
             resolved = {k: (v(stmt.excluded) if callable(v) else v) for k, v in values.items()}
-            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved)
+            where = only_if(stmt.excluded) if only_if is not None else None
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved, where=where)
         self.executemany(conn, stmt, rows)
 
     def insert_ignore(
@@ -106,29 +117,49 @@ class Database:
         if self.dialect != "sqlite":
             return None
         keys = list(rows[0])
-        compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
+        compiled, bound = self._compile(conn, stmt, keys)
         if compiled.insert_prefetch or compiled.update_prefetch or compiled.returning:
             return None
         processors = compiled._bind_processors  # what SQLAlchemy applies to each row's values
         names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
         given = set(keys)
-        converters = [(name, name in given, processors.get(name)) for name in names]
-        constants: dict[str, Any] = {}  # values bound in the statement itself
+        columns: list[Iterable[Any]] = []  # built a column at a time: each step runs over all rows in C
         for name in names:
-            if name not in given:
-                value = compiled.binds[name].effective_value
-                constants[name] = processors[name](value) if name in processors else value
-        params: list[Any] = []
-        for row in rows:
-            values = [
-                (convert(row[name]) if convert is not None else row[name]) if from_row else constants[name]
-                for name, from_row, convert in converters
-            ]
-            params.append(tuple(values) if compiled.positional else dict(zip(names, values, strict=True)))
+            convert = processors.get(name)
+            if name in given:
+                values: Iterable[Any] = map(itemgetter(name), rows)
+                columns.append(map(convert, values) if convert is not None else values)
+            else:  # a value bound in the statement itself
+                value = bound[name]
+                columns.append(repeat(convert(value) if convert is not None else value, len(rows)))
+        params: list[Any] = list(zip(*columns, strict=False)) if columns else [()] * len(rows)
+        if not compiled.positional:
+            params = [dict(zip(names, values, strict=True)) for values in params]
         changed = 0
         for start in range(0, len(params), BULK):
             changed += conn.exec_driver_sql(compiled.string, params[start : start + BULK]).rowcount
         return changed
+
+    def _compile(self, conn: Connection, stmt: Any, keys: list[str]) -> tuple[Any, dict[str, Any]]:
+        """`stmt` compiled for rows with `keys` (once per statement shape) and the values it binds itself.
+
+        The cache is keyed like SQLAlchemy's own statement cache: the same shape with other literal values
+        (a new `now`, say) reuses the compiled form, and those values come back in the second element.
+        """
+        cache_key = stmt._generate_cache_key()
+        if cache_key is None:  # a statement SQLAlchemy cannot cache either
+            compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
+            return compiled, compiled.construct_params(dict.fromkeys(keys))
+        key = (cache_key.key, tuple(keys))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if len(self._compiled) >= COMPILED:
+                self._compiled.clear()
+            compiled = stmt.compile(dialect=conn.dialect, column_keys=keys, cache_key=cache_key)
+            self._compiled[key] = compiled
+        return compiled, compiled.construct_params(
+            dict.fromkeys(keys), extracted_parameters=cache_key.bindparams
+        )
 
     def insert_new(
         self,
@@ -199,6 +230,9 @@ def _sqlite_setup(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     dbapi_conn.execute("PRAGMA foreign_keys=ON")
     dbapi_conn.execute("PRAGMA journal_mode=WAL")
     dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+    # checkpoint every ~40 MB of WAL, not SQLite's 4 MB: an ingest request writes a few MB, and a checkpoint
+    # (with its fsync) on nearly every request took about a third of the ingest time (bench/RESULTS.md)
+    dbapi_conn.execute("PRAGMA wal_autocheckpoint=10000")
     holdout.register_sqlite(dbapi_conn)
     try:
         dbapi_conn.execute("SELECT power(2, 1)")
@@ -206,9 +240,19 @@ def _sqlite_setup(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.create_function("power", 2, math.pow, deterministic=True)
 
 
+def among(conn: Connection, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """`column IN values`. On SQLite the values travel as one JSON parameter read by `json_each`
+    (an index lookup per value all the same): SQLAlchemy's handling of one parameter per value
+    costs more than the lookups themselves."""
+    if conn.dialect.name == "sqlite":
+        listed = func.json_each(json.dumps(list(values))).table_valued("value")
+        return cast(ColumnElement[bool], column.in_(select(listed.c.value)))
+    return cast(ColumnElement[bool], column.in_(values))
+
+
 def scalar_list(conn: Connection, stmt: Any) -> list[Any]:
     """Run a one-column select and return its values."""
     return list(conn.execute(stmt).scalars())
 
 
-__all__ = ["Database", "DatabaseNotReady", "scalar_list", "select"]
+__all__ = ["Database", "DatabaseNotReady", "among", "scalar_list", "select"]

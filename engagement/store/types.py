@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, the same text SQLAlchemy's DATETIME stores, in one step per value (bulk writes bind many)."""
+        composed = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or composed is None:
+            return composed
+        utc = UTC
+
+        def process(value: Any) -> Any:
+            if type(value) is datetime and value.tzinfo is not None:
+                if value.tzinfo is not utc:
+                    value = value.astimezone(utc)
+                return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            return composed(value)  # None, naive (refused) or anything unusual: the general path
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -33,9 +50,15 @@ JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+SCALARS = frozenset({str, int, float, bool, type(None)})
+STR = frozenset({str})
+
+
 def json_safe(value: Any) -> Any:
     """Return `value` with datetimes and dates turned into ISO strings, for JSON columns."""
     if isinstance(value, dict):
+        if STR.issuperset(map(type, value)) and SCALARS.issuperset(map(type, value.values())):
+            return dict(value)  # flat and plain already (the usual event properties): nothing to convert
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -72,6 +73,18 @@ class ApiProcess:
         ticks = int(fields[11]) + int(fields[12])  # utime, stime
         return ticks / os.sysconf("SC_CLK_TCK")
 
+    def idle_cpu_seconds(self, quiet: float = 1.5, limit: float = 60) -> float:
+        """`cpu_seconds` once the server has used no CPU for `quiet` seconds (longer than the scorer's settling wait)."""
+        deadline = time.monotonic() + limit
+        used = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(quiet)
+            now = self.cpu_seconds()
+            if now == used:
+                break
+            used = now
+        return used
+
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
@@ -104,12 +117,50 @@ def post_all(
             return list(pool.map(lambda request: post(client, request), requests))
 
 
+@dataclass
+class Timed:
+    """One timed load: wall time, the client's and the server's CPU, and the machine's load."""
+
+    seconds: float
+    client_cpu: float
+    server_cpu: float
+    server_cpu_idle: float  # including the background work the requests left (scoring), once it is done
+    load_before: float
+    load_after: float
+
+    def report(self, events: int, what: str) -> str:
+        return (
+            f"ingested {events:,} events in {self.seconds:.2f} s: {events / self.seconds:,.0f} events/s ({what})\n"
+            f"server process CPU: {self.server_cpu:.2f} s during the run ({events / self.server_cpu:,.0f} events "
+            f"per CPU second), {self.server_cpu_idle:.2f} s once idle (scoring included); "
+            f"client CPU {self.client_cpu:.2f} s\n"
+            f"load average (1 min) before/after: {self.load_before:.2f} / {self.load_after:.2f}"
+        )
+
+
+def timed_post_all(
+    api: ApiProcess, path: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int
+) -> tuple[list[dict[str, Any]], Timed]:
+    """`post_all` with the figures the benchmarks report."""
+    load_before = os.getloadavg()[0]
+    server, client = api.cpu_seconds(), time.process_time()
+    started = time.perf_counter()
+    answers = post_all(f"{api.url}{path}", requests, concurrency)
+    seconds = time.perf_counter() - started
+    client = time.process_time() - client
+    during = api.cpu_seconds() - server
+    idle = api.idle_cpu_seconds() - server
+    return answers, Timed(seconds, client, during, idle, load_before, os.getloadavg()[0])
+
+
 def bench_arguments(doc: str | None, *, batch: int, seed: int) -> argparse.Namespace:
     """The options the ingest benchmarks share."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=batch)
-    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="connections posting at once (2 measured slower on SQLite)"
+    )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--seed", type=int, default=seed)
     return parser.parse_args()

@@ -1,0 +1,108 @@
+"""The bulk write fast path writes exactly what SQLAlchemy's own path writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from condition_world import database_urls, drop_database, open_database
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import TypeDecorator, bindparam, select, update
+from sqlalchemy.dialects import sqlite
+
+from engagement.store import schema
+from engagement.store.database import Database
+from engagement.store.types import UTCDateTime, json_safe
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=list(database_urls()))
+def db(request: pytest.FixtureRequest) -> Iterator[Database]:
+    handle = open_database(request.param)
+    try:
+        yield handle
+    finally:
+        drop_database(handle)
+
+
+def processors() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """The fast SQLite processor, and SQLAlchemy's own chain (process_bind_param, then DATETIME's processor)."""
+    dialect = sqlite.dialect()
+    column_type = UTCDateTime().dialect_impl(dialect)
+    fast, general = column_type.bind_processor(dialect), TypeDecorator.bind_processor(column_type, dialect)
+    assert fast is not None and general is not None and fast is not general
+    return fast, general
+
+
+# hypothesis wants naive bounds; a day inside the calendar leaves room for any offset
+NAIVE_MIN = datetime.min.replace(tzinfo=UTC).replace(tzinfo=None) + timedelta(days=1)
+NAIVE_MAX = datetime.max.replace(tzinfo=UTC).replace(tzinfo=None) - timedelta(days=1)
+
+
+@given(
+    st.datetimes(min_value=NAIVE_MIN, max_value=NAIVE_MAX),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_sqlite_datetime_text_is_sqlalchemys(moment: datetime, offset_minutes: int) -> None:
+    fast, general = processors()
+    for value in (
+        moment.replace(tzinfo=UTC),
+        moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes))),
+    ):
+        assert fast(value) == general(value)
+
+
+def test_sqlite_datetime_refuses_naive_and_passes_none() -> None:
+    process, _ = processors()
+    assert process(None) is None
+    with pytest.raises(ValueError, match="naive datetime"):
+        process(T0.replace(tzinfo=None))
+
+
+def test_json_safe_copies_plain_objects_and_converts_nested_dates() -> None:
+    plain = {"report_id": 7, "source": "web", "ratio": 0.5, "ok": True, "none": None}
+    safe = json_safe(plain)
+    assert safe == plain and safe is not plain
+    nested = {"at": T0, "list": [T0.date(), 1], 3: {"deep": T0}}
+    assert json_safe(nested) == {
+        "at": T0.isoformat(),
+        "list": [T0.date().isoformat(), 1],
+        "3": {"deep": T0.isoformat()},
+    }
+
+
+def test_a_statement_shape_reused_with_other_bound_values_writes_the_new_values(db: Database) -> None:
+    """The second UPDATE has the first one's shape (compiled once) but binds a later `updated_at`."""
+    d = schema.deliveries
+    rows = [
+        {
+            "id": f"d{i}",
+            "enrollment_id": i,
+            "journey_id": "j",
+            "step_id": "s",
+            "channel": "email",
+            "recipient": f"c{i}",
+            "due_at": T0,
+            "created_at": T0,
+        }
+        for i in range(4)
+    ]
+    with db.begin() as conn:
+        assert db.insert_ignore(conn, d, rows, None) == 4
+        for n, ids in enumerate((["d0", "d1"], ["d2", "d3"])):
+            stmt = (
+                update(d)
+                .where(d.c.id == bindparam("_id"))
+                .values(status=bindparam("_status"), updated_at=T0 + timedelta(hours=n + 1))
+            )
+            db.executemany(conn, stmt, [{"_id": i, "_status": f"s{n}"} for i in ids])
+        found = {
+            row.id: (row.status, row.updated_at)
+            for row in conn.execute(select(d.c.id, d.c.status, d.c.updated_at))
+        }
+    one, two = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    assert found == {"d0": ("s0", one), "d1": ("s0", one), "d2": ("s1", two), "d3": ("s1", two)}
