@@ -46,7 +46,7 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
     ref: ColumnElement[Any] = literal(None)
     where: list[ColumnElement[bool]] = []
     if trigger.kind == "event":
-        e = schema.events
+        e = schema.events.alias("trigger_event")
         owner = e.c.account_id if journey.audience == "account" else e.c.contact_id
         source = source.join(e, owner == subject)
         where += [
@@ -56,11 +56,12 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
         ]
         occurred, ref = e.c.timestamp, func.min(e.c.pk)
     elif trigger.kind == "milestone":
+        # aliased: a milestone condition in the filter or goal must not correlate with the trigger's join
         if journey.audience == "account":
-            m = schema.account_milestones
+            m = schema.account_milestones.alias("trigger_milestone")
             source = source.join(m, m.c.account_id == subject)
         else:
-            m = schema.milestones
+            m = schema.milestones.alias("trigger_milestone")
             source = source.join(m, m.c.contact_id == subject)
         where += [
             m.c.name == trigger.milestone,

@@ -78,10 +78,15 @@ def run(
     now: datetime,
     *,
     stopping: Callable[[], bool] = dispatch.never,
+    clock: Callable[[], datetime] | None = None,
 ) -> TickReport:
     """Run one tick at `now`. Running it twice at the same instant changes nothing more.
 
     Once `stopping()` is true, dispatch sends no further batch; the rest stays queued for the next tick.
+    `clock` tells the time as the tick goes on, for delivery leases (default: `now` throughout).
+    Several workers may tick at once: each journey's ending and enrolling runs under a database lock
+    named after it, enrollments and deliveries are claimed with SKIP LOCKED, and the unique keys stay
+    the last line of defence.
     """
     started = time.perf_counter()
     report = TickReport(now)
@@ -92,6 +97,7 @@ def run(
         counts = report.journeys.setdefault(journey.id, JourneyCounts())
         ctx = context(settings, journey, now)
         with db.begin() as conn:
+            db.advisory_lock(conn, f"engagement.enroll:{journey.id}")
             counts.converted, counts.exited = advance.end_on_goal_and_exit(conn, journey, ctx)
             if journey.status != "active":
                 continue  # paused: nobody enters, nobody moves; goal and exit still end enrollments
@@ -105,6 +111,8 @@ def run(
             counts.stepped += batch.stepped
             counts.queued += batch.queued
             counts.completed += batch.completed
-    report.dispatched = dispatch.dispatch(db, settings, catalog, renderer, ports, now, stopping=stopping)
+    report.dispatched = dispatch.dispatch(
+        db, settings, catalog, renderer, ports, now, stopping=stopping, clock=clock
+    )
     report.seconds = time.perf_counter() - started
     return report

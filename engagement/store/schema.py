@@ -263,6 +263,16 @@ class ScoreSnapshot(SQLModel, table=True):
     band: str = Field(default="red", max_length=10)
 
 
+class ProviderPause(SQLModel, table=True):
+    """Until when a provider asked us to stop sending (a 429), shared by every worker and restart."""
+
+    __tablename__ = "provider_pause"
+    provider: str = Field(primary_key=True, max_length=20)
+    paused_until: datetime = _ts(nullable=False)
+    reason: str | None = Field(default=None, max_length=1000)
+    updated_at: datetime | None = _ts()
+
+
 def table(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table behind a model, for set-based statements."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
@@ -291,3 +301,4 @@ suppressions = table(Suppression)
 contact_scores = table(ContactScore)
 account_scores = table(AccountScore)
 score_snapshots = table(ScoreSnapshot)
+provider_pauses = table(ProviderPause)
