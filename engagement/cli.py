@@ -303,35 +303,44 @@ SimWall = Annotated[
 SimSpeed = Annotated[
     float, typer.Option("--sim-speed", hidden=True, help="simulated seconds per wall second")
 ]
+SimFile = Annotated[
+    Path | None,
+    typer.Option("--sim-clock-file", hidden=True, help="simulated time: the ISO instant this file holds"),
+]
 
 
-def _engine(sim_start: str | None, sim_wall: str | None, sim_speed: float) -> Engine:
-    """The configured engine, on the system clock or, for drills, a scaled one."""
+def _engine(
+    sim_start: str | None, sim_wall: str | None, sim_speed: float, sim_file: Path | None = None
+) -> Engine:
+    """The configured engine, on the system clock or, for drills, a scaled or a stepped one."""
     import logging
 
-    from engagement.clock import ScaledClock
+    from engagement.clock import Clock, FileClock, ScaledClock
     from engagement.engine import Engine
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per email is noise; errors still show
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # our own line per job says it all
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # "skipped: still running" each second is noise
     current = settings()
-    clock = None
+    clock: Clock | None = None
     if sim_start is not None:
-        wall = now_or(sim_wall)
-        clock = ScaledClock(now_or(sim_start), wall, sim_speed)
+        clock = ScaledClock(now_or(sim_start), now_or(sim_wall), sim_speed)
+    elif sim_file is not None:
+        clock = FileClock(sim_file)
     return Engine(current, database=database(current), clock=clock)
 
 
 @app.command()
-def worker(sim_start: SimStart = None, sim_wall: SimWall = None, sim_speed: SimSpeed = 1.0) -> None:
+def worker(
+    sim_start: SimStart = None, sim_wall: SimWall = None, sim_speed: SimSpeed = 1.0, sim_file: SimFile = None
+) -> None:
     """Run the scheduled jobs (tick, in-doubt sweep, …) until SIGTERM or Ctrl-C (the current batch finishes).
 
     On PostgreSQL, run as many workers as you like on one database; on SQLite, one (a second is refused).
     """
     from engagement import worker as worker_loop
 
-    worker_loop.run(_engine(sim_start, sim_wall, sim_speed))
+    worker_loop.run(_engine(sim_start, sim_wall, sim_speed, sim_file))
 
 
 @app.command()
@@ -341,6 +350,7 @@ def run(
     sim_start: SimStart = None,
     sim_wall: SimWall = None,
     sim_speed: SimSpeed = 1.0,
+    sim_file: SimFile = None,
 ) -> None:
     """Run the service: the scheduled jobs and the HTTP API in one process, until SIGTERM or Ctrl-C."""
     import uvicorn
@@ -348,7 +358,7 @@ def run(
     from engagement import worker as worker_loop
     from engagement.api.app import create_app
 
-    engine = _engine(sim_start, sim_wall, sim_speed)
+    engine = _engine(sim_start, sim_wall, sim_speed, sim_file)
     current = engine.settings
     app_ = create_app(current, database=engine.db, clock=engine.clock)
     server = uvicorn.Server(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 
@@ -55,6 +56,26 @@ class ScaledClock:
     def now(self) -> datetime:
         """Return the simulated time for this wall-clock moment."""
         return self.origin + (datetime.now(UTC) - self.wall_origin) * self.speed
+
+
+class FileClock:
+    """Simulated time that another process moves by rewriting a file holding one ISO instant.
+
+    Several workers reading one file share one stepped clock (multi-worker drills and tests).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def now(self) -> datetime:
+        """Return the instant the file holds now."""
+        return parse_instant(self.path.read_text())
+
+    def set(self, when: datetime) -> None:
+        """Move every reader to `when` (written whole, then renamed, so no reader sees half of it)."""
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(as_utc(when).isoformat())
+        partial.replace(self.path)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -12,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from engagement import holdout
 from engagement.store import schema
 
+BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
+
 en, d = schema.enrollments, schema.deliveries
 
 WELCOME = """

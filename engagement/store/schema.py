@@ -131,9 +131,12 @@ class Enrollment(SQLModel, table=True):
             sqlite_where=text("state = 'active'"),
             postgresql_where=text("state = 'active'"),
         ),
+        # per journey: advancing one journey's due enrollments never walks past another journey's
         Index(
             "ix_enrollment_due",
+            "journey_id",
             "next_action_at",
+            "id",
             sqlite_where=text("state = 'active'"),
             postgresql_where=text("state = 'active'"),
         ),

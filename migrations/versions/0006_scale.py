@@ -1,4 +1,4 @@
-"""Provider pauses (a 429's pause shared by every worker and surviving restarts).
+"""Provider pauses (a 429's pause shared by every worker and surviving restarts); the due index per journey.
 
 Revision ID: 0006_scale
 Revises: 0002
@@ -18,8 +18,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+ACTIVE = sa.text("state = 'active'")
+
+
 def upgrade() -> None:
-    """Create provider_pause."""
+    """Create provider_pause; index due enrollments by journey first."""
     op.create_table(
         "provider_pause",
         sa.Column("provider", sa.String(length=20), nullable=False),
@@ -28,8 +31,17 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("provider", name=op.f("pk_provider_pause")),
     )
+    _due_index(["journey_id", "next_action_at", "id"])
 
 
 def downgrade() -> None:
-    """Drop provider_pause."""
+    """Drop provider_pause; the due index goes back to next_action_at alone."""
+    _due_index(["next_action_at"])
     op.drop_table("provider_pause")
+
+
+def _due_index(columns: list[str]) -> None:
+    op.drop_index("ix_enrollment_due", table_name="enrollment")
+    op.create_index(
+        "ix_enrollment_due", "enrollment", columns, unique=False, sqlite_where=ACTIVE, postgresql_where=ACTIVE
+    )
