@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from backends import postgres_url
 from engine_world import World
 
 from engagement.testing.sendgrid_server import SendgridServer
-
-POSTGRES_ENV = "ENGAGEMENT_TEST_POSTGRES_URL"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -32,10 +30,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     if backend == "sqlite":
         yield World(tmp_path)
         return
-    url = os.environ.get(POSTGRES_ENV, "")
-    if not url:
-        pytest.skip(f"set {POSTGRES_ENV}=postgresql://user:password@host/db to run on PostgreSQL")
-    made = World(tmp_path, url)
+    made = World(tmp_path, postgres_url())
     try:
         yield made
     finally:

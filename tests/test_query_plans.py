@@ -7,13 +7,13 @@ enrollments of one journey (`advance.due`) and the next due deliveries (`dispatc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import drop_everything, url_for
 from sqlalchemy import Connection, event, insert, text
 
 from engagement import advance
@@ -21,7 +21,6 @@ from engagement.delivery import dispatch
 from engagement.store import migrate, schema
 from engagement.store.database import Database
 
-PG_ENV = "ENGAGEMENT_TEST_POSTGRES_URL"
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 ROWS = 20_000
 JOURNEYS = [f"journey-{i}" for i in range(5)]
@@ -29,27 +28,15 @@ JOURNEYS = [f"journey-{i}" for i in range(5)]
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'engagement.db'}"
-    else:
-        url = os.environ.get(PG_ENV, "")
-        if not url:
-            pytest.skip(f"set {PG_ENV}=postgresql://user:password@host/db to run on PostgreSQL")
-    handle = Database(url)
-    _drop(handle)
+    handle = Database(url_for(request.param, tmp_path))
+    drop_everything(handle.engine)
     migrate.upgrade(handle)
     _fill(handle)
     try:
         yield handle
     finally:
-        _drop(handle)
+        drop_everything(handle.engine)
         handle.dispose()
-
-
-def _drop(db: Database) -> None:
-    schema.metadata.drop_all(db.engine)
-    with db.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
 def _fill(db: Database) -> None:

@@ -19,7 +19,6 @@ Slow (about two minutes: some 40,000 emails over HTTP on a shared 2-core machine
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -29,8 +28,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from backends import drop_everything, postgres_url
 from processes import Engagement
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from engagement import config, ingest
 from engagement.clock import FileClock
@@ -40,7 +40,6 @@ from engagement.store import migrate, schema
 from engagement.store.database import Database
 from engagement.testing.sendgrid_server import SendgridProcess
 
-PG_ENV = "ENGAGEMENT_TEST_POSTGRES_URL"
 REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 3, 2, 6, tzinfo=UTC)
 DAYS = 30
@@ -72,24 +71,15 @@ max_lateness = "3d"
 d = schema.deliveries
 
 
-def _drop_everything(engine: Engine) -> None:
-    schema.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-
-
 @pytest.fixture
 def database() -> Iterator[Database]:
-    url = os.environ.get(PG_ENV, "")
-    if not url:
-        pytest.skip(f"set {PG_ENV}=postgresql://user:password@host/db to run the multi-worker test")
-    db = Database(url)
-    _drop_everything(db.engine)
+    db = Database(postgres_url())
+    drop_everything(db.engine)
     migrate.upgrade(db)
     try:
         yield db
     finally:
-        _drop_everything(db.engine)
+        drop_everything(db.engine)
         db.dispose()
 
 
