@@ -371,7 +371,7 @@ def _naive_subject(
         session.flush()
         enrolled += 1
         decision = stepper.decide(
-            journey.program, 0, None, now, lambda c: pure.evaluate(c, facts, ctx),
+            journey.program, 0, None, now, lambda c, ctx=ctx: pure.evaluate(c, facts, ctx),
             holdout=row.holdout, due_since=now,
         )  # fmt: skip
         recipients = [subject_id]
