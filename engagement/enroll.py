@@ -45,6 +45,8 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
     occurred: ColumnElement[Any] | None = None
     ref: ColumnElement[Any] = literal(None)
     where: list[ColumnElement[bool]] = []
+    # The trigger's table is joined under an alias: a condition in the filter or goal on the same table
+    # (a milestone goal on a milestone trigger, say) must not correlate with the trigger's join.
     if trigger.kind == "event":
         e = schema.events.alias("trigger_event")
         owner = e.c.account_id if journey.audience == "account" else e.c.contact_id
@@ -56,7 +58,6 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
         ]
         occurred, ref = e.c.timestamp, func.min(e.c.pk)
     elif trigger.kind == "milestone":
-        # aliased: a milestone condition in the filter or goal must not correlate with the trigger's join
         if journey.audience == "account":
             m = schema.account_milestones.alias("trigger_milestone")
             source = source.join(m, m.c.account_id == subject)

@@ -412,3 +412,51 @@ def test_an_event_in_the_future_enrolls_nobody_until_its_time(world: World) -> N
     world.tick(NOW + timedelta(hours=2))
     assert world.count(en) == 1
     assert recipients(world) == ["c000@example.com"]
+
+
+def test_a_milestone_trigger_with_a_milestone_goal_enrolls_only_who_has_not_reached_the_goal(
+    world: World,
+) -> None:
+    world.journey(
+        """
+        id: connected
+        name: Connected, now build
+        status: active
+        trigger: {milestone: integration_connected}
+        goal: {milestone: first_report_created}
+        steps:
+          - id: tip
+            email: {template: onboarding/welcome, subject: Build a report}
+        """
+    )
+    world.people(2)
+    world.events(
+        {"contact_id": "c000", "name": "integration_connected", "timestamp": NOW},
+        {"contact_id": "c001", "name": "integration_connected", "timestamp": NOW},
+        {"contact_id": "c001", "name": "first_report_created", "timestamp": NOW},
+    )
+    world.tick(NOW)
+    assert [r["subject_id"] for r in world.rows(schema.enrollments)] == ["c000"]
+
+
+def test_an_event_trigger_with_an_event_count_filter_counts_all_of_the_contacts_events(world: World) -> None:
+    world.journey(
+        """
+        id: sharers
+        name: Frequent sharers
+        status: active
+        trigger: {event: report_shared}
+        filter: {event_count: {event: report_shared, within: 7d, gte: 2}}
+        steps:
+          - id: thanks
+            email: {template: onboarding/welcome, subject: Thanks}
+        """
+    )
+    world.people(2)
+    world.events(
+        {"contact_id": "c000", "name": "report_shared", "timestamp": NOW - timedelta(days=2)},
+        {"contact_id": "c000", "name": "report_shared", "timestamp": NOW},
+        {"contact_id": "c001", "name": "report_shared", "timestamp": NOW},
+    )
+    world.tick(NOW)
+    assert [r["subject_id"] for r in world.rows(schema.enrollments)] == ["c000"]
