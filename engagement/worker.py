@@ -14,7 +14,7 @@ from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engagement import jobs
+from engagement import errors, jobs
 from engagement.clock import SystemClock
 from engagement.engine import Engine
 from engagement.store import worker_lock
@@ -26,8 +26,13 @@ class Server(Protocol):
     """What the worker needs of a server run beside it (uvicorn.Server)."""
 
     should_exit: bool
+    started: bool
 
     def run(self) -> None: ...
+
+
+class ServerDidNotStart(errors.EngagementError):
+    """The HTTP API did not start (is the port taken?); see the log above, or pick another --port."""
 
 
 def run(engine: Engine, *, server: Server | None = None, schedule: Sequence[jobs.Job] = jobs.JOBS) -> None:
@@ -58,8 +63,9 @@ def run(engine: Engine, *, server: Server | None = None, schedule: Sequence[jobs
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         serving = threading.Thread(target=server.run, name="api", daemon=True) if server else None
-        if serving:
+        if server and serving:
             serving.start()
+            _wait_started(server, serving)
         log.info(
             "worker started: pid=%d jobs=%s tick_seconds=%s database=%s",
             os.getpid(),
@@ -76,6 +82,14 @@ def run(engine: Engine, *, server: Server | None = None, schedule: Sequence[jobs
             server.should_exit = True
             serving.join(timeout=30)
         log.info("worker stopped: pid=%d", os.getpid())
+
+
+def _wait_started(server: Server, serving: threading.Thread, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not server.started:
+        if not serving.is_alive() or time.monotonic() > deadline:
+            raise ServerDidNotStart()
+        time.sleep(0.02)
 
 
 def _logged(engine: Engine, job: jobs.Job) -> None:

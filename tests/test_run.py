@@ -8,6 +8,7 @@ first run sends what is due, is SIGKILLed, and the next run starts three simulat
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -144,3 +145,13 @@ def test_after_a_three_hour_outage_each_timely_message_goes_once_and_the_stale_o
     assert counts.duplicates == 0 and counts.accepted == len(sent_before) + len(sent_after)
     accepted = {a.delivery_id for a in ledger.accepted()}
     assert accepted == sent_before | set(sent_after)
+
+
+def test_run_exits_with_a_clear_error_when_its_port_is_taken(service: Service, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = Engagement(service.config_path, tmp_path / "run.log", "run", "--port", str(port))
+        assert run.process.wait(timeout=60) == 1
+    assert "The HTTP API did not start (is the port taken?)" in run.text() and "worker started" not in run.text()
