@@ -154,4 +154,6 @@ def test_run_exits_with_a_clear_error_when_its_port_is_taken(service: Service, t
         port = taken.getsockname()[1]
         run = Engagement(service.config_path, tmp_path / "run.log", "run", "--port", str(port))
         assert run.process.wait(timeout=60) == 1
-    assert "The HTTP API did not start (is the port taken?)" in run.text() and "worker started" not in run.text()
+    assert (
+        "The HTTP API did not start (is the port taken?)" in run.text() and "worker started" not in run.text()
+    )
