@@ -9,9 +9,9 @@ event histories (deterministic, seeded), then
   (a query per fact, conditions in Python, enrollments and deliveries added to a session), over an even
   sample of subjects; its time is extrapolated to all subjects and the work is rolled back;
 - "first tick": the real tick at NOW over 10 journeys (all four trigger families): enroll, advance and
-  queue every due message. Dispatch is stopped, so nothing is rendered or sent (sending is measured by
+  queue every due message. With send=False nothing is rendered or sent (sending is measured by
   bench/send_100k.py); the naive loop does not send either;
-- "steady tick": the next tick a minute later, when nothing new is due (dispatch stopped likewise).
+- "steady tick": the next tick a minute later, when nothing new is due (nothing sent either).
 Each tick runs in its own process, so its peak RSS is that tick's alone.
 """
 
@@ -268,17 +268,13 @@ def write_config(folder: Path, url: str) -> Path:
     return path
 
 
-def always() -> bool:
-    return True
-
-
 def tick_once(config_path: str, at: str) -> None:
-    """Child process: one tick at `at` with dispatch stopped; prints seconds, counts, peak RSS as JSON."""
+    """Child process: one tick at `at` with send=False; prints seconds, counts, peak RSS as JSON."""
     engine = Engine(config.load(config_path), email=CountingEmail(), webhooks=RecordingWebhook())
     started = time.perf_counter()
     report = tick.run(
         engine.db, engine.settings, engine.catalog, engine.renderer, engine.ports,
-        datetime.fromisoformat(at), stopping=always,
+        datetime.fromisoformat(at), send=False,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

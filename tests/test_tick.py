@@ -460,3 +460,15 @@ def test_an_event_trigger_with_an_event_count_filter_counts_all_of_the_contacts_
     )
     world.tick(NOW)
     assert [r["subject_id"] for r in world.rows(schema.enrollments)] == ["c000"]
+
+
+def test_a_stopping_engine_advances_no_further_batch_and_the_next_tick_does_the_work(world: World) -> None:
+    welcome(world)
+    world.people(3)
+    for contact in ("c000", "c001", "c002"):
+        world.events({"contact_id": contact, "name": "signed_up", "timestamp": NOW})
+    world.engine.stop()  # SIGTERM arrived before this tick's first batch
+    stopped = world.tick(NOW)
+    assert stopped.total("enrolled") == 0 and world.count(schema.deliveries) == 0
+    welcome(world)  # a fresh engine, as after the restart
+    assert world.tick(NOW).total("queued") == 3
