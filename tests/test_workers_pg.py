@@ -14,7 +14,8 @@ Checked: the server accepted no delivery id twice and accepted exactly the email
 sent; nothing is left `sending`, `in_doubt`, `failed` or `skipped_late`; no due message is left queued;
 every nudge is in the inbox once; and all three workers sent some of it.
 
-Slow (about two minutes: some 40,000 emails over HTTP on a shared 2-core machine): marked `slow`.
+Slow (70 s on a quiet 2-core machine, 3-4 minutes on a shared one: some 34,000 emails over HTTP): marked
+`slow`.
 """
 
 from __future__ import annotations
