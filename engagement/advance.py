@@ -87,11 +87,9 @@ def wake_waiters(conn: Connection, journey: Journey, ctx: EvalContext) -> int:
     return woken
 
 
-def advance_batch(
-    db: Database, conn: Connection, journey: Journey, ctx: EvalContext, limit: int
-) -> Advanced | None:
-    """Step up to `limit` due enrollments; None when nothing was due."""
-    rows = conn.execute(
+def due(journey_id: str, now: datetime, limit: int) -> Any:
+    """The next due enrollments of one journey, oldest first (served by `ix_enrollment_due`)."""
+    return (
         select(
             en.c.id,
             en.c.subject_id,
@@ -101,11 +99,17 @@ def advance_batch(
             en.c.wait_started_at,
             en.c.next_action_at,
         )
-        .where(en.c.journey_id == journey.id, en.c.state == "active", en.c.next_action_at <= ctx.now)
+        .where(en.c.journey_id == journey_id, en.c.state == "active", en.c.next_action_at <= now)
         .order_by(en.c.next_action_at, en.c.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    )
+
+
+def advance_batch(
+    db: Database, conn: Connection, journey: Journey, ctx: EvalContext, limit: int
+) -> Advanced | None:
+    """Step up to `limit` due enrollments; None when nothing was due."""
+    rows = conn.execute(due(journey.id, ctx.now, limit).with_for_update(skip_locked=True)).all()
     if not rows:
         return None
     ids = [r.subject_id for r in rows]

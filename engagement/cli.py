@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from engagement.journeys import catalog as catalogs
 from engagement.journeys import spec
 from engagement.store import schema
 from engagement.store.database import Database, select
+
+if TYPE_CHECKING:
+    from engagement.engine import Engine
 
 app = typer.Typer(
     help="Tech-touch customer success engine: journeys as code.",
@@ -342,18 +345,84 @@ def report(
         err.print(f"wrote {output}")
 
 
-@app.command()
-def worker() -> None:
-    """Run ticks every scheduler.tick_seconds until SIGTERM or Ctrl-C (the current tick finishes)."""
+SimStart = Annotated[
+    str | None,
+    typer.Option(
+        "--sim-start",
+        hidden=True,
+        help="simulated time: the clock reads this ISO instant at --sim-wall (tests and drills)",
+    ),
+]
+SimWall = Annotated[
+    str | None, typer.Option("--sim-wall", hidden=True, help="the wall-clock instant of --sim-start")
+]
+SimSpeed = Annotated[
+    float, typer.Option("--sim-speed", hidden=True, help="simulated seconds per wall second")
+]
+SimFile = Annotated[
+    Path | None,
+    typer.Option("--sim-clock-file", hidden=True, help="simulated time: the ISO instant this file holds"),
+]
+
+
+def _engine(
+    sim_start: str | None, sim_wall: str | None, sim_speed: float, sim_file: Path | None = None
+) -> Engine:
+    """The configured engine, on the system clock or, for drills, a scaled or a stepped one."""
     import logging
 
-    from engagement import worker as worker_loop
+    from engagement.clock import Clock, FileClock, ScaledClock
     from engagement.engine import Engine
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per email is noise; errors still show
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)  # "skipped: still running" each second is noise
     current = settings()
-    worker_loop.run(Engine(current, database=database(current)))
+    clock: Clock | None = None
+    if sim_start is not None:
+        clock = ScaledClock(now_or(sim_start), now_or(sim_wall), sim_speed)
+    elif sim_file is not None:
+        clock = FileClock(sim_file)
+    return Engine(current, database=database(current), clock=clock)
+
+
+@app.command()
+def worker(
+    sim_start: SimStart = None, sim_wall: SimWall = None, sim_speed: SimSpeed = 1.0, sim_file: SimFile = None
+) -> None:
+    """Run the scheduled jobs (tick, in-doubt sweep, …) until SIGTERM or Ctrl-C (the current batch finishes).
+
+    On PostgreSQL, run as many workers as you like on one database; on SQLite, one (a second is refused).
+    """
+    from engagement import worker as worker_loop
+
+    worker_loop.run(_engine(sim_start, sim_wall, sim_speed, sim_file))
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="address to listen on (default server.host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default server.port)")] = None,
+    sim_start: SimStart = None,
+    sim_wall: SimWall = None,
+    sim_speed: SimSpeed = 1.0,
+    sim_file: SimFile = None,
+) -> None:
+    """Run the service: the scheduled jobs and the HTTP API in one process, until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from engagement import worker as worker_loop
+    from engagement.api.app import create_app
+
+    engine = _engine(sim_start, sim_wall, sim_speed, sim_file)
+    current = engine.settings
+    app_ = create_app(current, database=engine.db, clock=engine.clock)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app_, host=host or current.server.host, port=port or current.server.port, log_level="warning"
+        )
+    )
+    worker_loop.run(engine, server=server)
 
 
 @app.command()

@@ -43,14 +43,16 @@ class Engine:
 
     def tick(self, now: datetime | None = None) -> tick.TickReport:
         """Run one tick at `now` (default: the clock's time)."""
+        at = now or self.clock.now()
         return tick.run(
             self.db,
             self.settings,
             self.catalog,
             self.renderer,
             self.ports,
-            now or self.clock.now(),
+            at,
             stopping=self.stopping.is_set,
+            clock=lambda: max(at, self.clock.now()),  # leases follow the clock, never before the tick
         )
 
     def stop(self) -> None:

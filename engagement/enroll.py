@@ -45,10 +45,12 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
     occurred: ColumnElement[Any] | None = None
     ref: ColumnElement[Any] = literal(None)
     where: list[ColumnElement[bool]] = []
+    # The trigger's table is joined under an alias: a condition in the filter or goal on the same table
+    # (a milestone goal on a milestone trigger, say) must not correlate with the trigger's join.
     if journey.audience == "contact":
         where.append(schema.contacts.c.erased_at.is_(None))  # an erased contact enters nothing
     if trigger.kind == "event":
-        e = schema.events
+        e = schema.events.alias("trigger_event")
         owner = e.c.account_id if journey.audience == "account" else e.c.contact_id
         source = source.join(e, owner == subject)
         where += [
@@ -59,10 +61,10 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
         occurred, ref = e.c.timestamp, func.min(e.c.pk)
     elif trigger.kind == "milestone":
         if journey.audience == "account":
-            m = schema.account_milestones
+            m = schema.account_milestones.alias("trigger_milestone")
             source = source.join(m, m.c.account_id == subject)
         else:
-            m = schema.milestones
+            m = schema.milestones.alias("trigger_milestone")
             source = source.join(m, m.c.contact_id == subject)
         where += [
             m.c.name == trigger.milestone,

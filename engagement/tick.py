@@ -78,27 +78,35 @@ def run(
     now: datetime,
     *,
     stopping: Callable[[], bool] = dispatch.never,
+    clock: Callable[[], datetime] | None = None,
+    send: bool = True,
 ) -> TickReport:
     """Run one tick at `now`. Running it twice at the same instant changes nothing more.
 
-    Once `stopping()` is true, dispatch sends no further batch; the rest stays queued for the next tick.
+    Once `stopping()` is true, no further batch is advanced or sent; the rest waits for the next tick.
+    With `send=False` the tick evaluates and queues but sends nothing (benchmarks of the evaluation).
+    `clock` tells the time as the tick goes on, for delivery leases (default: `now` throughout).
+    Several workers may tick at once: each journey's ending and enrolling runs under a database lock
+    named after it, enrollments and deliveries are claimed with SKIP LOCKED, and the unique keys stay
+    the last line of defence.
     """
     started = time.perf_counter()
     report = TickReport(now)
     sync_journeys(db, catalog, now)
     scoring.credit(db, settings, now)  # score conditions see every response and event so far
     for journey in catalog.journeys.values():
-        if journey.status == "draft":
+        if journey.status == "draft" or stopping():
             continue
         counts = report.journeys.setdefault(journey.id, JourneyCounts())
         ctx = context(settings, journey, now)
         with db.begin() as conn:
+            db.advisory_lock(conn, f"engagement.enroll:{journey.id}")
             counts.converted, counts.exited = advance.end_on_goal_and_exit(conn, journey, ctx)
             if journey.status != "active":
                 continue  # paused: nobody enters, nobody moves; goal and exit still end enrollments
             counts.enrolled = enroll.enroll(db, conn, journey, ctx)
             advance.wake_waiters(conn, journey, ctx)
-        while True:
+        while not stopping():
             with db.begin() as conn:
                 batch = advance.advance_batch(db, conn, journey, ctx, settings.limits.batch_size)
             if batch is None:
@@ -106,6 +114,9 @@ def run(
             counts.stepped += batch.stepped
             counts.queued += batch.queued
             counts.completed += batch.completed
-    report.dispatched = dispatch.dispatch(db, settings, catalog, renderer, ports, now, stopping=stopping)
+    if send:
+        report.dispatched = dispatch.dispatch(
+            db, settings, catalog, renderer, ports, now, stopping=stopping, clock=clock
+        )
     report.seconds = time.perf_counter() - started
     return report

@@ -6,15 +6,35 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from backends import postgres_url
 from engine_world import World
 
 from engagement.testing.sendgrid_server import SendgridServer
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules that set `BACKENDS = ("sqlite", "postgresql")` run each `world` test on both backends."""
+    backends = getattr(metafunc.module, "BACKENDS", None)
+    if backends and "world" in metafunc.fixturenames:
+        metafunc.parametrize("world", backends, indirect=True)
+
+
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    """A fresh working folder with config, an empty database and recording providers."""
-    return World(tmp_path)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A fresh working folder with config, an empty database and recording providers.
+
+    SQLite unless the module asks for both backends; then PostgreSQL too, when ENGAGEMENT_TEST_POSTGRES_URL
+    names one (CI sets it), else that variant is skipped.
+    """
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield World(tmp_path)
+        return
+    made = World(tmp_path, postgres_url())
+    try:
+        yield made
+    finally:
+        made.db.dispose()
 
 
 @pytest.fixture(scope="module")

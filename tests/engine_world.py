@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner, Result
 
 from engagement import config, ingest, suppression
@@ -45,18 +45,31 @@ url = "https://hooks.example.com/services/csm-alerts"
 """
 
 
+def empty(db: Database) -> None:
+    """Delete every row of every table (a PostgreSQL database outlives the test that used it)."""
+    names = ", ".join(t.name for t in schema.metadata.sorted_tables)
+    with db.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
 class World:
     """One working folder: config.toml, journeys/, engagement.db, and what the engine sent."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, url: str | None = None) -> None:
+        """`url`: a PostgreSQL database to use (emptied first) instead of a fresh SQLite file."""
         self.root = root
         self.journeys = root / "journeys"
         self.journeys.mkdir()
         self.config_path = root / "config.toml"
-        self.config_path.write_text(CONFIG.format(templates=TEMPLATES))
+        text = CONFIG.format(templates=TEMPLATES)
+        if url:
+            text = text.replace('url = "sqlite:///engagement.db"', f'url = "{url}"')
+        self.config_path.write_text(text)
         self.settings = config.load(self.config_path)
         self.db = Database(self.settings.database_url)
         self.db.create_all()
+        if url:
+            empty(self.db)
         self.email = RecordingEmail()
         self.webhooks = RecordingWebhook()
         self._engine: Engine | None = None

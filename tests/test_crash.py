@@ -5,9 +5,10 @@ moment and restarted, 20 times. Nothing is accepted twice, nothing is lost, and 
 The set-up, all real: a migrated SQLite file with 10,000 contacts and one active journey whose only step
 is an email (the shipped onboarding/welcome template). A tick in this process enrolls everyone and queues
 the 10,000 emails while the email provider is paused (as after a 429), so the test starts from exactly
-10,000 `queued` deliveries and sends nothing itself. Each worker is `engagement --config CFG worker`, a
-process of its own with the real clock and the real SendGrid provider; the server is a process too, so it
-survives every kill and its ledger file counts what it accepted.
+10,000 `queued` deliveries and sends nothing itself. Each run is `engagement --config CFG run` (the
+scheduler and the HTTP API in one process, as in production), a process of its own with the real clock
+and the real SendGrid provider; the server is a process too, so it survives every kill and its ledger
+file counts what it accepted.
 
 The server holds each answer `LATENCY` seconds after accepting the message (a stand-in for the network
 round trip to SendGrid; the provider keeps `email.sendgrid.connections` = 8 requests in flight, so about
@@ -29,9 +30,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -39,7 +37,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from processes import Engagement, free_port
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -92,35 +92,12 @@ class Figures:
     final: dict[str, Any] = field(default_factory=dict)
 
 
-class Worker:
-    """`engagement --config CFG worker` as a child process, logging to a file."""
+class Worker(Engagement):
+    """`engagement --config CFG run` (the scheduler and the API server) as a child process."""
 
     def __init__(self, config_path: Path, log: Path) -> None:
-        script = Path(sys.executable).with_name("engagement")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "engagement.cli"]
-        self.log = log
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [*command, "--config", str(config_path), "worker"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=config_path.parent,
-            )
-
-    def wait_started(self, within: float = 60.0) -> None:
-        deadline = time.monotonic() + within
-        while b"worker started" not in self.log.read_bytes():
-            assert self.process.poll() is None, f"the worker exited early:\n{self.log.read_text()}"
-            assert time.monotonic() < deadline, f"the worker did not start:\n{self.log.read_text()}"
-            time.sleep(0.01)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self, within: float = 60.0) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=within)
+        self.port = free_port()
+        super().__init__(config_path, log, "run", "--port", str(self.port))
 
 
 @dataclass
@@ -263,7 +240,7 @@ def test_a_worker_killed_twenty_times_mid_send_accepts_nothing_twice_and_loses_n
     assert listed.exit_code == 0 and f"in_doubt {len(in_doubt)}, sent {len(sent)}" in listed.output
 
 
-def test_sigterm_finishes_the_batch_in_flight_and_leaves_the_rest_queued(
+def test_sigterm_finishes_the_batch_in_flight_stops_the_api_and_leaves_the_rest_queued(
     setup: Setup, tmp_path: Path
 ) -> None:
     build(setup, 2_000)  # 8 connections at LATENCY per answer: at least 4 s of sending
@@ -271,6 +248,8 @@ def test_sigterm_finishes_the_batch_in_flight_and_leaves_the_rest_queued(
     try:
         worker.wait_started()
         time.sleep(1.0)
+        health = httpx.get(f"http://127.0.0.1:{worker.port}/healthz", timeout=5)
+        assert health.json() == {"status": "ok"}, "the API server does not run beside the scheduler"
         stopped = time.monotonic()
         assert worker.stop() == 0
     finally:

@@ -14,6 +14,8 @@ from sqlalchemy import update
 from engagement.delivery import windows
 from engagement.store import schema
 
+BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
+
 en, d = schema.enrollments, schema.deliveries
 DAY, WEEK, HOUR = timedelta(days=1), timedelta(days=7), timedelta(hours=1)
 

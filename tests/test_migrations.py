@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,38 +15,26 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from backends import drop_everything, url_for
 from sqlalchemy import Engine, insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from engagement import errors
 from engagement.store import database, migrate, schema
 
-PG_ENV = "ENGAGEMENT_TEST_POSTGRES_URL"
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[database.Database]:
     """An empty database on each backend, left empty again afterwards."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'engagement.db'}"
-    else:
-        url = os.environ.get(PG_ENV, "")
-        if not url:
-            pytest.skip(f"set {PG_ENV}=postgresql://user:password@host/db to run on PostgreSQL")
-    handle = database.Database(url)
-    _drop_everything(handle.engine)  # a run that crashed half-way may have left tables behind
+    handle = database.Database(url_for(request.param, tmp_path))
+    drop_everything(handle.engine)  # a run that crashed half-way may have left tables behind
     try:
         yield handle
     finally:
-        _drop_everything(handle.engine)
+        drop_everything(handle.engine)
         handle.dispose()
-
-
-def _drop_everything(engine: Engine) -> None:
-    schema.metadata.drop_all(engine)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
 
 def _differences(db: database.Database) -> list[Any]:
@@ -102,7 +89,7 @@ def test_the_migrated_schema_is_identical_to_create_all(db: database.Database) -
     # so reflect both schemas in full and compare them field by field as well.
     db.create_all()
     expected = _snapshot(db.engine)
-    _drop_everything(db.engine)
+    drop_everything(db.engine)
     migrate.upgrade(db)
     assert _snapshot(db.engine) == expected
     assert set(expected) == set(schema.metadata.tables)

@@ -13,6 +13,7 @@ import pytest
 from engine_world import World
 from report_world import JOURNEY, seed
 
+from engagement import jobs
 from engagement.clock import ManualClock, parse_instant
 from engagement.reports import digest
 from engagement.reports.model import COUNT_FIELDS
@@ -186,3 +187,28 @@ def test_report_digest_sends_now_whatever_the_day(seeded: World) -> None:
     assert "sent the weekly digest to 1 recipient(s)" in result.stdout
     [message] = _outbox(seeded)
     assert str(message["Subject"]).startswith("Engagement digest 2026-W10")
+
+
+def test_the_scheduler_runs_the_digest_daily_and_it_goes_out_once_a_week(seeded: World) -> None:
+    _digest_world(seeded, ["ana@chartwell.example"], weekday="fri")
+    assert {job.id for job in jobs.JOBS} >= {"tick", "in-doubt-sweep", "score-snapshot", "weekly-digest"}
+
+    sent = [
+        jobs.weekly_digest(seeded.engine, parse_instant(f"2026-03-{day:02d}T08:00:00Z"))["sent"]
+        for day in range(4, 12)  # Wednesday 4 March to Wednesday 11 March
+    ]
+
+    assert sent == [0, 0, 1, 0, 0, 0, 0, 0]  # the first run on or after Friday, then nothing until next week
+    assert len(_outbox(seeded)) == 1
+
+
+def test_the_scheduler_snapshots_every_score_once_a_day(seeded: World) -> None:
+    contacts, accounts = seeded.count(schema.contacts), seeded.count(schema.accounts)
+    morning, evening = parse_instant("2026-03-09T00:15:00Z"), parse_instant("2026-03-09T23:00:00Z")
+
+    assert jobs.score_snapshot(seeded.engine, morning) == {"rows": contacts + accounts}
+    assert jobs.score_snapshot(seeded.engine, evening) == {
+        "rows": contacts + accounts
+    }  # replaces the day's rows
+    day = morning.date()
+    assert seeded.count(schema.score_snapshots, schema.score_snapshots.c.day == day) == contacts + accounts

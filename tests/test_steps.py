@@ -18,6 +18,8 @@ from engagement.delivery.http_webhook import HttpWebhook
 from engagement.engine import Engine, load_catalog
 from engagement.store import schema
 
+BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
+
 en, d, nudges = schema.enrollments, schema.deliveries, schema.nudges
 POSTAL = "500 Example Street, Suite 100, Springfield, OR 97477, USA"
 

@@ -12,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from engagement import holdout
 from engagement.store import schema
 
+BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
+
 en, d = schema.enrollments, schema.deliveries
 
 WELCOME = """
@@ -410,3 +412,63 @@ def test_an_event_in_the_future_enrolls_nobody_until_its_time(world: World) -> N
     world.tick(NOW + timedelta(hours=2))
     assert world.count(en) == 1
     assert recipients(world) == ["c000@example.com"]
+
+
+def test_a_milestone_trigger_with_a_milestone_goal_enrolls_only_who_has_not_reached_the_goal(
+    world: World,
+) -> None:
+    world.journey(
+        """
+        id: connected
+        name: Connected, now build
+        status: active
+        trigger: {milestone: integration_connected}
+        goal: {milestone: first_report_created}
+        steps:
+          - id: tip
+            email: {template: onboarding/welcome, subject: Build a report}
+        """
+    )
+    world.people(2)
+    world.events(
+        {"contact_id": "c000", "name": "integration_connected", "timestamp": NOW},
+        {"contact_id": "c001", "name": "integration_connected", "timestamp": NOW},
+        {"contact_id": "c001", "name": "first_report_created", "timestamp": NOW},
+    )
+    world.tick(NOW)
+    assert [r["subject_id"] for r in world.rows(schema.enrollments)] == ["c000"]
+
+
+def test_an_event_trigger_with_an_event_count_filter_counts_all_of_the_contacts_events(world: World) -> None:
+    world.journey(
+        """
+        id: sharers
+        name: Frequent sharers
+        status: active
+        trigger: {event: report_shared}
+        filter: {event_count: {event: report_shared, within: 7d, gte: 2}}
+        steps:
+          - id: thanks
+            email: {template: onboarding/welcome, subject: Thanks}
+        """
+    )
+    world.people(2)
+    world.events(
+        {"contact_id": "c000", "name": "report_shared", "timestamp": NOW - timedelta(days=2)},
+        {"contact_id": "c000", "name": "report_shared", "timestamp": NOW},
+        {"contact_id": "c001", "name": "report_shared", "timestamp": NOW},
+    )
+    world.tick(NOW)
+    assert [r["subject_id"] for r in world.rows(schema.enrollments)] == ["c000"]
+
+
+def test_a_stopping_engine_advances_no_further_batch_and_the_next_tick_does_the_work(world: World) -> None:
+    welcome(world)
+    world.people(3)
+    for contact in ("c000", "c001", "c002"):
+        world.events({"contact_id": contact, "name": "signed_up", "timestamp": NOW})
+    world.engine.stop()  # SIGTERM arrived before this tick's first batch
+    stopped = world.tick(NOW)
+    assert stopped.total("enrolled") == 0 and world.count(schema.deliveries) == 0
+    welcome(world)  # a fresh engine, as after the restart
+    assert world.tick(NOW).total("queued") == 3

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, func, select
 
 from engagement import errors, suppression, templates, unsubscribe
 from engagement.config import Settings
-from engagement.delivery import ledger, policy, senders, windows
+from engagement.delivery import ledger, pause, policy, senders, windows
 from engagement.delivery.message import (
     EmailProvider,
     InDoubt,
@@ -44,6 +44,7 @@ COUNTED = (
     "bounced",
     "deferred",
 )  # emails that reached, or may have
+CLAIM_ORDER = (d.c.due_at, d.c.priority.desc(), d.c.id)
 
 
 @dataclass
@@ -83,21 +84,45 @@ def dispatch(
     now: datetime,
     *,
     stopping: Callable[[], bool] = never,
+    clock: Callable[[], datetime] | None = None,
 ) -> Dispatched:
-    """Send every queued delivery that is due, `limits.in_flight` at a time, until `stopping()`."""
+    """Send every queued delivery that is due, `limits.in_flight` at a time, until `stopping()`.
+
+    Decisions are made at `now`, the tick's instant; leases are stamped and checked with `clock()`, the
+    time at that moment, so a tick that runs longer than the lease never lets another worker's sweep
+    take its live batch for a dead one.
+    """
+    lease_clock = clock or (lambda: now)
     total = Dispatched()
     with db.begin() as conn:
-        total.in_doubt += ledger.sweep(conn, now, settings.limits.sending_lease)
+        total.in_doubt += ledger.sweep(conn, lease_clock(), settings.limits.sending_lease)
     active = [j.id for j in catalog.journeys.values() if j.status == "active"]
     while active and not stopping():
-        emails = ports.email_paused_until is None or ports.email_paused_until <= now
         with db.begin() as conn:
-            judged, batch = _claim(db, conn, settings, catalog, active, now, total, emails=emails)
+            ports.email_paused_until = pause.merged(
+                ports.email_paused_until, pause.until(conn, ports.email.name)
+            )
+            emails = ports.email_paused_until is None or ports.email_paused_until <= now
+            judged, batch = _claim(
+                db, conn, settings, catalog, active, now, total, emails=emails, claimed_at=lease_clock()
+            )
         if not judged:  # a batch with nothing to send (all held or dropped) still moves the queue on
             break
         if batch:
+            paused_before = ports.email_paused_until
             _send(db, settings, catalog, renderer, ports, batch, now, total)
+            if ports.email_paused_until is not None and ports.email_paused_until != paused_before:
+                with db.begin() as conn:  # a 429: every other worker, and the next start, waits too
+                    pause.hold(db, conn, ports.email.name, ports.email_paused_until, lease_clock())
     return total
+
+
+def due(journeys: list[str], now: datetime, limit: int, *, emails: bool = True) -> Any:
+    """The ids of the next due deliveries, in claim order (served by `ix_delivery_claim`)."""
+    where = [d.c.status == "queued", d.c.due_at <= now, d.c.journey_id.in_(journeys)]
+    if not emails:
+        where.append(d.c.channel != "email")
+    return select(d.c.id).where(*where).order_by(*CLAIM_ORDER).limit(limit)
 
 
 def _claim(
@@ -110,6 +135,7 @@ def _claim(
     total: Dispatched,
     *,
     emails: bool,
+    claimed_at: datetime,
 ) -> tuple[int, list[Any]]:
     """Judge up to `limits.in_flight` due deliveries; mark the ones to send `sending`.
 
@@ -117,13 +143,9 @@ def _claim(
     row's new `due_at` is in the future), so claiming again cannot see it twice.
     """
     e, c, a = schema.enrollments, schema.contacts, schema.accounts
-    where = [d.c.status == "queued", d.c.due_at <= now, d.c.journey_id.in_(journeys)]
-    if not emails:
-        where.append(d.c.channel != "email")
-    order = (d.c.due_at, d.c.priority.desc(), d.c.id)
     # Pick the ids on the delivery table alone, then join: a tick queues a whole cohort with one due_at, and
     # ordering it by priority scans the cohort on every claim; joined first, that scan cost 4x as much.
-    due = select(d.c.id).where(*where).order_by(*order).limit(settings.limits.in_flight)
+    ids = due(journeys, now, settings.limits.in_flight, emails=emails)
     rows = conn.execute(
         select(
             d,
@@ -138,8 +160,8 @@ def _claim(
             .outerjoin(c, c.c.id == d.c.contact_id)
             .outerjoin(a, a.c.id == e.c.account_id)
         )
-        .where(d.c.id.in_(due.with_for_update(skip_locked=True)))
-        .order_by(*order)
+        .where(d.c.id.in_(ids.with_for_update(skip_locked=True)))
+        .order_by(*CLAIM_ORDER)
     ).all()
     if not rows:
         return 0, []
@@ -180,7 +202,7 @@ def _claim(
                 "attempts": row.attempts + sending,
             }
         )
-    db.update_by_id(conn, d, verdicts, updated_at=now)
+    db.update_by_id(conn, d, verdicts, updated_at=claimed_at)  # the lease starts now, not at the tick's start
     return len(rows), claimed
 
 
@@ -260,8 +282,8 @@ def _send(
     results: list[dict[str, Any]] = []
     nudges: list[dict[str, Any]] = []
     sends: list[tuple[dict[str, Any], str, Future[str | None]]] = []
-    pause = senders.Pause(ports.email_paused_until)
-    with senders.Senders(ports.email, pause, now) as sending:
+    paused = senders.Pause(ports.email_paused_until)
+    with senders.Senders(ports.email, paused, now) as sending:
         for row in batch:
             journey = catalog.journeys[row.journey_id]
             instr = journey.step(row.step_id)
@@ -280,8 +302,8 @@ def _send(
                 "due_at": row.due_at,
             }
             results.append(outcome)
-            if row.channel == "email" and pause.active(now):
-                _hold(outcome, pause)
+            if row.channel == "email" and paused.active(now):
+                _hold(outcome, paused)
                 continue
             try:
                 if instr is None:
@@ -308,12 +330,12 @@ def _send(
                     )
                 total.sent += 1
             except RateLimited as exc:
-                _rate_limited(outcome, exc, pause.extend(exc, now), total)
+                _rate_limited(outcome, exc, paused.extend(exc, now), total)
             except (SendError, errors.TemplateRenderError) as exc:
                 _failed(outcome, exc, total)
     for outcome, subject, future in sends:
-        _settle(outcome, ports.email.name, subject, future, pause, now, total)
-    ports.email_paused_until = pause.until
+        _settle(outcome, ports.email.name, subject, future, paused, now, total)
+    ports.email_paused_until = paused.until
     with db.begin() as conn:
         if nudges:
             db.insert_ignore(conn, schema.nudges, nudges, ["delivery_id"])
@@ -325,7 +347,7 @@ def _settle(
     provider: str,
     subject: str,
     future: Future[str | None],
-    pause: senders.Pause,
+    paused: senders.Pause,
     now: datetime,
     total: Dispatched,
 ) -> None:
@@ -333,21 +355,21 @@ def _settle(
     try:
         message_id = future.result()
     except RateLimited as exc:
-        _rate_limited(outcome, exc, pause.extend(exc, now), total)
+        _rate_limited(outcome, exc, paused.extend(exc, now), total)
     except (SendError, errors.TemplateRenderError) as exc:
         _failed(outcome, exc, total)
     else:
         if message_id is None:  # its turn came after a 429
-            _hold(outcome, pause)
+            _hold(outcome, paused)
         else:
             outcome.update(provider=provider, provider_message_id=message_id, subject=subject)
             total.sent += 1
 
 
-def _hold(outcome: dict[str, Any], pause: senders.Pause) -> None:
-    assert pause.until is not None
+def _hold(outcome: dict[str, Any], paused: senders.Pause) -> None:
+    assert paused.until is not None
     outcome.update(
-        status="queued", status_reason="held: provider rate limit", sent_at=None, due_at=pause.until
+        status="queued", status_reason="held: provider rate limit", sent_at=None, due_at=paused.until
     )
 
 

@@ -11,7 +11,18 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, bindparam, create_engine, event, inspect, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import ColumnElement, func
@@ -202,6 +213,15 @@ class Database:
     def least(self, a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
         """The smaller of two values (min() on SQLite, LEAST() on PostgreSQL)."""
         return func.min(a, b) if self.dialect == "sqlite" else func.least(a, b)
+
+    def greatest(self, a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The larger of two values (max() on SQLite, GREATEST() on PostgreSQL)."""
+        return func.max(a, b) if self.dialect == "sqlite" else func.greatest(a, b)
+
+    def advisory_lock(self, conn: Connection, name: str) -> None:
+        """Hold a lock named `name` until this transaction ends (PostgreSQL; SQLite has one writer anyway)."""
+        if self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
     def _insert(self, table: Table) -> Any:
         if self.dialect == "sqlite":

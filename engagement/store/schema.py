@@ -132,9 +132,12 @@ class Enrollment(SQLModel, table=True):
             sqlite_where=text("state = 'active'"),
             postgresql_where=text("state = 'active'"),
         ),
+        # per journey: advancing one journey's due enrollments never walks past another journey's
         Index(
             "ix_enrollment_due",
+            "journey_id",
             "next_action_at",
+            "id",
             sqlite_where=text("state = 'active'"),
             postgresql_where=text("state = 'active'"),
         ),
@@ -319,6 +322,16 @@ class DigestSend(SQLModel, table=True):
     sent_at: datetime = _ts(nullable=False)
 
 
+class ProviderPause(SQLModel, table=True):
+    """Until when a provider asked us to stop sending (a 429), shared by every worker and restart."""
+
+    __tablename__ = "provider_pause"
+    provider: str = Field(primary_key=True, max_length=20)
+    paused_until: datetime = _ts(nullable=False)
+    reason: str | None = Field(default=None, max_length=1000)
+    updated_at: datetime | None = _ts()
+
+
 def table(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table behind a model, for set-based statements."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
@@ -351,3 +364,4 @@ score_snapshots = table(ScoreSnapshot)
 score_credits = table(ScoreCredit)
 score_watermarks = table(ScoreWatermark)
 digest_sends = table(DigestSend)
+provider_pauses = table(ProviderPause)
