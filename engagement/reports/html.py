@@ -11,7 +11,7 @@ from engagement.reports import charts
 from engagement.reports.model import JourneyReport, Report
 from engagement.reports.sheets import ALL_STEPS, Cell, Sheet, sheets
 from engagement.reports.stats import METHOD
-from engagement.reports.tables import display
+from engagement.reports.tables import LISTED, display
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;color:#1f2937;margin:0;background:#f9fafb}
@@ -153,7 +153,7 @@ def _engagement(report: Report, found: dict[str, Sheet]) -> str:
         parts.append('<p class="muted">No daily score snapshots in this range yet.</p>')
     red = found["turned_red"]
     parts.append(f"<h3>Moved to red this week ({len(red.rows)})</h3>")
-    parts.append(_table(red.columns, red.rows[:200]) if red.rows else '<p class="muted">Nobody.</p>')
+    parts.append(_table(red.columns, red.rows[:LISTED]) if red.rows else '<p class="muted">Nobody.</p>')
     top = found["top_steps"]
     parts.append(
         "<h3>Top responding steps</h3><p class=muted>clicks (email) and nudge clicks per message sent</p>"

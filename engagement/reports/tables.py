@@ -47,12 +47,18 @@ def funnel_table(sheet: Sheet, journey: str, title: str) -> Table:
     return table
 
 
-def flat_table(sheet: Sheet, title: str, *, skip_zero_rows: bool = False) -> Table:
-    """A sheet as it is: one row per row."""
+LISTED = 200  # people listed by name on a screen or page; the files list everyone
+
+
+def flat_table(sheet: Sheet, title: str, *, skip_zero_rows: bool = False, limit: int | None = None) -> Table:
+    """A sheet as it is: one row per row (the first `limit`, with a caption saying how many more)."""
     table = Table(title=title, title_justify="left")
     for column in sheet.columns:
         table.add_column(column, justify="left" if column in sheet.keys else "right")
-    for row in sheet.rows:
+    rows = sheet.rows if limit is None else sheet.rows[:limit]
+    if len(rows) < len(sheet.rows):
+        table.caption = f"the first {len(rows)} of {len(sheet.rows)}; --format csv or json lists them all"
+    for row in rows:
         metrics = row[len(sheet.keys) :]
         if skip_zero_rows and not any(isinstance(v, int) and v for v in metrics):
             continue
@@ -129,7 +135,7 @@ def render(report: Report) -> RenderableType:
         ("turned_red", "Moved to red this week"),
         ("top_steps", "Top responding steps (clicks and nudge clicks per message sent)"),
     ):
-        parts.append(flat_table(found[name], title))
+        parts.append(flat_table(found[name], title, limit=LISTED if name == "turned_red" else None))
     return Group(*parts)
 
 
