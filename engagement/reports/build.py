@@ -251,10 +251,13 @@ def _lift(treated: list[int], held_out: list[int], min_sample: int) -> Lift:
 
 def _ttv(rows: list[Any]) -> list[TtvCohort]:
     """Weekly signup cohorts (weeks start on Monday) per group."""
-    groups: dict[tuple[date, str], list[float | None]] = defaultdict(list)
-    for row in rows:
-        days = None if row.days is None else max(0.0, float(row.days))
-        groups[(date.fromisoformat(row.week), "holdout" if row.holdout else "treatment")].append(days)
+    found: dict[tuple[str, bool], list[float | None]] = defaultdict(list)
+    for week, holdout, days in rows:  # one row per subject: keep this loop lean
+        found[(week, bool(holdout))].append(None if days is None else max(0.0, float(days)))
+    groups = {
+        (date.fromisoformat(week), "holdout" if holdout else "treatment"): values
+        for (week, holdout), values in found.items()
+    }
     cohorts = []
     for (week, group), values in sorted(groups.items()):
         reached = sorted(v for v in values if v is not None)
