@@ -24,6 +24,8 @@ from test_delivery_sendgrid import JOURNEY
 from engagement import config
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
+from engagement.delivery.message import OutboundEmail
+from engagement.delivery.recording import RecordingEmail
 from engagement.delivery.sendgrid import SendgridEmail
 from engagement.store import schema
 from engagement.testing.sendgrid_server import SendgridServer
@@ -414,3 +416,45 @@ def test_without_a_configured_key_the_webhook_refuses_everything(world: World) -
 
 def _deliveries(h: Hooked) -> dict[str, dict[str, Any]]:
     return {row["contact_id"]: dict(row) for row in h.world.rows(d)}
+
+
+class EventsFirst(RecordingEmail):
+    """Sends, then has SendGrid's `delivered` event reach the webhook before the provider call returns."""
+
+    def __init__(self, url: str, http: httpx.Client) -> None:
+        super().__init__()
+        self.url, self.http = url, http
+
+    def send(self, message: OutboundEmail) -> str:
+        message_id = super().send(message)
+        body = encode(
+            [
+                {
+                    "email": message.to,
+                    "event": "delivered",
+                    "timestamp": 1772445660,
+                    "sg_event_id": f"early-{message.delivery_id}",
+                    "sg_message_id": f"{message_id}.filterdrecv-1",
+                    **message.custom_args,
+                }
+            ]
+        )
+        answer = self.http.post(f"{self.url}/webhooks/sendgrid", content=body, headers=signed(body))
+        assert answer.status_code == 200 and answer.json()["recorded"] == 1, answer.text
+        return message_id
+
+
+def test_an_event_that_arrives_while_the_email_is_still_sending_is_not_undone_by_the_send(
+    world: World,
+) -> None:
+    world.configure(f'[webhooks.sendgrid]\npublic_key = "{public_text(KEY)}"\n')
+    world.journey(JOURNEY)
+    ids = world.people(3)
+    world.events(*({"contact_id": cid, "name": "signed_up", "timestamp": NOW} for cid in ids))
+    app = create_app(world.settings, database=world.db, clock=ManualClock(NOW + timedelta(minutes=1)))
+    with served(app) as url, httpx.Client(timeout=10) as http:
+        assert world.engine_with(EventsFirst(url, http)).tick(NOW).dispatched.sent == 3
+
+    rows = world.rows(d)
+    assert {row["status"] for row in rows} == {"delivered"}  # not moved back to `sent`
+    assert all(row["provider_message_id"] == f"recorded-{row['id']}" and row["sent_at"] for row in rows)

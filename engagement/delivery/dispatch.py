@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, select
 
 from engagement import errors, suppression, templates, unsubscribe
 from engagement.config import Settings
@@ -339,7 +339,14 @@ def _send(
     with db.begin() as conn:
         if nudges:
             db.insert_ignore(conn, schema.nudges, nudges, ["delivery_id"])
-        db.update_by_id(conn, d, results, updated_at=now)
+        # A webhook event may already have moved a row on (SendGrid's `delivered` can beat this commit):
+        # the send's outcome only replaces the states a send leaves behind.
+        db.update_by_id(conn, d, results, updated_at=now, status=_unless_moved_on())
+
+
+def _unless_moved_on() -> ColumnElement[str]:
+    left_by_a_send = or_(d.c.status == "sending", d.c.status == "in_doubt")  # no IN: executemany can't expand it
+    return case((left_by_a_send, bindparam("status")), else_=d.c.status)
 
 
 def _settle(
