@@ -345,7 +345,8 @@ def _send(
 
 
 def _unless_moved_on() -> ColumnElement[str]:
-    left_by_a_send = or_(d.c.status == "sending", d.c.status == "in_doubt")  # no IN: executemany can't expand it
+    # no IN (…): an executemany can't expand it
+    left_by_a_send = or_(d.c.status == "sending", d.c.status == "in_doubt")
     return case((left_by_a_send, bindparam("status")), else_=d.c.status)
 
 
