@@ -28,8 +28,7 @@ class BackgroundScorer:
         self._db, self._settings, self._clock = db, settings, clock
         self._settle = settle
         self._wake = threading.Event()
-        self._stop = threading.Event()  # cuts a settling wait short
-        self._stopping = False
+        self._stop = threading.Event()  # set once: ends the thread, and cuts a settling wait short
         self._start = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -43,7 +42,6 @@ class BackgroundScorer:
 
     def stop(self) -> None:
         """Finish the pass under way, if any, and end the thread."""
-        self._stopping = True
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -52,10 +50,10 @@ class BackgroundScorer:
     def _run(self) -> None:
         while True:
             self._wake.wait()
-            if self._stopping:
+            if self._stop.is_set():
                 return
             self._stop.wait(self._settle)  # pokes arriving meanwhile join this pass
-            if self._stopping:
+            if self._stop.is_set():
                 return  # the next start's first poke, or the next tick, credits what this pass would have
             self._wake.clear()
             try:

@@ -103,6 +103,14 @@ def _keys(names: tuple[str, ...], types: tuple[Any, ...], rows: Sequence[Sequenc
     return _table("keys", tuple(zip(names, types, strict=True)), rows)
 
 
+def _per_day(conn: Connection, k: Subquery, days: Subquery, **counts: Any) -> list[dict[str, Any]]:
+    """One row per (key, day) with the named correlated counts, leaving out days where the first is 0."""
+    first = next(iter(counts))
+    labelled = [count.label(name) for name, count in counts.items()]
+    rows = conn.execute(select(*k.c, days.c.day, *labelled).select_from(k.join(days, true())))
+    return [dict(row._mapping) for row in rows if row._mapping[first]]
+
+
 def deliveries(conn: Connection, period: Period, journeys: Sequence[str] | None) -> list[dict[str, Any]]:
     """Per (journey, step, channel, day): messages sent, and the held / skipped / failed ones.
 
@@ -133,8 +141,7 @@ def deliveries(conn: Connection, period: Period, journeys: Sequence[str] | None)
             )
             .scalar_subquery()
         )
-        rows = conn.execute(select(*k.c, days.c.day, sent.label("sent")).select_from(k.join(days, true())))
-        found += [dict(r._mapping) for r in rows if r.sent]
+        found += _per_day(conn, k, days, sent=sent)
     at = func.coalesce(d.c.updated_at, d.c.created_at)
     day = day_of(conn.dialect.name, at).label("day")
     stmt = (
@@ -208,8 +215,7 @@ def responses(
         )
         .scalar_subquery()
     )
-    rows = conn.execute(select(*k.c, days.c.day, unique.label("n")).select_from(k.join(days, true())))
-    return totals, [dict(row._mapping) for row in rows if row.n]
+    return totals, _per_day(conn, k, days, n=unique)
 
 
 def _distinct_totals(conn: Connection, period: Period, journeys: Sequence[str] | None) -> list[Any]:
@@ -261,12 +267,7 @@ def entries(conn: Connection, period: Period, journeys: Sequence[str] | None) ->
     )
     entered = select(func.count()).where(*same).scalar_subquery()
     converted = select(func.count()).where(*same, e.c.outcome == "converted").scalar_subquery()
-    rows = conn.execute(
-        select(*k.c, days.c.day, entered.label("entered"), converted.label("conversions")).select_from(
-            k.join(days, true())
-        )
-    )
-    return [dict(row._mapping) for row in rows if row.entered]
+    return _per_day(conn, k, days, entered=entered, conversions=converted)
 
 
 def _days_between(dialect: str, later: Any, earlier: Any) -> ColumnElement[Any]:

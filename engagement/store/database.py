@@ -210,10 +210,6 @@ class Database:
         values = {name: bindparam(name) for name in columns} | fixed
         conn.execute(update(table).where(table.c.id == bindparam("_id")).values(values), list(rows))
 
-    def least(self, a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
-        """The smaller of two values (min() on SQLite, LEAST() on PostgreSQL)."""
-        return func.min(a, b) if self.dialect == "sqlite" else func.least(a, b)
-
     def greatest(self, a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
         """The larger of two values (max() on SQLite, GREATEST() on PostgreSQL)."""
         return func.max(a, b) if self.dialect == "sqlite" else func.greatest(a, b)

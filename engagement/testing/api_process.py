@@ -18,6 +18,7 @@ import httpx
 
 from engagement.store import schema
 from engagement.store.database import Database
+from engagement.testing.sendgrid_server import end_process
 
 ENGAGEMENT = Path(sys.executable).parent / "engagement"  # the installed console script
 
@@ -89,12 +90,7 @@ class ApiProcess:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            end_process(self._process)
 
 
 def post_all(

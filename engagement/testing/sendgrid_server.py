@@ -813,6 +813,16 @@ class SendgridServer(_Controls):
         self.app.reset()
 
 
+def end_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM a child process, then SIGKILL it if it has not exited within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class SendgridProcess(_Controls):
     """The server as a separate process recording into `db`; a context manager."""
 
@@ -850,12 +860,7 @@ class SendgridProcess(_Controls):
         """Stop the process (SIGTERM, then SIGKILL after 10 s); its ledger file stays readable."""
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        end_process(self._process)
         if self._process.stdout is not None:
             self._process.stdout.close()
         self._process = None
