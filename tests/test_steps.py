@@ -57,7 +57,8 @@ def test_an_email_step_sends_the_rendered_subject_both_parts_unsubscribe_headers
     assert POSTAL in message.html
     link = message.headers["List-Unsubscribe"]
     assert link.startswith("<http://127.0.0.1:8000/unsubscribe/") and link.endswith(">")
-    token = link.strip("<>").rsplit("/", 1)[1]
+    token, _, delivery = link.strip("<>").rsplit("/", 1)[1].partition("?d=")
+    assert delivery == world.rows(schema.deliveries)[0]["id"]  # the email the link came in
     assert unsubscribe.read_token(token, world.settings.unsubscribe.secret) == "c000"
     assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert link.strip("<>") in message.text

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from engine_world import NOW, World
 
+from engagement import unsubscribe
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
 from engagement.delivery.message import OutboundEmail
@@ -45,6 +46,11 @@ def http() -> Iterator[httpx.Client]:
 
 def sent_to(world: World, contact_id: str) -> OutboundEmail:
     [message] = [m for m in world.email.sent if m.to == f"{contact_id}@example.com"]
+    return message
+
+
+def sent_to_subject(world: World, contact_id: str, subject: str) -> OutboundEmail:
+    [message] = [m for m in world.email.sent if m.to == f"{contact_id}@example.com" and m.subject == subject]
     return message
 
 
@@ -136,7 +142,7 @@ def test_a_tampered_or_foreign_token_is_404_and_writes_nothing(
     world.people(2)
     world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
     world.tick(NOW)
-    url = link(sent_to(world, "c000"))
+    url = link(sent_to(world, "c000")).split("?")[0]
     base, token = url.rsplit("/", 1)
     payload, mac = token.split(".")
     forged = [
@@ -150,6 +156,67 @@ def test_a_tampered_or_foreign_token_is_404_and_writes_nothing(
         assert http.post(bad, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK).status_code == 404
         assert http.get(bad).status_code == 404
     assert unchanged(world)
+
+
+def test_the_unsubscribe_is_the_response_of_the_email_whose_link_was_used_and_lowers_the_score(
+    world: World, api: str, http: httpx.Client
+) -> None:
+    email_journey(world, "welcome", "signed_up")
+    email_journey(world, "follow-up", "logged_in")
+    world.people(2)
+    world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
+    world.tick(NOW)
+    world.events(*({"contact_id": p, "name": "logged_in", "timestamp": NOW} for p in ("c000", "c001")))
+    world.tick(NOW + timedelta(minutes=1))
+    welcome = link(sent_to_subject(world, "c000", "welcome"))
+    [welcome_id] = [r["id"] for r in world.rows(d, d.c.journey_id == "welcome")]
+    assert welcome.endswith(f"?d={welcome_id}")
+
+    for _ in range(2):  # a second click records nothing more
+        assert http.post(welcome, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK).status_code == 200
+
+    [response] = world.rows(schema.responses)
+    assert (response["delivery_id"], response["contact_id"], response["kind"]) == (
+        welcome_id,
+        "c000",
+        "unsubscribe",
+    )
+    assert (response["journey_id"], response["step_id"], response["data"]) == (
+        "welcome",
+        "mail",
+        {"source": "link"},
+    )
+    world.tick(NOW + timedelta(hours=2))  # a tick credits scores first (the app's scorer may not have run)
+    [credit] = world.rows(schema.score_credits, schema.score_credits.c.kind == "unsubscribe")
+    assert (credit["contact_id"], credit["weight"]) == ("c000", world.settings.scoring.weights["unsubscribe"])
+
+
+def test_a_link_naming_another_contacts_email_counts_against_the_contacts_own_latest_email(
+    world: World, api: str, http: httpx.Client
+) -> None:
+    email_journey(world, "welcome", "signed_up")
+    world.people(2)
+    world.events(*({"contact_id": p, "name": "signed_up", "timestamp": NOW} for p in ("c000", "c001")))
+    world.tick(NOW)
+    own = {r["contact_id"]: r["id"] for r in world.rows(d)}
+    forged = link(sent_to(world, "c001")).split("?")[0] + f"?d={own['c000']}"
+
+    assert http.post(forged, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK).status_code == 200
+
+    [response] = world.rows(schema.responses)
+    assert (response["delivery_id"], response["contact_id"]) == (own["c001"], "c001")
+
+
+def test_a_link_for_a_contact_never_emailed_unsubscribes_without_a_response(
+    world: World, api: str, http: httpx.Client
+) -> None:
+    world.people(1)
+    url = unsubscribe.url(api, "c000", world.settings.unsubscribe.secret)
+
+    assert http.post(url, content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK).status_code == 200
+
+    assert world.count(suppressions) == 1
+    assert world.count(schema.responses) == 0
 
 
 def test_healthz_answers_ok(api: str, http: httpx.Client) -> None:

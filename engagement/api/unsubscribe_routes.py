@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse
@@ -36,6 +37,10 @@ def _contact(svc: Services, token: str) -> tuple[str, str | None]:
     return contact_id, email
 
 
+def _query(delivery_id: str | None) -> str:
+    return f"?{urlencode({'d': delivery_id})}" if delivery_id else ""
+
+
 def _page(svc: Services, title: str, body: str) -> HTMLResponse:
     company = svc.settings.company
     return HTMLResponse(
@@ -49,7 +54,7 @@ def _page(svc: Services, title: str, body: str) -> HTMLResponse:
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
-def preferences(token: str, svc: Svc) -> HTMLResponse:
+def preferences(token: str, svc: Svc, d: str | None = None) -> HTMLResponse:
     """Show who is subscribed and a button to unsubscribe (a GET never changes anything)."""
     _, email = _contact(svc, token)
     if email is None:
@@ -62,7 +67,7 @@ def preferences(token: str, svc: Svc) -> HTMLResponse:
     body = (
         f"<h1>Email preferences</h1><p>Emails about {escape(svc.settings.company.name)} go to "
         f"<strong>{escape(email)}</strong>.</p>"
-        f'<form method="post" action="/unsubscribe/{escape(token)}">'
+        f'<form method="post" action="/unsubscribe/{escape(token)}{escape(_query(d))}">'
         '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
         "<button type=submit>Unsubscribe from all emails</button></form>"
     )
@@ -70,8 +75,12 @@ def preferences(token: str, svc: Svc) -> HTMLResponse:
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
-def unsubscribe_now(token: str, svc: Svc) -> HTMLResponse:
-    """Unsubscribe in one request (mail clients POST `List-Unsubscribe=One-Click` here)."""
+def unsubscribe_now(token: str, svc: Svc, d: str | None = None) -> HTMLResponse:
+    """Unsubscribe in one request (mail clients POST `List-Unsubscribe=One-Click` here).
+
+    `d` names the email the link came in; the unsubscribe is recorded as its response, so it shows in
+    reports and lowers the contact's score like a provider's unsubscribe event.
+    """
     contact_id, email = _contact(svc, token)
     now = svc.clock.now()
     with svc.db.begin() as conn:
@@ -82,6 +91,9 @@ def unsubscribe_now(token: str, svc: Svc) -> HTMLResponse:
             .where(schema.contacts.c.id == contact_id, schema.contacts.c.unsubscribed_at.is_(None))
             .values(unsubscribed_at=now)
         )
+        recorded = unsubscribe.record(svc.db, conn, contact_id, d, now)
+    if recorded:
+        svc.responses_arrived()
     return _page(
         svc, "Unsubscribed", "<h1>You are unsubscribed</h1><p>You will get no more emails from us.</p>"
     )

@@ -310,7 +310,7 @@ def _send(
                     raise SendError(
                         f"step {row.step_id!r} is no longer in journey {journey.id!r}", permanent=True
                     )
-                context = _context(settings, journey, row.step_id, contact, account)
+                context = _context(settings, journey, row, contact, account)
                 if instr.kind == "email":
                     assert contact is not None
                     email = _email(settings, renderer, instr, row, contact, context, now)
@@ -412,12 +412,12 @@ def _rows(conn: Connection, table: Any, ids: set[str]) -> dict[str, dict[str, An
 def _context(
     settings: Settings,
     journey: Journey,
-    step_id: str,
+    row: Any,
     contact: dict[str, Any] | None,
     account: dict[str, Any],
 ) -> dict[str, Any]:
     link = (
-        unsubscribe.url(settings.server.public_url, contact["id"], settings.unsubscribe.secret)
+        unsubscribe.url(settings.server.public_url, contact["id"], settings.unsubscribe.secret, row.id)
         if contact
         else ""
     )
@@ -425,7 +425,7 @@ def _context(
         contact=contact,
         account=account,
         journey={"id": journey.id, "name": journey.spec.name},
-        step_id=step_id,
+        step_id=row.step_id,
         company=settings.company.model_dump(),
         unsubscribe_url=link,
     )
