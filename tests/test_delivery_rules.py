@@ -4,14 +4,18 @@ zones and DST, catch-up after downtime, suppression checked at send time, and th
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from engine_world import NOW, World
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 
-from engagement.delivery import windows
+from engagement import tick
+from engagement.delivery import dispatch, windows
 from engagement.store import schema
 
 BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
@@ -478,3 +482,43 @@ def test_a_full_batch_of_messages_that_cannot_go_does_not_hold_up_the_ones_behin
 
     assert report.dispatched.suppressed == 2
     assert [m.to for m in world.email.sent] == ["c002@example.com"]
+
+
+def test_two_workers_judging_one_contacts_emails_at_once_still_keep_the_weekly_cap(world: World) -> None:
+    if world.db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer: two workers never judge at once")
+    world.configure("[limits]\nemails_per_contact_per_week = 1\nin_flight = 1\n")
+    one_email(world, "first", priority=2)
+    one_email(world, "second", priority=1)
+    world.people(1)
+    happened(world, "c000", "signed_up", NOW)
+    engine = world.engine
+    tick.run(world.db, world.settings, engine.catalog, engine.renderer, engine.ports, NOW, send=False)
+    assert world.count(d, d.c.status == "queued") == 2
+
+    def claim(conn: Connection) -> list[Any]:
+        """One worker's claim of its next batch (one delivery: `in_flight = 1`)."""
+        args = (world.settings, engine.catalog, ["first", "second"], NOW, dispatch.Dispatched())
+        return dispatch._claim(world.db, conn, *args, emails=True, claimed_at=NOW)[1]
+
+    other: list[list[Any]] = []
+    with world.db.begin() as conn:
+        [mine] = claim(conn)  # worker A claims "first" and has not committed yet
+        worker_b = threading.Thread(target=lambda: other.append(claim_alone(world, claim)))
+        worker_b.start()
+        worker_b.join(0.5)
+        assert worker_b.is_alive()  # B, holding "second" (SKIP LOCKED), waits for A's turn on c000
+    worker_b.join(10)
+
+    assert mine.journey_id == "first" and other == [[]]  # B saw A's claim and held its email
+    [held] = world.rows(d, d.c.journey_id == "second")
+    assert (held["status"], held["due_at"], held["status_reason"]) == (
+        "queued",
+        NOW + WEEK,
+        "held: weekly email cap reached",
+    )
+
+
+def claim_alone(world: World, claim: Callable[[Connection], list[Any]]) -> list[Any]:
+    with world.db.begin() as conn:
+        return claim(conn)

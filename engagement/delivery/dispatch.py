@@ -167,7 +167,11 @@ def _claim(
         return 0, []
     addresses = [r.contact_email for r in rows if r.channel == "email" and r.contact_email]
     blocked = suppression.suppressed(conn, addresses)
-    recent = _recent_emails(conn, [r.contact_id for r in rows if r.channel == "email" and r.contact_id], now)
+    capped = sorted({r.contact_id for r in rows if r.channel == "email" and r.contact_id})
+    # Workers judging one contact's emails at once would each miss the other's claim and together pass the
+    # weekly cap: they take turns per contact, and each reads the claims committed before its turn.
+    db.advisory_locks(conn, (f"engagement.cap:{contact}" for contact in capped))
+    recent = _recent_emails(conn, capped, now)
     verdicts: list[dict[str, Any]] = []
     claimed: list[Any] = []
     journey_rules = {j: _journey_rules(settings, catalog.journeys[j]) for j in {r.journey_id for r in rows}}

@@ -216,8 +216,13 @@ class Database:
 
     def advisory_lock(self, conn: Connection, name: str) -> None:
         """Hold a lock named `name` until this transaction ends (PostgreSQL; SQLite has one writer anyway)."""
-        if self.dialect == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+        self.advisory_locks(conn, [name])
+
+    def advisory_locks(self, conn: Connection, names: Iterable[str]) -> None:
+        """Hold a lock per name until this transaction ends, taken in one order so no two holders deadlock."""
+        keys = sorted(set(names))
+        if self.dialect == "postgresql" and keys:
+            conn.execute(LOCK_IN_ORDER, {"names": keys})
 
     def _insert(self, table: Table) -> Any:
         if self.dialect == "sqlite":
@@ -225,6 +230,12 @@ class Database:
         if self.dialect == "postgresql":
             return postgresql.insert(table)
         raise errors.EngagementError(f"unsupported database {self.dialect}: use SQLite or PostgreSQL")
+
+
+LOCK_IN_ORDER = text(
+    "SELECT pg_advisory_xact_lock(h) FROM"
+    " (SELECT DISTINCT hashtext(n) AS h FROM unnest(CAST(:names AS text[])) AS n ORDER BY h) AS ordered"
+)
 
 
 def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
