@@ -29,7 +29,7 @@ from engagement.testing.ingest_load import (
     track_calls,
 )
 
-DELIVERIES, CONTACTS, CALLS = 300, 200, 1_200
+DELIVERIES, CONTACTS, CALLS = 200, 100, 800
 # columns whose values come from the clock or a sequence, not from the events
 VOLATILE = {"pk", "created_at", "updated_at", "received_at", "ran_at", "pending_at", "pending_xid"}
 TABLES = (
