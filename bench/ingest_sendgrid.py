@@ -1,6 +1,6 @@
 """100,000 signed SendGrid events ingested through the HTTP API, in batches of 1,000.
 
-Run: .venv/bin/python bench/ingest_sendgrid.py [--events 100000] [--batch 1000] [--concurrency 1]
+Run: .venv/bin/python bench/ingest_sendgrid.py [--events 100000] [--batch 1000] [--concurrency 2] [--workers 2]
      [--database-url postgresql://…]   (default: a fresh SQLite file)
 
 Set-up (not timed): a migrated database with events/4 deliveries `sent` through SendGrid, each with its
@@ -16,105 +16,16 @@ Afterwards the database must hold exactly one response per event and the expecte
 
 from __future__ import annotations
 
-import base64
-import json
-import random
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
-from engagement.store import migrate, schema
+from engagement.store import schema
 from engagement.store.database import Database
 from engagement.testing.api_process import ApiProcess, bench_arguments, empty, timed_post_all
-
-SENT_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-FOURTH = ("open", "bounce", "spamreport", "unsubscribe")
-
-
-def build(url: str, deliveries: int) -> Database:
-    """A migrated database with `deliveries` emails sent through SendGrid."""
-    db = Database(url)
-    empty(db)  # a PostgreSQL database given with --database-url may hold an earlier run
-    migrate.upgrade(db)
-    rows = [
-        {
-            "id": f"dlv-{i:07d}",
-            "enrollment_id": i,
-            "journey_id": "welcome",
-            "step_id": "hello",
-            "channel": "email",
-            "recipient": f"c{i:07d}",
-            "contact_id": f"c{i:07d}",
-            "status": "sent",
-            "provider": "sendgrid",
-            "provider_message_id": f"SGmsg{i:07d}x",
-            "due_at": SENT_AT,
-            "created_at": SENT_AT,
-            "sent_at": SENT_AT,
-        }
-        for i in range(deliveries)
-    ]
-    with db.begin() as conn:
-        for start in range(0, len(rows), 5000):
-            conn.execute(schema.deliveries.insert(), rows[start : start + 5000])
-    return db
-
-
-def events(deliveries: int, seed: int) -> list[dict[str, Any]]:
-    """Four SendGrid events per delivery, shuffled."""
-    rng = random.Random(seed)
-    at = int(SENT_AT.timestamp())
-    found: list[dict[str, Any]] = []
-    for i in range(deliveries):
-        common = {
-            "email": f"c{i:07d}@example.com",
-            "sg_message_id": f"SGmsg{i:07d}x.filterdrecv-5645d9c87f-6r2ch-1-{i:X}-1.0",
-            "smtp-id": f"<SGmsg{i:07d}x@ismtpd0001p1iad1.sendgrid.net>",
-            "category": ["onboarding"],
-            "delivery_id": f"dlv-{i:07d}",
-            "journey_id": "welcome",
-            "step_id": "hello",
-        }
-        kinds = ["delivered", "open", "click", FOURTH[i % 4]]
-        for n, kind in enumerate(kinds):
-            event = {**common, "event": kind, "timestamp": at + 10 + 60 * n, "sg_event_id": f"ev-{i}-{n}"}
-            if kind == "click":
-                event["url"] = "https://app.chartwell.example/reports/new?utm_source=email"
-            if kind in ("open", "click"):
-                event.update(useragent="Mozilla/5.0", ip="203.0.113.7", sg_machine_open=False)
-            if kind == "bounce":
-                event.update(
-                    type="bounce", reason="550 5.1.1 The email account does not exist", status="5.1.1"
-                )
-            found.append(event)
-    rng.shuffle(found)
-    return found
-
-
-def signed_batches(found: list[dict[str, Any]], size: int) -> tuple[str, list[tuple[bytes, dict[str, str]]]]:
-    """The public key (base64 DER) and each batch's body with SendGrid's signature headers."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    timestamp = str(int(time.time()))
-    batches = []
-    for start in range(0, len(found), size):
-        body = json.dumps(found[start : start + size], separators=(",", ":")).encode() + b"\r\n"
-        signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        headers = {
-            "Content-Type": "application/json",
-            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
-        }
-        batches.append((body, headers))
-    return base64.b64encode(public).decode(), batches
+from engagement.testing.ingest_load import sendgrid_database, sendgrid_events, signed_batches
 
 
 def main() -> None:
@@ -125,8 +36,8 @@ def main() -> None:
         folder = Path(tmp)
         url = args.database_url or f"sqlite:///{folder / 'engagement.db'}"
         started = time.perf_counter()
-        db = build(url, deliveries)
-        found = events(deliveries, args.seed)
+        db = sendgrid_database(url, deliveries)
+        found = sendgrid_events(deliveries, args.seed)
         public, batches = signed_batches(found, args.batch)
         size = sum(len(body) for body, _ in batches) / len(batches)
         print(
@@ -135,7 +46,8 @@ def main() -> None:
         )
         config_path = folder / "config.toml"
         config_path.write_text(
-            f'[database]\nurl = "{url}"\n[webhooks.sendgrid]\npublic_key = "{public}"\n'
+            f'[database]\nurl = "{url}"\n[server]\nworkers = {args.workers}\n'
+            f'[webhooks.sendgrid]\npublic_key = "{public}"\n'
             f"max_body_bytes = {8 * 1024 * 1024}\n"
         )
         with ApiProcess(config_path) as api:
@@ -146,7 +58,8 @@ def main() -> None:
         unknown = sum(a["unknown"] for a in answers)
         print(
             timed.report(
-                len(found), f"{args.batch:,} a batch, {args.concurrency} connection(s), {db.dialect}"
+                len(found),
+                f"{args.batch:,} a batch, {args.concurrency} connection(s), {args.workers} server process(es), {db.dialect}",
             )
         )
         print(f"answers: recorded {recorded:,}, duplicates {duplicates:,}, unknown {unknown:,}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -429,6 +430,12 @@ def run(
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (default server.host)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default server.port)")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="server processes sharing the port, 1 to 64 (default server.workers)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (Segment-compatible intake, SendGrid webhook, unsubscribe pages, health) with uvicorn."""
     import uvicorn
@@ -436,8 +443,22 @@ def serve(
     from engagement.api.app import create_app
 
     current = settings()
-    app_ = create_app(current, database=database(current))
-    uvicorn.run(app_, host=host or current.server.host, port=port or current.server.port, log_level="info")
+    host, port = host or current.server.host, port or current.server.port
+    processes = workers or current.server.workers
+    if processes == 1:
+        uvicorn.run(create_app(current, database=database(current)), host=host, port=port, log_level="info")
+        return
+    database(current).dispose()  # fail here, once, if the database is not ready
+    if State.config_path is not None:  # the worker processes load the same file (see api.app.served_app)
+        os.environ[config.CONFIG_ENV] = str(State.config_path.resolve())
+    uvicorn.run(
+        "engagement.api.app:served_app",
+        factory=True,
+        workers=processes,
+        host=host,
+        port=port,
+        log_level="info",
+    )
 
 
 @app.command()

@@ -93,6 +93,9 @@ class Server(Section):
     public_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        1, ge=1, le=64, description="`engagement serve` processes sharing the port (uvicorn workers), 1 to 64"
+    )
 
 
 class Limits(Section):

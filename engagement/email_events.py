@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, select, update
@@ -82,7 +83,8 @@ def record(
             result.unknown += 1
         else:
             mapped.append((event, row))
-    rows = _unrecorded(conn, _responses(mapped))
+    # in key order, so concurrent requests for the same events take their rows' locks in one order (no deadlock)
+    rows = sorted(_unrecorded(conn, _responses(mapped)), key=itemgetter("dedupe_key"))
     result.recorded = db.insert_ignore(conn, schema.responses, rows, None)
     result.new_responses = rows
     result.duplicates = len(mapped) - result.recorded

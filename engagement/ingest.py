@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, case, literal, select, update
@@ -138,6 +139,7 @@ def insert_events(
             seen.add(v["event_id"])
             with_id.append(v)
     without_id = [v for v in values if v["event_id"] is None]
+    with_id.sort(key=itemgetter("event_id"))  # in key order, as the milestones below
     inserted = db.insert_ignore(conn, schema.events, with_id, ["event_id"]) if with_id else 0
     for start in range(0, len(without_id), CHUNK):
         conn.execute(schema.events.insert(), without_id[start : start + CHUNK])
@@ -164,11 +166,12 @@ def record_milestones(db: Database, conn: Connection, events: Sequence[dict[str,
             if akey not in account_firsts or ev["timestamp"] < account_firsts[akey]["reached_at"]:
                 account_firsts[akey] = {"account_id": akey[0], "name": akey[1], "reached_at": ev["timestamp"]}
     m, am = schema.milestones, schema.account_milestones
-    # a milestone moves only to an earlier time; most events come later and leave the row unwritten
+    # a milestone moves only to an earlier time; most events come later and leave the row unwritten.
+    # Rows go in key order, so concurrent requests lock the rows they share in the same order (no deadlock).
     db.upsert(
         conn,
         m,
-        list(firsts.values()),
+        [firsts[key] for key in sorted(firsts)],
         ["contact_id", "name"],
         {"reached_at": lambda ex: ex.reached_at},
         only_if=lambda ex: ex.reached_at < m.c.reached_at,
@@ -176,7 +179,7 @@ def record_milestones(db: Database, conn: Connection, events: Sequence[dict[str,
     db.upsert(
         conn,
         am,
-        list(account_firsts.values()),
+        [account_firsts[key] for key in sorted(account_firsts)],
         ["account_id", "name"],
         {"reached_at": lambda ex: ex.reached_at},
         only_if=lambda ex: ex.reached_at < am.c.reached_at,

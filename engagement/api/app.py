@@ -19,7 +19,7 @@ from engagement.api import (
 from engagement.api.deps import Services
 from engagement.api.scorer import BackgroundScorer
 from engagement.clock import Clock, SystemClock
-from engagement.config import Settings
+from engagement.config import Settings, load
 from engagement.store.database import Database
 
 
@@ -63,3 +63,11 @@ def create_app(
             max_age=600,
         )
     return app
+
+
+def served_app() -> FastAPI:
+    """The app of one `engagement serve --workers N` process: settings from $ENGAGEMENT_CONFIG and the environment."""
+    settings = load()
+    database = Database(settings.database_url)
+    database.check_ready()
+    return create_app(settings, database=database)
