@@ -196,10 +196,14 @@ class Database:
 
     def insert_from_select_returning(
         self, conn: Connection, table: Table, columns: list[str], query: Any, returning: Sequence[str]
-    ) -> list[Any]:
-        """INSERT … SELECT, skipping rows that hit any unique key; return `returning` of the rows inserted."""
+    ) -> Iterator[Any]:
+        """INSERT … SELECT, skipping rows that hit any unique key; yield `returning` of the rows inserted.
+
+        The rows come a partition at a time, so a caller that folds them as they come never holds them all.
+        """
         stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing()
-        return list(conn.execute(stmt.returning(*(table.c[name] for name in returning))).all())
+        for chunk in conn.execute(stmt.returning(*(table.c[name] for name in returning))).partitions(10_000):
+            yield from chunk
 
     def update_by_id(
         self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]], **fixed: Any
