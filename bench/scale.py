@@ -35,8 +35,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from engagement import config, holdout, stepper, tick
-from engagement.advance import delivery_id
 from engagement.conditions import pure
+from engagement.delivery.ids import delivery_id
 from engagement.delivery.recording import CountingEmail, RecordingWebhook
 from engagement.engine import Engine
 from engagement.journeys.catalog import Journey

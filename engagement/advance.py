@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Connection, literal, null, select, update
+from sqlalchemy.sql import ColumnElement, FromClause
 
 from engagement import stepper
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
+from engagement.delivery.ids import DeliveryId
 from engagement.journeys.catalog import Journey
 from engagement.journeys.program import Instr
 from engagement.store import schema
-from engagement.store.database import Database
+from engagement.store.database import Database, among
 
-DELIVERY_NAMESPACE = uuid.UUID("6f1c3c8e-3f57-4c2e-9d1e-2b7f0f5a9c11")
 en = schema.enrollments
 
 
@@ -30,11 +29,6 @@ class Advanced:
     stepped: int = 0
     queued: int = 0
     completed: int = 0
-
-
-def delivery_id(enrollment_id: int, step_id: str, recipient: str) -> str:
-    """The deterministic id of a delivery (carried in provider metadata)."""
-    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{enrollment_id}:{step_id}:{recipient}"))
 
 
 def holding(
@@ -108,64 +102,81 @@ def due(journey_id: str, now: datetime, limit: int) -> Any:
 def advance_batch(
     db: Database, conn: Connection, journey: Journey, ctx: EvalContext, limit: int
 ) -> Advanced | None:
-    """Step up to `limit` due enrollments; None when nothing was due."""
+    """Step up to `limit` due enrollments; None when nothing was due.
+
+    A decision depends only on the step, the wait and due times, what holds for the subject and the
+    holdout flag, so due enrollments are grouped by those, `stepper.decide` runs once per group, and each
+    group is written set-based: one UPDATE for its enrollments and one INSERT … SELECT per message queued.
+    """
     rows = conn.execute(due(journey.id, ctx.now, limit).with_for_update(skip_locked=True)).all()
     if not rows:
         return None
-    ids = [r.subject_id for r in rows]
-    truth = {cond: holding(conn, journey, ids, cond, ctx) for cond in set(journey.conditions())}
-    recipients = _recipients(conn, journey, ids, ctx) if journey.audience == "account" else {}
-    result = Advanced(stepped=len(rows))
-    updates: list[dict[str, Any]] = []
-    deliveries: list[dict[str, Any]] = []
+    conditions = list(set(journey.conditions()))
+    subjects = [r.subject_id for r in rows]
+    truth = [holding(conn, journey, subjects, cond, ctx) for cond in conditions]
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for row in rows:
-        position = journey.position(row.step_id)
+        held = tuple(row.subject_id in t for t in truth)
+        key = (row.step_id, row.wait_started_at, row.next_action_at, row.holdout, held)
+        groups.setdefault(key, []).append(row.id)
+    result = Advanced(stepped=len(rows))
+    for (step_id, wait_started_at, due_since, in_holdout, held), ids in groups.items():
+        position = journey.position(step_id)
         if position is None:
-            updates.append(_ended(row.id, "exited", "step removed from journey", ctx.now))
+            _write(conn, ids, _ended("exited", "step removed from journey", ctx.now))
             continue
         decision = stepper.decide(
             journey.program,
             position,
-            row.wait_started_at,
+            wait_started_at,
             ctx.now,
-            _holds(truth, row.subject_id),
-            holdout=row.holdout,
-            due_since=row.next_action_at,
+            dict(zip(conditions, held, strict=True)).__getitem__,
+            holdout=in_holdout,
+            due_since=due_since,
         )
         for instr, moment in decision.messages:
-            for recipient, contact_id in _targets(journey, instr, row, recipients):
-                deliveries.append(_delivery(journey, instr, row.id, recipient, contact_id, moment, ctx.now))
-        if decision.outcome is not None:
-            updates.append(_ended(row.id, decision.outcome, decision.outcome, ctx.now))
-            result.completed += 1
-        else:
-            updates.append(
-                {
-                    "_id": row.id,
-                    "step_id": decision.step_id,
-                    "next_action_at": decision.next_action_at,
-                    "wait_started_at": decision.wait_started_at,
-                    "state": "active",
-                    "outcome": None,
-                    "end_reason": None,
-                    "ended_at": None,
-                }
+            result.queued += db.insert_from_select(
+                conn, schema.deliveries, DELIVERY_COLUMNS, _deliveries(conn, journey, instr, ids, moment, ctx)
             )
-    if deliveries:
-        result.queued = db.insert_ignore(
-            conn, schema.deliveries, deliveries, ["enrollment_id", "step_id", "recipient"]
-        )
-    db.update_by_id(conn, en, updates)
+        if decision.outcome is not None:
+            _write(conn, ids, _ended(decision.outcome, decision.outcome, ctx.now))
+            result.completed += len(ids)
+        else:
+            parked = {
+                "step_id": decision.step_id,
+                "next_action_at": decision.next_action_at,
+                "wait_started_at": decision.wait_started_at,
+                "state": "active",
+                "outcome": None,
+                "end_reason": None,
+                "ended_at": None,
+            }
+            _write(conn, ids, parked)
     return result
 
 
-def _holds(truth: dict[ast.Condition, set[str]], subject: str) -> Callable[[ast.Condition], bool]:
-    return lambda cond: subject in truth[cond]
+DELIVERY_COLUMNS = [
+    "id",
+    "enrollment_id",
+    "journey_id",
+    "step_id",
+    "channel",
+    "recipient",
+    "contact_id",
+    "status",
+    "priority",
+    "due_at",
+    "created_at",
+    "updated_at",
+]
 
 
-def _ended(enrollment_id: int, outcome: str, reason: str, now: datetime) -> dict[str, Any]:
+def _write(conn: Connection, ids: Sequence[int], values: dict[str, Any]) -> None:
+    conn.execute(update(en).where(among(conn, en.c.id, ids)).values(values))
+
+
+def _ended(outcome: str, reason: str, now: datetime) -> dict[str, Any]:
     return {
-        "_id": enrollment_id,
         "step_id": None,
         "next_action_at": None,
         "wait_started_at": None,
@@ -176,54 +187,39 @@ def _ended(enrollment_id: int, outcome: str, reason: str, now: datetime) -> dict
     }
 
 
-def _recipients(
-    conn: Connection, journey: Journey, account_ids: Sequence[str], ctx: EvalContext
-) -> dict[str, list[str]]:
-    c = schema.contacts.c
-    source, _ = sql.subjects_from("contact")
-    where: list[ColumnElement[bool]] = [c.account_id.in_(list(account_ids)), c.erased_at.is_(None)]
-    if journey.recipients is not None:
-        contact_ctx = EvalContext(ctx.now, "contact", ctx.half_life_days, ctx.green, ctx.yellow)
-        where.append(sql.compile_condition(journey.recipients, contact_ctx))
-    found: dict[str, list[str]] = {}
-    for contact_id, account_id in conn.execute(
-        select(c.id, c.account_id).select_from(source).where(and_(*where)).order_by(c.id)
-    ):
-        found.setdefault(account_id, []).append(contact_id)
-    return found
-
-
-def _targets(
-    journey: Journey, instr: Instr, row: Any, recipients: dict[str, list[str]]
-) -> list[tuple[str, str | None]]:
+def _deliveries(
+    conn: Connection, journey: Journey, instr: Instr, ids: Sequence[int], due: datetime, ctx: EvalContext
+) -> Any:
+    """SELECT of the delivery rows of one message for these enrollments (account ones fan out to recipients)."""
+    source: FromClause = en
+    where: list[ColumnElement[bool]] = [among(conn, en.c.id, ids)]
+    contact: ColumnElement[Any] = en.c.subject_id if journey.audience == "contact" else null()
     if instr.kind == "notify":
-        contact = row.subject_id if journey.audience == "contact" else None
-        return [(f"webhook:{instr.spec.webhook}", contact)]
-    if journey.audience == "contact":
-        return [(row.subject_id, row.subject_id)]
-    return [(cid, cid) for cid in recipients.get(row.subject_id, [])]
-
-
-def _delivery(
-    journey: Journey,
-    instr: Instr,
-    enrollment_id: int,
-    recipient: str,
-    contact_id: str | None,
-    due: datetime,
-    now: datetime,
-) -> dict[str, Any]:
-    return {
-        "id": delivery_id(enrollment_id, instr.step_id, recipient),
-        "enrollment_id": enrollment_id,
-        "journey_id": journey.id,
-        "step_id": instr.step_id,
-        "channel": instr.kind,
-        "recipient": recipient,
-        "contact_id": contact_id,
-        "status": "queued",
-        "priority": journey.spec.priority,
-        "due_at": due,
-        "created_at": now,
-        "updated_at": now,
-    }
+        recipient: ColumnElement[Any] = literal(f"webhook:{instr.spec.webhook}")
+    elif journey.audience == "contact":
+        recipient = en.c.subject_id
+    else:
+        c = schema.contacts.c
+        people, _ = sql.subjects_from("contact")
+        source = en.join(people, c.account_id == en.c.subject_id)
+        where.append(c.erased_at.is_(None))
+        if journey.recipients is not None:
+            contact_ctx = EvalContext(ctx.now, "contact", ctx.half_life_days, ctx.green, ctx.yellow)
+            where.append(sql.compile_condition(journey.recipients, contact_ctx))
+        recipient = contact = c.id
+    at = schema.deliveries.c.due_at.type
+    cols = [
+        DeliveryId(en.c.id, literal(instr.step_id), recipient),
+        en.c.id,
+        literal(journey.id),
+        literal(instr.step_id),
+        literal(instr.kind),
+        recipient,
+        contact,
+        literal("queued"),
+        literal(journey.spec.priority),
+        literal(due, at),
+        literal(ctx.now, at),
+        literal(ctx.now, at),
+    ]
+    return select(*cols).select_from(source).where(*where)

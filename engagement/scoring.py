@@ -19,7 +19,7 @@ we hold the write lock, so its watermark moves at once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,19 +129,21 @@ def credit(db: Database, settings: Settings, now: datetime) -> int:
             _active_days(settings, mark.event_settled, top_event, ref),
             _milestones(settings, mark.event_settled, top_event, ref),
         ]
-        added: list[Any] = []
+        deltas = _Deltas(ref, settings.scoring.half_life_days)
         for query in queries:
             if query is not None:
-                added += db.insert_from_select_returning(
-                    conn,
-                    schema.score_credits,
-                    CREDIT_COLUMNS,
-                    query,
-                    ["contact_id", "account_id", "weight", "at_day"],
+                deltas.add(
+                    db.insert_from_select_returning(
+                        conn,
+                        schema.score_credits,
+                        CREDIT_COLUMNS,
+                        query,
+                        ["contact_id", "account_id", "weight", "at_day"],
+                    )
                 )
-        _apply(db, conn, added, ref, settings.scoring.half_life_days)
+        _apply(db, conn, deltas)
         _advance(db, conn, mark, top_response, top_event, now)
-    return len(added)
+    return deltas.count
 
 
 def _lock(db: Database, conn: Connection, now: datetime) -> _Mark:
@@ -294,20 +296,31 @@ def _milestones(settings: Settings, low: int, high: int, ref: float) -> Any:
     )
 
 
-def _apply(db: Database, conn: Connection, added: Sequence[Any], ref: float, half_life: float) -> None:
-    """Add the new credits, decayed to `ref`, to the contact and account scores."""
-    by_contact: dict[str, float] = defaultdict(float)
-    by_account: dict[str, float] = defaultdict(float)
-    for contact_id, account_id, weight, at_day in added:
-        value = weight * 0.5 ** ((ref - at_day) / half_life)
-        by_contact[contact_id] += value
-        if account_id is not None:
-            by_account[account_id] += value
-    for table, key, deltas in (
-        (schema.contact_scores, "contact_id", by_contact),
-        (schema.account_scores, "account_id", by_account),
+class _Deltas:
+    """New credits, decayed to `ref` and summed per contact and per account as they stream in."""
+
+    def __init__(self, ref: float, half_life: float) -> None:
+        self.ref, self.half_life, self.count = ref, half_life, 0
+        self.by_contact: dict[str, float] = defaultdict(float)
+        self.by_account: dict[str, float] = defaultdict(float)
+
+    def add(self, added: Iterable[Any]) -> None:
+        for contact_id, account_id, weight, at_day in added:
+            value = weight * 0.5 ** ((self.ref - at_day) / self.half_life)
+            self.by_contact[contact_id] += value
+            if account_id is not None:
+                self.by_account[account_id] += value
+            self.count += 1
+
+
+def _apply(db: Database, conn: Connection, deltas: _Deltas) -> None:
+    """Add the new credits to the contact and account scores."""
+    ref, half_life = deltas.ref, deltas.half_life
+    for table, key, by_owner in (
+        (schema.contact_scores, "contact_id", deltas.by_contact),
+        (schema.account_scores, "account_id", deltas.by_account),
     ):
-        rows = [{key: owner, "value": deltas[owner], "as_of_day": ref} for owner in sorted(deltas)]
+        rows = [{key: owner, "value": by_owner[owner], "as_of_day": ref} for owner in sorted(by_owner)]
         db.upsert(conn, table, rows, [key], _rebase(table, half_life))
 
 

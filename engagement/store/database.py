@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import ColumnElement, func
 
 from engagement import errors, holdout
+from engagement.delivery import ids
 from engagement.store import schema
 
 CHUNK = 500
@@ -195,10 +196,14 @@ class Database:
 
     def insert_from_select_returning(
         self, conn: Connection, table: Table, columns: list[str], query: Any, returning: Sequence[str]
-    ) -> list[Any]:
-        """INSERT … SELECT, skipping rows that hit any unique key; return `returning` of the rows inserted."""
+    ) -> Iterator[Any]:
+        """INSERT … SELECT, skipping rows that hit any unique key; yield `returning` of the rows inserted.
+
+        The rows come a partition at a time, so a caller that folds them as they come never holds them all.
+        """
         stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing()
-        return list(conn.execute(stmt.returning(*(table.c[name] for name in returning))).all())
+        for chunk in conn.execute(stmt.returning(*(table.c[name] for name in returning))).partitions(10_000):
+            yield from chunk
 
     def update_by_id(
         self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]], **fixed: Any
@@ -261,13 +266,14 @@ def _sqlite_setup(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     # (with its fsync) on nearly every request took about a third of the ingest time (bench/RESULTS.md)
     dbapi_conn.execute("PRAGMA wal_autocheckpoint=10000")
     holdout.register_sqlite(dbapi_conn)
+    ids.register_sqlite(dbapi_conn)
     try:
         dbapi_conn.execute("SELECT power(2, 1)")
     except sqlite3.OperationalError:  # SQLite built without math functions
         dbapi_conn.create_function("power", 2, math.pow, deterministic=True)
 
 
-def among(conn: Connection, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+def among(conn: Connection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     """`column IN values`. On SQLite the values travel as one JSON parameter read by `json_each`
     (an index lookup per value all the same): SQLAlchemy's handling of one parameter per value
     costs more than the lookups themselves."""

@@ -1,0 +1,241 @@
+"""Grouped, set-based advancing gives exactly what stepping each due enrollment on its own gives.
+
+Random journeys (messages of every kind, waits, wait_until with and without timeout, branches, guards,
+both audiences) and random enrollments (step, wait start, due time, holdout, removed steps, not yet due)
+are advanced by `advance.advance_batch` in small batches; the expected rows come from `stepper.decide`
+called once per enrollment, the delivery ids from `delivery_id` in Python, the recipients read in Python.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+from engine_world import NOW, World
+from sqlalchemy import select
+
+from engagement import advance, stepper, tick
+from engagement.delivery.ids import DeliveryId, delivery_id
+from engagement.engine import load_catalog
+from engagement.journeys.catalog import Journey
+from engagement.store import schema
+
+BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
+
+en, d = schema.enrollments, schema.deliveries
+CONTACT_CONDITIONS = [
+    {"contact.role": "admin"},
+    {"account.plan": "pro"},
+    {"not": {"contact.role": "viewer"}},
+]
+ACCOUNT_CONDITIONS = [
+    {"account.plan": "pro"},
+    {"account.plan": {"in": ["pro", "business"]}},
+    {"not": {"account.plan": "free"}},
+]
+TIMES = [
+    NOW - timedelta(days=10),
+    NOW - timedelta(days=3),
+    NOW - timedelta(hours=1),
+    NOW,
+    NOW + timedelta(hours=1),
+]
+
+
+class Steps:
+    """Random step lists with unique ids."""
+
+    def __init__(self, rng: random.Random, conditions: list[dict[str, Any]]) -> None:
+        self.rng, self.conditions, self.count = rng, conditions, 0
+
+    def make(self, depth: int = 0) -> list[dict[str, Any]]:
+        kinds = ["email", "in_app", "notify", "wait", "wait_until"] + (["branch"] if depth < 2 else [])
+        return [self.one(self.rng.choice(kinds), depth) for _ in range(self.rng.randint(1, 4))]
+
+    def one(self, kind: str, depth: int) -> dict[str, Any]:
+        rng = self.rng
+        self.count += 1
+        step: dict[str, Any] = {"id": f"s{self.count}"}
+        if rng.random() < 0.3:
+            step["if"] = rng.choice(self.conditions)
+        if kind == "email":
+            step["email"] = {"template": "onboarding/welcome", "subject": "Hi"}
+        elif kind == "in_app":
+            step["in_app"] = {"title": "Hi", "body": "There"}
+        elif kind == "notify":
+            step["notify"] = {"webhook": "csm-alerts", "text": "Look"}
+        elif kind == "wait":
+            step["wait"] = rng.choice(["1h", "2d", "5d"])
+        elif kind == "wait_until":
+            step["wait_until"] = rng.choice(self.conditions)
+            if rng.random() < 0.6:
+                step["timeout"] = rng.choice(["2h", "2d", "7d"])
+        else:
+            step["branch"] = {"if": rng.choice(self.conditions), "then": self.make(depth + 1)}
+            if rng.random() < 0.7:
+                step["branch"]["else"] = self.make(depth + 1)
+        return step
+
+
+def random_journey(world: World, rng: random.Random, audience: str) -> Journey:
+    conditions = ACCOUNT_CONDITIONS if audience == "account" else CONTACT_CONDITIONS
+    body: dict[str, Any] = {
+        "id": "random",
+        "name": "Random",
+        "status": "active",
+        "audience": audience,
+        "trigger": {"event": "never_sent"},
+        "priority": rng.randint(0, 5),
+        "steps": Steps(rng, conditions).make(),
+    }
+    if audience == "account":
+        body["recipients"] = {"contact.role": "admin"}
+    world.journey(yaml.safe_dump(body, sort_keys=False))
+    return load_catalog(world.settings).get("random")
+
+
+def populate(world: World, rng: random.Random, journey: Journey) -> None:
+    """Accounts with contacts of random roles and plans, and one random enrollment per subject."""
+    for a in range(12):
+        account = f"a{a:02d}"
+        world.accounts({"id": account, "name": account, "plan": rng.choice(["free", "pro", "business"])})
+        world.contacts(
+            *(
+                {"id": f"{account}c{i}", "account_id": account, "email": f"{account}c{i}@example.com",
+                 "role": rng.choice(["admin", "member", "viewer"])}
+                for i in range(4)
+            )
+        )  # fmt: skip
+    if journey.audience == "account":
+        subjects = [(f"a{a:02d}", f"a{a:02d}") for a in range(12)]
+    else:
+        subjects = [(f"a{a:02d}c{i}", f"a{a:02d}") for a in range(12) for i in range(4)]
+    step_ids = [i.step_id for i in journey.program] + ["gone", None]
+    rows = [
+        {
+            "journey_id": journey.id,
+            "audience": journey.audience,
+            "subject_id": subject,
+            "account_id": account,
+            "holdout": rng.random() < 0.2,
+            "state": "active",
+            "step_id": rng.choice(step_ids),
+            "wait_started_at": rng.choice([None, *TIMES[:3]]),
+            "next_action_at": rng.choice([None, *TIMES]),
+            "entered_at": NOW - timedelta(days=20),
+        }
+        for subject, account in subjects
+    ]
+    with world.db.begin() as conn:
+        conn.execute(en.insert(), rows)
+        erased = rng.choice(subjects)[0]  # an erased recipient gets nothing from an account journey
+        conn.execute(schema.contacts.update().where(schema.contacts.c.id == erased).values(erased_at=NOW))
+
+
+def expected(
+    world: World, journey: Journey, now: datetime
+) -> tuple[dict[int, tuple[Any, ...]], set[tuple[Any, ...]], int]:
+    """Each enrollment's row after advancing, the deliveries queued and how many were due, one at a time."""
+    ctx = tick.context(world.settings, journey, now)
+    with world.db.begin() as conn:
+        rows = conn.execute(select(en)).all()
+        contacts = conn.execute(select(schema.contacts)).all()
+        due = [
+            r
+            for r in rows
+            if r.state == "active" and r.next_action_at is not None and r.next_action_at <= now
+        ]
+        truth = {
+            cond: advance.holding(conn, journey, [r.subject_id for r in due], cond, ctx)
+            for cond in set(journey.conditions())
+        }
+    states = {
+        r.id: (r.step_id, r.next_action_at, r.wait_started_at, r.state, r.outcome, r.end_reason, r.ended_at)
+        for r in rows
+    }
+    deliveries: set[tuple[Any, ...]] = set()
+    for row in due:
+        position = journey.position(row.step_id)
+        if position is None:
+            states[row.id] = (None, None, None, "ended", "exited", "step removed from journey", now)
+            continue
+        decision = stepper.decide(
+            journey.program, position, row.wait_started_at, now,
+            lambda cond, s=row.subject_id: s in truth[cond], holdout=row.holdout, due_since=row.next_action_at,
+        )  # fmt: skip
+        for instr, moment in decision.messages:
+            contact = row.subject_id if journey.audience == "contact" else None
+            if instr.kind == "notify":
+                targets = [(f"webhook:{instr.spec.webhook}", contact)]
+            elif journey.audience == "contact":
+                targets = [(row.subject_id, row.subject_id)]
+            else:
+                targets = [
+                    (c.id, c.id) for c in contacts
+                    if c.account_id == row.subject_id and c.role == "admin" and c.erased_at is None
+                ]  # fmt: skip
+            for recipient, contact_id in targets:
+                deliveries.add((
+                    delivery_id(row.id, instr.step_id, recipient), row.id, journey.id, instr.step_id, instr.kind,
+                    recipient, contact_id, "queued", journey.spec.priority, moment, now, now,
+                ))  # fmt: skip
+        if decision.outcome is not None:
+            states[row.id] = (None, None, None, "ended", decision.outcome, decision.outcome, now)
+        else:
+            states[row.id] = (
+                decision.step_id,
+                decision.next_action_at,
+                decision.wait_started_at,
+                "active",
+                None,
+                None,
+                None,
+            )
+    return states, deliveries, len(due)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_grouped_advancing_matches_stepping_each_enrollment(world: World, seed: int) -> None:
+    rng = random.Random(seed)
+    journey = random_journey(world, rng, "account" if seed % 3 == 2 else "contact")
+    populate(world, rng, journey)
+    want_states, want_deliveries, due = expected(world, journey, NOW)
+    ctx = tick.context(world.settings, journey, NOW)
+    stepped = queued = 0
+    while True:
+        with world.db.begin() as conn:
+            batch = advance.advance_batch(world.db, conn, journey, ctx, rng.randint(3, 20))
+        if batch is None:
+            break
+        stepped, queued = stepped + batch.stepped, queued + batch.queued
+    with world.db.begin() as conn:
+        got_states = {
+            r.id: (
+                r.step_id,
+                r.next_action_at,
+                r.wait_started_at,
+                r.state,
+                r.outcome,
+                r.end_reason,
+                r.ended_at,
+            )
+            for r in conn.execute(select(en))
+        }
+        columns = [d.c[name] for name in advance.DELIVERY_COLUMNS]
+        got_deliveries = {tuple(r) for r in conn.execute(select(*columns))}
+    assert got_states == want_states
+    assert got_deliveries == want_deliveries
+    assert queued == len(want_deliveries)
+    assert stepped == due
+
+
+def test_sql_delivery_ids_equal_the_python_ones(world: World) -> None:
+    cases = [(1, "welcome", "c000"), (2**40 + 7, "s1", "webhook:csm-alerts"), (123456, "é-step", "a@b")]
+    with world.db.begin() as conn:
+        for enrollment_id, step_id, recipient in cases:
+            found = conn.execute(select(DeliveryId(enrollment_id, step_id, recipient))).scalar_one()
+            assert found == delivery_id(enrollment_id, step_id, recipient)
+            assert len(found) == 36
