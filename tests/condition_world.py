@@ -91,8 +91,10 @@ def account_score(account_id: str, value: float, as_of: datetime) -> Row:
 
 
 def open_database(url: str) -> Database:
-    """A database with every table created."""
+    """A database with every table created, empty (a PostgreSQL database may hold an earlier test's rows)."""
     db = Database(url)
+    if db.dialect == "postgresql":
+        schema.metadata.drop_all(db.engine)
     db.create_all()
     return db
 
