@@ -30,13 +30,17 @@ COLUMNS = [
 ]
 
 
-def enroll(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> int:
-    """Enroll every subject the trigger, filter and re-entry rules admit; return how many."""
-    query = candidates(journey, ctx)
+def enroll(db: Database, conn: Connection, journey: Journey, ctx: EvalContext, among: Any = None) -> int:
+    """Enroll every subject the trigger, filter and re-entry rules admit; return how many.
+
+    `among` (a SELECT of subject ids, see incremental.py) limits a condition trigger's evaluation to
+    the subjects whose answer may have changed since the journey's last evaluation.
+    """
+    query = candidates(journey, ctx, among)
     return db.insert_from_select(conn, schema.enrollments, COLUMNS, query)
 
 
-def candidates(journey: Journey, ctx: EvalContext) -> Any:
+def candidates(journey: Journey, ctx: EvalContext, among: Any = None) -> Any:
     """SELECT of the enrollment rows to insert (one per admitted subject)."""
     source, subject = sql.subjects_from(journey.audience)
     account_col = schema.accounts.c.id
@@ -74,6 +78,8 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
         occurred = m.c.reached_at
     elif journey.trigger is not None:
         where.append(sql.compile_condition(journey.trigger, ctx))
+        if among is not None:  # event and milestone triggers read an indexed window: cheap already
+            where.insert(0, subject.in_(among))
     for cond in (journey.filter,):
         if cond is not None:
             where.append(sql.compile_condition(cond, ctx))
