@@ -35,7 +35,8 @@ from engagement.store import schema
 from engagement.store.database import Database
 
 VERSION = "1"  # bump when what an evaluation admits changes for the same journey file
-PRUNE = 100_000  # at most this many consumed log rows are deleted per tick
+MARGIN = 1e-9  # relative: far above float rounding, far below any real score difference
+PRUNE = 25_000  # at most this many consumed log rows are deleted per tick
 XMIN = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 log = schema.subject_changes
 wm = schema.journey_watermarks
@@ -232,14 +233,19 @@ def _crossing(
     s = schema.account_scores if scope == "account" else schema.contact_scores
     owner = s.c.account_id if scope == "account" else s.c.contact_id
 
-    def decayed(ctx: EvalContext) -> ColumnElement[Any]:  # the same expression as sql.score_expr
-        factor = func.power(
-            literal(0.5, Float), (literal(ctx.now_day, Float) - s.c.as_of_day) / ctx.half_life_days
-        )
-        return s.c.value * factor
-
-    d0, d1 = decayed(t0), decayed(t1)
-    crossed = or_(*(or_(and_(d0 >= n, d1 <= n), and_(d0 <= n, d1 >= n)) for n in thresholds))
+    # the score decays by the same factor k from t0 to t1 for every row, so it passes n between them
+    # iff its value at t0 lies between n and n / k; widened by a relative margin for rounding (a superset)
+    factor = func.power(literal(0.5, Float), (literal(t0.now_day, Float) - s.c.as_of_day) / t0.half_life_days)
+    at_t0 = s.c.value * factor
+    k = 0.5 ** ((t1.now_day - t0.now_day) / t1.half_life_days)
+    if k < 1e-6:  # some twenty half-lives in one jump: simpler to evaluate everyone
+        raise Unbounded
+    ranges = []
+    for n in thresholds:
+        low, high = sorted((n, n / k))
+        slack = MARGIN * max(abs(low), abs(high)) + MARGIN
+        ranges.append(at_t0.between(low - slack, high + slack))
+    crossed = or_(*ranges)
     ids = select(owner).where(crossed)
     if scope == "account" and audience == "contact":
         c = schema.contacts

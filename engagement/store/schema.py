@@ -341,12 +341,21 @@ class SubjectChange(SQLModel, table=True):
     """
 
     __tablename__ = "subject_change"
-    __table_args__ = {"sqlite_autoincrement": True}  # a seq is never handed out twice
+    __table_args__ = (
+        # only PostgreSQL fills txid: on SQLite the index stays empty instead of costing every write
+        Index(
+            "ix_subject_change_txid",
+            "txid",
+            sqlite_where=text("txid IS NOT NULL"),
+            postgresql_where=text("txid IS NOT NULL"),
+        ),
+        {"sqlite_autoincrement": True},  # a seq is never handed out twice
+    )
     seq: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
     contact_id: str | None = Field(default=None, max_length=200)
     account_id: str | None = Field(default=None, max_length=200)
     journey_id: str | None = Field(default=None, max_length=100)  # set for an enrollment's end
-    txid: int | None = Field(default=None, sa_column=Column(BigId, nullable=True, index=True))
+    txid: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
 
 
 class JourneyWatermark(SQLModel, table=True):
