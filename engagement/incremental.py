@@ -36,7 +36,7 @@ from engagement.store.database import Database
 
 VERSION = "1"  # bump when what an evaluation admits changes for the same journey file
 MARGIN = 1e-9  # relative: far above float rounding, far below any real score difference
-PRUNE = 25_000  # at most this many consumed log rows are deleted per tick
+PRUNE = 20_000  # at most this many consumed log rows are deleted per tick
 XMIN = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 log = schema.subject_changes
 wm = schema.journey_watermarks
