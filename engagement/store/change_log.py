@@ -4,7 +4,8 @@ Every write to a table a condition reads (contacts, accounts, events, milestones
 enrollment that ends (or is deleted) adds a row to `subject_change`: the contact and/or account it
 concerns. Triggers, not calls in each writer, so no writer (bulk ingest, import, API, scoring, erasure,
 the simulator, a hand-written SQL fix) can forget. On PostgreSQL the triggers are per statement and
-read the statement's transition tables (one INSERT … SELECT per statement, not one per row), and each
+read the statement's transition tables (one INSERT … SELECT per statement, not one per row; an
+enrollment's end is a row trigger, see below), and each
 row carries the writing transaction's id, which is what readers order by (see `incremental.py`).
 """
 
@@ -83,11 +84,19 @@ def postgresql_statements() -> list[str]:
             elif op == "delete":
                 rows, referencing = f"SELECT {pair} FROM old_rows r", "OLD TABLE AS old_rows"
             elif table == "enrollment":
-                rows = (
-                    f"SELECT {pair} FROM new_rows r JOIN old_rows o ON o.id = r.id"
-                    " WHERE o.state IS DISTINCT FROM r.state"
-                )
-                referencing = "OLD TABLE AS old_rows NEW TABLE AS new_rows"
+                # row level, filtered by WHEN: enrollments are updated one statement a row (executemany),
+                # and a statement trigger would build transition tables for every one of them
+                name = _name(table, op)
+                row = f"SELECT {pair.replace('r.', 'NEW.')}"
+                statements += [
+                    f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
+                    f"SELECT s.contact_id, s.account_id, s.journey_id, {xid} FROM ({row}) s; RETURN NULL; END $$",
+                    f"DROP TRIGGER IF EXISTS {name} ON {table}",
+                    f"CREATE TRIGGER {name} AFTER UPDATE ON {table} FOR EACH ROW "
+                    f"WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION {name}()",
+                ]
+                continue
             else:
                 rows = f"SELECT {pair} FROM new_rows r UNION SELECT {pair} FROM old_rows r"
                 referencing = "OLD TABLE AS old_rows NEW TABLE AS new_rows"
