@@ -79,7 +79,7 @@ def child(*args: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=100_000)
-    parser.add_argument("--folder", type=Path, required=True)
+    parser.add_argument("--folder", type=Path)
     parser.add_argument("--postgres-url", default="")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=1.0)
@@ -88,6 +88,8 @@ def main() -> None:
     if args.child:
         timed_tick(args.child[0], float(args.child[1]))
         return
+    if args.folder is None:
+        parser.error("--folder is required")
     folder: Path = args.folder
     folder.mkdir(parents=True, exist_ok=True)
     kept = folder / "after-first-tick.db"
