@@ -76,6 +76,14 @@ def child(*args: str) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def _copy(source: Path, target: Path) -> None:
+    """Copy a closed SQLite database with its WAL (if one was left), replacing the target's."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+        if Path(f"{source}{suffix}").exists():
+            shutil.copy(f"{source}{suffix}", f"{target}{suffix}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=100_000)
@@ -109,15 +117,13 @@ def main() -> None:
         first = scale.child("--tick", cfg, scale.NOW.isoformat())
         print(f"first tick: {json.dumps(first)}", flush=True)
         if not args.postgres_url:
-            shutil.copy(folder / "bench.db", kept)
+            _copy(folder / "bench.db", kept)
     for i in range(args.repeat):
         minutes = args.minutes
         if args.postgres_url:
             minutes *= i + 1  # no copy to go back to: each repeat is the next steady tick
         else:
-            shutil.copy(kept, folder / "bench.db")
-            for suffix in ("-wal", "-shm"):
-                Path(f"{folder / 'bench.db'}{suffix}").unlink(missing_ok=True)
+            _copy(kept, folder / "bench.db")
         result = child("--child", cfg, str(minutes))
         load = os.getloadavg()[0]
         print(f"steady tick: {json.dumps(result)} load1={load:.2f}", flush=True)
