@@ -16,7 +16,7 @@ from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
 from engagement.journeys.catalog import Journey
 from engagement.journeys.program import Instr
-from engagement.store import schema
+from engagement.store import database, schema
 from engagement.store.database import Database
 
 DELIVERY_NAMESPACE = uuid.UUID("6f1c3c8e-3f57-4c2e-9d1e-2b7f0f5a9c11")
@@ -47,7 +47,7 @@ def holding(
 
 
 def end_on_goal_and_exit(
-    conn: Connection, journey: Journey, ctx: EvalContext, among: Any = None
+    conn: Connection, journey: Journey, ctx: EvalContext, among: Sequence[str] | None = None
 ) -> tuple[int, int]:
     """Set-based: active enrollments whose subject reached the goal convert; exit ends the rest.
 
@@ -61,7 +61,7 @@ def end_on_goal_and_exit(
             continue
         where = [en.c.journey_id == journey.id, en.c.state == "active", _subject_holds(journey, cond, ctx)]
         if among is not None:
-            where.insert(2, en.c.subject_id.in_(among))
+            where.insert(2, database.among(conn, en.c.subject_id, among))
         result = conn.execute(
             update(en)
             .where(*where)

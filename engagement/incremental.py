@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Float, and_, delete, func, literal, or_, select, text, union
+from sqlalchemy import Connection, Float, and_, delete, exists, func, literal, or_, select, text, union
 from sqlalchemy.sql import ColumnElement, Select
 
 from engagement.conditions import ast
@@ -36,6 +36,7 @@ from engagement.store.database import Database
 
 VERSION = "1"  # bump when what an evaluation admits changes for the same journey file
 MARGIN = 1e-9  # relative: far above float rounding, far below any real score difference
+MOST = 200_000  # more subjects to re-evaluate than this: evaluate everyone (one pass)
 PRUNE = 20_000  # at most this many consumed log rows are deleted per tick
 XMIN = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 log = schema.subject_changes
@@ -48,10 +49,10 @@ class Unbounded(Exception):
 
 @dataclass
 class Plan:
-    """What one evaluation of a journey covers: `subjects` (a SELECT of ids) or everyone (None)."""
+    """What one evaluation of a journey covers: `subjects` (their ids) or everyone (None)."""
 
     mark: int
-    subjects: Any = None
+    subjects: list[str] | None = None
 
 
 def signature(journey: Journey, ctx: EvalContext) -> str:
@@ -70,7 +71,10 @@ def plan(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> 
         parts = _changed(db, journey, row.change_mark, ctx.now) + _flipped(journey, before, ctx)
     except Unbounded:
         return Plan(mark)
-    return Plan(mark, union(*parts))
+    found = list(conn.execute(union(*parts)).scalars())
+    if len(found) > MOST:
+        return Plan(mark)  # as many as a full pass would look at: do that instead
+    return Plan(mark, found)
 
 
 def record(db: Database, conn: Connection, journey: Journey, ctx: EvalContext, done: Plan) -> None:
@@ -103,7 +107,10 @@ def _mark(db: Database, conn: Connection) -> int:
 
 
 def _after(db: Database, mark: int) -> ColumnElement[bool]:
-    return log.c.seq > mark if db.dialect == "sqlite" else log.c.txid >= mark
+    """Log rows not read at `mark` (both forms are ranges of ix_subject_change_journey)."""
+    if db.dialect == "sqlite":
+        return and_(log.c.txid.is_(None), log.c.seq > mark)
+    return log.c.txid >= mark
 
 
 def _changed(db: Database, journey: Journey, mark: int, now: datetime) -> list[Select[Any]]:
@@ -129,10 +136,8 @@ def _changed(db: Database, journey: Journey, mark: int, now: datetime) -> list[S
         parts.append(ended)
     elif isinstance(rule, ReEntryAfter):  # ... unless every enrollment it had here is recent (see _flipped)
         en = schema.enrollments
-        old = select(en.c.subject_id).where(
-            en.c.journey_id == journey.id, en.c.entered_at <= now - rule.after
-        )
-        parts.append(ended.where(own.in_(old)))
+        earlier = [en.c.journey_id == journey.id, en.c.subject_id == own, en.c.entered_at <= now - rule.after]
+        parts.append(ended.where(exists(select(literal(1)).select_from(en).where(*earlier))))
     return parts
 
 
@@ -149,9 +154,13 @@ def _flipped(journey: Journey, t0: EvalContext, t1: EvalContext) -> list[Select[
     if isinstance(rule, ReEntryAfter):  # `entered_at > now - after` stops blocking
         en = schema.enrollments
         low, high = _shifted(t0.now, t1.now, -rule.after)
-        parts.append(
-            select(en.c.subject_id).where(en.c.journey_id == journey.id, en.c.entered_at.between(low, high))
-        )
+        # holdout IN (both): lets the range use ix_enrollment_report (journey_id, holdout, entered_at, …)
+        lapsed = [
+            en.c.journey_id == journey.id,
+            en.c.holdout.in_([False, True]),
+            en.c.entered_at.between(low, high),
+        ]
+        parts.append(select(en.c.subject_id).where(*lapsed))
     return parts
 
 

@@ -342,13 +342,9 @@ class SubjectChange(SQLModel, table=True):
 
     __tablename__ = "subject_change"
     __table_args__ = (
-        # only PostgreSQL fills txid: on SQLite the index stays empty instead of costing every write
-        Index(
-            "ix_subject_change_txid",
-            "txid",
-            sqlite_where=text("txid IS NOT NULL"),
-            postgresql_where=text("txid IS NOT NULL"),
-        ),
+        # journey_id first: a journey reads the fact rows (NULL) and its own enrollment ends, never the
+        # others' ends; then txid (PostgreSQL's order; NULL on SQLite) and seq (SQLite's order)
+        Index("ix_subject_change_journey", "journey_id", "txid", "seq"),
         {"sqlite_autoincrement": True},  # a seq is never handed out twice
     )
     seq: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))

@@ -19,8 +19,6 @@ down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-FILLED = sa.text("txid IS NOT NULL")
-
 
 def upgrade() -> None:
     """Create subject_change and journey_watermark, then the triggers that fill the log."""
@@ -34,9 +32,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_subject_change")),
         sqlite_autoincrement=True,
     )
-    op.create_index(
-        "ix_subject_change_txid", "subject_change", ["txid"], unique=False, sqlite_where=FILLED, postgresql_where=FILLED
-    )
+    op.create_index("ix_subject_change_journey", "subject_change", ["journey_id", "txid", "seq"], unique=False)
     op.create_table(
         "journey_watermark",
         sa.Column("journey_id", sa.String(length=100), nullable=False),
@@ -54,5 +50,5 @@ def downgrade() -> None:
     for statement in change_log.drop_statements(op.get_context().dialect.name):
         op.execute(statement)
     op.drop_table("journey_watermark")
-    op.drop_index("ix_subject_change_txid", table_name="subject_change")
+    op.drop_index("ix_subject_change_journey", table_name="subject_change")
     op.drop_table("subject_change")
