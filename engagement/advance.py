@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, literal, null, select, update
+from sqlalchemy import Connection, exists, literal, null, select, update
 from sqlalchemy.sql import ColumnElement, FromClause
 
 from engagement import stepper
@@ -16,7 +16,7 @@ from engagement.conditions.context import EvalContext
 from engagement.delivery.ids import DeliveryId
 from engagement.journeys.catalog import Journey
 from engagement.journeys.program import Instr
-from engagement.store import schema
+from engagement.store import database, schema
 from engagement.store.database import Database, among
 
 en = schema.enrollments
@@ -40,18 +40,25 @@ def holding(
     return set(conn.execute(stmt).scalars())
 
 
-def end_on_goal_and_exit(conn: Connection, journey: Journey, ctx: EvalContext) -> tuple[int, int]:
-    """Set-based: active enrollments whose subject reached the goal convert; exit ends the rest."""
+def end_on_goal_and_exit(
+    conn: Connection, journey: Journey, ctx: EvalContext, among: Sequence[str] | None = None
+) -> tuple[int, int]:
+    """Set-based: active enrollments whose subject reached the goal convert; exit ends the rest.
+
+    Driven by the journey's active enrollments (limited to subjects in `among` when given: see
+    incremental.py), never by a pass over every subject.
+    """
     counts = []
     for cond, outcome in ((journey.goal, "converted"), (journey.exit, "exited")):
         if cond is None:
             counts.append(0)
             continue
-        source, subject = sql.subjects_from(journey.audience)
-        matching = select(subject).select_from(source).where(sql.compile_condition(cond, ctx))
+        where = [en.c.journey_id == journey.id, en.c.state == "active", _subject_holds(journey, cond, ctx)]
+        if among is not None:
+            where.insert(2, database.among(conn, en.c.subject_id, among))
         result = conn.execute(
             update(en)
-            .where(en.c.journey_id == journey.id, en.c.state == "active", en.c.subject_id.in_(matching))
+            .where(*where)
             .values(state="ended", outcome=outcome, end_reason=outcome, ended_at=ctx.now, next_action_at=None)
         )
         counts.append(int(result.rowcount or 0))
@@ -59,13 +66,11 @@ def end_on_goal_and_exit(conn: Connection, journey: Journey, ctx: EvalContext) -
 
 
 def wake_waiters(conn: Connection, journey: Journey, ctx: EvalContext) -> int:
-    """Make enrollments waiting on a now-true `wait_until` due at once."""
+    """Make enrollments waiting on a now-true `wait_until` due at once (driven by the waiting ones)."""
     woken = 0
     for instr in journey.program:
         if instr.kind != "wait_until" or instr.condition is None:
             continue
-        source, subject = sql.subjects_from(journey.audience)
-        matching = select(subject).select_from(source).where(sql.compile_condition(instr.condition, ctx))
         result = conn.execute(
             update(en)
             .where(
@@ -73,12 +78,22 @@ def wake_waiters(conn: Connection, journey: Journey, ctx: EvalContext) -> int:
                 en.c.state == "active",
                 en.c.step_id == instr.step_id,
                 (en.c.next_action_at.is_(None)) | (en.c.next_action_at > ctx.now),
-                en.c.subject_id.in_(matching),
+                _subject_holds(journey, instr.condition, ctx),
             )
             .values(next_action_at=ctx.now)
         )
         woken += int(result.rowcount or 0)
     return woken
+
+
+def _subject_holds(journey: Journey, cond: ast.Condition, ctx: EvalContext) -> ColumnElement[bool]:
+    """EXISTS: the enrollment's subject satisfies `cond` (correlated with the enrollment row)."""
+    source, subject = sql.subjects_from(journey.audience)
+    return exists(
+        select(literal(1))
+        .select_from(source)
+        .where(subject == en.c.subject_id, sql.compile_condition(cond, ctx))
+    )
 
 
 def due(journey_id: str, now: datetime, limit: int) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from engagement.conditions import sql
 from engagement.conditions.context import EvalContext
 from engagement.journeys.catalog import Journey
 from engagement.journeys.spec import ReEntryAfter
-from engagement.store import schema
+from engagement.store import database, schema
 from engagement.store.database import Database
 
 COLUMNS = [
@@ -30,13 +31,20 @@ COLUMNS = [
 ]
 
 
-def enroll(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> int:
-    """Enroll every subject the trigger, filter and re-entry rules admit; return how many."""
-    query = candidates(journey, ctx)
+def enroll(
+    db: Database, conn: Connection, journey: Journey, ctx: EvalContext, among: Sequence[str] | None = None
+) -> int:
+    """Enroll every subject the trigger, filter and re-entry rules admit; return how many.
+
+    `among` (subject ids, see incremental.py) limits a condition trigger's evaluation to the subjects
+    whose answer may have changed since the journey's last evaluation.
+    """
+    limit = None if among is None else database.among(conn, sql.subjects_from(journey.audience)[1], among)
+    query = candidates(journey, ctx, limit)
     return db.insert_from_select(conn, schema.enrollments, COLUMNS, query)
 
 
-def candidates(journey: Journey, ctx: EvalContext) -> Any:
+def candidates(journey: Journey, ctx: EvalContext, limit: ColumnElement[bool] | None = None) -> Any:
     """SELECT of the enrollment rows to insert (one per admitted subject)."""
     source, subject = sql.subjects_from(journey.audience)
     account_col = schema.accounts.c.id
@@ -74,6 +82,8 @@ def candidates(journey: Journey, ctx: EvalContext) -> Any:
         occurred = m.c.reached_at
     elif journey.trigger is not None:
         where.append(sql.compile_condition(journey.trigger, ctx))
+        if limit is not None:  # event and milestone triggers read an indexed window: cheap already
+            where.insert(0, limit)
     for cond in (journey.filter,):
         if cond is not None:
             where.append(sql.compile_condition(cond, ctx))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engagement import advance, enroll, scoring
+from engagement import advance, enroll, incremental, scoring
 from engagement.conditions.context import EvalContext
 from engagement.config import Settings
 from engagement.delivery import dispatch
@@ -101,11 +101,16 @@ def run(
         ctx = context(settings, journey, now)
         with db.begin() as conn:
             db.advisory_lock(conn, f"engagement.enroll:{journey.id}")
-            counts.converted, counts.exited = advance.end_on_goal_and_exit(conn, journey, ctx)
-            if journey.status != "active":
-                continue  # paused: nobody enters, nobody moves; goal and exit still end enrollments
-            counts.enrolled = enroll.enroll(db, conn, journey, ctx)
-            advance.wake_waiters(conn, journey, ctx)
+            covered = incremental.plan(db, conn, journey, ctx)
+            counts.converted, counts.exited = advance.end_on_goal_and_exit(
+                conn, journey, ctx, covered.subjects
+            )
+            if journey.status == "active":  # paused: nobody enters, nobody moves; goal and exit still end
+                counts.enrolled = enroll.enroll(db, conn, journey, ctx, covered.subjects)
+                advance.wake_waiters(conn, journey, ctx)
+            incremental.record(db, conn, journey, ctx, covered)
+        if journey.status != "active":
+            continue
         while not stopping():
             with db.begin() as conn:
                 batch = advance.advance_batch(db, conn, journey, ctx, settings.limits.batch_size)
@@ -114,6 +119,7 @@ def run(
             counts.stepped += batch.stepped
             counts.queued += batch.queued
             counts.completed += batch.completed
+    incremental.prune(db, catalog)
     if send:
         report.dispatched = dispatch.dispatch(
             db, settings, catalog, renderer, ports, now, stopping=stopping, clock=clock

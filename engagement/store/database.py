@@ -29,7 +29,7 @@ from sqlalchemy.sql import ColumnElement, func
 
 from engagement import errors, holdout
 from engagement.delivery import ids
-from engagement.store import schema
+from engagement.store import change_log, schema
 
 CHUNK = 500
 BULK = 5000  # rows a driver executemany gets at once
@@ -67,6 +67,8 @@ class Database:
     def create_all(self) -> None:
         """Create every table directly (tests and throwaway copies; production uses Alembic)."""
         schema.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            change_log.create(conn)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

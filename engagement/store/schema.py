@@ -332,6 +332,38 @@ class ProviderPause(SQLModel, table=True):
     updated_at: datetime | None = _ts()
 
 
+class SubjectChange(SQLModel, table=True):
+    """One write to a fact a condition reads (contact, account, event, milestone, score) or an enrollment's end.
+
+    Written by database triggers (store/change_log.py), so every writer leaves its trace; the tick
+    re-evaluates only the subjects changed since its journey's watermark. `txid` (PostgreSQL) is the
+    writing transaction's id: transactions commit out of order, so readers go by it, not by `seq`.
+    """
+
+    __tablename__ = "subject_change"
+    __table_args__ = (
+        # journey_id first: a journey reads the fact rows (NULL) and its own enrollment ends, never the
+        # others' ends; then txid (PostgreSQL's order; NULL on SQLite) and seq (SQLite's order)
+        Index("ix_subject_change_journey", "journey_id", "txid", "seq"),
+        {"sqlite_autoincrement": True},  # a seq is never handed out twice
+    )
+    seq: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    contact_id: str | None = Field(default=None, max_length=200)
+    account_id: str | None = Field(default=None, max_length=200)
+    journey_id: str | None = Field(default=None, max_length=100)  # set for an enrollment's end
+    txid: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
+
+
+class JourneyWatermark(SQLModel, table=True):
+    """Where a journey's last evaluation stood: the instant, the change mark, what it evaluated."""
+
+    __tablename__ = "journey_watermark"
+    journey_id: str = Field(primary_key=True, max_length=100)
+    signature: str = Field(max_length=200)
+    evaluated_at: datetime = _ts(nullable=False)
+    change_mark: int = Field(default=0, sa_column=Column(BigId, nullable=False, default=0))
+
+
 def table(model: type[SQLModel]) -> Table:
     """The SQLAlchemy Core table behind a model, for set-based statements."""
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
@@ -365,3 +397,5 @@ score_credits = table(ScoreCredit)
 score_watermarks = table(ScoreWatermark)
 digest_sends = table(DigestSend)
 provider_pauses = table(ProviderPause)
+subject_changes = table(SubjectChange)
+journey_watermarks = table(JourneyWatermark)

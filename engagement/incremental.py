@@ -1,0 +1,262 @@
+"""Incremental evaluation: which subjects a journey's conditions must be re-evaluated for at this tick.
+
+A journey's last evaluation (enroll, end on goal or exit) stood at an instant t0 and a change mark.
+Everyone the conditions admitted at t0 was enrolled, and every active enrollment whose goal or exit held
+was ended. At t1 a subject's answer can only differ if
+(a) one of its facts changed since the mark (the `subject_change` log, filled by database triggers:
+    store/change_log.py), or its enrollment in this journey ended (re-entry),
+(b) a time-dependent part of a condition may have flipped between t0 and t1: a `days_since/until` edge
+    passed over its field, an event or milestone entered (timestamp reached) or left a `within` window,
+    a stored score decayed across a bound or band threshold, a `re_entry: {after}` period lapsed.
+So only those subjects are evaluated, with the very same SQL as a full evaluation. Everyone is
+evaluated (a full pass) the first time, after the journey or the scoring settings changed, when the
+clock went back, and for anything this module cannot bound.
+
+The change mark: on SQLite writers are serialized, so the log's highest `seq` is the mark and later rows
+are new. On PostgreSQL transactions commit out of order, so the mark is the oldest transaction still
+running when the evaluation starts (its snapshot's xmin): every row from a transaction before it is
+committed and was seen; rows at or after it are read again next time (harmless: a superset is exact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Float, and_, delete, exists, func, literal, or_, select, text, union
+from sqlalchemy.sql import ColumnElement, Select
+
+from engagement.conditions import ast
+from engagement.conditions.context import EvalContext
+from engagement.journeys.catalog import Catalog, Journey
+from engagement.journeys.spec import ReEntryAfter
+from engagement.store import schema
+from engagement.store.database import Database
+
+VERSION = "1"  # bump when what an evaluation admits changes for the same journey file
+MARGIN = 1e-9  # relative: far above float rounding, far below any real score difference
+MOST = 200_000  # more subjects to re-evaluate than this: evaluate everyone (one pass)
+PRUNE = 20_000  # at most this many consumed log rows are deleted per tick
+XMIN = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+log = schema.subject_changes
+wm = schema.journey_watermarks
+
+
+class Unbounded(Exception):
+    """A condition whose flips between two instants this module cannot bound: evaluate everyone."""
+
+
+@dataclass
+class Plan:
+    """What one evaluation of a journey covers: `subjects` (their ids) or everyone (None)."""
+
+    mark: int
+    subjects: list[str] | None = None
+
+
+def signature(journey: Journey, ctx: EvalContext) -> str:
+    """Everything besides the facts that decides the answers: journey file and status, scoring rules."""
+    return f"{VERSION}:{journey.version}:{journey.status}:{ctx.half_life_days}:{ctx.green}:{ctx.yellow}"
+
+
+def plan(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> Plan:
+    """Read the mark, then decide whom this evaluation covers (call under the journey's lock)."""
+    mark = _mark(db, conn)
+    row = conn.execute(select(wm).where(wm.c.journey_id == journey.id)).one_or_none()
+    if row is None or row.signature != signature(journey, ctx) or row.evaluated_at > ctx.now:
+        return Plan(mark)
+    before = EvalContext(row.evaluated_at, ctx.audience, ctx.half_life_days, ctx.green, ctx.yellow)
+    try:
+        parts = _changed(db, journey, row.change_mark, ctx.now) + _flipped(journey, before, ctx)
+    except Unbounded:
+        return Plan(mark)
+    found = list(conn.execute(union(*parts)).scalars())
+    if len(found) > MOST:
+        return Plan(mark)  # as many as a full pass would look at: do that instead
+    return Plan(mark, found)
+
+
+def record(db: Database, conn: Connection, journey: Journey, ctx: EvalContext, done: Plan) -> None:
+    """Remember where this evaluation stood."""
+    row = {"journey_id": journey.id, "signature": signature(journey, ctx), "evaluated_at": ctx.now,
+           "change_mark": done.mark}  # fmt: skip
+    db.upsert(conn, wm, [row], ["journey_id"], ["signature", "evaluated_at", "change_mark"])
+
+
+def prune(db: Database, catalog: Catalog) -> None:
+    """Delete log rows every evaluated journey has read (a bounded number per call)."""
+    wanted = [j.id for j in catalog.journeys.values() if j.status != "draft"]
+    if not wanted:
+        return
+    with db.begin() as conn:
+        marks = list(conn.execute(select(wm.c.change_mark).where(wm.c.journey_id.in_(wanted))).scalars())
+        if len(marks) < len(wanted):
+            return  # a journey has not been evaluated yet: it will read everything anyway, but keep it simple
+        first = conn.execute(select(func.min(log.c.seq))).scalar_one()
+        if first is None:
+            return
+        read = log.c.seq <= min(marks) if db.dialect == "sqlite" else log.c.txid < min(marks)
+        conn.execute(delete(log).where(read, log.c.seq < first + PRUNE))
+
+
+def _mark(db: Database, conn: Connection) -> int:
+    if db.dialect == "postgresql":
+        return int(conn.execute(XMIN).scalar_one())
+    return int(conn.execute(select(func.coalesce(func.max(log.c.seq), 0))).scalar_one())
+
+
+def _after(db: Database, mark: int) -> ColumnElement[bool]:
+    """Log rows not read at `mark` (both forms are ranges of ix_subject_change_journey)."""
+    if db.dialect == "sqlite":
+        return and_(log.c.txid.is_(None), log.c.seq > mark)
+    return log.c.txid >= mark
+
+
+def _changed(db: Database, journey: Journey, mark: int, now: datetime) -> list[Select[Any]]:
+    """Subjects whose facts changed since the mark, and those whose enrollment here ended (re-entry)."""
+    after = _after(db, mark)
+    facts = and_(after, log.c.journey_id.is_(None))
+    if journey.audience == "account":
+        parts = [select(log.c.account_id).where(facts, log.c.account_id.is_not(None))]
+        own = log.c.account_id
+    else:
+        c = schema.contacts
+        accounts = select(log.c.account_id).where(
+            facts, log.c.contact_id.is_(None), log.c.account_id.is_not(None)
+        )
+        parts = [
+            select(log.c.contact_id).where(facts, log.c.contact_id.is_not(None)),
+            select(c.c.id).where(c.c.account_id.in_(accounts)),
+        ]
+        own = log.c.contact_id
+    rule = journey.spec.re_entry
+    ended = select(own).where(after, log.c.journey_id == journey.id)
+    if rule == "always":  # an ended enrollment lets its subject in again
+        parts.append(ended)
+    elif isinstance(rule, ReEntryAfter):  # ... unless every enrollment it had here is recent (see _flipped)
+        en = schema.enrollments
+        earlier = [en.c.journey_id == journey.id, en.c.subject_id == own, en.c.entered_at <= now - rule.after]
+        parts.append(ended.where(exists(select(literal(1)).select_from(en).where(*earlier))))
+    return parts
+
+
+def _flipped(journey: Journey, t0: EvalContext, t1: EvalContext) -> list[Select[Any]]:
+    """Subjects for whom a time-dependent part of the journey's conditions may differ at t1 and t0."""
+    parts: list[Select[Any]] = []
+    conds = [journey.trigger, journey.filter, journey.goal, journey.exit]
+    for cond in conds:
+        if cond is None:
+            continue
+        for node in ast.walk(cond):
+            parts += _atom(node, journey.audience, t0, t1)
+    rule = journey.spec.re_entry
+    if isinstance(rule, ReEntryAfter):  # `entered_at > now - after` stops blocking
+        en = schema.enrollments
+        low, high = _shifted(t0.now, t1.now, -rule.after)
+        # holdout IN (both): lets the range use ix_enrollment_report (journey_id, holdout, entered_at, …)
+        lapsed = [
+            en.c.journey_id == journey.id,
+            en.c.holdout.in_([False, True]),
+            en.c.entered_at.between(low, high),
+        ]
+        parts.append(select(en.c.subject_id).where(*lapsed))
+    return parts
+
+
+def _atom(node: ast.Condition, audience: str, t0: EvalContext, t1: EvalContext) -> list[Select[Any]]:
+    if isinstance(node, ast.Milestone):
+        return _timed(audience, node.name, node.within, t0, t1, milestone=True)
+    if isinstance(node, ast.EventCount):
+        return _timed(audience, node.event, node.within, t0, t1, milestone=False)
+    if isinstance(node, ast.Days):
+        return _days(node, audience, t0, t1)
+    if isinstance(node, ast.Score):
+        return [_crossing(node.scope, audience, [n for _, n in node.bounds], t0, t1)]
+    if isinstance(node, ast.Health):
+        return [_crossing(node.scope, audience, [t1.green, t1.yellow], t0, t1)]
+    return []  # attributes and the connectives do not depend on time
+
+
+def _shifted(t0: datetime, t1: datetime, by: timedelta) -> tuple[datetime, datetime]:
+    try:
+        return t0 + by, t1 + by
+    except OverflowError as exc:
+        raise Unbounded from exc
+
+
+def _timed(
+    audience: str, name: str, within: timedelta | None, t0: EvalContext, t1: EvalContext, *, milestone: bool
+) -> list[Select[Any]]:
+    """Facts whose timestamp reached `now`, or left the `within` window, between t0 and t1."""
+    if milestone:
+        table = schema.account_milestones if audience == "account" else schema.milestones
+        at, owner = table.c.reached_at, table.c.account_id if audience == "account" else table.c.contact_id
+    else:
+        table = schema.events
+        at, owner = table.c.timestamp, table.c.account_id if audience == "account" else table.c.contact_id
+    named = table.c.name == name
+    parts = [select(owner).where(named, at.between(t0.now, t1.now))]
+    if within is not None:
+        start0, start1 = t0.window_start(within), t1.window_start(within)
+        if start0 is not None or start1 is not None:
+            if start0 is None or start1 is None:
+                raise Unbounded
+            parts.append(select(owner).where(named, at.between(start0, start1)))
+    return parts
+
+
+def _days(node: ast.Days, audience: str, t0: EvalContext, t1: EvalContext) -> list[Select[Any]]:
+    """Subjects whose field lies where a whole-days edge moved between t0 and t1."""
+    scope, _, name = node.field.partition(".")
+    if scope == "contact" and audience == "account":
+        raise Unbounded
+    table = schema.contacts if scope == "contact" else schema.accounts
+    col = table.c[name]
+    is_date = ast.TIME_FIELDS[node.field] == "date"
+    origins: tuple[date | datetime, date | datetime] = (t0.today, t1.today) if is_date else (t0.now, t1.now)
+    if origins[0] == origins[1]:
+        return []
+    sign = -1 if node.direction == "since" else 1
+    ranges = []
+    for _, number in node.bounds:
+        for k in (int(number), int(number) + 1):
+            try:
+                low, high = (o + sign * timedelta(days=k) for o in origins)
+            except OverflowError as exc:
+                raise Unbounded from exc
+            ranges.append(col.between(low, high))
+    ids = select(table.c.id).where(or_(*ranges))
+    if scope == "account" and audience == "contact":
+        c = schema.contacts
+        return [select(c.c.id).where(c.c.account_id.in_(ids))]
+    return [ids]
+
+
+def _crossing(
+    scope: str, audience: str, thresholds: list[float], t0: EvalContext, t1: EvalContext
+) -> Select[Any]:
+    """Subjects whose stored score, decayed as in conditions/sql.py, crossed or touched a threshold."""
+    if scope == "contact" and audience == "account":
+        raise Unbounded
+    s = schema.account_scores if scope == "account" else schema.contact_scores
+    owner = s.c.account_id if scope == "account" else s.c.contact_id
+
+    # the score decays by the same factor k from t0 to t1 for every row, so it passes n between them
+    # iff its value at t0 lies between n and n / k; widened by a relative margin for rounding (a superset)
+    factor = func.power(literal(0.5, Float), (literal(t0.now_day, Float) - s.c.as_of_day) / t0.half_life_days)
+    at_t0 = s.c.value * factor
+    k = 0.5 ** ((t1.now_day - t0.now_day) / t1.half_life_days)
+    if k < 1e-6:  # some twenty half-lives in one jump: simpler to evaluate everyone
+        raise Unbounded
+    ranges = []
+    for n in thresholds:
+        low, high = sorted((n, n / k))
+        slack = MARGIN * max(abs(low), abs(high)) + MARGIN
+        ranges.append(at_t0.between(low - slack, high + slack))
+    crossed = or_(*ranges)
+    ids = select(owner).where(crossed)
+    if scope == "account" and audience == "contact":
+        c = schema.contacts
+        return select(c.c.id).where(c.c.account_id.in_(ids))
+    return ids

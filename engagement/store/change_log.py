@@ -1,0 +1,143 @@
+"""Database triggers that record which subjects' facts changed, whoever wrote them.
+
+Every write to a table a condition reads (contacts, accounts, events, milestones, scores) and every
+enrollment that ends (or is deleted) adds a row to `subject_change`: the contact and/or account it
+concerns. Triggers, not calls in each writer, so no writer (bulk ingest, import, API, scoring, erasure,
+the simulator, a hand-written SQL fix) can forget. On PostgreSQL the triggers are per statement and
+read the statement's transition tables (one INSERT … SELECT per statement, not one per row; an
+enrollment's end is a row trigger, see below), and each
+row carries the writing transaction's id, which is what readers order by (see `incremental.py`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+# table -> (contact id, account id, journey id) expressions over one of its rows, aliased `r`;
+# a journey id marks an enrollment's end, which matters to that journey's re-entry rule alone
+SUBJECTS = {
+    "contact": ("r.id", "NULL", "NULL"),
+    "account": ("NULL", "r.id", "NULL"),
+    "event": ("r.contact_id", "r.account_id", "NULL"),
+    "milestone": ("r.contact_id", "NULL", "NULL"),
+    "account_milestone": ("NULL", "r.account_id", "NULL"),
+    "contact_score": ("r.contact_id", "NULL", "NULL"),
+    "account_score": ("NULL", "r.account_id", "NULL"),
+    "enrollment": (
+        "CASE WHEN r.audience = 'contact' THEN r.subject_id END",
+        "CASE WHEN r.audience = 'account' THEN r.subject_id END",
+        "r.journey_id",
+    ),
+}
+OPS = ("insert", "update", "delete")
+
+
+def _wanted(table: str, op: str) -> bool:
+    # a new enrollment blocks re-entry, it never admits anyone: only ends (and deletions) matter
+    return not (table == "enrollment" and op == "insert")
+
+
+def _name(table: str, op: str) -> str:
+    return f"subject_change_{table}_{op}"
+
+
+def sqlite_statements() -> list[str]:
+    """CREATE TRIGGER statements for SQLite (row level)."""
+    statements = []
+    for table, exprs in SUBJECTS.items():
+        for op in OPS:
+            if not _wanted(table, op):
+                continue
+
+            def values(row: str, exprs: tuple[str, ...] = exprs) -> str:
+                return "SELECT " + ", ".join(e.replace("r.", row + ".") for e in exprs)
+
+            insert = "INSERT INTO subject_change (contact_id, account_id, journey_id) "
+            when = ""
+            if op == "insert":
+                body = insert + values("NEW") + ";"
+            elif op == "delete":
+                body = insert + values("OLD") + ";"
+            else:
+                body = insert + values("NEW") + "; " + insert + values("OLD") + ";"
+                if table == "enrollment":
+                    when = " WHEN OLD.state IS NOT NEW.state"
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS {_name(table, op)} AFTER {op.upper()} ON {table}{when} "
+                f"BEGIN {body} END"
+            )
+    return statements
+
+
+def postgresql_statements() -> list[str]:
+    """CREATE FUNCTION and CREATE TRIGGER statements for PostgreSQL (statement level)."""
+    xid = "pg_current_xact_id()::text::bigint"
+    statements = []
+    for table, (contact, account, journey) in SUBJECTS.items():
+        for op in OPS:
+            if not _wanted(table, op):
+                continue
+            typed = ["NULL::varchar" if e == "NULL" else e for e in (contact, account, journey)]
+            pair = f"{typed[0]} AS contact_id, {typed[1]} AS account_id, {typed[2]} AS journey_id"
+            if op == "insert":
+                rows, referencing = f"SELECT {pair} FROM new_rows r", "NEW TABLE AS new_rows"
+            elif op == "delete":
+                rows, referencing = f"SELECT {pair} FROM old_rows r", "OLD TABLE AS old_rows"
+            elif table == "enrollment":
+                # row level, filtered by WHEN: enrollments are updated one statement a row (executemany),
+                # and a statement trigger would build transition tables for every one of them
+                name = _name(table, op)
+                row = f"SELECT {pair.replace('r.', 'NEW.')}"
+                statements += [
+                    f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
+                    f"SELECT s.contact_id, s.account_id, s.journey_id, {xid} FROM ({row}) s; RETURN NULL; END $$",
+                    f"DROP TRIGGER IF EXISTS {name} ON {table}",
+                    f"CREATE TRIGGER {name} AFTER UPDATE ON {table} FOR EACH ROW "
+                    f"WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION {name}()",
+                ]
+                continue
+            else:
+                rows = f"SELECT {pair} FROM new_rows r UNION SELECT {pair} FROM old_rows r"
+                referencing = "OLD TABLE AS old_rows NEW TABLE AS new_rows"
+            name = _name(table, op)
+            statements.append(
+                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
+                f"SELECT s.contact_id, s.account_id, s.journey_id, {xid} FROM ({rows}) s; RETURN NULL; END $$"
+            )
+            statements.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+            statements.append(
+                f"CREATE TRIGGER {name} AFTER {op.upper()} ON {table} REFERENCING {referencing} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
+            )
+    return statements
+
+
+def drop_statements(dialect: str) -> list[str]:
+    """Statements removing every trigger (and PostgreSQL function) created above."""
+    statements = []
+    for table in SUBJECTS:
+        for op in OPS:
+            if not _wanted(table, op):
+                continue
+            name = _name(table, op)
+            if dialect == "postgresql":
+                statements += [
+                    f"DROP TRIGGER IF EXISTS {name} ON {table}",
+                    f"DROP FUNCTION IF EXISTS {name}()",
+                ]
+            else:
+                statements.append(f"DROP TRIGGER IF EXISTS {name}")
+    return statements
+
+
+def create_statements(dialect: str) -> list[str]:
+    """The statements creating every trigger, for this dialect."""
+    return postgresql_statements() if dialect == "postgresql" else sqlite_statements()
+
+
+def create(conn: Connection) -> None:
+    """Create the triggers on this connection's database (after the tables exist)."""
+    for statement in create_statements(conn.dialect.name):
+        conn.exec_driver_sql(statement)
