@@ -92,6 +92,9 @@ def test_a_page_with_nudges_js_shows_the_nudge_and_its_cta_records_a_click_and_r
             assert card.locator("b").count() == 0
             assert card.locator(".engagement-nudge-body").inner_text() == "Reports need a data source."
             assert eventually(lambda: kinds() == ["seen"]), kinds()
+            # the request credits the score right after it commits the response: wait for that too
+            expected = before + world.settings.scoring.weights["nudge_seen"]
+            assert eventually(lambda: score() == pytest.approx(expected)), score()
             seen = score()
             card.locator("a.engagement-nudge-cta", has_text="Connect").click()
             page.wait_for_url(host_url + "/settings/integrations", timeout=10_000)
