@@ -423,17 +423,22 @@ def child(*args: str) -> dict[str, Any]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def empty_postgres(url: str) -> None:
+    """Drop everything in the PostgreSQL database's public schema (tables, triggers, functions)."""
+    db = Database(url)
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    db.dispose()
+
+
 def run_one(size: int, backend: str, pg_url: str, sample: int, folder: Path) -> dict[str, Any]:
     if backend == "sqlite":
         url = f"sqlite:///{folder / f'bench-{size}.db'}"
     else:
         url = pg_url
-        db = Database(url)
-        with db.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        db.dispose()
+        empty_postgres(url)
     cfg = str(write_config(folder, url))
     built = build(url, size)
     print(f"  built {backend} {size:,}: {json.dumps(built)}", flush=True)

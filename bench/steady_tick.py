@@ -29,12 +29,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scale  # bench/ is not a package: scale.py is found by the path above
-from sqlalchemy import text
 
 from engagement import advance, config, enroll, tick
 from engagement.delivery.recording import CountingEmail, RecordingWebhook
 from engagement.engine import Engine
-from engagement.store.database import Database
 
 
 def timed_tick(config_path: str, minutes: float) -> None:
@@ -105,12 +103,7 @@ def main() -> None:
     cfg = str(scale.write_config(folder, url))
     if args.postgres_url or not kept.exists():
         if args.postgres_url:
-            db = Database(url)
-            with db.engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
-            db.dispose()
+            scale.empty_postgres(url)
         else:
             (folder / "bench.db").unlink(missing_ok=True)
         print(f"built: {json.dumps(scale.build(url, args.size))}", flush=True)
