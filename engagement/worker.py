@@ -76,7 +76,11 @@ def run(engine: Engine, *, server: Server | None = None, schedule: Sequence[jobs
         scheduler.start()
         # The scheduler is shut down here, never in the handler: a signal can land while the scheduler's
         # loop updates its job store, and a shutdown in between empties that store (JobLookupError, exit 1).
-        signalled.wait()
+        # Wait in short slices: the kernel may deliver the signal to one of the scheduler's threads, and
+        # Python then runs the handler only when the main thread next runs Python code; a wait without a
+        # timeout would never wake up to do that, and the signal would be ignored.
+        while not signalled.wait(timeout=0.2):
+            pass
         scheduler.shutdown(wait=True)
         if server and serving:
             server.should_exit = True

@@ -7,7 +7,10 @@ first run sends what is due, is SIGKILLed, and the next run starts three simulat
 
 from __future__ import annotations
 
+import ctypes
+import os
 import re
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -75,6 +78,37 @@ def test_a_second_worker_on_one_sqlite_database_is_refused_until_the_first_is_go
         assert third.stop() == 0
     finally:
         first.ensure_dead()
+
+
+SYS_TGKILL = {"x86_64": 234, "aarch64": 131}
+
+
+def signal_a_thread_other_than_main(pid: int, signum: int) -> None:
+    """Deliver `signum` to one of the process's other threads, as the kernel may choose to (tgkill)."""
+    number = SYS_TGKILL.get(os.uname().machine)
+    if number is None:
+        pytest.skip(f"no tgkill number known for {os.uname().machine}")
+    threads = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid)
+    assert threads, "the worker runs its scheduler in threads"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(number, pid, threads[0], signum) == 0, os.strerror(ctypes.get_errno())
+
+
+def test_sigterm_delivered_to_a_scheduler_thread_still_stops_the_worker(
+    service: Service, tmp_path: Path
+) -> None:
+    worker = Engagement(service.config_path, tmp_path / "worker.log", "worker")
+    try:
+        worker.wait_started()
+        worker.wait_for("tick now=")  # the scheduler's threads are running
+
+        signal_a_thread_other_than_main(worker.process.pid, signal.SIGTERM)
+
+        assert worker.process.wait(timeout=30) == 0
+        assert "signal SIGTERM: finishing the current batch" in worker.text()
+        assert "worker stopped" in worker.text()
+    finally:
+        worker.ensure_dead()
 
 
 def statuses_by_due(db: Database) -> dict[str, tuple[str, datetime]]:
