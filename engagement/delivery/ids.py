@@ -50,7 +50,5 @@ def _delivery_id_pg(element: DeliveryId, compiler: SQLCompiler, **kw: Any) -> st
     enrollment, step, recipient = (compiler.process(c, **kw) for c in element.clauses)
     prefix = f"lpad(to_hex({enrollment}), 12, '0')"
     digest = f"md5(({enrollment})::text || ':' || ({step}) || ':' || ({recipient}))"
-    return (
-        f"(substr({prefix}, 1, 8) || '-' || substr({prefix}, 9, 4) || '-' || substr({digest}, 1, 4)"
-        f" || '-' || substr({digest}, 5, 4) || '-' || substr({digest}, 9, 12))"
-    )
+    # 32 hex digits read as a uuid print as 8-4-4-4-12 in lower case: one md5 a row, not three
+    return f"(({prefix} || substr({digest}, 1, 20))::uuid::text)"
