@@ -150,8 +150,9 @@ def advance_batch(
             due_since=due_since,
         )
         for instr, moment in decision.messages:
+            chosen = among(conn, en.c.id, ids)
             result.queued += db.insert_from_select(
-                conn, schema.deliveries, DELIVERY_COLUMNS, _deliveries(conn, journey, instr, ids, moment, ctx)
+                conn, schema.deliveries, DELIVERY_COLUMNS, deliveries(journey, instr, chosen, moment, ctx)
             )
         if decision.outcome is not None:
             _write(conn, ids, _ended(decision.outcome, decision.outcome, ctx.now))
@@ -202,12 +203,13 @@ def _ended(outcome: str, reason: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _deliveries(
-    conn: Connection, journey: Journey, instr: Instr, ids: Sequence[int], due: datetime, ctx: EvalContext
+def deliveries(
+    journey: Journey, instr: Instr, chosen: ColumnElement[bool], due: datetime, ctx: EvalContext
 ) -> Any:
-    """SELECT of the delivery rows of one message for these enrollments (account ones fan out to recipients)."""
+    """SELECT of the delivery rows of one message for the `chosen` enrollments (account ones fan out to
+    recipients)."""
     source: FromClause = en
-    where: list[ColumnElement[bool]] = [among(conn, en.c.id, ids)]
+    where: list[ColumnElement[bool]] = [chosen]
     contact: ColumnElement[Any] = en.c.subject_id if journey.audience == "contact" else null()
     if instr.kind == "notify":
         recipient: ColumnElement[Any] = literal(f"webhook:{instr.spec.webhook}")

@@ -1,16 +1,24 @@
-"""Enroll: who enters a journey at `now`, decided and written in one set-based statement."""
+"""Enroll: who enters a journey at `now`, decided and written in one set-based statement.
+
+Most journeys open with moves that depend on nothing about the subject: a first message, then a wait
+(or the end). Those moves are decided once per journey (`first_moves`), the enrollments are written
+straight into the state after them and the first messages are queued set-based, so a new enrollment
+is written once instead of inserted at its first step and then updated by advance.py. A journey whose
+first moves consult a condition (a guard, a branch, a wait_until) enrolls at its first step as before.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, cast, exists, func, literal, not_, or_, select
+from sqlalchemy import Connection, String, and_, case, cast, exists, func, literal, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from engagement import holdout
-from engagement.conditions import sql
+from engagement import advance, holdout, stepper
+from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
 from engagement.journeys.catalog import Journey
 from engagement.journeys.spec import ReEntryAfter
@@ -26,26 +34,89 @@ COLUMNS = [
     "state",
     "step_id",
     "next_action_at",
+    "wait_started_at",
+    "outcome",
+    "end_reason",
     "entered_at",
+    "ended_at",
     "trigger_ref",
 ]
+en = schema.enrollments
+
+
+@dataclass
+class Entered(advance.Advanced):
+    """What enrolling did: enrollments written, and (`Advanced`) what their first moves made at once."""
+
+    enrolled: int = 0
+
+
+class _Consulted(Exception):
+    """The first moves depend on a condition about the subject."""
+
+
+def first_moves(journey: Journey, now: datetime) -> stepper.Decision | None:
+    """What every enrollment entering at `now` does at once, when that depends only on its holdout flag.
+
+    Holdout enrollments make the same moves without the messages, and end as "holdout" where the others
+    complete. None when a condition is consulted on the way (then advance.py decides per subject).
+    """
+
+    def refuse(cond: ast.Condition) -> bool:
+        raise _Consulted
+
+    try:
+        sent, held = (
+            stepper.decide(journey.program, 0, None, now, refuse, holdout=h, due_since=now)
+            for h in (False, True)
+        )
+    except _Consulted:
+        return None
+    parked = ("step_id", "next_action_at", "wait_started_at")
+    if any(getattr(sent, a) != getattr(held, a) for a in parked) or (sent.outcome is None) != (
+        held.outcome is None
+    ):
+        return None  # not reached by stepper.decide today: holdout only leaves the messages out
+    return sent
 
 
 def enroll(
     db: Database, conn: Connection, journey: Journey, ctx: EvalContext, among: Sequence[str] | None = None
-) -> int:
-    """Enroll every subject the trigger, filter and re-entry rules admit; return how many.
+) -> Entered:
+    """Enroll every subject the trigger, filter and re-entry rules admit, making their first moves where
+    those are the same for everyone (`first_moves`).
 
     `among` (subject ids, see incremental.py) limits a condition trigger's evaluation to the subjects
     whose answer may have changed since the journey's last evaluation.
     """
     limit = None if among is None else database.among(conn, sql.subjects_from(journey.audience)[1], among)
-    query = candidates(journey, ctx, limit)
-    return db.insert_from_select(conn, schema.enrollments, COLUMNS, query)
+    moves = first_moves(journey, ctx.now)
+    # ids only grow (SQLite's rowid is max + 1; a sequence hands out higher ids than any committed), and
+    # this journey's enrolling holds its lock (tick.py): the ids above `top` are the rows written here
+    top = int(conn.execute(select(func.coalesce(func.max(en.c.id), 0))).scalar_one())
+    entered = Entered(
+        enrolled=db.insert_from_select(conn, en, COLUMNS, candidates(journey, ctx, limit, moves))
+    )
+    if moves is None or not entered.enrolled:
+        return entered
+    entered.stepped = entered.enrolled
+    if moves.outcome is not None:
+        entered.completed = entered.enrolled
+    new = and_(en.c.journey_id == journey.id, en.c.id > top, not_(en.c.holdout))
+    for instr, moment in moves.messages:
+        query = advance.deliveries(journey, instr, new, moment, ctx)
+        entered.queued += db.insert_from_select(conn, schema.deliveries, advance.DELIVERY_COLUMNS, query)
+    return entered
 
 
-def candidates(journey: Journey, ctx: EvalContext, limit: ColumnElement[bool] | None = None) -> Any:
-    """SELECT of the enrollment rows to insert (one per admitted subject)."""
+def candidates(
+    journey: Journey,
+    ctx: EvalContext,
+    limit: ColumnElement[bool] | None = None,
+    moves: stepper.Decision | None = None,
+) -> Any:
+    """SELECT of the enrollment rows to insert (one per admitted subject), at the first step, or in the
+    state after `moves` when given."""
     source, subject = sql.subjects_from(journey.audience)
     account_col = schema.accounts.c.id
     trigger = journey.spec.trigger
@@ -93,17 +164,32 @@ def candidates(journey: Journey, ctx: EvalContext, limit: ColumnElement[bool] | 
     where.append(_re_entry_allows(journey, subject, occurred, now))
     key = literal(journey.id + ":") + subject
     in_holdout = holdout.Bucket(key) < int(journey.holdout * holdout.SPACE)
-    first_step = journey.program[0].step_id
+    at = en.c.entered_at.type
+    state: dict[str, Any] = {"state": "active", "step_id": journey.program[0].step_id, "next_action_at": now}
+    if moves is not None and moves.outcome is not None:
+        outcome = case((in_holdout, literal("holdout")), else_=literal("completed"))
+        state = {"state": "ended", "outcome": outcome, "end_reason": outcome, "ended_at": now}
+    elif moves is not None:
+        state |= {
+            "step_id": moves.step_id,
+            "next_action_at": moves.next_action_at,
+            "wait_started_at": moves.wait_started_at,
+        }
     cols = [
         literal(journey.id).label("journey_id"),
         literal(journey.audience).label("audience"),
         subject.label("subject_id"),
         account_col.label("account_id"),
         in_holdout.label("holdout"),
-        literal("active").label("state"),
-        literal(first_step).label("step_id"),
-        literal(now, schema.enrollments.c.next_action_at.type).label("next_action_at"),
-        literal(now, schema.enrollments.c.entered_at.type).label("entered_at"),
+    ]
+    for name in ("state", "step_id", "next_action_at", "wait_started_at", "outcome", "end_reason"):
+        value = state.get(name)
+        cols.append(
+            (value if isinstance(value, ColumnElement) else literal(value, en.c[name].type)).label(name)
+        )
+    cols += [
+        literal(now, at).label("entered_at"),
+        literal(state.get("ended_at"), at).label("ended_at"),
         cast(ref, String).label("trigger_ref"),
     ]
     query = select(*cols).select_from(source).where(*where)
@@ -115,7 +201,6 @@ def candidates(journey: Journey, ctx: EvalContext, limit: ColumnElement[bool] | 
 def _re_entry_allows(
     journey: Journey, subject: ColumnElement[Any], occurred: ColumnElement[Any] | None, now: datetime
 ) -> ColumnElement[bool]:
-    en = schema.enrollments
     mine = and_(en.c.journey_id == journey.id, en.c.subject_id == subject)
     rule = journey.spec.re_entry
     if rule == "never":

@@ -106,7 +106,13 @@ def run(
                 conn, journey, ctx, covered.subjects
             )
             if journey.status == "active":  # paused: nobody enters, nobody moves; goal and exit still end
-                counts.enrolled = enroll.enroll(db, conn, journey, ctx, covered.subjects)
+                entered = enroll.enroll(db, conn, journey, ctx, covered.subjects)
+                counts.enrolled, counts.stepped, counts.queued = (
+                    entered.enrolled,
+                    entered.stepped,
+                    entered.queued,
+                )
+                counts.completed = entered.completed
                 advance.wake_waiters(conn, journey, ctx)
             incremental.record(db, conn, journey, ctx, covered)
         if journey.status != "active":

@@ -1,4 +1,6 @@
-"""Grouped, set-based advancing gives exactly what stepping each due enrollment on its own gives.
+"""Grouped, set-based advancing gives exactly what stepping each due enrollment on its own gives; and
+enrolling straight into the state after the first moves (enroll.first_moves) gives what enrolling at the
+first step and advancing gives.
 
 Random journeys (messages of every kind, waits, wait_until with and without timeout, branches, guards,
 both audiences) and random enrollments (step, wait start, due time, holdout, removed steps, not yet due)
@@ -17,7 +19,7 @@ import yaml
 from engine_world import NOW, World
 from sqlalchemy import select
 
-from engagement import advance, stepper, tick
+from engagement import advance, enroll, stepper, tick
 from engagement.delivery.ids import DeliveryId, delivery_id
 from engagement.engine import load_catalog
 from engagement.journeys.catalog import Journey
@@ -80,7 +82,7 @@ class Steps:
         return step
 
 
-def random_journey(world: World, rng: random.Random, audience: str) -> Journey:
+def random_journey(world: World, rng: random.Random, audience: str, **extra: Any) -> Journey:
     conditions = ACCOUNT_CONDITIONS if audience == "account" else CONTACT_CONDITIONS
     body: dict[str, Any] = {
         "id": "random",
@@ -90,6 +92,7 @@ def random_journey(world: World, rng: random.Random, audience: str) -> Journey:
         "trigger": {"event": "never_sent"},
         "priority": rng.randint(0, 5),
         "steps": Steps(rng, conditions).make(),
+        **extra,
     }
     if audience == "account":
         body["recipients"] = {"contact.role": "admin"}
@@ -230,6 +233,110 @@ def test_grouped_advancing_matches_stepping_each_enrollment(world: World, seed: 
     assert got_deliveries == want_deliveries
     assert queued == len(want_deliveries)
     assert stepped == due
+
+
+STATE = [en.c.holdout, en.c.state, en.c.outcome, en.c.end_reason, en.c.step_id, en.c.next_action_at,
+         en.c.wait_started_at, en.c.entered_at, en.c.ended_at]  # fmt: skip
+
+
+def first_tick(world: World, journey: Journey, stepwise: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Enroll everyone and advance what is due at NOW; the rows written, keyed by subject, not by id."""
+    ctx = tick.context(world.settings, journey, NOW)
+    with monkeypatch.context() as patch:
+        if stepwise:
+            patch.setattr(enroll, "first_moves", lambda journey, now: None)
+        with world.db.begin() as conn:
+            entered = enroll.enroll(world.db, conn, journey, ctx)
+        counts = [entered.enrolled, entered.stepped, entered.queued, entered.completed]
+        while True:
+            with world.db.begin() as conn:
+                batch = advance.advance_batch(world.db, conn, journey, ctx, 7)
+            if batch is None:
+                break
+            counts = [
+                counts[0],
+                counts[1] + batch.stepped,
+                counts[2] + batch.queued,
+                counts[3] + batch.completed,
+            ]
+    log = schema.subject_changes
+    with world.db.begin() as conn:
+        enrollments = {r.subject_id: tuple(r)[1:] for r in conn.execute(select(en.c.subject_id, *STATE))}
+        deliveries = set()
+        for r in conn.execute(select(d, en.c.subject_id).join(en, en.c.id == d.c.enrollment_id)):
+            assert r.id == delivery_id(r.enrollment_id, r.step_id, r.recipient)
+            deliveries.add((r.subject_id, r.step_id, r.channel, r.recipient, r.contact_id, r.status, r.priority,
+                            r.due_at, r.created_at, r.updated_at))  # fmt: skip
+        ends = {
+            (r.contact_id, r.account_id)
+            for r in conn.execute(select(log).where(log.c.journey_id == journey.id))
+        }
+        for table in (d, en, log):
+            conn.execute(table.delete())
+    return enrollments, deliveries, ends, counts
+
+
+EMAIL = {"template": "onboarding/welcome", "subject": "Hi"}
+OPENINGS: list[list[dict[str, Any]]] = [  # what a journey opens with: the last consults a condition
+    [{"id": "o1", "email": EMAIL}],
+    [{"id": "o1", "in_app": {"title": "Hi", "body": "There"}}, {"id": "o2", "notify": {"webhook": "csm-alerts", "text": "x"}}],
+    [{"id": "o1", "email": EMAIL}, {"id": "o2", "wait": "2d"}],
+    [{"id": "o1", "wait": "1h"}],
+    [{"id": "o1", "if": {"not": {"account.plan": "free"}}, "email": EMAIL}],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_first_moves_match_enrolling_then_advancing(
+    world: World, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written straight into the state after its first moves, or at its first step then advanced: the same
+    enrollments, deliveries and change-log ends (journeys that end at once), and the same counts."""
+    rng = random.Random(100 + seed)
+    audience = "account" if seed % 3 == 2 else "contact"
+    trigger = {"not": {"account.plan": "none"}} if audience == "account" else {"not": {"contact.role": "x"}}
+    rest = Steps(rng, ACCOUNT_CONDITIONS if audience == "account" else CONTACT_CONDITIONS).make()
+    steps = OPENINGS[seed % len(OPENINGS)] + (rest if seed % 3 else [])  # or only the opening: ends at once
+    journey = random_journey(world, rng, audience, trigger={"condition": trigger}, holdout="30%", steps=steps)
+    populate(world, rng, journey)
+    with world.db.begin() as conn:
+        conn.execute(en.delete())  # populate's enrollments would block entry
+        conn.execute(schema.subject_changes.delete())
+    fast = first_tick(world, journey, False, monkeypatch)
+    slow = first_tick(world, journey, True, monkeypatch)
+    assert fast == slow
+    assert len(fast[0]) == (12 if audience == "account" else 47)  # everyone but the erased contact
+    assert any(f[0] for f in fast[0].values()) and not all(f[0] for f in fast[0].values())  # both holdouts
+    assert fast[3][2] == len(fast[1])  # every delivery written was counted as queued
+
+
+def test_first_moves_apply_only_when_nothing_about_the_subject_is_consulted(world: World) -> None:
+    """Every seed of the test above is either kind; and the moves of a few fixed journeys."""
+    kinds = set()
+    for seed in range(10):
+        journey = random_journey(world, random.Random(100 + seed), "contact")
+        kinds.add(enroll.first_moves(journey, NOW) is None)
+    assert kinds == {True, False}
+    cases = [
+        ([{"id": "a", "email": {"template": "onboarding/welcome", "subject": "Hi"}}], "completed", None),
+        ([{"id": "a", "in_app": {"title": "t", "body": "b"}}, {"id": "w", "wait": "2d"}], None, "w"),
+        ([{"id": "w", "wait": "1h"}, {"id": "a", "in_app": {"title": "t", "body": "b"}}], None, "w"),
+        ([{"id": "a", "if": {"contact.role": "admin"}, "in_app": {"title": "t", "body": "b"}}], "consulted", None),
+        ([{"id": "a", "in_app": {"title": "t", "body": "b"}}, {"id": "u", "wait_until": {"contact.role": "admin"}}],
+         "consulted", None),
+    ]  # fmt: skip
+    for steps, outcome, step_id in cases:
+        body = {"id": "random", "name": "R", "status": "active", "trigger": {"event": "x"}, "steps": steps}
+        world.journey(yaml.safe_dump(body, sort_keys=False))
+        moves = enroll.first_moves(load_catalog(world.settings).get("random"), NOW)
+        if outcome == "consulted":
+            assert moves is None
+            continue
+        assert moves is not None and moves.outcome == outcome and moves.step_id == step_id
+        if step_id == "w":
+            assert moves.next_action_at == NOW + (
+                timedelta(days=2) if len(moves.messages) else timedelta(hours=1)
+            )
 
 
 def test_sql_delivery_ids_equal_the_python_ones(world: World) -> None:

@@ -33,7 +33,8 @@ OPS = ("insert", "update", "delete")
 
 
 def _wanted(table: str, op: str) -> bool:
-    # a new enrollment blocks re-entry, it never admits anyone: only ends (and deletions) matter
+    # a new enrollment blocks re-entry, it never admits anyone: only ends (and deletions) matter;
+    # one written already ended (enroll.py's first moves) is an end: see ended_on_insert_statements
     return not (table == "enrollment" and op == "insert")
 
 
@@ -114,9 +115,45 @@ def postgresql_statements() -> list[str]:
     return statements
 
 
+ENDED_ON_INSERT = _name("enrollment", "insert")
+
+
+def ended_on_insert_statements(dialect: str) -> list[str]:
+    """The trigger logging an enrollment written already ended (a journey whose first moves end it).
+
+    Row level with a WHEN on both engines: it fires for those rows alone, not for every enrollment.
+    """
+    values = ", ".join(e.replace("r.", "NEW.") for e in SUBJECTS["enrollment"])
+    if dialect != "postgresql":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {ENDED_ON_INSERT} AFTER INSERT ON enrollment "
+            f"WHEN NEW.state = 'ended' BEGIN "
+            f"INSERT INTO subject_change (contact_id, account_id, journey_id) SELECT {values}; END"
+        ]
+    xid = "pg_current_xact_id()::text::bigint"
+    return [
+        f"CREATE OR REPLACE FUNCTION {ENDED_ON_INSERT}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
+        f"SELECT {values}, {xid}; RETURN NULL; END $$",
+        f"DROP TRIGGER IF EXISTS {ENDED_ON_INSERT} ON enrollment",
+        f"CREATE TRIGGER {ENDED_ON_INSERT} AFTER INSERT ON enrollment FOR EACH ROW "
+        f"WHEN (NEW.state = 'ended') EXECUTE FUNCTION {ENDED_ON_INSERT}()",
+    ]
+
+
+def drop_ended_on_insert_statements(dialect: str) -> list[str]:
+    """Statements removing the trigger above."""
+    if dialect == "postgresql":
+        return [
+            f"DROP TRIGGER IF EXISTS {ENDED_ON_INSERT} ON enrollment",
+            f"DROP FUNCTION IF EXISTS {ENDED_ON_INSERT}()",
+        ]
+    return [f"DROP TRIGGER IF EXISTS {ENDED_ON_INSERT}"]
+
+
 def drop_statements(dialect: str) -> list[str]:
     """Statements removing every trigger (and PostgreSQL function) created above."""
-    statements = []
+    statements = drop_ended_on_insert_statements(dialect)
     for table in SUBJECTS:
         for op in OPS:
             if not _wanted(table, op):
@@ -133,11 +170,12 @@ def drop_statements(dialect: str) -> list[str]:
 
 
 def create_statements(dialect: str) -> list[str]:
-    """The statements creating every trigger, for this dialect."""
+    """The statements creating the triggers of migration 0007, for this dialect."""
     return postgresql_statements() if dialect == "postgresql" else sqlite_statements()
 
 
 def create(conn: Connection) -> None:
-    """Create the triggers on this connection's database (after the tables exist)."""
-    for statement in create_statements(conn.dialect.name):
+    """Create every trigger on this connection's database (after the tables exist)."""
+    dialect = conn.dialect.name
+    for statement in create_statements(dialect) + ended_on_insert_statements(dialect):
         conn.exec_driver_sql(statement)
