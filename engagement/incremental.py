@@ -20,6 +20,7 @@ committed and was seen; rows at or after it are read again next time (harmless: 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -37,7 +38,9 @@ from engagement.store.database import Database
 VERSION = "1"  # bump when what an evaluation admits changes for the same journey file
 MARGIN = 1e-9  # relative: far above float rounding, far below any real score difference
 MOST = 200_000  # more subjects to re-evaluate than this: evaluate everyone (one pass)
-PRUNE = 20_000  # at most this many consumed log rows are deleted per tick
+PRUNE = 20_000  # at most this many consumed log rows are deleted per tick,
+PRUNE_CHUNK = 2_000  # this many per transaction,
+PRUNE_SECONDS = 0.25  # and no more chunks once this long was spent (a cold page cache makes them slow)
 XMIN = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 log = schema.subject_changes
 wm = schema.journey_watermarks
@@ -84,20 +87,32 @@ def record(db: Database, conn: Connection, journey: Journey, ctx: EvalContext, d
     db.upsert(conn, wm, [row], ["journey_id"], ["signature", "evaluated_at", "change_mark"])
 
 
-def prune(db: Database, catalog: Catalog) -> None:
-    """Delete log rows every evaluated journey has read (a bounded number per call)."""
+def prune(db: Database, catalog: Catalog, seconds: float = PRUNE_SECONDS) -> int:
+    """Delete log rows every evaluated journey has read; return how many.
+
+    Oldest first, a chunk per transaction, until PRUNE rows or `seconds` (at least one chunk), so a tick
+    never spends long on it: a bulk import's backlog drains over many ticks (reads go by index ranges
+    and are not slowed by it).
+    """
     wanted = [j.id for j in catalog.journeys.values() if j.status != "draft"]
     if not wanted:
-        return
-    with db.begin() as conn:
-        marks = list(conn.execute(select(wm.c.change_mark).where(wm.c.journey_id.in_(wanted))).scalars())
-        if len(marks) < len(wanted):
-            return  # a journey has not been evaluated yet: it will read everything anyway, but keep it simple
-        first = conn.execute(select(func.min(log.c.seq))).scalar_one()
-        if first is None:
-            return
-        read = log.c.seq <= min(marks) if db.dialect == "sqlite" else log.c.txid < min(marks)
-        conn.execute(delete(log).where(read, log.c.seq < first + PRUNE))
+        return 0
+    started, deleted = time.perf_counter(), 0
+    while deleted < PRUNE:
+        with db.begin() as conn:
+            marks = list(conn.execute(select(wm.c.change_mark).where(wm.c.journey_id.in_(wanted))).scalars())
+            if len(marks) < len(wanted):
+                return deleted  # a journey has not been evaluated yet: it will read everything anyway
+            first = conn.execute(select(func.min(log.c.seq))).scalar_one()
+            if first is None:
+                return deleted
+            read = log.c.seq <= min(marks) if db.dialect == "sqlite" else log.c.txid < min(marks)
+            size = min(PRUNE_CHUNK, PRUNE - deleted)
+            chunk = int(conn.execute(delete(log).where(read, log.c.seq < first + size)).rowcount or 0)
+        deleted += chunk
+        if chunk == 0 or time.perf_counter() - started >= seconds:
+            break
+    return deleted
 
 
 def _mark(db: Database, conn: Connection) -> int:

@@ -21,10 +21,13 @@ import pytest
 from engine_world import NOW, REPO, World
 from sqlalchemy import delete, func, select, text
 
+from engagement import incremental
 from engagement.conditions.context import day_number
+from engagement.engine import load_catalog
 from engagement.store import schema
 from engagement.store.database import Database
 
+BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
 en, d = schema.enrollments, schema.deliveries
 
 EXTRA = {
@@ -282,3 +285,36 @@ def test_every_writer_leaves_a_trace_in_the_change_log(world: World) -> None:
         rows = {(r.contact_id, r.account_id) for r in conn.execute(select(schema.subject_changes))}
     assert ("c000", None) in rows and ("c001", None) in rows  # contacts, and the milestone
     assert (None, "acme") in rows and ("c000", "acme") in rows  # the account, the event
+
+
+def test_prune_deletes_only_what_every_journey_has_read(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Oldest first, at most PRUNE a call in chunks, at least one chunk however short the time; never a row
+    a journey has not read, nor anything before every journey has been evaluated once."""
+    log = schema.subject_changes
+    for shipped in (REPO / "journeys").iterdir():
+        shutil.copy(shipped, world.journeys / shipped.name)
+    catalog = load_catalog(world.settings)
+
+    def seqs() -> list[int]:
+        with world.db.begin() as conn:
+            return list(conn.execute(select(log.c.seq).order_by(log.c.seq)).scalars())
+
+    world.people(10, account="acme")
+    assert incremental.prune(world.db, catalog) == 0  # no journey evaluated yet
+    monkeypatch.setattr(incremental, "PRUNE", 0)
+    world.tick(NOW)  # every journey evaluated: what is in the log now has been read
+    read = seqs()
+    world.people(3, account="later", prefix="l")
+    unread = sorted(set(seqs()) - set(read))
+    assert len(read) >= 12 and unread
+    monkeypatch.setattr(incremental, "PRUNE", 7)
+    monkeypatch.setattr(incremental, "PRUNE_CHUNK", 3)
+    assert incremental.prune(world.db, catalog, seconds=60) == 7
+    assert seqs() == read[7:] + unread
+    assert incremental.prune(world.db, catalog, seconds=0) == 3  # out of time at once: one chunk all the same
+    assert seqs() == read[10:] + unread
+    while incremental.prune(world.db, catalog):
+        pass
+    assert seqs() == unread
