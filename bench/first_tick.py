@@ -10,6 +10,7 @@ repeat starts from a fresh copy of it and times the first tick at scale.NOW in a
 goal/exit, enrolling, waking waiters, advancing, the incremental bookkeeping, and the rest (commits,
 journey sync, start-up). Prints one JSON line per repeat. `--rebuild` builds again. `--stepwise` turns
 off enroll.first_moves, so every enrollment is inserted at its first step and advanced (for A/B runs).
+`--cache-mb N` sets SQLite's page cache of the tick's connections to N MB (default: SQLite's 2 MB).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scale  # bench/ is not a package: scale.py is found by the path above
 import steady_tick
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from engagement import advance, config, enroll, incremental, scoring, tick
 from engagement.delivery.recording import CountingEmail, RecordingWebhook
@@ -48,11 +48,17 @@ PHASES = (
 )
 
 
-def timed_first_tick(config_path: str, stepwise: bool) -> None:
+def timed_first_tick(config_path: str, stepwise: bool, cache_mb: int) -> None:
     """Child process: the first tick at scale.NOW with send=False; prints JSON with seconds per phase."""
     if stepwise:
         enroll.first_moves = lambda journey, now: None
     engine = Engine(config.load(config_path), email=CountingEmail(), webhooks=RecordingWebhook())
+    if cache_mb and engine.db.dialect == "sqlite":
+
+        def cache(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute(f"PRAGMA cache_size = -{cache_mb * 1024}")
+
+        event.listen(engine.db.engine, "connect", cache)
     phases: dict[str, float] = defaultdict(float)
 
     def wrap(module: Any, name: str) -> None:
@@ -78,7 +84,7 @@ def timed_first_tick(config_path: str, stepwise: bool) -> None:
         "seconds": round(seconds, 2),
         "enrolled": report.total("enrolled"),
         "queued": report.total("queued"),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(scale.peak_rss_mb()),
         "phases": {name: round(s, 2) for name, s in phases.items()},
         "rest": round(seconds - sum(phases.values()), 2),
     }
@@ -110,10 +116,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--stepwise", action="store_true")
+    parser.add_argument("--cache-mb", type=int, default=0)
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
-        timed_first_tick(args.child, args.stepwise)
+        timed_first_tick(args.child, args.stepwise, args.cache_mb)
         return
     if args.folder is None:
         parser.error("--folder is required")
@@ -144,7 +151,8 @@ def main() -> None:
         else:
             steady_tick._copy(folder / "built.db", folder / "bench.db")
         out = subprocess.run(
-            [sys.executable, __file__, "--child", cfg, *(["--stepwise"] if args.stepwise else [])],
+            [sys.executable, __file__, "--child", cfg, "--cache-mb", str(args.cache_mb)]
+            + (["--stepwise"] if args.stepwise else []),
             check=True,
             capture_output=True,
             text=True,

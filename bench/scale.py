@@ -285,6 +285,19 @@ def write_config(folder: Path, url: str) -> Path:
     return path
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB, since it started its program.
+
+    /proc's VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss across execve, so a child started
+    by a parent that had grown large (the build credits 5.47M events at 1M) would report the parent's peak.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def tick_once(config_path: str, at: str) -> None:
     """Child process: one tick at `at` with send=False; prints seconds, counts, peak RSS as JSON."""
     engine = Engine(config.load(config_path), email=CountingEmail(), webhooks=RecordingWebhook())
@@ -294,7 +307,7 @@ def tick_once(config_path: str, at: str) -> None:
         datetime.fromisoformat(at), send=False,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     out = {"seconds": seconds, "enrolled": report.total("enrolled"), "queued": report.total("queued"),
            "peak_rss_mb": peak_mb}  # fmt: skip
     print(json.dumps(out))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -63,7 +62,7 @@ def timed_tick(config_path: str, minutes: float) -> None:
         "seconds": time.perf_counter() - started,
         "enrolled": report.total("enrolled"),
         "queued": report.total("queued"),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": scale.peak_rss_mb(),
         "journeys": phases,
     }
     print(json.dumps(out))
