@@ -94,19 +94,25 @@ def record(
     return result
 
 
+COLUMNS = (d.c.id, d.c.contact_id, d.c.journey_id, d.c.step_id, d.c.provider_message_id, d.c.status)
+
+
+def by_message_id(conn: Connection, message_ids: Sequence[str]) -> Any:
+    """SELECT of the deliveries with these provider message ids (served by the partial provider-id index)."""
+    return select(*COLUMNS).where(among(conn, d.c.provider_message_id, message_ids))
+
+
 def _deliveries(conn: Connection, events: Sequence[EmailEvent]) -> dict[str, Any]:
     """Deliveries by our id, and by `msg:` + the provider's message id."""
     ids = sorted({e.delivery_id for e in events if e.delivery_id})
-    columns = (d.c.id, d.c.contact_id, d.c.journey_id, d.c.step_id, d.c.provider_message_id, d.c.status)
     found: dict[str, Any] = {}
     for start in range(0, len(ids), CHUNK):
-        for row in conn.execute(select(*columns).where(among(conn, d.c.id, ids[start : start + CHUNK]))):
+        for row in conn.execute(select(*COLUMNS).where(among(conn, d.c.id, ids[start : start + CHUNK]))):
             found[row.id] = row
     # the provider's id is the fallback: no custom_args, or an id we do not know
     message_ids = sorted({e.message_id for e in events if e.message_id and e.delivery_id not in found})
     for start in range(0, len(message_ids), CHUNK):
-        chunk = message_ids[start : start + CHUNK]
-        for row in conn.execute(select(*columns).where(among(conn, d.c.provider_message_id, chunk))):
+        for row in conn.execute(by_message_id(conn, message_ids[start : start + CHUNK])):
             found[f"msg:{row.provider_message_id}"] = row
     return found
 

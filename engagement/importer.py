@@ -21,6 +21,12 @@ from engagement.store.database import Database
 
 KINDS: dict[str, type[Record]] = {"accounts": AccountIn, "contacts": ContactIn, "events": EventIn}
 CHUNK = 2000
+STATISTICS_AFTER = 10_000  # rows an import writes beyond which it refreshes the planner's statistics
+GROWN = {  # the tables an import of each kind grows (each write also logs a subject_change row)
+    "accounts": ["account", "subject_change"],
+    "contacts": ["contact", "subject_change"],
+    "events": ["event", "milestone", "account_milestone", "subject_change"],
+}
 MAX_SHOWN = 100
 
 
@@ -122,6 +128,8 @@ def import_file(
                 shown = [*shown, Problem(str(path), None, "", f"… and {more} more")]
             raise errors.ImportFileError(shown, summary)
         result.skipped = len({p.line for p in result.problems})
+    if result.imported >= STATISTICS_AFTER:  # the next tick plans with the grown tables' statistics
+        db.refresh_statistics(GROWN[kind])
     return result
 
 

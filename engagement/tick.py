@@ -16,6 +16,9 @@ from engagement.store import schema
 from engagement.store.database import Database
 from engagement.templates import Renderer
 
+STATISTICS_AFTER = 10_000  # rows a tick inserts beyond which it refreshes the planner's statistics
+GROWN = ("enrollment", "delivery", "subject_change")  # the tables a big tick grows
+
 
 @dataclass
 class JourneyCounts:
@@ -125,6 +128,8 @@ def run(
             counts.stepped += batch.stepped
             counts.queued += batch.queued
             counts.completed += batch.completed
+    if report.total("enrolled") + report.total("queued") >= STATISTICS_AFTER:
+        db.refresh_statistics(GROWN)
     incremental.prune(db, catalog)
     if send:
         report.dispatched = dispatch.dispatch(

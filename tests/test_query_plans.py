@@ -2,7 +2,8 @@
 
 Each engine gets 20,000 enrollments in five journeys and 20,000 deliveries, about 1% of each due, with
 statistics gathered, and is asked for its plan of the two queries every tick runs in a loop: the next due
-enrollments of one journey (`advance.due`) and the next due deliveries (`dispatch.due`).
+enrollments of one journey (`advance.due`) and the next due deliveries (`dispatch.due`); and of the
+lookup of deliveries by the provider's message id (SendGrid events), whose index is partial.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from backends import drop_everything, url_for
 from sqlalchemy import Connection, event, insert, text
 
-from engagement import advance
+from engagement import advance, email_events
 from engagement.delivery import dispatch
 from engagement.store import migrate, schema
 from engagement.store.database import Database
@@ -51,7 +52,8 @@ def _fill(db: Database) -> None:
     deliveries = [
         {"id": f"d{i:06d}", "enrollment_id": i + 1, "journey_id": JOURNEYS[i % 5], "step_id": "welcome",
          "channel": "email", "recipient": f"c{i}", "contact_id": f"c{i}",
-         "status": "queued" if i % 100 == 0 else "sent", "due_at": when(i), "created_at": NOW}
+         "status": "queued" if i % 100 == 0 else "sent", "due_at": when(i), "created_at": NOW,
+         "provider_message_id": None if i % 100 == 0 else f"msg{i}"}
         for i in range(ROWS)
     ]  # fmt: skip
     with db.begin() as conn:
@@ -89,3 +91,12 @@ def test_the_due_deliveries_query_uses_the_claim_index(db: Database) -> None:
         found = plan(conn, dispatch.due(JOURNEYS, NOW, 100))
     assert "ix_delivery_claim" in found, found
     assert "SCAN delivery" not in found and "Seq Scan on delivery" not in found, found
+
+
+def test_the_provider_message_id_lookup_uses_its_partial_index(db: Database) -> None:
+    with db.begin() as conn:
+        found = plan(conn, email_events.by_message_id(conn, ["msg101", "msg202", "msg999999"]))
+        rows = conn.execute(email_events.by_message_id(conn, ["msg101", "msg202", "msg999999"])).all()
+    assert "ix_delivery_provider_message_id" in found, found
+    assert "SCAN delivery" not in found and "Seq Scan on delivery" not in found, found
+    assert sorted(r.id for r in rows) == ["d000101", "d000202"]

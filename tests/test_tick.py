@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from engine_world import NOW, World
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
-from engagement import holdout
+from engagement import holdout, tick
 from engagement.store import schema
 
 BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
@@ -472,3 +473,31 @@ def test_a_stopping_engine_advances_no_further_batch_and_the_next_tick_does_the_
     assert stopped.total("enrolled") == 0 and world.count(schema.deliveries) == 0
     welcome(world)  # a fresh engine, as after the restart
     assert world.tick(NOW).total("queued") == 3
+
+
+@pytest.mark.parametrize("written, refreshed", [(4, False), (6, True)])
+def test_a_tick_that_writes_many_rows_refreshes_the_planner_statistics(
+    world: World, monkeypatch: pytest.MonkeyPatch, written: int, refreshed: bool
+) -> None:
+    """On PostgreSQL; so the next tick does not plan against the statistics of an empty enrollment table."""
+    if world.db.dialect != "postgresql":
+        pytest.skip("SQLite keeps no statistics of its own")
+    monkeypatch.setattr(tick, "STATISTICS_AFTER", 10)  # 4 enrolled + 4 queued < 10 ≤ 6 + 6
+    welcome(world)
+    world.people(written)
+    signed_up(world, *(f"c{i:03d}" for i in range(written)))
+    stat = text(
+        "SELECT coalesce(analyze_count, 0) FROM pg_stat_user_tables WHERE relname = 'enrollment'"
+        " AND schemaname = current_schema()"
+    )
+    with world.db.begin() as conn:
+        before = conn.execute(stat).scalar_one()
+    world.tick(NOW)
+    for _ in range(50):  # the statistics collector reports a moment later
+        with world.db.begin() as conn:
+            conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+            after = conn.execute(stat).scalar_one()
+        if after != before or not refreshed:
+            break
+        time.sleep(0.1)
+    assert (after > before) == refreshed

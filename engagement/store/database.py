@@ -221,6 +221,19 @@ class Database:
         """The larger of two values (max() on SQLite, GREATEST() on PostgreSQL)."""
         return func.max(a, b) if self.dialect == "sqlite" else func.greatest(a, b)
 
+    def refresh_statistics(self, tables: Iterable[str]) -> None:
+        """PostgreSQL: ANALYZE these tables now, after a write that grew them a lot.
+
+        Autovacuum would, but up to a minute later: a tick planned in between with the statistics of an
+        empty `enrollment` nested-looped over 100,000 log rows against 1.46M enrollments for six minutes
+        (bench/RESULTS.md). SQLite keeps no statistics unless ANALYZE was run by hand; left alone.
+        """
+        if self.dialect != "postgresql":
+            return
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("ANALYZE " + ", ".join(sorted(set(tables))))
+
     def advisory_lock(self, conn: Connection, name: str) -> None:
         """Hold a lock named `name` until this transaction ends (PostgreSQL; SQLite has one writer anyway)."""
         self.advisory_locks(conn, [name])
