@@ -136,9 +136,10 @@ def advance_batch(
         groups.setdefault(key, []).append(row.id)
     result = Advanced(stepped=len(rows))
     for (step_id, wait_started_at, due_since, in_holdout, held), ids in groups.items():
+        chosen = among(conn, en.c.id, ids)
         position = journey.position(step_id)
         if position is None:
-            _write(conn, ids, _ended("exited", "step removed from journey", ctx.now))
+            _write(conn, chosen, _ended("exited", "step removed from journey", ctx.now))
             continue
         decision = stepper.decide(
             journey.program,
@@ -150,12 +151,11 @@ def advance_batch(
             due_since=due_since,
         )
         for instr, moment in decision.messages:
-            chosen = among(conn, en.c.id, ids)
             result.queued += db.insert_from_select(
                 conn, schema.deliveries, DELIVERY_COLUMNS, deliveries(journey, instr, chosen, moment, ctx)
             )
         if decision.outcome is not None:
-            _write(conn, ids, _ended(decision.outcome, decision.outcome, ctx.now))
+            _write(conn, chosen, _ended(decision.outcome, decision.outcome, ctx.now))
             result.completed += len(ids)
         else:
             parked = {
@@ -167,7 +167,7 @@ def advance_batch(
                 "end_reason": None,
                 "ended_at": None,
             }
-            _write(conn, ids, parked)
+            _write(conn, chosen, parked)
     return result
 
 
@@ -187,8 +187,8 @@ DELIVERY_COLUMNS = [
 ]
 
 
-def _write(conn: Connection, ids: Sequence[int], values: dict[str, Any]) -> None:
-    conn.execute(update(en).where(among(conn, en.c.id, ids)).values(values))
+def _write(conn: Connection, chosen: ColumnElement[bool], values: dict[str, Any]) -> None:
+    conn.execute(update(en).where(chosen).values(values))
 
 
 def _ended(outcome: str, reason: str, now: datetime) -> dict[str, Any]:

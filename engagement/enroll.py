@@ -93,7 +93,7 @@ def enroll(
     moves = first_moves(journey, ctx.now)
     # ids only grow (SQLite's rowid is max + 1; a sequence hands out higher ids than any committed), and
     # this journey's enrolling holds its lock (tick.py): the ids above `top` are the rows written here
-    top = int(conn.execute(select(func.coalesce(func.max(en.c.id), 0))).scalar_one())
+    top = 0 if moves is None else int(conn.execute(select(func.coalesce(func.max(en.c.id), 0))).scalar_one())
     entered = Entered(
         enrolled=db.insert_from_select(conn, en, COLUMNS, candidates(journey, ctx, limit, moves))
     )

@@ -97,16 +97,18 @@ def prune(db: Database, catalog: Catalog, seconds: float = PRUNE_SECONDS) -> int
     wanted = [j.id for j in catalog.journeys.values() if j.status != "draft"]
     if not wanted:
         return 0
+    with db.begin() as conn:
+        marks = list(conn.execute(select(wm.c.change_mark).where(wm.c.journey_id.in_(wanted))).scalars())
+    if len(marks) < len(wanted):
+        return 0  # a journey has not been evaluated yet: it will read everything anyway
+    # marks only move forward, so what was read by everyone when they were read stays read
+    read = log.c.seq <= min(marks) if db.dialect == "sqlite" else log.c.txid < min(marks)
     started, deleted = time.perf_counter(), 0
     while deleted < PRUNE:
         with db.begin() as conn:
-            marks = list(conn.execute(select(wm.c.change_mark).where(wm.c.journey_id.in_(wanted))).scalars())
-            if len(marks) < len(wanted):
-                return deleted  # a journey has not been evaluated yet: it will read everything anyway
             first = conn.execute(select(func.min(log.c.seq))).scalar_one()
             if first is None:
                 return deleted
-            read = log.c.seq <= min(marks) if db.dialect == "sqlite" else log.c.txid < min(marks)
             size = min(PRUNE_CHUNK, PRUNE - deleted)
             chunk = int(conn.execute(delete(log).where(read, log.c.seq < first + size)).rowcount or 0)
         deleted += chunk

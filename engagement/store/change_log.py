@@ -70,9 +70,28 @@ def sqlite_statements() -> list[str]:
     return statements
 
 
+XID = "pg_current_xact_id()::text::bigint"
+
+
+def _pg_enrollment_row_trigger(op: str, when: str) -> list[str]:
+    """A row-level trigger on enrollment, firing only `when`, logging the row's subject for its journey."""
+    name = _name("enrollment", op)
+    columns = ("contact_id", "account_id", "journey_id")
+    row = "SELECT " + ", ".join(
+        f"{e.replace('r.', 'NEW.')} AS {c}" for e, c in zip(SUBJECTS["enrollment"], columns, strict=True)
+    )
+    return [
+        f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
+        f"SELECT s.contact_id, s.account_id, s.journey_id, {XID} FROM ({row}) s; RETURN NULL; END $$",
+        f"DROP TRIGGER IF EXISTS {name} ON enrollment",
+        f"CREATE TRIGGER {name} AFTER {op.upper()} ON enrollment FOR EACH ROW WHEN ({when}) "
+        f"EXECUTE FUNCTION {name}()",
+    ]
+
+
 def postgresql_statements() -> list[str]:
     """CREATE FUNCTION and CREATE TRIGGER statements for PostgreSQL (statement level)."""
-    xid = "pg_current_xact_id()::text::bigint"
     statements = []
     for table, (contact, account, journey) in SUBJECTS.items():
         for op in OPS:
@@ -87,16 +106,7 @@ def postgresql_statements() -> list[str]:
             elif table == "enrollment":
                 # row level, filtered by WHEN: enrollments are updated one statement a row (executemany),
                 # and a statement trigger would build transition tables for every one of them
-                name = _name(table, op)
-                row = f"SELECT {pair.replace('r.', 'NEW.')}"
-                statements += [
-                    f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                    f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
-                    f"SELECT s.contact_id, s.account_id, s.journey_id, {xid} FROM ({row}) s; RETURN NULL; END $$",
-                    f"DROP TRIGGER IF EXISTS {name} ON {table}",
-                    f"CREATE TRIGGER {name} AFTER UPDATE ON {table} FOR EACH ROW "
-                    f"WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION {name}()",
-                ]
+                statements += _pg_enrollment_row_trigger("update", "OLD.state IS DISTINCT FROM NEW.state")
                 continue
             else:
                 rows = f"SELECT {pair} FROM new_rows r UNION SELECT {pair} FROM old_rows r"
@@ -105,7 +115,7 @@ def postgresql_statements() -> list[str]:
             statements.append(
                 f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
                 f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
-                f"SELECT s.contact_id, s.account_id, s.journey_id, {xid} FROM ({rows}) s; RETURN NULL; END $$"
+                f"SELECT s.contact_id, s.account_id, s.journey_id, {XID} FROM ({rows}) s; RETURN NULL; END $$"
             )
             statements.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
             statements.append(
@@ -123,21 +133,13 @@ def ended_on_insert_statements(dialect: str) -> list[str]:
 
     Row level with a WHEN on both engines: it fires for those rows alone, not for every enrollment.
     """
+    if dialect == "postgresql":
+        return _pg_enrollment_row_trigger("insert", "NEW.state = 'ended'")
     values = ", ".join(e.replace("r.", "NEW.") for e in SUBJECTS["enrollment"])
-    if dialect != "postgresql":
-        return [
-            f"CREATE TRIGGER IF NOT EXISTS {ENDED_ON_INSERT} AFTER INSERT ON enrollment "
-            f"WHEN NEW.state = 'ended' BEGIN "
-            f"INSERT INTO subject_change (contact_id, account_id, journey_id) SELECT {values}; END"
-        ]
-    xid = "pg_current_xact_id()::text::bigint"
     return [
-        f"CREATE OR REPLACE FUNCTION {ENDED_ON_INSERT}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
-        f"SELECT {values}, {xid}; RETURN NULL; END $$",
-        f"DROP TRIGGER IF EXISTS {ENDED_ON_INSERT} ON enrollment",
-        f"CREATE TRIGGER {ENDED_ON_INSERT} AFTER INSERT ON enrollment FOR EACH ROW "
-        f"WHEN (NEW.state = 'ended') EXECUTE FUNCTION {ENDED_ON_INSERT}()",
+        f"CREATE TRIGGER IF NOT EXISTS {ENDED_ON_INSERT} AFTER INSERT ON enrollment "
+        f"WHEN NEW.state = 'ended' BEGIN "
+        f"INSERT INTO subject_change (contact_id, account_id, journey_id) SELECT {values}; END"
     ]
 
 
