@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, case, cast, exists, func, literal, not_, or_, select
+from sqlalchemy import Connection, String, and_, case, cast, exists, false, func, literal, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from engagement import advance, holdout, stepper
@@ -162,8 +162,9 @@ def candidates(
         if cond is not None:
             where.append(not_(sql.compile_condition(cond, ctx)))
     where.append(_re_entry_allows(journey, subject, occurred, now))
-    key = literal(journey.id + ":") + subject
-    in_holdout = holdout.Bucket(key) < int(journey.holdout * holdout.SPACE)
+    held = int(journey.holdout * holdout.SPACE)  # buckets below this are held out
+    # no holdout: no bucket to compute (on SQLite a Python call a candidate)
+    in_holdout = holdout.Bucket(literal(journey.id + ":") + subject) < held if held else false()
     at = en.c.entered_at.type
     state: dict[str, Any] = {"state": "active", "step_id": journey.program[0].step_id, "next_action_at": now}
     if moves is not None and moves.outcome is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from typing import Any
 
@@ -11,12 +10,14 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from engagement import md5
+
 SPACE = 2**32
 
 
 def bucket(key: str) -> int:
     """The first 32 bits of md5(key), 0 .. 2**32-1."""
-    return int(hashlib.md5(key.encode("utf-8"), usedforsecurity=False).hexdigest()[:8], 16)
+    return int(md5.hexdigest(key.encode("utf-8"))[:8], 16)
 
 
 def in_holdout(journey_id: str, subject_id: str, fraction: float) -> bool:

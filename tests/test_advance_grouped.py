@@ -10,6 +10,7 @@ called once per enrollment, the delivery ids from `delivery_id` in Python, the r
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,9 +18,11 @@ from typing import Any
 import pytest
 import yaml
 from engine_world import NOW, World
-from sqlalchemy import select
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import literal, select
 
-from engagement import advance, enroll, stepper, tick
+from engagement import advance, enroll, holdout, md5, stepper, tick
 from engagement.delivery.ids import DeliveryId, delivery_id
 from engagement.engine import load_catalog
 from engagement.journeys.catalog import Journey
@@ -346,3 +349,15 @@ def test_sql_delivery_ids_equal_the_python_ones(world: World) -> None:
             found = conn.execute(select(DeliveryId(enrollment_id, step_id, recipient))).scalar_one()
             assert found == delivery_id(enrollment_id, step_id, recipient)
             assert len(found) == 36
+
+
+@given(st.binary(max_size=300))
+def test_the_md5_behind_ids_and_buckets_is_md5(data: bytes) -> None:
+    assert md5.hexdigest(data) == hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def test_sql_holdout_buckets_equal_the_python_ones(world: World) -> None:
+    keys = ["onboarding:c000", "low-adoption:c0001234", "é-journey:a@b", ""]
+    with world.db.begin() as conn:
+        for key in keys:
+            assert conn.execute(select(holdout.Bucket(literal(key)))).scalar_one() == holdout.bucket(key)

@@ -10,7 +10,7 @@ import pytest
 from condition_world import database_urls, drop_database, open_database
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import TypeDecorator, bindparam, select, update
+from sqlalchemy import TypeDecorator, bindparam, func, literal, select, update
 from sqlalchemy.dialects import sqlite
 
 from engagement.store import schema
@@ -106,3 +106,36 @@ def test_a_statement_shape_reused_with_other_bound_values_writes_the_new_values(
         }
     one, two = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
     assert found == {"d0": ("s0", one), "d1": ("s0", one), "d2": ("s1", two), "d3": ("s1", two)}
+
+
+def test_insert_from_select_counts_the_rows_it_wrote_itself(db: Database) -> None:
+    """The count skips rows a unique key refused and rows a trigger wrote, and holds for a statement that
+    opens with WITH (Python's sqlite3 reports -1 as the row count of such a statement)."""
+    en = schema.enrollments
+    columns = ["journey_id", "audience", "subject_id", "holdout", "state", "entered_at"]
+
+    def wanted(state: str, subjects: list[str]) -> Any:
+        rows = select(
+            literal("j").label("journey_id"),
+            literal("contact").label("audience"),
+            schema.contacts.c.id.label("subject_id"),
+            literal(False).label("holdout"),
+            literal(state).label("state"),
+            literal(T0, en.c.entered_at.type).label("entered_at"),
+        ).where(schema.contacts.c.id.in_(subjects))
+        cte = rows.cte("wanted")
+        return select(*cte.c).where(cte.c.subject_id.is_not(None))  # SQLite: ON CONFLICT needs a WHERE
+
+    contacts = [{"id": f"c{i}", "account_id": "a", "email": f"c{i}@example.com"} for i in range(3)]
+    with db.begin() as conn:
+        db.insert_ignore(conn, schema.accounts, [{"id": "a", "name": "A"}], None)
+        db.insert_ignore(conn, schema.contacts, contacts, None)
+        assert db.insert_from_select(conn, en, columns, wanted("active", ["c0"])) == 1
+        # c0 is active already: the partial unique key refuses it
+        assert db.insert_from_select(conn, en, columns, wanted("active", ["c0", "c1", "c2"])) == 2
+        # ended rows fire the insert trigger, whose change-log rows are not counted
+        logged = select(func.count()).select_from(schema.subject_changes)
+        before = conn.execute(logged).scalar_one()
+        assert db.insert_from_select(conn, en, columns, wanted("ended", ["c0", "c1"])) == 2
+        assert conn.execute(logged).scalar_one() == before + 2
+        assert conn.execute(select(func.count()).select_from(en)).scalar_one() == 5

@@ -10,7 +10,6 @@ and stable (it travels in provider metadata and comes back with webhook events).
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from typing import Any
 
@@ -19,10 +18,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from engagement import md5
+
 
 def delivery_id(enrollment_id: int, step_id: str, recipient: str) -> str:
     """The id of the delivery of `step_id` to `recipient` in this enrollment."""
-    digest = hashlib.md5(f"{enrollment_id}:{step_id}:{recipient}".encode(), usedforsecurity=False).hexdigest()
+    digest = md5.hexdigest(f"{enrollment_id}:{step_id}:{recipient}".encode())
     prefix = f"{enrollment_id:012x}"
     return f"{prefix[:8]}-{prefix[8:]}-{digest[:4]}-{digest[4:8]}-{digest[8:20]}"
 
