@@ -1,7 +1,7 @@
 """Tick time, the naive per-contact loop and peak memory at 100k / 300k / 1M contacts, SQLite and PostgreSQL.
 
 Run: .venv/bin/python bench/scale.py [--sizes 100000,300000] [--backends sqlite,postgresql]
-     [--postgres-url URL] [--naive-sample 1000] [--keep DIR]
+     [--postgres-url URL] [--naive-sample 1000] [--json FILE]
 
 Per size and backend: a fresh database is bulk-loaded with contacts in contacts/5 accounts and their
 event histories (deterministic, seeded), with those events credited into scores as the running

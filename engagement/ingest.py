@@ -64,7 +64,10 @@ def upsert_accounts(
 
 
 def upsert_contacts(db: Database, conn: Connection, rows: Sequence[ContactIn], now: datetime) -> int:
-    """Insert or update contacts (the fields a row gives; the others are kept)."""
+    """Insert or update contacts (the fields a row gives; the others are kept).
+
+    An erased contact stays a tombstone: a row for it (a CRM sync sending it again, say) writes nothing.
+    """
     given: list[dict[str, Any]] = []
     for row in rows:
         values = row.provided()
@@ -75,7 +78,14 @@ def upsert_contacts(db: Database, conn: Connection, rows: Sequence[ContactIn], n
         values["updated_at"] = now
         given.append(values)
     for columns, group in by_columns(given).items():
-        db.upsert(conn, schema.contacts, group, ["id"], [c for c in columns if c != "id"])
+        db.upsert(
+            conn,
+            schema.contacts,
+            group,
+            ["id"],
+            [c for c in columns if c != "id"],
+            only_if=lambda _: schema.contacts.c.erased_at.is_(None),
+        )
     return len(rows)
 
 
@@ -103,6 +113,22 @@ def account_of(conn: Connection, contact_ids: Sequence[str]) -> dict[str, str]:
     return found
 
 
+def erased_among(conn: Connection, contact_ids: Sequence[str]) -> set[str]:
+    """Which of these contacts are erased."""
+    found: set[str] = set()
+    unique = list(dict.fromkeys(contact_ids))
+    for start in range(0, len(unique), CHUNK):
+        found.update(conn.execute(erased_query(conn, unique[start : start + CHUNK])).scalars())
+    return found
+
+
+def erased_query(conn: Connection, contact_ids: Sequence[str]) -> Any:
+    """SELECT of the erased ones of these contacts: an index lookup each (from the partial index of erased
+    contacts where the planner has statistics; by primary key on a SQLite database never analysed)."""
+    c = schema.contacts.c
+    return select(c.id).where(c.erased_at.is_not(None), among(conn, c.id, contact_ids))
+
+
 def existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
     """Which of `values` exist in `column`."""
     found: set[str] = set()
@@ -116,8 +142,13 @@ def existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
 def insert_events(
     db: Database, conn: Connection, rows: Sequence[EventIn], now: datetime, *, source: str = "product"
 ) -> int:
-    """Store events (an event id seen before is skipped) and the milestones they reach."""
+    """Store events (an event id seen before is skipped) and the milestones they reach.
+
+    An erased contact's events keep their names and times, as the erasure left its earlier ones: their
+    properties are not stored.
+    """
     accounts = account_of(conn, [r.contact_id for r in rows if r.account_id is None])
+    erased = erased_among(conn, [r.contact_id for r in rows])
     values: list[dict[str, Any]] = []
     for row in rows:
         values.append(
@@ -127,7 +158,7 @@ def insert_events(
                 "account_id": row.account_id or accounts.get(row.contact_id),
                 "name": row.name,
                 "timestamp": row.timestamp,
-                "properties": json_safe(row.properties),
+                "properties": {} if row.contact_id in erased else json_safe(row.properties),
                 "source": source,
                 "received_at": now,
             }

@@ -153,9 +153,16 @@ def test_an_erased_contact_enters_no_journey_and_gets_no_message_even_when_re_im
             email: {template: onboarding/welcome, subject: "Hello again"}
         """
     )
-    erasable.events({"contact_id": "c000", "name": "came_back", "timestamp": NOW + timedelta(days=1)})
+    erasable.events(
+        {"contact_id": "c000", "name": "came_back", "timestamp": NOW + timedelta(days=1),
+         "properties": {"email": "c000@example.com"}}
+    )  # fmt: skip
     erasable.tick(NOW + timedelta(days=1))
     assert erasable.count(schema.enrollments, schema.enrollments.c.journey_id == "again") == 0
+    [tombstone] = erasable.rows(schema.contacts, schema.contacts.c.id == "c000")
+    assert tombstone["email"] is None and tombstone["first_name"] == "" and tombstone["erased_at"] is not None
+    [came_back] = erasable.rows(schema.events, schema.events.c.name == "came_back")
+    assert came_back["properties"] == {}  # the event counts; what it said about the person is not kept
     erasable.tick(NOW + timedelta(days=31))  # c000's enrollment ended at erasure; c001 gets the later email
     assert [m.to for m in erasable.email.sent] == ["c001@example.com"]
 

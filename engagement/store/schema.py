@@ -50,6 +50,15 @@ class Contact(SQLModel, table=True):
     """A user of an account; the person journeys talk to."""
 
     __tablename__ = "contact"
+    # the erased contacts only (almost always none): an incoming event's contact is checked against it
+    __table_args__ = (
+        Index(
+            "ix_contact_erased",
+            "id",
+            sqlite_where=text("erased_at IS NOT NULL"),
+            postgresql_where=text("erased_at IS NOT NULL"),
+        ),
+    )
     id: str = Field(primary_key=True, max_length=200)
     account_id: str = Field(foreign_key="account.id", index=True, max_length=200)
     email: str | None = Field(default=None, index=True, max_length=320)
