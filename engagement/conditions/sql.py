@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Date,
     Float,
     Integer,
     and_,
@@ -90,15 +91,17 @@ def _position_pg(element: _Position, compiler: SQLCompiler, **kw: Any) -> str:
 
 
 class _Unindexed(FunctionElement[Any]):
-    """A column SQLite must not answer from an index: `+col` (a no-op on any value); other engines: `col`.
+    """A date or time column no engine may answer from an index: the column plus nothing (`+col` on
+    SQLite, `col + 0` or `col + interval '0 seconds'` on PostgreSQL), the same value.
 
     For whole-day ranges on created_at and the like. Nearly everyone signed up more than a week ago, so
     an index range on created_at selects most contacts in a random order of ids, and every other
     lookup of the evaluation (events, milestones, scores, enrollments: all keyed by contact id) then
-    lands on a random page. Without it SQLite walks the contacts table and those lookups stay close
-    together: a full evaluation of one journey over 1M contacts took 2 s instead of 8 s
-    (bench/RESULTS.md). A selective range loses its index, but only in a full pass (incremental
-    passes are driven by the subjects' ids), where a scan costs a second or two at 1M.
+    lands on a random page. Without it the engine walks the contacts table and those lookups stay close
+    together: selecting one journey's candidates over 1M contacts took 2 s instead of 8 s on SQLite and
+    5.5 s instead of 13.9 s on PostgreSQL, which chose the index too (bench/RESULTS.md). A selective
+    range loses its index, but only in a full pass (incremental passes are driven by the subjects'
+    ids), where a scan costs a second or two at 1M.
     """
 
     inherit_cache = True
@@ -117,6 +120,13 @@ def _unindexed(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(_Unindexed, "sqlite")
 def _unindexed_sqlite(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
     return f"+{compiler.process(element.clauses, **kw)}"
+
+
+@compiles(_Unindexed, "postgresql")
+def _unindexed_pg(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    # an expression no index holds, of the same value and type
+    zero = "0" if element.type._type_affinity is Date else "interval '0 seconds'"
+    return f"({compiler.process(element.clauses, **kw)} + {zero})"
 
 
 def _quote(text: str) -> str:
