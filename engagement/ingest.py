@@ -113,30 +113,30 @@ def account_of(conn: Connection, contact_ids: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def erased_among(conn: Connection, contact_ids: Sequence[str]) -> set[str]:
-    """Which of these contacts are erased."""
-    found: set[str] = set()
-    unique = list(dict.fromkeys(contact_ids))
-    for start in range(0, len(unique), CHUNK):
-        found.update(conn.execute(erased_query(conn, unique[start : start + CHUNK])).scalars())
-    return found
+# erased contacts; an `existing` lookup with it is an index lookup a contact (from the partial index of
+# erased contacts where the planner has statistics; by primary key on a SQLite database never analysed)
+ERASED = schema.contacts.c.erased_at.is_not(None)
 
 
-def erased_query(conn: Connection, contact_ids: Sequence[str]) -> Any:
-    """SELECT of the erased ones of these contacts: an index lookup each (from the partial index of erased
-    contacts where the planner has statistics; by primary key on a SQLite database never analysed)."""
-    c = schema.contacts.c
-    return select(c.id).where(c.erased_at.is_not(None), among(conn, c.id, contact_ids))
-
-
-def existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
-    """Which of `values` exist in `column`."""
+def existing(
+    conn: Connection, column: Any, values: Sequence[str], where: ColumnElement[bool] | None = None
+) -> set[str]:
+    """Which of `values` exist in `column` (in rows where `where` holds, when given)."""
     found: set[str] = set()
     unique = list(dict.fromkeys(values))
     for start in range(0, len(unique), CHUNK):
-        chunk = unique[start : start + CHUNK]
-        found.update(conn.execute(select(column).where(among(conn, column, chunk))).scalars())
+        found.update(
+            conn.execute(existing_query(conn, column, unique[start : start + CHUNK], where)).scalars()
+        )
     return found
+
+
+def existing_query(
+    conn: Connection, column: Any, values: Sequence[str], where: ColumnElement[bool] | None = None
+) -> Any:
+    """SELECT of the `values` found in `column` (where `where` holds, when given)."""
+    stmt = select(column).where(among(conn, column, values))
+    return stmt if where is None else stmt.where(where)
 
 
 def insert_events(
@@ -148,7 +148,7 @@ def insert_events(
     properties are not stored.
     """
     accounts = account_of(conn, [r.contact_id for r in rows if r.account_id is None])
-    erased = erased_among(conn, [r.contact_id for r in rows])
+    erased = existing(conn, schema.contacts.c.id, [r.contact_id for r in rows], ERASED)
     values: list[dict[str, Any]] = []
     for row in rows:
         values.append(

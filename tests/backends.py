@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,31 @@ def drop_everything(engine: Engine) -> None:
     schema.metadata.drop_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+class Analyses:
+    """How often PostgreSQL has analysed one table, to see whether something ran ANALYZE on it."""
+
+    def __init__(self, engine: Engine, table: str) -> None:
+        self.engine = engine
+        self.count = text(
+            "SELECT coalesce(analyze_count, 0) FROM pg_stat_user_tables"
+            " WHERE relname = :table AND schemaname = current_schema()"
+        ).bindparams(table=table)
+        self.before = self.now()
+
+    def now(self) -> int:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+            return int(conn.execute(self.count).scalar_one())
+
+    def happened(self, expected: bool) -> bool:
+        """Whether it was analysed since; waits up to 5 s for a count `expected` to change (the statistics
+        collector reports a moment later), and only a moment when a change is not expected."""
+        after = self.now()
+        for _ in range(50):
+            if after != self.before or not expected:
+                break
+            time.sleep(0.1)
+            after = self.now()
+        return after > self.before

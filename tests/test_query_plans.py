@@ -118,8 +118,8 @@ def test_the_provider_message_id_lookup_uses_its_partial_index(db: Database) -> 
 def test_the_erased_contacts_lookup_uses_its_partial_index(db: Database) -> None:
     wanted = ["c1000", "c1001", "c2000", "c999999"]
     with db.begin() as conn:
-        found = plan(conn, ingest.erased_query(conn, wanted))
-        erased = ingest.erased_among(conn, wanted)
+        found = plan(conn, ingest.existing_query(conn, schema.contacts.c.id, wanted, ingest.ERASED))
+        erased = ingest.existing(conn, schema.contacts.c.id, wanted, ingest.ERASED)
     # by index (the partial one once statistics show it small; SQLite without them looks the ids up by key)
     assert "ix_contact_erased" in found, found
     assert "SCAN contact" not in found and "Seq Scan on contact" not in found, found

@@ -324,8 +324,8 @@ def _bounds(value: ColumnElement[Any], bounds: tuple[ast.Bound, ...]) -> ColumnE
 
 
 def _days(cond: ast.Days, ctx: EvalContext) -> ColumnElement[bool]:
-    """Whole days since/until, as range tests on the raw column (not answered from an index on SQLite:
-    see _Unindexed)."""
+    """Whole days since/until, as range tests on the column's value, not answered from an index (see
+    _Unindexed)."""
     scope, _, name = cond.field.partition(".")
     col: ColumnElement[Any] = _Unindexed(_column(scope, name))
     is_date = ast.TIME_FIELDS[cond.field] == "date"
