@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,6 +17,8 @@ from engagement import errors, inline_css
 
 HTML_LAYOUT = "_layout.html.j2"
 TEXT_LAYOUT = "_layout.txt.j2"
+# used when the templates folder has no layout of its own, so no email ever goes without the footer
+DEFAULT_LAYOUTS = Path(__file__).parent / "email_layout"
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,9 @@ class Renderer:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         options: dict[str, Any] = {
-            "loader": jinja2.FileSystemLoader(str(directory)),
+            "loader": jinja2.ChoiceLoader(
+                [jinja2.FileSystemLoader(str(directory)), jinja2.FileSystemLoader(str(DEFAULT_LAYOUTS))]
+            ),
             "undefined": jinja2.StrictUndefined,
             "autoescape": jinja2.select_autoescape(["html.j2"], default_for_string=False),
             "trim_blocks": True,
@@ -49,27 +53,44 @@ class Renderer:
         self.shapes = inline_css.ShapeInliner(self.inliner.inline)
         # renders each email's HTML as its shape: the same pages, personal values as tokens
         self.shaped = ImmutableSandboxedEnvironment(**options, finalize=self.shapes.finalize)
+        self.slack = ImmutableSandboxedEnvironment(**options, finalize=slack_escape)
+        self._slack_strings: dict[str, jinja2.Template] = {}
 
     def email(self, template: str, subject: str, context: Mapping[str, Any]) -> RenderedEmail:
-        """Render one email: subject, body in both parts, each wrapped in its layout."""
-        try:
-            rendered_subject = " ".join(self.text(subject, context).split())
-            values: list[str] = []
-            shaped = {**context, **self.shapes.context(values)}
-            html_body = self.shaped.get_template(f"{template}.html.j2").render(shaped)
-            text_body = self.env.get_template(f"{template}.txt.j2").render(context)
-            full = {**context, "subject": rendered_subject}
-            html = self.shaped.get_template(HTML_LAYOUT).render(
+        """Render one email: subject, body in both parts, each wrapped in its layout.
+
+        The one path for sending, previewing and `validate`: whatever goes wrong, it raises
+        TemplateRenderError naming the template and the file.
+        """
+        values: list[str] = []
+        shaped = {**context, **self.shapes.context(values)}
+        rendered_subject = " ".join(_render(template, "subject", lambda: self.text(subject, context)).split())
+        html_body = _render(
+            template, f"{template}.html.j2", lambda: self._file(self.shaped, template, ".html.j2", shaped)
+        )
+        text_body = _render(
+            template, f"{template}.txt.j2", lambda: self._file(self.env, template, ".txt.j2", context)
+        )
+        html = _render(
+            template,
+            HTML_LAYOUT,
+            lambda: self.shaped.get_template(HTML_LAYOUT).render(
                 {**shaped, "subject": rendered_subject, "content": Markup(html_body)}
-            )
-            text = self.env.get_template(TEXT_LAYOUT).render({**full, "content": text_body})
-        except jinja2.TemplateError as exc:
-            raise errors.TemplateRenderError(f"template {template!r}: {describe(exc)}") from exc
-        try:
-            html = self.shapes.inline(html, values)
-        except css_inline.InlineError as exc:
-            raise errors.TemplateRenderError(f"template {template!r}: inlining CSS: {exc}") from exc
+            ),
+        )
+        text = _render(
+            template,
+            TEXT_LAYOUT,
+            lambda: self.env.get_template(TEXT_LAYOUT).render(
+                {**context, "subject": rendered_subject, "content": text_body}
+            ),
+        )
+        html = _render(template, "inlining CSS", lambda: self.shapes.inline(html, values))
         return RenderedEmail(rendered_subject, html, text)
+
+    @staticmethod
+    def _file(env: jinja2.Environment, template: str, suffix: str, context: Mapping[str, Any]) -> str:
+        return env.get_template(template + suffix).render(context)
 
     def text(self, source: str, context: Mapping[str, Any]) -> str:
         """Render a short plain-text template (subject, nudge text, webhook text)."""
@@ -78,21 +99,30 @@ class Renderer:
             compiled = self._strings[source] = self.env.from_string(source)
         return compiled.render(context)
 
+    def slack_text(self, source: str, context: Mapping[str, Any]) -> str:
+        """Render a webhook text for a Slack-compatible target: every value in it escaped as Slack asks.
+
+        The template's own text is left alone, so a journey may still write `<https://…|a link>`.
+        """
+        compiled = self._slack_strings.get(source)
+        if compiled is None:
+            compiled = self._slack_strings[source] = self.slack.from_string(source)
+        return compiled.render(context)
+
     def check_email(self, template: str, subject: str, context: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """Problems (field, message) rendering this email for a sample recipient."""
+        """Problems (field, message) rendering this email for a sample recipient, exactly as it is sent."""
         problems: list[tuple[str, str]] = []
         problems += self._check_string("subject", subject, context)
         for suffix in (".html.j2", ".txt.j2"):
             name = template + suffix
             if not (self.directory / name).is_file():
                 problems.append(("template", f"missing template {self.directory / name}"))
-                continue
-            try:
-                self.env.get_template(name).render(context)
-            except jinja2.TemplateSyntaxError as exc:
-                problems.append(("template", f"{name}:{exc.lineno}: syntax error: {exc.message}"))
-            except jinja2.TemplateError as exc:
-                problems.append(("template", f"{name}: {describe(exc)}"))
+        if problems:
+            return problems
+        try:
+            self.email(template, subject, context)
+        except errors.TemplateRenderError as exc:
+            problems.append(("template", str(exc)))
         return problems
 
     def check_text(self, field: str, source: str, context: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -109,15 +139,34 @@ class Renderer:
         return []
 
 
-def describe(exc: jinja2.TemplateError) -> str:
-    """A short, user-facing description of a Jinja error."""
+def slack_escape(value: Any) -> str:
+    """One rendered value as Slack's message formatting wants it: `&`, `<`, `>` as entities."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def describe(exc: Exception) -> str:
+    """A short, user-facing description of an error raised while rendering."""
     if isinstance(exc, jinja2.UndefinedError):
         return f"undefined variable: {exc.message}"
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        return f"syntax error at line {exc.lineno}: {exc.message}"
+        return f"{exc.name + ':' if exc.name else ''}{exc.lineno}: syntax error: {exc.message}"
     if isinstance(exc, jinja2.TemplateNotFound):
         return f"template not found: {exc.name}"
-    return str(exc.message if hasattr(exc, "message") else exc)
+    if isinstance(exc, jinja2.TemplateError):
+        return str(exc.message if exc.message is not None else exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _render(template: str, part: str, render: Callable[[], str]) -> str:
+    """Run one rendering stage; any error becomes a TemplateRenderError naming the template and the part."""
+    try:
+        return render()
+    except Exception as exc:  # a filter's TypeError is as much a template bug as an undefined name
+        named = isinstance(exc, jinja2.TemplateNotFound) or (
+            isinstance(exc, jinja2.TemplateSyntaxError) and exc.name is not None
+        )
+        where = "" if named else f"{part}: "
+        raise errors.TemplateRenderError(f"template {template!r}: {where}{describe(exc)}") from exc
 
 
 def message_context(
