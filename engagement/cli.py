@@ -24,6 +24,7 @@ from engagement.store import schema
 from engagement.store.database import Database, select
 
 if TYPE_CHECKING:
+    from engagement.delivery.dispatch import Dispatched
     from engagement.engine import Engine
 
 app = typer.Typer(
@@ -163,6 +164,31 @@ def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601
     out.print(
         f"sent {d.sent}, suppressed {d.suppressed}, cancelled {d.cancelled}, failed {d.failed} in {report.seconds:.2f}s"
     )
+    for line in reasons(d):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+REASONS_SHOWN = 10  # per outcome; the rest are summed up in one line
+
+
+def reasons(d: Dispatched) -> list[str]:
+    """Why messages failed, were held or are in doubt: `failed 28: template 'x': …`, most frequent first."""
+    lines: list[str] = []
+    for outcome, label in (
+        ("failed", "failed"),
+        ("in_doubt", "in doubt"),
+        ("rate_limited", "rate limited"),
+        ("held", "held"),
+    ):
+        found = sorted(
+            ((n, why) for (kind, why), n in d.reasons.items() if kind == outcome), key=lambda x: (-x[0], x[1])
+        )
+        for count, why in found[:REASONS_SHOWN]:
+            lines.append(f"{label} {count}: {why.removeprefix('held: ')}")
+        if len(found) > REASONS_SHOWN:
+            rest = sum(n for n, _ in found[REASONS_SHOWN:])
+            lines.append(f"{label} {rest}: {len(found) - REASONS_SHOWN} other reasons")
+    return lines
 
 
 @app.command()

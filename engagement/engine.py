@@ -38,7 +38,9 @@ class Engine:
         self.db = database or Database(settings.database_url)
         self.renderer = Renderer(settings.path(settings.templates.dir))
         self.catalog = catalog or load_catalog(settings, self.renderer)
-        self.ports = Ports(email or email_provider(settings), webhooks or webhook_provider(settings))
+        self.ports = Ports(
+            email or email_provider(settings), webhooks or webhook_provider(settings), clock=self.clock.now
+        )
         self.stopping = threading.Event()
 
     def tick(self, now: datetime | None = None) -> tick.TickReport:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner, Result
 
 from engagement import config, ingest, suppression
-from engagement.clock import ManualClock
+from engagement.clock import Clock, ManualClock
 from engagement.delivery.message import EmailProvider
 from engagement.delivery.recording import RecordingEmail, RecordingWebhook
 from engagement.engine import Engine, load_catalog
@@ -157,7 +157,7 @@ class World:
         self.settings = config.load(self.config_path)
         self._engine = None
 
-    def engine_with(self, email: EmailProvider, clock: ManualClock | None = None) -> Engine:
+    def engine_with(self, email: EmailProvider, clock: Clock | None = None) -> Engine:
         """A separate engine over this world's database and journeys that sends email through `email`."""
         return Engine(
             self.settings,

@@ -73,7 +73,7 @@ class Limited(RecordingEmail):
         self.until = until
 
     def send(self, message: OutboundEmail) -> str:
-        raise RateLimited("429 Too Many Requests", self.until)
+        raise RateLimited("429 Too Many Requests", self.until - NOW)  # engine and provider clocks agree here
 
 
 class Counting(RecordingEmail):

@@ -8,14 +8,15 @@ and `sent` after it; a crash in between leaves it `sending`, which the next pass
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, select, update
 
 from engagement import errors, suppression, templates, unsubscribe
 from engagement.config import Settings
@@ -45,11 +46,14 @@ COUNTED = (
     "deferred",
 )  # emails that reached, or may have
 CLAIM_ORDER = (d.c.due_at, d.c.priority.desc(), d.c.id)
+RATE_LIMIT_HOLD = "held: provider rate limit"
+WEBHOOK_HOLD = "held: webhook rate limit"
+MAX_REASON = 1000
 
 
 @dataclass
 class Dispatched:
-    """What one dispatch pass did, by outcome."""
+    """What one dispatch pass did, by outcome; `reasons` counts each (outcome, reason) that is not a send."""
 
     sent: int = 0
     held: int = 0
@@ -59,15 +63,27 @@ class Dispatched:
     failed: int = 0
     in_doubt: int = 0
     rate_limited: int = 0
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, outcome: str, reason: str | None) -> None:
+        """Count one message that ended as `outcome` (a counter's name) for `reason`."""
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        if reason:
+            self.reasons[(outcome, reason)] += 1
 
 
 @dataclass
 class Ports:
-    """Where messages go out, and until when the email provider asked us to wait."""
+    """Where messages go out, and until when the email provider asked us to wait (on `clock`).
+
+    `clock` is the engine's clock, which moves while ticks run even when every tick decides at one injected
+    instant; a provider's pause is measured on it (default: the dispatch's lease clock).
+    """
 
     email: EmailProvider
     webhooks: WebhookProvider
     email_paused_until: datetime | None = None
+    clock: Callable[[], datetime] | None = None
 
 
 def never() -> bool:
@@ -93,16 +109,14 @@ def dispatch(
     take its live batch for a dead one.
     """
     lease_clock = clock or (lambda: now)
+    timer = ports.clock or lease_clock
     total = Dispatched()
     with db.begin() as conn:
         total.in_doubt += ledger.sweep(conn, lease_clock(), settings.limits.sending_lease)
     active = [j.id for j in catalog.journeys.values() if j.status == "active"]
     while active and not stopping():
         with db.begin() as conn:
-            ports.email_paused_until = pause.merged(
-                ports.email_paused_until, pause.until(conn, ports.email.name)
-            )
-            emails = ports.email_paused_until is None or ports.email_paused_until <= now
+            emails = _email_allowed(db, conn, ports, now, timer())
             judged, batch = _claim(
                 db, conn, settings, catalog, active, now, total, emails=emails, claimed_at=lease_clock()
             )
@@ -110,11 +124,39 @@ def dispatch(
             break
         if batch:
             paused_before = ports.email_paused_until
-            _send(db, settings, catalog, renderer, ports, batch, now, total)
-            if ports.email_paused_until is not None and ports.email_paused_until != paused_before:
+            heard = _send(db, settings, catalog, renderer, ports, batch, now, total, timer)
+            if heard is not None and ports.email_paused_until != paused_before:
                 with db.begin() as conn:  # a 429: every other worker, and the next start, waits too
-                    pause.hold(db, conn, ports.email.name, ports.email_paused_until, lease_clock())
+                    pause.hold(db, conn, ports.email.name, heard[0], heard[1])
     return total
+
+
+def _email_allowed(db: Database, conn: Connection, ports: Ports, now: datetime, at: datetime) -> bool:
+    """Whether the email provider's pause (if any) has ended by `at` on the engine's clock.
+
+    When it has, the emails it held are due again at `now`, even when every tick decides at one injected
+    instant that the held `due_at` (now + the wait) would never reach.
+    """
+    stored = pause.stored(conn, ports.email.name)
+    ports.email_paused_until = pause.merged(ports.email_paused_until, stored[0] if stored else None)
+    if ports.email_paused_until is not None and ports.email_paused_until > at:
+        return False
+    if stored is not None:
+        until, heard = stored
+        conn.execute(
+            update(d)
+            .where(
+                d.c.status == "queued",
+                d.c.channel == "email",
+                d.c.due_at > now,
+                d.c.due_at <= now + (until - heard),  # held by this pause, not due later for their own sake
+                d.c.status_reason.startswith(RATE_LIMIT_HOLD),
+            )
+            .values(due_at=now)
+        )
+        pause.clear(conn, ports.email.name, at)
+    ports.email_paused_until = None
+    return True
 
 
 def due(journeys: list[str], now: datetime, limit: int, *, emails: bool = True) -> Any:
@@ -196,7 +238,7 @@ def _claim(
             claimed.append(row)
             if row.channel == "email" and row.contact_id:
                 recent.setdefault(row.contact_id, []).append(now)
-        _count(total, verdict.status)
+        _count(total, verdict.status, verdict.reason)
         verdicts.append(
             {
                 "_id": row.id,
@@ -210,7 +252,7 @@ def _claim(
     return len(rows), claimed
 
 
-def _count(total: Dispatched, status: str) -> None:
+def _count(total: Dispatched, status: str, reason: str | None) -> None:
     field = {
         "queued": "held",
         "suppressed": "suppressed",
@@ -219,7 +261,7 @@ def _count(total: Dispatched, status: str) -> None:
         "dropped": "cancelled",
     }.get(status)
     if field:
-        setattr(total, field, getattr(total, field) + 1)
+        total.add(field, reason if field == "held" else None)  # skips name their own due time: not a reason
 
 
 def _journey_rules(settings: Settings, journey: Journey) -> tuple[policy.Rules, str]:
@@ -271,7 +313,13 @@ def _send(
     batch: Sequence[Any],
     now: datetime,
     total: Dispatched,
-) -> None:
+    timer: Callable[[], datetime],
+) -> tuple[datetime, datetime] | None:
+    """Prepare and send one claimed batch, and record every outcome in one write.
+
+    Any error while preparing one message (a template, a value that is not valid text, anything) fails
+    that message alone. Returns the email pause heard in this batch as (until, heard at), if any.
+    """
     with db.begin() as conn:
         contacts = _rows(conn, schema.contacts, {r.contact_id for r in batch if r.contact_id})
         account_ids = {c["account_id"] for c in contacts.values()}
@@ -286,57 +334,34 @@ def _send(
     results: list[dict[str, Any]] = []
     nudges: list[dict[str, Any]] = []
     sends: list[tuple[dict[str, Any], str, Future[str | None]]] = []
-    paused = senders.Pause(ports.email_paused_until)
-    with senders.Senders(ports.email, paused, now) as sending:
+    paused = senders.Pause(ports.email_paused_until, timer())
+    held_webhooks: dict[str, datetime] = {}  # webhook name → until when it asked us to wait, in this pass
+    with senders.Senders(ports.email, paused, timer) as sending:
         for row in batch:
-            journey = catalog.journeys[row.journey_id]
-            instr = journey.step(row.step_id)
             contact = contacts.get(row.contact_id) if row.contact_id else None
             account = accounts.get(
                 contact["account_id"] if contact else enrollment_accounts.get(row.enrollment_id) or "", {}
             )
-            outcome: dict[str, Any] = {
-                "_id": row.id,
-                "status": "sent",
-                "status_reason": None,
-                "provider": None,
-                "provider_message_id": None,
-                "subject": None,
-                "sent_at": now,
-                "due_at": row.due_at,
-            }
+            outcome = _outcome(row, now)
             results.append(outcome)
-            if row.channel == "email" and paused.active(now):
-                _hold(outcome, paused)
+            if row.channel == "email" and paused.active(timer()):
+                _hold(outcome, now + paused.length, RATE_LIMIT_HOLD, total)
                 continue
             try:
-                if instr is None:
-                    raise SendError(
-                        f"step {row.step_id!r} is no longer in journey {journey.id!r}", permanent=True
-                    )
-                context = _context(settings, journey, row, contact, account)
-                if instr.kind == "email":
-                    assert contact is not None
-                    email = _email(settings, renderer, instr, row, contact, context, now)
-                    sends.append((outcome, email.subject, sending.submit(email)))
-                    continue
-                if instr.kind == "in_app":
-                    nudges.append(_nudge(renderer, instr, row, context, now))
-                    outcome.update(
-                        provider="inapp",
-                        provider_message_id=row.id,
-                        subject=renderer.text(instr.spec.title, context),
-                    )
-                else:
-                    hook = _webhook(settings, renderer, instr, row, context, journey)
-                    outcome.update(
-                        provider=ports.webhooks.name, provider_message_id=ports.webhooks.send(hook)
-                    )
-                total.sent += 1
-            except RateLimited as exc:
-                _rate_limited(outcome, exc, paused.extend(exc, now), total)
-            except (SendError, errors.TemplateRenderError) as exc:
+                message = _prepare(
+                    settings, renderer, catalog.journeys[row.journey_id], row, contact, account, now
+                )
+            except Exception as exc:  # one message's bad template or bad data never stalls its batch
                 _failed(outcome, exc, total)
+                continue
+            if isinstance(message, OutboundEmail):
+                sends.append((outcome, message.subject, sending.submit(message)))
+            elif isinstance(message, _Nudge):
+                nudges.append(message.row)
+                outcome.update(provider="inapp", provider_message_id=row.id, subject=message.title)
+                total.sent += 1
+            else:
+                _notify(outcome, ports.webhooks, message, held_webhooks, now, total)
     for outcome, subject, future in sends:
         _settle(outcome, ports.email.name, subject, future, paused, now, total)
     ports.email_paused_until = paused.until
@@ -346,6 +371,118 @@ def _send(
         # A webhook event may already have moved a row on (SendGrid's `delivered` can beat this commit):
         # the send's outcome only replaces the states a send leaves behind.
         db.update_by_id(conn, d, results, updated_at=now, status=_unless_moved_on())
+    return (paused.until, paused.since) if paused.until is not None else None
+
+
+def _outcome(row: Any, now: datetime) -> dict[str, Any]:
+    """One row's outcome as a send leaves it, until something says otherwise."""
+    return {
+        "_id": row.id,
+        "status": "sent",
+        "status_reason": None,
+        "provider": None,
+        "provider_message_id": None,
+        "subject": None,
+        "sent_at": now,
+        "due_at": row.due_at,
+    }
+
+
+@dataclass(frozen=True)
+class _Nudge:
+    """A nudge row ready for the inbox, and its rendered title."""
+
+    row: dict[str, Any]
+    title: str
+
+
+def _prepare(
+    settings: Settings,
+    renderer: Renderer,
+    journey: Journey,
+    row: Any,
+    contact: dict[str, Any] | None,
+    account: dict[str, Any],
+    now: datetime,
+) -> OutboundEmail | _Nudge | OutboundWebhook:
+    """Everything one message needs before it leaves; raises whatever goes wrong on the way."""
+    instr = journey.step(row.step_id)
+    if instr is None:
+        raise SendError(f"step {row.step_id!r} is no longer in journey {journey.id!r}", permanent=True)
+    context = _context(settings, journey, row, contact, account)
+    if instr.kind == "email":
+        if contact is None:
+            raise SendError("the email's contact is gone", permanent=True)
+        email = _email(settings, renderer, instr, row, contact, context, now)
+        _well_formed(
+            "email",
+            {
+                "subject": email.subject,
+                "recipient": (email.to, email.to_name),
+                "text part": email.text,
+                "HTML part": email.html,
+                "headers": email.headers,
+            },
+        )
+        return email
+    if instr.kind == "in_app":
+        nudge = _nudge(renderer, instr, row, context, now)
+        _well_formed("nudge", {"title": nudge["title"], "body": nudge["body"]})
+        return _Nudge(nudge, nudge["title"])
+    hook = _webhook(settings, renderer, instr, row, context, journey)
+    _well_formed("webhook message", {"payload": hook.payload})
+    return hook
+
+
+def _well_formed(what: str, parts: Mapping[str, Any]) -> None:
+    """Refuse text that no provider can encode (a lone surrogate from a corrupt stored value)."""
+    for name, value in parts.items():
+        for text in _strings(value):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = text[exc.start : exc.end]
+                raise SendError(
+                    f"the {what}'s {name} is not valid Unicode text ({bad!r} at character {exc.start}): "
+                    "a stored value it shows is corrupt",
+                    permanent=True,
+                ) from exc
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def _notify(
+    outcome: dict[str, Any],
+    provider: WebhookProvider,
+    hook: OutboundWebhook,
+    held: dict[str, datetime],
+    now: datetime,
+    total: Dispatched,
+) -> None:
+    """Post one webhook message, unless its webhook asked us to wait earlier in this pass."""
+    if hook.name in held:
+        _hold(outcome, held[hook.name], WEBHOOK_HOLD, total)
+        return
+    try:
+        message_id = provider.send(hook)
+    except RateLimited as exc:  # Slack's 429: held for its Retry-After, then sent once
+        held[hook.name] = until = now + max(exc.wait, senders.RATE_LIMIT_FLOOR)
+        _rate_limited(outcome, exc, until, total, WEBHOOK_HOLD)
+    except Exception as exc:
+        _failed(outcome, exc, total, called=True)
+    else:
+        outcome.update(provider=provider.name, provider_message_id=message_id)
+        total.sent += 1
 
 
 def _unless_moved_on() -> ColumnElement[str]:
@@ -367,41 +504,48 @@ def _settle(
     try:
         message_id = future.result()
     except RateLimited as exc:
-        _rate_limited(outcome, exc, paused.extend(exc, now), total)
-    except (SendError, errors.TemplateRenderError) as exc:
-        _failed(outcome, exc, total)
+        _rate_limited(outcome, exc, now + paused.length, total, RATE_LIMIT_HOLD)
+    except Exception as exc:
+        _failed(outcome, exc, total, called=True)
     else:
         if message_id is None:  # its turn came after a 429
-            _hold(outcome, paused)
+            _hold(outcome, now + paused.length, RATE_LIMIT_HOLD, total)
         else:
             outcome.update(provider=provider, provider_message_id=message_id, subject=subject)
             total.sent += 1
 
 
-def _hold(outcome: dict[str, Any], paused: senders.Pause) -> None:
-    assert paused.until is not None
-    outcome.update(
-        status="queued", status_reason="held: provider rate limit", sent_at=None, due_at=paused.until
-    )
+def _hold(outcome: dict[str, Any], until: datetime, reason: str, total: Dispatched) -> None:
+    total.add("held", reason)
+    outcome.update(status="queued", status_reason=reason, sent_at=None, due_at=until)
 
 
-def _rate_limited(outcome: dict[str, Any], exc: RateLimited, until: datetime, total: Dispatched) -> None:
-    total.rate_limited += 1
-    outcome.update(
-        status="queued",
-        status_reason=f"held: provider rate limit ({exc.reason})"[:1000],
-        sent_at=None,
-        due_at=until,
-    )
+def _rate_limited(
+    outcome: dict[str, Any], exc: RateLimited, until: datetime, total: Dispatched, hold: str
+) -> None:
+    total.add("rate_limited", hold)
+    outcome.update(status="queued", status_reason=_text(f"{hold} ({exc.reason})"), sent_at=None, due_at=until)
 
 
-def _failed(outcome: dict[str, Any], exc: SendError | errors.TemplateRenderError, total: Dispatched) -> None:
-    if isinstance(exc, InDoubt):
-        total.in_doubt += 1
-        outcome.update(status="in_doubt", status_reason=str(exc)[:1000], sent_at=None)
+def _failed(outcome: dict[str, Any], exc: BaseException, total: Dispatched, *, called: bool = False) -> None:
+    """A message that cannot go: `failed`, or `in_doubt` when the provider may have kept it.
+
+    A provider (`called`) that raises something other than its contract's errors may have sent the message
+    already, so that is in doubt too; an error before any provider was called is a plain failure.
+    """
+    expected = isinstance(exc, SendError | errors.TemplateRenderError)
+    reason = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, InDoubt) or (called and not expected):
+        total.add("in_doubt", _text(reason))
+        outcome.update(status="in_doubt", status_reason=_text(reason), sent_at=None)
     else:
-        total.failed += 1
-        outcome.update(status="failed", status_reason=str(exc)[:1000], sent_at=None)
+        total.add("failed", _text(reason))
+        outcome.update(status="failed", status_reason=_text(reason), sent_at=None)
+
+
+def _text(reason: str) -> str:
+    """A reason that any database can store: at most 1000 characters, invalid text escaped."""
+    return reason.encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_REASON]
 
 
 def _rows(conn: Connection, table: Any, ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -492,7 +636,9 @@ def _webhook(
         raise SendError(f"no webhook {instr.spec.webhook!r} in config", permanent=True)
     account = context["account"]
     payload = {
-        "text": renderer.text(instr.spec.text, context),
+        "text": (renderer.slack_text if target.escape == "slack" else renderer.text)(
+            instr.spec.text, context
+        ),
         "journey": {"id": journey.id, "name": journey.spec.name},
         "step": row.step_id,
         "account": {"id": account.get("id"), "name": account.get("name"), "plan": account.get("plan")},

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import httpx
 
+from engagement import clock as clocks
 from engagement.delivery import retry
-from engagement.delivery.message import InDoubt, OutboundWebhook, SendError
+from engagement.delivery.message import InDoubt, OutboundWebhook, RateLimited, SendError
+
+FALLBACK = timedelta(seconds=60)  # a 429 that does not say how long to wait
 
 
 class HttpWebhook:
@@ -24,8 +28,10 @@ class HttpWebhook:
         base_seconds: float = 0.5,
         max_seconds: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.client = client or httpx.Client()
+        self.now = clock or clocks.SystemClock().now  # only to read a Retry-After given as an HTTP date
         self._retry = (attempts, base_seconds, max_seconds, sleep)
 
     def send(self, message: OutboundWebhook) -> str:
@@ -44,6 +50,12 @@ class HttpWebhook:
             raise InDoubt(f"{message.name}: {exc!r} after the request was sent") from exc
         if response.status_code >= 500:
             raise retry.Transient(f"{message.name}: HTTP {response.status_code} {response.text[:200]}")
+        if response.status_code == 429:  # Slack's rate limit: wait as long as it says, then send once
+            wait = retry.retry_after(response.headers.get("Retry-After", ""), self.now())
+            raise RateLimited(
+                f"{message.name}: HTTP 429 {response.text[:200]}".rstrip(),
+                wait if wait is not None else FALLBACK,
+            )
         if response.status_code >= 400:
             raise SendError(
                 f"{message.name}: HTTP {response.status_code} {response.text[:200]}", permanent=True

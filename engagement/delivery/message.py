@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 
@@ -47,11 +47,21 @@ class SendError(Exception):
 
 
 class RateLimited(SendError):
-    """The provider asked us to wait; nothing may be sent to it before `until`."""
+    """The provider asked us to wait `wait` from its answer; nothing may be sent to it before then.
 
-    def __init__(self, reason: str, until: datetime) -> None:
+    A duration, not an instant: the provider's headers tell wall-clock time, the engine decides on its own
+    clock (`tick --now`, simulations), so the wait is taken at receipt and applied on the engine's clock.
+    """
+
+    def __init__(self, reason: str, wait: timedelta, *, heard_at: datetime | None = None) -> None:
         super().__init__(reason, permanent=False)
-        self.until = until
+        self.wait = max(wait, timedelta(0))
+        self.heard_at = heard_at
+
+    @property
+    def until(self) -> datetime | None:
+        """The end of the wait on the provider's own clock, when it said when it answered."""
+        return self.heard_at + self.wait if self.heard_at is not None else None
 
 
 class InDoubt(SendError):

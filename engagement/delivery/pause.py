@@ -1,10 +1,14 @@
-"""A provider's rate-limit pause, kept in the database so every worker and every restart honours it."""
+"""A provider's rate-limit pause, kept in the database so every worker and every restart honours it.
+
+Both instants are on the engine's clock (the one that moves while a tick runs), never the provider's wall
+clock: `paused_until` is when the pause ends, `updated_at` when it was heard.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 
 from engagement.store import schema
 from engagement.store.database import Database
@@ -17,8 +21,22 @@ def until(conn: Connection, provider: str) -> datetime | None:
     return conn.execute(select(p.c.paused_until).where(p.c.provider == provider)).scalar_one_or_none()
 
 
+def stored(conn: Connection, provider: str) -> tuple[datetime, datetime] | None:
+    """The shared pause of `provider` as (until, heard at), if there is one."""
+    row = conn.execute(select(p.c.paused_until, p.c.updated_at).where(p.c.provider == provider)).first()
+    if row is None:
+        return None
+    return row.paused_until, row.updated_at or row.paused_until
+
+
+def clear(conn: Connection, provider: str, at: datetime) -> None:
+    """Forget `provider`'s pause if it has ended by `at` (a later one, just stored by another worker, stays)."""
+    conn.execute(delete(p).where(p.c.provider == provider, p.c.paused_until <= at))
+
+
 def hold(db: Database, conn: Connection, provider: str, paused_until: datetime, now: datetime) -> None:
-    """Record that `provider` asked for a pause until `paused_until`; a later pause wins, never an earlier."""
+    """Record that `provider` asked at `now` for a pause until `paused_until`; a later pause wins, never an
+    earlier."""
     row = {
         "provider": provider,
         "paused_until": paused_until,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import tenacity
 
+from engagement import clock as clocks
 from engagement.delivery.message import SendError
 
 T = TypeVar("T")
@@ -45,3 +48,18 @@ def call(fn: Callable[[], T], policy: tenacity.Retrying) -> T:
         tries = policy.statistics.get("attempt_number", 1)
         tried = f"{tries} attempts" if tries != 1 else "1 attempt"
         raise SendError(f"{exc.reason} (gave up after {tried})", permanent=False) from exc
+
+
+def retry_after(value: str, now: datetime) -> timedelta | None:
+    """A `Retry-After` header as a wait from `now` (when the answer arrived): delay-seconds or an HTTP date."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return timedelta(seconds=max(0.0, float(value)))
+    except (ValueError, OverflowError):
+        pass
+    try:
+        return max(clocks.as_utc(parsedate_to_datetime(value)) - now, timedelta(0))
+    except (TypeError, ValueError, IndexError):
+        return None

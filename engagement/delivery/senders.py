@@ -8,6 +8,7 @@ here is already committed `sending`, so a crash leaves no more in doubt than the
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -18,25 +19,37 @@ RATE_LIMIT_FLOOR = timedelta(seconds=1)  # the shortest pause after a 429, whate
 
 
 class Pause:
-    """Until when the email provider asked us to wait; set by whichever sender heard it first."""
+    """Until when the email provider asked us to wait, on the engine's clock; set by whichever sender heard it.
 
-    def __init__(self, until: datetime | None) -> None:
+    `since` is when the pause was heard (for a pause read back from the database: when this pass began), so
+    `length` is how long it lasts from then.
+    """
+
+    def __init__(self, until: datetime | None, since: datetime) -> None:
         self.until = until
+        self.since = min(since, until) if until is not None else since
         self._lock = threading.Lock()
 
-    def active(self, now: datetime) -> bool:
-        """Whether emails must wait at `now`."""
-        return self.until is not None and self.until > now
+    def active(self, at: datetime) -> bool:
+        """Whether emails must wait at `at` (the engine's clock)."""
+        return self.until is not None and self.until > at
 
-    def extend(self, exc: RateLimited, now: datetime) -> datetime:
-        """Pause until the provider's reset (at least `RATE_LIMIT_FLOOR` from now); return that time.
+    @property
+    def length(self) -> timedelta:
+        """How long the pause lasts from when it was heard."""
+        return self.until - self.since if self.until is not None else timedelta(0)
 
-        A reset already past (clocks differ) must still end this pass's emails, or we would hammer.
+    def extend(self, exc: RateLimited, at: datetime) -> datetime:
+        """Pause for the provider's wait (at least `RATE_LIMIT_FLOOR`) from `at`, the engine's clock when the
+        answer came; return the pause's end.
+
+        A wait of zero (a reset already past: clocks differ) must still end this pass's emails, or we would
+        hammer.
         """
-        until = max(exc.until, now + RATE_LIMIT_FLOOR)
+        until = at + max(exc.wait, RATE_LIMIT_FLOOR)
         with self._lock:
             if self.until is None or self.until < until:
-                self.until = until
+                self.until, self.since = until, at
         return until
 
 
@@ -49,10 +62,10 @@ class Senders:
     flight still reach the provider.
     """
 
-    def __init__(self, provider: EmailProvider, pause: Pause, now: datetime) -> None:
+    def __init__(self, provider: EmailProvider, pause: Pause, clock: Callable[[], datetime]) -> None:
         self.provider = provider
         self.pause = pause
-        self.now = now
+        self.clock = clock
         width = max(1, int(getattr(provider, "concurrency", 1)))
         self._pool = ThreadPoolExecutor(width, thread_name_prefix="email-send") if width > 1 else None
         self._first = True
@@ -70,12 +83,12 @@ class Senders:
         return done
 
     def _deliver(self, email: OutboundEmail) -> str | None:
-        if self.pause.active(self.now):
+        if self.pause.active(self.clock()):
             return None
         try:
             return self.provider.send(email)
         except RateLimited as exc:
-            self.pause.extend(exc, self.now)
+            self.pause.extend(exc, self.clock())
             raise
 
     def close(self) -> None:

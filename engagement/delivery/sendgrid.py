@@ -8,7 +8,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr, parsedate_to_datetime
+from email.utils import parseaddr
 from typing import Any, Protocol
 
 from engagement import clock as clocks
@@ -120,18 +120,14 @@ def rate_limited_until(response: Response, now: datetime) -> datetime:
     return max(candidates) if candidates else now + RATE_LIMIT_FALLBACK
 
 
+def rate_limit_wait(response: Response, now: datetime) -> timedelta:
+    """How long SendGrid asks us to wait, from `now` (the wall-clock moment its answer arrived)."""
+    return max(rate_limited_until(response, now) - now, timedelta(0))
+
+
 def _retry_after(value: str, now: datetime) -> datetime | None:
-    """Retry-After is delay-seconds or an HTTP date (RFC 9110)."""
-    if not value:
-        return None
-    try:
-        return now + timedelta(seconds=max(0.0, float(value)))
-    except ValueError:
-        pass
-    try:
-        return clocks.as_utc(parsedate_to_datetime(value))
-    except (TypeError, ValueError, IndexError):
-        return None
+    wait = retries.retry_after(value, now)
+    return now + wait if wait is not None else None
 
 
 def _epoch(value: str) -> datetime | None:
@@ -222,7 +218,8 @@ class SendgridEmail:
             # SendGrid always sends X-Message-Id with a 202; without one our delivery id still finds the message
             return response.headers.get("X-Message-Id") or delivery_id
         if status == 429:
-            raise RateLimited(reason(response), rate_limited_until(response, self.now()))
+            heard = self.now()  # the headers are wall-clock: turned into a wait here, at receipt
+            raise RateLimited(reason(response), rate_limit_wait(response, heard), heard_at=heard)
         if status >= 500:
             raise retries.Transient(reason(response))
         raise SendError(reason(response), permanent=True)

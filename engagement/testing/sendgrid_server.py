@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import base64
 import json
+import math
 import os
 import re
 import socket
@@ -455,6 +456,9 @@ class Fault:
     reset_at: int | None = None  # X-RateLimit-Reset, epoch seconds (429)
     retry_after: int | None = None  # Retry-After seconds (429), only when asked for
     until_reset: bool = False  # instead of `count`: every request before `reset_at`
+    every: int = 0  # instead of `count`: every `every`-th request from now on, until cleared (429)
+    window: float = 1.0  # with `every`: X-RateLimit-Reset is the end of this request's window of `window` s
+    seen: int = 0  # with `every`: requests counted so far
 
 
 class _Script:
@@ -478,6 +482,9 @@ class _Script:
         with self._lock:
             while self._queue:
                 fault = self._queue[0]
+                if fault.every:
+                    fault.seen += 1
+                    return fault if fault.seen % fault.every == 0 else None
                 if fault.until_reset:
                     if now < (fault.reset_at or 0):
                         return fault
@@ -601,7 +608,10 @@ class SendgridApp:
         await _respond(send, status, answer, headers)
 
     def _rate_headers(self, fault: Fault, at: float) -> list[tuple[bytes, bytes]]:
-        reset = fault.reset_at if fault.reset_at is not None else int(at) + 60
+        if fault.every:  # a limit per window: it resets when this request's window ends
+            reset = math.ceil((math.floor(at / fault.window) + 1) * fault.window)
+        else:
+            reset = fault.reset_at if fault.reset_at is not None else int(at) + 60
         headers = [
             (b"x-ratelimit-limit", b"600"),
             (b"x-ratelimit-remaining", b"0"),
@@ -736,6 +746,11 @@ class _Controls:
         reset = reset_at if reset_at is not None else int(time.time() + reset_after) + 1
         self._add(Fault(429, 0, reset_at=reset, until_reset=True))
         return reset
+
+    def rate_limit_every(self, every: int, *, window: float = 1.0) -> None:
+        """From now until `clear_faults`, answer every `every`-th request 429, as a key allowed `every - 1`
+        requests per `window` seconds would be: X-RateLimit-Reset is the epoch second its window ends."""
+        self._add(Fault(429, 0, every=every, window=window))
 
     def slow_next(self, count: int = 1, *, delay: float = 2.0) -> None:
         """Accept the next `count` valid messages at once but answer each only after `delay` seconds."""
