@@ -154,6 +154,8 @@ def describe(exc: Exception) -> str:
         return f"template not found: {exc.name}"
     if isinstance(exc, jinja2.TemplateError):
         return str(exc.message if exc.message is not None else exc)
+    if isinstance(exc, UnicodeEncodeError):  # a lone surrogate: only a corrupt stored value brings one
+        return f"not valid Unicode text ({exc.object[exc.start : exc.end]!r}): a stored value it shows is corrupt"
     return f"{type(exc).__name__}: {exc}"
 
 
