@@ -83,5 +83,7 @@ def render(
         return Preview(
             "in_app", payload["title"], json.dumps(payload, indent=2), payload=payload, guard_holds=guard
         )
-    payload = {"webhook": instr.spec.webhook, "text": renderer.text(instr.spec.text, ctx)}
+    target = settings.webhooks.named(instr.spec.webhook)
+    render_text = renderer.slack_text if target is None or target.escape == "slack" else renderer.text
+    payload = {"webhook": instr.spec.webhook, "text": render_text(instr.spec.text, ctx)}
     return Preview("notify", None, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)

@@ -134,7 +134,7 @@ class Renderer:
             self.text(source, context)
         except jinja2.TemplateSyntaxError as exc:
             return [(field, f"syntax error: {exc.message}")]
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # what would fail at send time fails here: a filter's TypeError too
             return [(field, describe(exc))]
         return []
 

@@ -170,3 +170,12 @@ def test_a_tick_that_fails_or_holds_messages_prints_each_reason_with_its_count(w
         "or modulo by zero"
     ) in lines
     assert "held 3: outside the send window" in lines
+
+
+def test_validate_reports_a_subject_that_raises_any_error_instead_of_crashing(world: World) -> None:
+    world.journey(WELCOME.replace('"Welcome aboard, {{ contact.first_name }}"', '"{{ 1 // 0 }} left"'))
+
+    checked = world.cli("validate")
+
+    assert checked.exit_code == 1 and isinstance(checked.exception, SystemExit), checked.exception
+    assert "steps[0].email.subject: ZeroDivisionError: integer division or modulo by zero" in checked.output

@@ -158,3 +158,14 @@ def test_a_target_that_is_not_slack_can_take_the_text_unescaped(world: World, sl
 
     [body] = slack.bodies
     assert body["text"] == "<https://crm.example/a|A & B <co>>: Ada signed up"
+
+
+def test_preview_shows_the_notify_text_escaped_as_it_will_be_sent(world: World) -> None:
+    world.journey(NOTIFY)
+    world.accounts({"id": "evil", "name": "<!channel>", "plan": "pro"})
+    world.contacts({"id": "c1", "account_id": "evil", "email": "a@example.com", "first_name": "Ada"})
+
+    shown = world.cli("preview", "alert", "tell-csm", "--contact", "c1")
+
+    assert shown.exit_code == 0, shown.output
+    assert "<https://crm.example/a|&lt;!channel&gt;>: Ada signed up" in shown.output
