@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from engine_world import NOW, World
 
 from engagement import config
-from engagement.clock import ManualClock
+from engagement.clock import ManualClock, SystemClock
 from engagement.delivery.http_webhook import HttpWebhook
 from engagement.engine import Engine, load_catalog
 from engagement.store import schema
@@ -169,3 +170,19 @@ def test_preview_shows_the_notify_text_escaped_as_it_will_be_sent(world: World) 
 
     assert shown.exit_code == 0, shown.output
     assert "<https://crm.example/a|&lt;!channel&gt;>: Ada signed up" in shown.output
+
+
+def test_a_retry_after_given_as_an_http_date_is_a_wait_from_its_arrival_not_a_date_on_the_engines_clock(
+    world: World, slack: SlackHook
+) -> None:
+    world.journey(NOTIFY)
+    world.people(1)
+    world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
+    later = format_datetime(SystemClock().now() + 20 * SECOND, usegmt=True)  # the webhook's wall clock
+    slack.answers = [(429, {"Retry-After": later})]
+
+    engine(world, slack.url).tick(NOW)  # an instant months before the wall clock
+
+    [held] = world.rows(d)
+    assert held["status"] == "queued"
+    assert NOW + 18 * SECOND <= held["due_at"] <= NOW + 21 * SECOND

@@ -116,7 +116,7 @@ def dispatch(
     active = [j.id for j in catalog.journeys.values() if j.status == "active"]
     while active and not stopping():
         with db.begin() as conn:
-            emails = _email_allowed(db, conn, ports, now, timer())
+            emails = _email_allowed(conn, ports, now, timer())
             judged, batch = _claim(
                 db, conn, settings, catalog, active, now, total, emails=emails, claimed_at=lease_clock()
             )
@@ -131,7 +131,7 @@ def dispatch(
     return total
 
 
-def _email_allowed(db: Database, conn: Connection, ports: Ports, now: datetime, at: datetime) -> bool:
+def _email_allowed(conn: Connection, ports: Ports, now: datetime, at: datetime) -> bool:
     """Whether the email provider's pause (if any) has ended by `at` on the engine's clock.
 
     When it has, the emails it held are due again at `now`, even when every tick decides at one injected
