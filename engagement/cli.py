@@ -156,6 +156,15 @@ def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601
             journey_id, *(str(v) for v in (c.enrolled, c.converted, c.exited, c.completed, c.queued))
         )
     out.print(table)
+    for move in report.moves:
+        out.print(str(move), markup=False, highlight=False)
+    for journey_id, why in report.failures.items():
+        err.print(
+            f"journey {journey_id} failed, its work this tick rolled back (the others ran): {why}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     d = report.dispatched
     out.print(
         f"held {d.held}, skipped late {d.skipped_late}, in doubt {d.in_doubt}, rate limited {d.rate_limited}"
@@ -163,6 +172,8 @@ def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601
     out.print(
         f"sent {d.sent}, suppressed {d.suppressed}, cancelled {d.cancelled}, failed {d.failed} in {report.seconds:.2f}s"
     )
+    if report.failures:
+        raise typer.Exit(1)
 
 
 @app.command()

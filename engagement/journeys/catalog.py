@@ -162,6 +162,10 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
 
     if problems or parsed is None:
         return None, problems
+    steps = program.build(parsed.steps, conditions)
+    problems += [problem(("moved", old), message) for old, message in _check_moved(parsed.moved, steps)]
+    if problems:
+        return None, problems
     return (
         Journey(
             spec=parsed,
@@ -173,10 +177,22 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
             exit=conditions.get(("exit",)),
             recipients=conditions.get(("recipients",)),
             holdout=spec.holdout_fraction(parsed.holdout),
-            program=program.build(parsed.steps, conditions),
+            program=steps,
         ),
         [],
     )
+
+
+def _check_moved(moved: dict[str, str], steps: tuple[Instr, ...]) -> list[tuple[str, str]]:
+    """(old id, message) for each `moved:` entry that names a step still here or a target that is not."""
+    ids = [i.step_id for i in steps if i.kind != "jump"]
+    found = []
+    for old, new in moved.items():
+        if old in ids:
+            found.append((old, f"step {old!r} is still in the journey; `moved` is for removed steps"))
+        elif new not in ids:
+            found.append((old, f"no step {new!r} to move to; this journey's steps: {', '.join(ids)}"))
+    return found
 
 
 def _raw_steps(steps: Any, loc: files.Loc) -> Iterator[tuple[files.Loc, str, dict[str, Any]]]:
