@@ -14,6 +14,7 @@ from engagement.errors import Problem
 
 Loc = tuple[str | int, ...]
 SUFFIXES = (".yaml", ".yml", ".toml")
+MAX_NESTING = 64  # mappings and lists inside each other in one file
 
 
 @dataclass
@@ -44,10 +45,43 @@ def read(path: Path) -> SourceFile | Problem:
     return _read_yaml(path, text)
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """A file this loader will not read: an anchor or alias, or nesting beyond MAX_NESTING."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases (a few hundred bytes of aliases can expand to
+    gigabytes) and with a bound on nesting (its composer recurses once per level)."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            refused = "anchors and aliases (&name, *name) are not allowed here: write the value out"
+            raise _Refused(problem=refused, problem_mark=event.start_mark)
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise _Refused(
+                    problem=f"nested more than {MAX_NESTING} levels deep", problem_mark=event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 def _read_yaml(path: Path, text: str) -> SourceFile | Problem:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except _Refused as exc:
+        mark = exc.problem_mark
+        return Problem(str(path), mark.line + 1 if mark else None, "", str(exc.problem))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -94,12 +128,36 @@ _KEY = re.compile(
 
 
 def _read_toml(path: Path, text: str) -> SourceFile | Problem:
+    too_deep = _toml_nesting(text)
+    if too_deep is not None:
+        return Problem(str(path), too_deep, "", f"nested more than {MAX_NESTING} levels deep")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_LINE.search(str(exc))
         return Problem(str(path), int(match.group(1)) if match else None, "", f"TOML syntax: {exc}")
     return SourceFile(path, data, _index_toml(text))
+
+
+_TOML_TOKEN = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}\n]', re.S
+)
+
+
+def _toml_nesting(text: str) -> int | None:
+    """The line where inline tables and arrays first nest deeper than MAX_NESTING (tomllib recurses per
+    level), or None. Strings and comments are skipped, so brackets inside them do not count."""
+    depth, line = 0, 1
+    for token in _TOML_TOKEN.finditer(text):
+        value = token.group()
+        if value in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line
+        elif value in "]}":
+            depth = max(0, depth - 1)
+        line += value.count("\n")
+    return None
 
 
 def _split_key(text: str) -> list[str]:
