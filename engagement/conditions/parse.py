@@ -13,7 +13,8 @@ from engagement.durations import parse_duration
 ATTR_OPS = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "exists", "contains")
 BOUND_OPS = ("eq", "ne", "lt", "lte", "gt", "gte")
 COMBINATORS = ("all", "any", "not")
-MAX_DEPTH = 20  # conditions inside all/any/not; far beyond any real journey, well inside what SQL engines parse
+# conditions inside all/any/not: far beyond any real journey, well inside what SQL engines parse
+MAX_DEPTH = 20
 FORMS = ("milestone", "event_count", "days_since", "days_until", "score", "account_score", "health")
 
 Path = tuple[str | int, ...]
