@@ -9,6 +9,7 @@ import pytest
 from engine_world import NOW, World
 from sqlalchemy import update
 
+from engagement.engine import load_catalog
 from engagement.journeys import spec
 from engagement.store import schema
 
@@ -202,3 +203,49 @@ def test_the_published_schema_describes_the_moved_map() -> None:
     moved = json.loads(json.dumps(spec.json_schema()))["properties"]["moved"]
 
     assert moved["type"] == "object" and moved["additionalProperties"]["type"] == "string"
+
+
+def ids_of(world: World, *steps: str) -> list[str]:
+    drip(world, *steps)
+    journey = load_catalog(world.settings).get("drip")
+    return [i.step_id for i in journey.program]
+
+
+BRANCH = """\
+  - branch:
+      if: {contact.role: admin}
+      then:
+        - wait: 1d
+        - id: admin-tips
+          email: {template: adoption/first-report-tips, subject: Admin tips}
+        - wait: 1d
+      else:
+        - wait: 2d
+"""
+
+
+def test_unnamed_steps_are_named_after_the_named_step_before_them_in_their_own_list(world: World) -> None:
+    assert ids_of(
+        world, WAIT, WELCOME, WAIT, "  - wait_until: {milestone: x}\n    timeout: 1d\n", WAIT, BRANCH, TIPS
+    ) == [
+        "^>wait",
+        "welcome",
+        "welcome>wait",
+        "welcome>wait_until",
+        "welcome>wait#2",
+        "welcome>branch",
+        "welcome>branch:then:^>wait",
+        "admin-tips",
+        "welcome>branch:then:admin-tips>wait",
+        "welcome>branch:end",
+        "welcome>branch:else:^>wait",
+        "tips",
+    ]
+
+
+def test_reordering_named_steps_moves_each_unnamed_wait_with_the_step_it_follows(world: World) -> None:
+    before = ids_of(world, WELCOME, WAIT, TIPS, "  - wait: 3d\n", STALLED)
+    after = ids_of(world, TIPS, "  - wait: 3d\n", WELCOME, WAIT, STALLED)
+
+    assert before == ["welcome", "welcome>wait", "tips", "tips>wait", "stalled"]
+    assert sorted(after) == sorted(before)
