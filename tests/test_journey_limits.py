@@ -9,7 +9,8 @@ import pytest
 from engine_world import NOW, World
 
 from engagement.conditions.parse import MAX_DEPTH
-from engagement.journeys.files import MAX_NESTING
+from engagement.engine import load_catalog
+from engagement.journeys.files import MAX_NESTING, MAX_VALUES
 
 BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
 
@@ -95,7 +96,7 @@ steps: [*g]
 """
 
 
-def test_an_alias_bomb_is_refused_at_its_first_anchor_without_expanding_it(world: World) -> None:
+def test_an_alias_bomb_is_refused_where_it_passes_the_limit_without_expanding_it(world: World) -> None:
     (world.journeys / "bomb.yaml").write_text(BOMB)
 
     tracemalloc.start()
@@ -106,20 +107,34 @@ def test_an_alias_bomb_is_refused_at_its_first_anchor_without_expanding_it(world
         tracemalloc.stop()
 
     path = world.journeys / "bomb.yaml"
-    assert found == [
-        f"{path}:4: anchors and aliases (&name, *name) are not allowed here: write the value out"
-    ]
+    assert found == [f"{path}:8: more than {MAX_VALUES} values once aliases are expanded"]
     assert peak < 20_000_000
 
 
-def test_an_anchor_used_once_as_an_alias_is_refused_too_at_its_line(world: World) -> None:
+def test_an_anchor_reused_as_an_alias_is_read_as_the_same_value_twice(world: World) -> None:
     (world.journeys / "alias.yaml").write_text(
-        HEAD + "steps:\n  - id: hello\n    email: &mail {template: onboarding/welcome, subject: Hello}\n"
-        "  - id: again\n    email: *mail\n"
+        HEAD + "filter: &admins {contact.role: admin}\nexit: {not: *admins}\n"
+        "steps:\n  - id: hello\n    email: {template: onboarding/welcome, subject: Hello}\n"
     )
 
-    [line] = problems(world)
-    assert (
-        line
-        == f"{world.journeys / 'alias.yaml'}:7: anchors and aliases (&name, *name) are not allowed here: write the value out"
+    journey = load_catalog(world.settings).get("deep")
+
+    assert journey.spec.exit == {"not": {"contact.role": "admin"}} and journey.filter is not None
+
+
+def test_an_alias_inside_the_value_it_names_is_refused_at_its_line(world: World) -> None:
+    (world.journeys / "loop.yaml").write_text(HEAD + "filter: &loop {all: [*loop]}\nsteps: []\n")
+
+    assert problems(world) == [f"{world.journeys / 'loop.yaml'}:5: an alias inside the value it names"]
+
+
+def test_an_alias_that_nests_a_value_too_deep_is_refused_at_the_alias(world: World) -> None:
+    deep = "{not: " * 56 + "{milestone: x}" + "}" * 56  # 58 levels: within the limit where it stands
+    (world.journeys / "deep.yaml").write_text(
+        HEAD
+        + f"filter: &deep {deep}\nexit: {{not: {{not: {{not: {{all: [{{not: *deep}}]}}}}}}}}\nsteps: []\n"
     )
+
+    assert problems(world) == [
+        f"{world.journeys / 'deep.yaml'}:6: nested more than {MAX_NESTING} levels deep"
+    ]

@@ -15,6 +15,7 @@ from engagement.errors import Problem
 Loc = tuple[str | int, ...]
 SUFFIXES = (".yaml", ".yml", ".toml")
 MAX_NESTING = 64  # mappings and lists inside each other in one file
+MAX_VALUES = 20_000  # values in a YAML file once its aliases are expanded (a large journey has a few hundred)
 
 
 @dataclass
@@ -46,29 +47,61 @@ def read(path: Path) -> SourceFile | Problem:
 
 
 class _Refused(yaml.MarkedYAMLError):
-    """A file this loader will not read: an anchor or alias, or nesting beyond MAX_NESTING."""
+    """A file this loader will not read: too many values once aliases are expanded, or nested too deep."""
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader without anchors and aliases (a few hundred bytes of aliases can expand to
-    gigabytes) and with a bound on nesting (its composer recurses once per level)."""
+    """PyYAML's safe loader with bounds on what a file expands to: anchors and aliases may reuse a value,
+    but every reader after this one walks the expanded tree, so a few hundred bytes of aliases must not
+    stand for millions of values (MAX_VALUES) or for nesting beyond MAX_NESTING (the composer, and
+    everything after it, recurses once per level)."""
 
-    depth = 0
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.values = 0
+        self.sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, levels) once it is complete
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event: Any = self.peek_event()  # type: ignore[no-untyped-call]
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            refused = "anchors and aliases (&name, *name) are not allowed here: write the value out"
-            raise _Refused(problem=refused, problem_mark=event.start_mark)
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            size = self.sizes.get(id(node))
+            if size is None:
+                raise _Refused(problem="an alias inside the value it names", problem_mark=mark)
+            self._count(size[0], self.depth + size[1], mark)
+            return node
         self.depth += 1
         try:
-            if self.depth > MAX_NESTING:
-                raise _Refused(
-                    problem=f"nested more than {MAX_NESTING} levels deep", problem_mark=event.start_mark
-                )
-            return super().compose_node(parent, index)
+            self._count(1, self.depth, mark)
+            node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
+        assert node is not None
+        self.sizes[id(node)] = _size(node, self.sizes)
+        return node
+
+    def _count(self, values: int, depth: int, mark: Any) -> None:
+        self.values += values
+        if self.values > MAX_VALUES:
+            raise _Refused(
+                problem=f"more than {MAX_VALUES} values once aliases are expanded", problem_mark=mark
+            )
+        if depth > MAX_NESTING:
+            raise _Refused(problem=f"nested more than {MAX_NESTING} levels deep", problem_mark=mark)
+
+
+def _size(node: yaml.Node, sizes: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """(values, levels) of a just-composed node as readers see it, its children's sizes being known."""
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        return 1, 1
+    known = [sizes[id(child)] for child in children]
+    return 1 + sum(v for v, _ in known), 1 + max((d for _, d in known), default=0)
 
 
 def _read_yaml(path: Path, text: str) -> SourceFile | Problem:
