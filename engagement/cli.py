@@ -157,6 +157,15 @@ def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601
             journey_id, *(str(v) for v in (c.enrolled, c.converted, c.exited, c.completed, c.queued))
         )
     out.print(table)
+    for move in report.moves:
+        out.print(str(move), markup=False, highlight=False)
+    for journey_id, why in report.failures.items():
+        err.print(
+            f"journey {journey_id} failed, its work this tick rolled back (the others ran): {why}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     d = report.dispatched
     out.print(
         f"held {d.held}, skipped late {d.skipped_late}, in doubt {d.in_doubt}, rate limited {d.rate_limited}"
@@ -166,6 +175,8 @@ def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601
     )
     for line in reasons(d):
         out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if report.failures:
+        raise typer.Exit(1)
 
 
 REASONS_SHOWN = 10  # per outcome; the rest are summed up in one line

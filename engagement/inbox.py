@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, or_, select, update
 
@@ -13,6 +15,20 @@ from engagement.store.database import Database
 
 NudgeEvent = Literal["seen", "clicked", "dismissed"]
 COLUMN = {"seen": "seen_at", "clicked": "clicked_at", "dismissed": "dismissed_at"}
+LINK_RULE = "a call-to-action links to an http(s) URL or a relative one (/settings, ?tab=2, #help)"
+# Browsers drop tabs and newlines anywhere in a URL and spaces and control characters around it, so
+# `java\tscript:` is a scheme, and read `\` as `/` before the query, so `/\host` is another site.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]|^ | $|^[^?#]*\\")
+
+
+def safe_link(url: str) -> bool:
+    """Whether a nudge may link to `url`: http(s) with a host, or relative to the page (not `//host`)."""
+    if _UNSAFE.search(url):
+        return False
+    parts = urlsplit(url)
+    if parts.scheme:
+        return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+    return not url.startswith("//")
 
 
 def live(conn: Connection, contact_id: str, now: datetime) -> list[dict[str, Any]]:

@@ -66,6 +66,8 @@ def tick(engine: Engine, now: datetime) -> Counts:
         "in_doubt": d.in_doubt,
         "failed": d.failed,
         "rate_limited": d.rate_limited,
+        **({"moved": [str(m) for m in report.moves]} if report.moves else {}),
+        **({"journeys_failed": report.failures} if report.failures else {}),
     }
 
 

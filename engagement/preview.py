@@ -75,14 +75,17 @@ def render(
         return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
     if instr.kind == "in_app":
         spec = instr.spec
+        title = renderer.text(spec.title, ctx)
         payload = {
-            "title": renderer.text(spec.title, ctx),
+            "title": title,
             "body": renderer.text(spec.body, ctx),
-            "cta": spec.cta.model_dump() if spec.cta else None,
+            "cta": (
+                {"label": renderer.text(spec.cta.label, ctx), "url": renderer.text(spec.cta.url, ctx)}
+                if spec.cta
+                else None
+            ),
         }
-        return Preview(
-            "in_app", payload["title"], json.dumps(payload, indent=2), payload=payload, guard_holds=guard
-        )
+        return Preview("in_app", title, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)
     target = settings.webhooks.named(instr.spec.webhook)
     render_text = renderer.slack_text if target is None or target.escape == "slack" else renderer.text
     payload = {"webhook": instr.spec.webhook, "text": render_text(instr.spec.text, ctx)}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engagement import advance, enroll, incremental, scoring
+from sqlalchemy.exc import DBAPIError
+
+from engagement import advance, enroll, incremental, moves, scoring
 from engagement.conditions.context import EvalContext
 from engagement.config import Settings
 from engagement.delivery import dispatch
@@ -18,6 +21,7 @@ from engagement.templates import Renderer
 
 STATISTICS_AFTER = 10_000  # rows a tick inserts beyond which it refreshes the planner's statistics
 GROWN = ("enrollment", "delivery", "subject_change")  # the tables a big tick grows
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,10 +44,56 @@ class TickReport:
     journeys: dict[str, JourneyCounts] = field(default_factory=dict)
     dispatched: dispatch.Dispatched = field(default_factory=dispatch.Dispatched)
     seconds: float = 0.0
+    moves: list[moves.Move] = field(default_factory=list)  # enrollments a changed journey file moved
+    failures: dict[str, str] = field(default_factory=dict)  # journey id -> why its evaluation failed
 
     def total(self, name: str) -> int:
         """Sum one counter over all journeys."""
         return sum(getattr(c, name) for c in self.journeys.values())
+
+
+def describe(exc: BaseException) -> str:
+    """An exception in one line: the database's own message for a database error, not the whole SQL."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return f"{type(cause).__name__}: {cause}".splitlines()[0]
+
+
+def _evaluate(
+    db: Database,
+    settings: Settings,
+    journey: Journey,
+    ctx: EvalContext,
+    counts: JourneyCounts,
+    report: TickReport,
+    stopping: Callable[[], bool],
+) -> None:
+    """One journey's share of a tick; each transaction's counts are added once it has committed."""
+    with db.begin() as conn:
+        db.advisory_lock(conn, f"engagement.enroll:{journey.id}")
+        moved = moves.apply(db, conn, journey, ctx.now)
+    report.moves += moved
+    with db.begin() as conn:
+        db.advisory_lock(conn, f"engagement.enroll:{journey.id}")
+        covered = incremental.plan(db, conn, journey, ctx)
+        converted, exited = advance.end_on_goal_and_exit(conn, journey, ctx, covered.subjects)
+        entered = enroll.Entered()
+        if journey.status == "active":  # paused: nobody enters, nobody moves; goal and exit still end
+            entered = enroll.enroll(db, conn, journey, ctx, covered.subjects)
+            advance.wake_waiters(conn, journey, ctx)
+        incremental.record(db, conn, journey, ctx, covered)
+    counts.converted, counts.exited = converted, exited
+    counts.enrolled, counts.stepped, counts.queued = entered.enrolled, entered.stepped, entered.queued
+    counts.completed = entered.completed
+    if journey.status != "active":
+        return
+    while not stopping():
+        with db.begin() as conn:
+            batch = advance.advance_batch(db, conn, journey, ctx, settings.limits.batch_size)
+        if batch is None:
+            break
+        counts.stepped += batch.stepped
+        counts.queued += batch.queued
+        counts.completed += batch.completed
 
 
 def context(settings: Settings, journey: Journey, now: datetime) -> EvalContext:
@@ -89,6 +139,8 @@ def run(
     Once `stopping()` is true, no further batch is advanced or sent; the rest waits for the next tick.
     With `send=False` the tick evaluates and queues but sends nothing (benchmarks of the evaluation).
     `clock` tells the time as the tick goes on, for delivery leases (default: `now` throughout).
+    A journey whose evaluation raises (a database error on a bad stored value, say) has its transaction
+    rolled back and is reported in `failures`; the other journeys and the dispatch still run.
     Several workers may tick at once: each journey's ending and enrolling runs under a database lock
     named after it, enrollments and deliveries are claimed with SKIP LOCKED, and the unique keys stay
     the last line of defence.
@@ -101,33 +153,11 @@ def run(
         if journey.status == "draft" or stopping():
             continue
         counts = report.journeys.setdefault(journey.id, JourneyCounts())
-        ctx = context(settings, journey, now)
-        with db.begin() as conn:
-            db.advisory_lock(conn, f"engagement.enroll:{journey.id}")
-            covered = incremental.plan(db, conn, journey, ctx)
-            counts.converted, counts.exited = advance.end_on_goal_and_exit(
-                conn, journey, ctx, covered.subjects
-            )
-            if journey.status == "active":  # paused: nobody enters, nobody moves; goal and exit still end
-                entered = enroll.enroll(db, conn, journey, ctx, covered.subjects)
-                counts.enrolled, counts.stepped, counts.queued = (
-                    entered.enrolled,
-                    entered.stepped,
-                    entered.queued,
-                )
-                counts.completed = entered.completed
-                advance.wake_waiters(conn, journey, ctx)
-            incremental.record(db, conn, journey, ctx, covered)
-        if journey.status != "active":
-            continue
-        while not stopping():
-            with db.begin() as conn:
-                batch = advance.advance_batch(db, conn, journey, ctx, settings.limits.batch_size)
-            if batch is None:
-                break
-            counts.stepped += batch.stepped
-            counts.queued += batch.queued
-            counts.completed += batch.completed
+        try:
+            _evaluate(db, settings, journey, context(settings, journey, now), counts, report, stopping)
+        except Exception as exc:  # one journey that cannot be evaluated must not stop the others
+            log.exception("journey %s failed at the tick of %s", journey.id, now.isoformat())
+            report.failures[journey.id] = describe(exc)
     if report.total("enrolled") + report.total("queued") >= STATISTICS_AFTER:
         db.refresh_statistics(GROWN)
     incremental.prune(db, catalog)

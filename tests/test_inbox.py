@@ -111,9 +111,80 @@ def test_events_are_recorded_once_a_click_implies_seen_and_the_score_rises(
     assert score(inbox_world, "c000") - before == pytest.approx(
         weights["nudge_seen"] + weights["nudge_clicked"]
     )
+    # an unknown id is 404 for a server key; a contact token cannot vouch for a nudge no one owns (below)
     assert (
-        httpx.post(f"{api}/v1/nudges/nope/events", json={"kind": "seen"}, headers=headers).status_code == 404
+        httpx.post(
+            f"{api}/v1/nudges/nope/events", json={"kind": "seen"}, headers=bearer(SERVER_KEY)
+        ).status_code
+        == 404
     )
+
+
+def test_the_events_route_authenticates_before_it_tells_whether_a_nudge_exists(
+    inbox_world: World, api: str
+) -> None:
+    known = f"{api}/v1/nudges/{nudge_of(inbox_world, 'c000')}/events"
+    unknown = f"{api}/v1/nudges/nope/events"
+    for credentials in ({}, bearer("not-a-key"), token(inbox_world, "c001")):
+        answers = [httpx.post(url, json={"kind": "seen"}, headers=credentials) for url in (known, unknown)]
+        assert [a.status_code for a in answers] == [401, 401]
+        assert answers[0].json() == answers[1].json()
+    assert httpx.post(unknown, json={"kind": "seen"}, headers=bearer(SERVER_KEY)).status_code == 404
+    assert inbox_world.count(r, r.c.kind == "seen") == 0
+
+
+def test_a_nudges_call_to_action_label_and_url_are_rendered_for_each_contact(world: World) -> None:
+    world.journey("""
+        id: personal
+        name: Personal
+        status: active
+        trigger: {event: signed_up}
+        steps:
+          - id: invite
+            in_app:
+              title: Invite your team
+              cta: {label: "Invite, {{ contact.first_name }}", url: "/team/{{ contact.id }}/invite"}
+    """)
+    world.people(2)
+    world.events(*({"contact_id": c, "name": "signed_up", "timestamp": NOW} for c in ("c000", "c001")))
+    world.tick(NOW)
+    sock, url = listening()
+    app = create_app(world.settings, database=world.db, clock=ManualClock(LATER))
+    with serving(app, sock):
+        got = {
+            c: httpx.get(f"{url}/v1/contacts/{c}/nudges", headers=token(world, c)).json()["nudges"][0]["cta"]
+            for c in ("c000", "c001")
+        }
+    assert got == {
+        "c000": {"label": "Invite, C000", "url": "/team/c000/invite"},
+        "c001": {"label": "Invite, C001", "url": "/team/c001/invite"},
+    }
+
+
+def test_a_call_to_action_whose_url_renders_to_a_script_link_is_not_put_in_the_inbox(world: World) -> None:
+    world.journey("""
+        id: linked
+        name: Linked
+        status: active
+        trigger: {event: signed_up}
+        steps:
+          - id: open
+            in_app:
+              title: Open your page
+              cta: {label: Open, url: "{{ contact.traits.page | default('/home') }}"}
+    """)
+    world.people(1, traits={"page": "javascript:alert(document.cookie)"})
+    world.people(1, prefix="ok", traits={"page": "https://app.example/p/1"})
+    world.events(*({"contact_id": c, "name": "signed_up", "timestamp": NOW} for c in ("c000", "ok000")))
+
+    world.tick(NOW)
+
+    [kept] = world.rows(n)
+    assert (kept["contact_id"], kept["cta_url"]) == ("ok000", "https://app.example/p/1")
+    d = schema.deliveries
+    [refused] = world.rows(d, d.c.contact_id == "c000")
+    assert refused["status"] == "failed"
+    assert "cta.url renders to 'javascript:alert(document.cookie)'" in refused["status_reason"]
 
 
 def test_the_inbox_lists_unseen_first_and_hides_clicked_dismissed_and_expired_nudges(

@@ -9,19 +9,22 @@ conversions, exits, wake-ups, steps) and deliveries must be identical after ever
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from engine_world import NOW, REPO, World
 from sqlalchemy import delete, func, select, text
 
-from engagement import incremental
+from engagement import incremental, tick
+from engagement.conditions import ast
 from engagement.conditions.context import day_number
 from engagement.engine import load_catalog
 from engagement.store import schema
@@ -318,3 +321,35 @@ def test_prune_deletes_only_what_every_journey_has_read(
     while incremental.prune(world.db, catalog):
         pass
     assert seqs() == unread
+
+
+@dataclass(frozen=True)
+class _Tomorrow:
+    """A condition node incremental.py was not taught: it may depend on time in any way."""
+
+    name: str
+
+
+def test_a_condition_node_incremental_does_not_know_makes_the_evaluation_a_full_one(world: World) -> None:
+    world.journey("""
+        id: plain
+        name: Plain
+        status: active
+        trigger: {condition: {account.plan: pro}}
+        steps:
+          - id: hello
+            email: {template: onboarding/welcome, subject: Hello}
+    """)
+    world.people(2)
+    world.tick(NOW)  # evaluated once: the next plan may be incremental
+    known = load_catalog(world.settings).get("plain")
+    later = NOW + timedelta(hours=1)
+    ctx = tick.context(world.settings, known, later)
+    assert known.trigger is not None
+    unknown = dataclasses.replace(
+        known, trigger=ast.All((known.trigger, cast(ast.Condition, _Tomorrow("x"))))
+    )
+
+    with world.db.begin() as conn:
+        assert incremental.plan(world.db, conn, known, ctx).subjects == []  # nothing changed, nothing to do
+        assert incremental.plan(world.db, conn, unknown, ctx).subjects is None  # everyone, not no one

@@ -6,7 +6,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from backends import drop_everything, url_for
+from engine_world import World
 from sqlalchemy import Engine, insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from engagement import engine as engines
 from engagement import errors
+from engagement.clock import ManualClock
+from engagement.delivery.recording import RecordingEmail, RecordingWebhook
 from engagement.store import database, migrate, schema
 
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -177,3 +181,53 @@ def test_a_missing_migrations_folder_is_reported_clearly(
     monkeypatch.setattr(migrate, "MIGRATIONS", tmp_path / "migrations")
     with pytest.raises(errors.EngagementError, match="migrations folder not found"):
         migrate.head()
+
+
+def test_an_enrollment_stored_at_a_positional_step_id_before_0010_goes_on_after_the_upgrade(
+    db: database.Database, tmp_path: Path
+) -> None:
+    (tmp_path / "files").mkdir()
+    world = World(tmp_path / "files")  # config, journey file and templates; the database is `db`
+    world.journey("""
+        id: drip
+        name: Drip
+        status: active
+        trigger: {event: signed_up}
+        steps:
+          - id: welcome
+            email: {template: onboarding/welcome, subject: Welcome}
+          - wait: 2d
+          - id: tips
+            email: {template: adoption/first-report-tips, subject: Tips}
+    """)
+    migrate.upgrade(db, "0009")
+    with db.begin() as conn:  # what the previous version left: welcome sent, waiting at `wait@1`
+        conn.execute(insert(schema.accounts), [{"id": "acme", "name": "Acme", "traits": {}}])
+        conn.execute(
+            insert(schema.contacts),
+            [{"id": "c1", "account_id": "acme", "email": "c1@example.com", "traits": {}}],
+        )
+        conn.execute(insert(schema.journeys), [{"id": "drip", "name": "Drip", "status": "active"}])
+        waiting = {"step_id": "wait@1", "wait_started_at": NOW, "next_action_at": NOW + timedelta(days=2)}
+        conn.execute(
+            insert(schema.enrollments), [{**_enrollment("c1", "active"), "journey_id": "drip", **waiting}]
+        )
+    migrate.upgrade(db)
+    email = RecordingEmail()
+    engine = engines.Engine(
+        world.settings,
+        clock=ManualClock(NOW),
+        database=db,
+        catalog=engines.load_catalog(world.settings),
+        email=email,
+        webhooks=RecordingWebhook(),
+    )
+
+    early = engine.tick(NOW + timedelta(days=1))
+    later = engine.tick(NOW + timedelta(days=2, minutes=1))
+
+    assert [str(m) for m in early.moves] == [
+        "drip: moved 1 from 'wait@1' to 'welcome>wait' (step id upgraded)"
+    ]
+    assert early.dispatched.sent == 0
+    assert [m.subject for m in email.sent] == ["Tips"] and later.moves == []

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from backends import Analyses
 from engine_world import NOW, World
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
 from engagement import holdout, tick
@@ -489,3 +489,69 @@ def test_a_tick_that_writes_many_rows_refreshes_the_planner_statistics(
     analyses = Analyses(world.db.engine, "enrollment")
     world.tick(NOW)
     assert analyses.happened(refreshed) == refreshed
+
+
+# --- one journey failing ------------------------------------------------------------------------
+
+SEATS = """
+id: big-accounts
+name: Big accounts
+status: active
+trigger: {condition: {contact.traits.seats: {gt: 3}}}
+steps:
+  - id: upsell
+    email: {template: onboarding/welcome, subject: "More seats?"}
+"""
+
+
+def store_bad_seats(world: World, contact_id: str) -> None:
+    """A trait the database cannot read as a number, written past the intake: on SQLite NaN (not JSON at
+    all, so json_extract fails), on PostgreSQL a number beyond double precision."""
+    value = "NaN" if world.db.dialect == "sqlite" else "1e400"
+    with world.db.begin() as conn:
+        conn.execute(
+            text("UPDATE contact SET traits = :traits WHERE id = :id"),
+            {"traits": f'{{"seats": {value}}}', "id": contact_id},
+        )
+
+
+def test_a_journey_that_fails_at_the_database_is_rolled_back_and_reported_while_the_others_run(
+    world: World,
+) -> None:
+    world.journey(SEATS)
+    welcome(world)
+    people = world.people(3, traits={"seats": 5})
+    signed_up(world, *people)
+    store_bad_seats(world, "c000")
+
+    report = world.tick(NOW)
+
+    [(failed, why)] = report.failures.items()
+    assert failed == "big-accounts"
+    assert ("malformed JSON" if world.db.dialect == "sqlite" else "out of range") in why
+    assert report.journeys["welcome"].enrolled == 3 and report.dispatched.sent == 3
+    assert report.journeys["big-accounts"] == tick.JourneyCounts()
+    assert world.count(en, en.c.journey_id == "big-accounts") == 0
+    wm = schema.journey_watermarks
+    assert world.count(wm, wm.c.journey_id == "big-accounts") == 0  # evaluated again next time, in full
+
+    world.contacts({"id": "c000", "account_id": "acme", "email": "c000@example.com", "traits": {"seats": 4}})
+    again = world.tick(NOW + timedelta(minutes=5))
+
+    assert again.failures == {}
+    assert again.journeys["big-accounts"].enrolled == 3
+
+
+def test_the_cli_tick_prints_the_failed_journey_and_exits_1_after_running_the_rest(world: World) -> None:
+    world.journey(SEATS)
+    welcome(world)
+    people = world.people(2, traits={"seats": 5})
+    signed_up(world, *people)
+    store_bad_seats(world, "c001")
+
+    result = world.cli("tick", "--now", NOW.isoformat())
+
+    assert result.exit_code == 1
+    assert "journey big-accounts failed, its work this tick rolled back (the others ran):" in result.output
+    assert "sent 2," in result.output
+    assert "Traceback" not in result.output

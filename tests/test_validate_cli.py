@@ -262,6 +262,71 @@ def test_a_notify_step_naming_a_webhook_missing_from_config_is_reported(world: W
     ]
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("javascript:alert(1)", "'javascript:alert(1)'"),
+        ("JavaScript:{{ contact.id }}", "'JavaScript:{{ contact.id }}' (for a sample contact 'JavaScript:"),
+        ("data:text/html,hi", "'data:text/html,hi'"),
+        ("//evil.example/x", "'//evil.example/x'"),
+    ],
+)
+def test_a_nudge_cta_linking_anywhere_but_http_s_or_a_relative_url_is_reported(
+    world: World, url: str, shown: str
+) -> None:
+    path = write(
+        world.root / "drafts",
+        "cta.yaml",
+        f"""
+        id: cta
+        name: Cta
+        trigger: {{event: signed_up}}
+        steps:
+          - id: nudge
+            in_app:
+              title: Hi
+              cta:
+                label: "Go, {{{{ contact.first_name }}}}"
+                url: "{url}"
+    """,
+    )
+
+    code, printed = validate(world, path)
+
+    assert code == 1
+    [line] = printed
+    assert line.startswith(f"{path}:10: steps[0].in_app.cta.url: {shown}")
+    assert line.endswith(
+        ": a call-to-action links to an http(s) URL or a relative one (/settings, ?tab=2, #help)"
+    )
+
+
+def test_a_nudge_cta_label_with_an_undefined_variable_is_reported_on_its_line(world: World) -> None:
+    path = write(
+        world.root / "drafts",
+        "cta.yaml",
+        """
+        id: cta
+        name: Cta
+        trigger: {event: signed_up}
+        steps:
+          - id: nudge
+            in_app:
+              title: Hi
+              cta:
+                label: "Go, {{ contact.nickname }}"
+                url: https://app.example/go
+    """,
+    )
+
+    code, printed = validate(world, path)
+
+    assert code == 1
+    assert [line.split(": undefined variable")[0] for line in printed] == [
+        f"{path}:9: steps[0].in_app.cta.label"
+    ]
+
+
 # --- the JSON Schema ----------------------------------------------------------------------------
 
 

@@ -83,11 +83,19 @@ def contact_token(contact_id: str, secret: str) -> str:
     return hmac.new(secret.encode("utf-8"), contact_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def is_contact_token(found: Services, credential: str | None, contact_id: str) -> bool:
+    """Whether `credential` is this contact's in-app token."""
+    expected = contact_token(contact_id, found.settings.inapp.token_secret)
+    return credential is not None and hmac.compare_digest(
+        credential.encode("utf-8"), expected.encode("utf-8")
+    )
+
+
+CONTACT_ACCESS = "a server key or this contact's in-app token is required: Authorization: Bearer …"
+
+
 def require_contact_access(request: Request, found: Services, contact_id: str) -> None:
     """Raise 401 unless the caller holds a server key or this contact's in-app token."""
     credential = bearer(request)
-    if is_server_key(found, credential):
-        return
-    expected = contact_token(contact_id, found.settings.inapp.token_secret)
-    if credential is None or not hmac.compare_digest(credential.encode("utf-8"), expected.encode("utf-8")):
-        raise unauthorized("a server key or this contact's in-app token is required: Authorization: Bearer …")
+    if not is_server_key(found, credential) and not is_contact_token(found, credential, contact_id):
+        raise unauthorized(CONTACT_ACCESS)

@@ -39,13 +39,25 @@ def contact_nudges(contact_id: str, request: Request, svc: Svc) -> dict[str, Any
 
 @router.post("/v1/nudges/{nudge_id}/events")
 def nudge_event(nudge_id: str, payload: NudgeEventIn, request: Request, svc: Svc) -> dict[str, Any]:
-    """Record `seen`, `clicked` or `dismissed` (once each; a repeat changes nothing) and credit the score."""
+    """Record `seen`, `clicked` or `dismissed` (once each; a repeat changes nothing) and credit the score.
+
+    The caller is authenticated before anything about the nudge is told: a contact token is checked
+    against the nudge's owner, and a nudge that does not exist has no owner, so only a server key
+    learns that an id is unknown (404); everyone else gets the same 401 either way.
+    """
     now = svc.clock.now()
+    credential = auth.bearer(request)
+    if credential is None:
+        raise auth.unauthorized(auth.CONTACT_ACCESS)
     with svc.db.begin() as conn:
         found = inbox.find(conn, nudge_id)
-        if found is None or found.erased:
+        owner = None if found is None or found.erased else str(found.row["contact_id"])
+        if not auth.is_server_key(svc, credential) and (
+            owner is None or not auth.is_contact_token(svc, credential, owner)
+        ):
+            raise auth.unauthorized(auth.CONTACT_ACCESS)
+        if found is None or owner is None:
             raise HTTPException(404, f"no nudge {nudge_id}")
-        auth.require_contact_access(request, svc, found.row["contact_id"])
         recorded = inbox.record(svc.db, conn, found.row, payload.kind, now)
     if recorded:
         scoring.credit(svc.db, svc.settings, now)

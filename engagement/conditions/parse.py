@@ -13,6 +13,8 @@ from engagement.durations import parse_duration
 ATTR_OPS = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "exists", "contains")
 BOUND_OPS = ("eq", "ne", "lt", "lte", "gt", "gte")
 COMBINATORS = ("all", "any", "not")
+# conditions inside all/any/not: far beyond any real journey, well inside what SQL engines parse
+MAX_DEPTH = 20
 FORMS = ("milestone", "event_count", "days_since", "days_until", "score", "account_score", "health")
 
 Path = tuple[str | int, ...]
@@ -25,10 +27,12 @@ class Parser:
     audience: ast.Scope = "contact"
     problems: list[tuple[Path, str]] = field(default_factory=list)
 
-    def parse(self, raw: Any, path: Path = ()) -> ast.Condition | None:
+    def parse(self, raw: Any, path: Path = (), depth: int = 1) -> ast.Condition | None:
         """Parse `raw`; return None (and record problems) when it is malformed."""
         if not isinstance(raw, dict) or not raw:
             return self._fail(path, f"a condition is a mapping such as {{milestone: NAME}}, got {raw!r}")
+        if depth > MAX_DEPTH:
+            return self._fail(path, f"conditions nest at most {MAX_DEPTH} levels deep (all, any, not)")
         keys = list(raw)
         parts: list[ast.Condition | None] = []
         if "within" in raw and "milestone" not in raw:  # a problem, but the other keys are still checked
@@ -42,9 +46,9 @@ class Parser:
             if key == "milestone":
                 parts.append(self._milestone(value, raw.get("within"), path))
             elif key in ("all", "any"):
-                parts.append(self._group(key, value, sub))
+                parts.append(self._group(key, value, sub, depth))
             elif key == "not":
-                inner = self.parse(value, sub)
+                inner = self.parse(value, sub, depth + 1)
                 parts.append(ast.Not(inner) if inner else None)
             elif key == "event_count":
                 parts.append(self._event_count(value, sub))
@@ -73,10 +77,10 @@ class Parser:
         self.problems.append((path, message))
         return None
 
-    def _group(self, key: str, value: Any, path: Path) -> ast.Condition | None:
+    def _group(self, key: str, value: Any, path: Path, depth: int) -> ast.Condition | None:
         if not isinstance(value, list) or not value:
             return self._fail(path, f"`{key}` takes a non-empty list of conditions")
-        items = [self.parse(item, path + (i,)) for i, item in enumerate(value)]
+        items = [self.parse(item, path + (i,), depth + 1) for i, item in enumerate(value)]
         if any(i is None for i in items):
             return None
         parts = tuple(i for i in items if i is not None)

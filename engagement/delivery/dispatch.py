@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, select, update
 
-from engagement import errors, suppression, templates, unsubscribe
+from engagement import errors, inbox, suppression, templates, unsubscribe
 from engagement.config import Settings
 from engagement.delivery import ledger, pause, policy, senders, windows
 from engagement.delivery.message import (
@@ -613,6 +613,11 @@ def _nudge(
     renderer: Renderer, instr: Instr, row: Any, context: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     spec = instr.spec
+    label = url = None
+    if spec.cta is not None:
+        label, url = renderer.text(spec.cta.label, context), renderer.text(spec.cta.url, context)
+        if not inbox.safe_link(url):  # a value put into the URL can still make it one
+            raise errors.TemplateRenderError(f"cta.url renders to {url!r}: {inbox.LINK_RULE}")
     return {
         "id": row.id,
         "delivery_id": row.id,
@@ -621,8 +626,8 @@ def _nudge(
         "step_id": row.step_id,
         "title": renderer.text(spec.title, context),
         "body": renderer.text(spec.body, context),
-        "cta_label": spec.cta.label if spec.cta else None,
-        "cta_url": spec.cta.url if spec.cta else None,
+        "cta_label": label,
+        "cta_url": url,
         "created_at": now,
         "expires_at": now + spec.expires if spec.expires else None,
     }

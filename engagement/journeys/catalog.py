@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engagement import inbox
 from engagement.conditions import ast
 from engagement.conditions.parse import Parser
 from engagement.config import Settings
@@ -158,9 +159,13 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
         body = step.get(kind)
         if kind in program.MESSAGE_KINDS and isinstance(body, dict):
             for field, message in _check_message(kind, body, renderer, context, settings):
-                problems.append(problem(loc + (kind, field), message))
+                problems.append(problem(loc + (kind, *field), message))
 
     if problems or parsed is None:
+        return None, problems
+    steps = program.build(parsed.steps, conditions)
+    problems += [problem(("moved", old), message) for old, message in _check_moved(parsed.moved, steps)]
+    if problems:
         return None, problems
     return (
         Journey(
@@ -173,10 +178,22 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
             exit=conditions.get(("exit",)),
             recipients=conditions.get(("recipients",)),
             holdout=spec.holdout_fraction(parsed.holdout),
-            program=program.build(parsed.steps, conditions),
+            program=steps,
         ),
         [],
     )
+
+
+def _check_moved(moved: dict[str, str], steps: tuple[Instr, ...]) -> list[tuple[str, str]]:
+    """(old id, message) for each `moved:` entry that names a step still here or a target that is not."""
+    ids = [i.step_id for i in steps if i.kind != "jump"]
+    found = []
+    for old, new in moved.items():
+        if old in ids:
+            found.append((old, f"step {old!r} is still in the journey; `moved` is for removed steps"))
+        elif new not in ids:
+            found.append((old, f"no step {new!r} to move to; this journey's steps: {', '.join(ids)}"))
+    return found
 
 
 def _raw_steps(steps: Any, loc: files.Loc) -> Iterator[tuple[files.Loc, str, dict[str, Any]]]:
@@ -198,22 +215,41 @@ def _raw_steps(steps: Any, loc: files.Loc) -> Iterator[tuple[files.Loc, str, dic
 
 def _check_message(
     kind: str, body: dict[str, Any], renderer: Renderer, context: dict[str, Any], settings: Settings
-) -> list[tuple[str, str]]:
-    """Render a message step's templates for a sample recipient; (field, message) problems."""
+) -> list[tuple[files.Loc, str]]:
+    """Render a message step's templates for a sample recipient; (field path, message) problems."""
     texts = {"email": ("subject",), "in_app": ("title", "body"), "notify": ("text",)}[kind]
-    found: list[tuple[str, str]] = []
+    found: list[tuple[files.Loc, str]] = []
     for field in texts:
         if isinstance(body.get(field), str):
-            found += renderer.check_text(field, body[field], context)
+            found += [((f,), m) for f, m in renderer.check_text(field, body[field], context)]
     if kind == "email" and isinstance(body.get("template"), str):
-        found += renderer.check_email(body["template"], "", context)
+        found += [((f,), m) for f, m in renderer.check_email(body["template"], "", context)]
     if (
         kind == "notify"
         and isinstance(body.get("webhook"), str)
         and settings.webhooks.named(body["webhook"]) is None
     ):
         name = body["webhook"]
-        found.append(("webhook", f"no webhook {name!r} in config; add [webhooks.{name}] url = ..."))
+        found.append((("webhook",), f"no webhook {name!r} in config; add [webhooks.{name}] url = ..."))
+    if kind == "in_app" and isinstance(body.get("cta"), dict):
+        found += [(("cta", *f), m) for f, m in _check_cta(body["cta"], renderer, context)]
+    return found
+
+
+def _check_cta(
+    cta: dict[str, Any], renderer: Renderer, context: dict[str, Any]
+) -> list[tuple[files.Loc, str]]:
+    """A nudge's call-to-action renders, and links only where inbox.safe_link allows."""
+    found: list[tuple[files.Loc, str]] = []
+    for field in ("label", "url"):
+        if isinstance(cta.get(field), str):
+            found += [((f,), m) for f, m in renderer.check_text(field, cta[field], context)]
+    url = cta.get("url")
+    if isinstance(url, str) and not found:
+        rendered = renderer.text(url, context)
+        if not inbox.safe_link(rendered):
+            shown = repr(url) if rendered == url else f"{url!r} (for a sample contact {rendered!r})"
+            found.append((("url",), f"{shown}: {inbox.LINK_RULE}"))
     return found
 
 

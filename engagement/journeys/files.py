@@ -14,6 +14,8 @@ from engagement.errors import Problem
 
 Loc = tuple[str | int, ...]
 SUFFIXES = (".yaml", ".yml", ".toml")
+MAX_NESTING = 64  # mappings and lists inside each other in one file
+MAX_VALUES = 20_000  # values in a YAML file once its aliases are expanded (a large journey has a few hundred)
 
 
 @dataclass
@@ -44,10 +46,75 @@ def read(path: Path) -> SourceFile | Problem:
     return _read_yaml(path, text)
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """A file this loader will not read: too many values once aliases are expanded, or nested too deep."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounds on what a file expands to: anchors and aliases may reuse a value,
+    but every reader after this one walks the expanded tree, so a few hundred bytes of aliases must not
+    stand for millions of values (MAX_VALUES) or for nesting beyond MAX_NESTING (the composer, and
+    everything after it, recurses once per level)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.values = 0
+        self.sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, levels) once it is complete
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            size = self.sizes.get(id(node))
+            if size is None:
+                raise _Refused(problem="an alias inside the value it names", problem_mark=mark)
+            self._count(size[0], self.depth + size[1], mark)
+            return node
+        self.depth += 1
+        try:
+            self._count(1, self.depth, mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        assert node is not None
+        self.sizes[id(node)] = _size(node, self.sizes)
+        return node
+
+    def _count(self, values: int, depth: int, mark: Any) -> None:
+        self.values += values
+        if self.values > MAX_VALUES:
+            raise _Refused(
+                problem=f"more than {MAX_VALUES} values once aliases are expanded", problem_mark=mark
+            )
+        if depth > MAX_NESTING:
+            raise _Refused(problem=f"nested more than {MAX_NESTING} levels deep", problem_mark=mark)
+
+
+def _size(node: yaml.Node, sizes: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """(values, levels) of a just-composed node as readers see it, its children's sizes being known."""
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        return 1, 1
+    known = [sizes[id(child)] for child in children]
+    return 1 + sum(v for v, _ in known), 1 + max((d for _, d in known), default=0)
+
+
 def _read_yaml(path: Path, text: str) -> SourceFile | Problem:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except _Refused as exc:
+        mark = exc.problem_mark
+        return Problem(str(path), mark.line + 1 if mark else None, "", str(exc.problem))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -94,12 +161,36 @@ _KEY = re.compile(
 
 
 def _read_toml(path: Path, text: str) -> SourceFile | Problem:
+    too_deep = _toml_nesting(text)
+    if too_deep is not None:
+        return Problem(str(path), too_deep, "", f"nested more than {MAX_NESTING} levels deep")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_LINE.search(str(exc))
         return Problem(str(path), int(match.group(1)) if match else None, "", f"TOML syntax: {exc}")
     return SourceFile(path, data, _index_toml(text))
+
+
+_TOML_TOKEN = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}\n]', re.S
+)
+
+
+def _toml_nesting(text: str) -> int | None:
+    """The line where inline tables and arrays first nest deeper than MAX_NESTING (tomllib recurses per
+    level), or None. Strings and comments are skipped, so brackets inside them do not count."""
+    depth, line = 0, 1
+    for token in _TOML_TOKEN.finditer(text):
+        value = token.group()
+        if value in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line
+        elif value in "]}":
+            depth = max(0, depth - 1)
+        line += value.count("\n")
+    return None
 
 
 def _split_key(text: str) -> list[str]:

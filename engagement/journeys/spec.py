@@ -212,6 +212,11 @@ class JourneySpec(Strict):
     priority: int = Field(0, description="higher goes first when the frequency cap holds messages")
     max_lateness: Duration | None = None
     steps: list[Step] = Field(min_length=1)
+    moved: dict[Annotated[str, Field(max_length=200)], Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=dict,
+        description="where people waiting at a removed step go: {OLD_STEP_ID: NEW_STEP_ID}"
+        " (default: the removed step's next surviving step)",
+    )
 
     @field_validator("holdout")
     @classmethod

@@ -115,7 +115,7 @@ class AccountMilestone(SQLModel, table=True):
 
 
 class JourneyRecord(SQLModel, table=True):
-    """What the engine last saw of a journey file (status, version)."""
+    """What the engine last saw of a journey file (status, version, and its steps' outline: moves.py)."""
 
     __tablename__ = "journey"
     id: str = Field(primary_key=True, max_length=100)
@@ -124,6 +124,7 @@ class JourneyRecord(SQLModel, table=True):
     version: str = Field(default="", max_length=64)
     source: str = Field(default="", max_length=500)
     updated_at: datetime | None = _ts()
+    steps: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
 
 
 class Enrollment(SQLModel, table=True):
@@ -166,6 +167,20 @@ class Enrollment(SQLModel, table=True):
     entered_at: datetime = _ts(nullable=False)
     ended_at: datetime | None = _ts()
     trigger_ref: str | None = Field(default=None, max_length=200)
+
+
+class EnrollmentMove(SQLModel, table=True):
+    """An enrollment moved to another step, or ended, because its step left the journey file."""
+
+    __tablename__ = "enrollment_move"
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    enrollment_id: int = Field(sa_column=Column(BigId, nullable=False, index=True))
+    journey_id: str = Field(max_length=100)
+    from_step: str = Field(max_length=100)
+    to_step: str | None = Field(default=None, max_length=100)  # None: the enrollment ended
+    reason: str = Field(max_length=200)
+    journey_version: str = Field(default="", max_length=64)
+    moved_at: datetime = _ts(nullable=False)
 
 
 class Delivery(SQLModel, table=True):
@@ -401,6 +416,7 @@ milestones = table(Milestone)
 account_milestones = table(AccountMilestone)
 journeys = table(JourneyRecord)
 enrollments = table(Enrollment)
+enrollment_moves = table(EnrollmentMove)
 deliveries = table(Delivery)
 responses = table(Response)
 intake_messages = table(IntakeMessage)
