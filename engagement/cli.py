@@ -118,7 +118,10 @@ def import_command(
     )
     for problem in result.problems:
         err.print(f"skipped {problem}", markup=False, highlight=False, soft_wrap=True)
+    for repeat in result.repeats[: importer.MAX_SHOWN]:
+        err.print(f"note: {repeat}", markup=False, highlight=False, soft_wrap=True)
     notes = [f"skipped {result.skipped} invalid row(s)"] if result.skipped else []
+    notes += [f"{len(result.repeats)} row(s) repeat an earlier row's id"] if result.repeats else []
     notes += [f"{result.duplicates} already known by event id"] if result.duplicates else []
     out.print(f"imported {result.imported} {kind}" + (f" ({'; '.join(notes)})" if notes else ""))
 

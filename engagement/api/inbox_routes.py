@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
 from engagement import inbox, scoring
-from engagement.api import auth
+from engagement.api import auth, body
 from engagement.api.deps import Services, services
 
 router = APIRouter()
@@ -29,17 +29,34 @@ class NudgeEventIn(BaseModel):
     kind: inbox.NudgeEvent
 
 
+async def _nudge_event_in(request: Request, svc: Svc) -> NudgeEventIn:
+    """The body, capped like one intake call and checked at the door before anything else reads it."""
+    return await body.model(request, NudgeEventIn, svc.settings.api.max_call_bytes, "a nudge event")
+
+
 @router.get("/v1/contacts/{contact_id}/nudges")
 def contact_nudges(contact_id: str, request: Request, svc: Svc) -> dict[str, Any]:
     """The contact's live nudges (not expired, clicked or dismissed), unseen first."""
+    body.path_id("contact_id", contact_id)
     auth.require_contact_access(request, svc, contact_id)
     with svc.db.begin() as conn:
         return {"nudges": inbox.live(conn, contact_id, svc.clock.now())}
 
 
-@router.post("/v1/nudges/{nudge_id}/events")
-def nudge_event(nudge_id: str, payload: NudgeEventIn, request: Request, svc: Svc) -> dict[str, Any]:
+DOCUMENTED = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": NudgeEventIn.model_json_schema()}},
+    }
+}
+
+
+@router.post("/v1/nudges/{nudge_id}/events", openapi_extra=DOCUMENTED)
+def nudge_event(
+    nudge_id: str, payload: Annotated[NudgeEventIn, Depends(_nudge_event_in)], request: Request, svc: Svc
+) -> dict[str, Any]:
     """Record `seen`, `clicked` or `dismissed` (once each; a repeat changes nothing) and credit the score."""
+    body.path_id("nudge_id", nudge_id)
     now = svc.clock.now()
     with svc.db.begin() as conn:
         found = inbox.find(conn, nudge_id)
