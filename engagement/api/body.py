@@ -85,6 +85,18 @@ def refuse_hostile(doc: Any, prefix: Sequence[str | int] = ()) -> None:
         raise invalid_field(loc, message)
 
 
+def _safe(part: Any) -> Any:
+    """A string that JSON answers can carry: a lone surrogate shown as its escape."""
+    if isinstance(part, str) and not part.isascii():
+        return part.encode("utf-8", "backslashreplace").decode("utf-8")
+    return part
+
+
+def _detail(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, Any]:
+    safe = [_safe(p) for p in loc]
+    return {"field": field_name(safe), "loc": safe, "msg": _safe(msg), "type": kind}
+
+
 def field_name(loc: Sequence[str | int]) -> str:
     """`("batch", 3, "traits", "email")` as `batch[3].traits.email`."""
     text = ""
@@ -100,24 +112,19 @@ def unprocessable(
     problems = []
     for error in exc.errors():
         loc = [*prefix, *(p for p in error["loc"] if p not in drop)]
-        problems.append({"field": field_name(loc), "loc": loc, "msg": error["msg"], "type": error["type"]})
+        problems.append(_detail(loc, error["msg"], error["type"]))
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems)
 
 
 def fields_wrong(problems: Sequence[tuple[Sequence[str | int], str, str]]) -> HTTPException:
     """A 422 listing each (location, message, error type) found wrong."""
-    detail = [
-        {"field": field_name(loc), "loc": list(loc), "msg": msg, "type": kind} for loc, msg, kind in problems
-    ]
+    detail = [_detail(loc, msg, kind) for loc, msg, kind in problems]
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
 def invalid_field(loc: Sequence[str | int], message: str) -> HTTPException:
     """A 422 for one field found wrong after typing (e.g. a trait that maps onto a column)."""
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        detail=[{"field": field_name(loc), "loc": list(loc), "msg": message, "type": "value_error"}],
-    )
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[_detail(loc, message, "value_error")])
 
 
 def path_id(name: str, value: str) -> str:

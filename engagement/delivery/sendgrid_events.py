@@ -92,6 +92,7 @@ OUT_OF_RANGE = frozenset(
         "less_than_equal",
         "string_too_long",
         "string_too_short",
+        "int_parsing_size",
     }
 )
 Loc = list[str | int]
