@@ -138,7 +138,7 @@ def import_file(
             hostile = values.problem(raw)
             if hostile is not None:
                 loc, message = hostile
-                result.problems.append(Problem(str(path), number, ".".join(map(str, loc)), message))
+                result.problems.append(Problem(str(path), number, values.place(loc), message))
                 continue
             try:
                 pending.append((number, model.model_validate(raw)))

@@ -110,12 +110,25 @@ def loads(text: str | bytes) -> Any:
         raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels is not allowed") from exc
 
 
+def shown(text: str) -> str:
+    """`text` safe to print or send: a lone surrogate (or an undecodable byte) as its backslash escape."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def place(loc: Sequence[str | int]) -> str:
+    """A location as `traits.a[0].b`, printable whatever its keys hold."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{shown(part)}" if text else shown(part))
+    return text
+
+
 def checked(value: Any) -> Any:
     """`value` when `problem` finds nothing in it; ValueError naming the place otherwise."""
     found = problem(value)
     if found is not None:
         loc, message = found
-        where = ".".join(map(str, loc))
+        where = place(loc)
         raise ValueError(f"{where}: {message}" if where else message)
     return value
 

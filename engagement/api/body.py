@@ -87,9 +87,7 @@ def refuse_hostile(doc: Any, prefix: Sequence[str | int] = ()) -> None:
 
 def _safe(part: Any) -> Any:
     """A string that JSON answers can carry: a lone surrogate shown as its escape."""
-    if isinstance(part, str) and not part.isascii():
-        return part.encode("utf-8", "backslashreplace").decode("utf-8")
-    return part
+    return values.shown(part) if isinstance(part, str) else part
 
 
 def _detail(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, Any]:
