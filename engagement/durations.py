@@ -12,8 +12,7 @@ _PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 DURATION_REGEX = r"^\d+[smhdw]$"
-MAX_DAYS = 36_500  # a century: any instant plus or minus one stays a datetime
-LONGEST = timedelta(days=MAX_DAYS)
+LONGEST = timedelta.max.days * 86_400  # in seconds, whole days
 
 
 def parse_duration(text: str) -> timedelta:
@@ -22,10 +21,8 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValueError(f"bad duration {text!r}: use a whole number and a unit, e.g. 30m, 6h, 2d, 3w")
     count, unit = int(match.group(1)), _UNITS[match.group(2)]
-    if (
-        count * _SECONDS[unit] > LONGEST.total_seconds()
-    ):  # checked first: timedelta overflows past ~2.7M years
-        raise ValueError(f"duration {text!r} is too long: at most {MAX_DAYS:,} days")
+    if count * _SECONDS[unit] > LONGEST:  # timedelta itself would overflow
+        raise ValueError(f"duration {text!r} is too long: at most {timedelta.max.days:,} days")
     return timedelta(**{unit: count})
 
 

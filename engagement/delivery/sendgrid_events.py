@@ -82,7 +82,6 @@ class SendgridEvent(BaseModel):
     asm_group_id: int | None = None
 
 
-EVENTS = TypeAdapter(list[SendgridEvent])
 # a value of the right type but out of range: that event is skipped, the rest of the batch applied
 OUT_OF_RANGE = frozenset(
     {
@@ -93,9 +92,11 @@ OUT_OF_RANGE = frozenset(
         "string_too_long",
         "string_too_short",
         "int_parsing_size",
+        "finite_number",
     }
 )
 Loc = list[str | int]
+EVENTS = TypeAdapter(list[SendgridEvent])
 
 
 @dataclass
@@ -119,6 +120,20 @@ def parse(raw: bytes) -> Parsed:
     UTF-8); a wrong type is BadBatch; an event with a value out of range (a timestamp SendGrid could not
     have meant, NaN, a lone surrogate, a string over its cap) is skipped, so SendGrid, which retries a
     refused batch for a day, does not retry the good events with it."""
+    if b"NaN" not in raw and b"Infinity" not in raw:  # JSON's lookalikes, which the fast parser takes
+        try:
+            fast = EVENTS.validate_json(raw)  # the usual batch, parsed in one go (it refuses lone surrogates)
+        except ValidationError:
+            pass  # the slow path below says what is wrong, event by event
+        else:
+            parsed = Parsed()
+            for index, event in enumerate(fast):
+                kept = _kept_problem(event, index)
+                if kept is None:
+                    parsed.events.append(event)
+                else:
+                    parsed.skipped.append(kept)
+            return parsed
     doc = values.loads(raw)
     if not isinstance(doc, list):
         raise BadBatch([([], "must be a JSON array of events", "list_type")])
@@ -130,16 +145,31 @@ def parse(raw: bytes) -> Parsed:
             parsed.skipped.append(hostile)
             continue
         try:
-            parsed.events.append(SendgridEvent.model_validate(item))
+            event = SendgridEvent.model_validate(item)
         except ValidationError as exc:
             found = [([index, *e["loc"]], e["msg"], e["type"]) for e in exc.errors()]
             if all(kind in OUT_OF_RANGE for _, _, kind in found):
                 parsed.skipped.extend((loc, msg) for loc, msg, _ in found[:1])
             else:
                 wrong.extend(found)
+            continue
+        parsed.events.append(event)
     if wrong:
         raise BadBatch(wrong)
     return parsed
+
+
+def _kept_problem(event: SendgridEvent, index: int) -> tuple[Loc, str] | None:
+    """A NUL in a field we keep, or a whole number beyond 64 bits (what the fast parser lets through)."""
+    for name, value in event.__dict__.items():
+        kind = type(value)
+        if kind is str and (not value.isascii() or "\x00" in value):
+            wrong = values.text_problem(value)
+            if wrong is not None:
+                return [index, name], wrong
+        elif kind is int and not -values.MAX_INT - 1 <= value <= values.MAX_INT:
+            return [index, name], "a whole number must fit in 64 bits"
+    return None
 
 
 @functools.lru_cache(maxsize=4)

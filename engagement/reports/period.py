@@ -42,7 +42,9 @@ def since(text: str, now: datetime) -> Period:
         span = parse_duration(text)
     except ValueError as exc:
         raise errors.EngagementError(f"--since: {exc}") from exc
-    return _bounded(Period(now - span, now))
+    if span > timedelta(days=MAX_DAYS):
+        raise errors.EngagementError(f"--since: a report covers at most {MAX_DAYS:,} days")
+    return Period(now - span, now)
 
 
 def between(first: str, last: str) -> Period:
@@ -60,12 +62,6 @@ def between(first: str, last: str) -> Period:
     return Period(
         datetime.combine(start, time(), UTC), datetime.combine(stop + timedelta(days=1), time(), UTC)
     )
-
-
-def _bounded(period: Period) -> Period:
-    if period.end - period.start > timedelta(days=MAX_DAYS):
-        raise errors.EngagementError(f"--since: a report covers at most {MAX_DAYS:,} days")
-    return period
 
 
 def choose(now: datetime, since_text: str | None, first: str | None, last: str | None) -> Period:
