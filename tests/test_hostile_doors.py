@@ -22,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert
 from test_webhook_sendgrid import KEY, public_text, signed
 
-from engagement import errors, importer, ingest, spreadsheet
+from engagement import errors, importer, ingest, spreadsheet, unsubscribe
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
 from engagement.records import ContactIn
@@ -296,6 +296,19 @@ def test_a_report_range_past_what_a_date_holds_is_a_400(door: Door, query: str) 
         f"{door.url}/v1/reports?{query}", headers={"Authorization": f"Bearer {SERVER_KEY}"}
     )
     assert answer.status_code == 400, answer.text
+
+
+def test_an_unsubscribe_link_naming_an_email_id_no_door_accepts_still_unsubscribes(door: Door) -> None:
+    world = door.world
+    world.accounts({"id": "acme"})
+    world.contacts({"id": "u-1", "account_id": "acme", "email": "u1@example.com"})
+    link = unsubscribe.url(door.url, "u-1", world.settings.unsubscribe.secret)
+
+    answer = door.http.post(f"{link}?d=%00")
+
+    assert answer.status_code == 200, answer.text
+    [row] = world.rows(c)
+    assert row["unsubscribed_at"] is not None
 
 
 def test_a_non_ascii_session_cookie_is_no_login_not_a_500(door: Door) -> None:
