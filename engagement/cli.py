@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -15,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Connection, func
 
-from engagement import config, errors, importer, suppression
+from engagement import config, errors, importer, records, spreadsheet, suppression, values
 from engagement.clock import SystemClock, parse_instant
 from engagement.durations import parse_duration
 from engagement.journeys import catalog as catalogs
@@ -119,7 +118,10 @@ def import_command(
     )
     for problem in result.problems:
         err.print(f"skipped {problem}", markup=False, highlight=False, soft_wrap=True)
+    for repeat in result.repeats[: importer.MAX_SHOWN]:
+        err.print(f"note: {repeat}", markup=False, highlight=False, soft_wrap=True)
     notes = [f"skipped {result.skipped} invalid row(s)"] if result.skipped else []
+    notes += [f"{len(result.repeats)} row(s) repeat an earlier row's id"] if result.repeats else []
     notes += [f"{result.duplicates} already known by event id"] if result.duplicates else []
     out.print(f"imported {result.imported} {kind}" + (f" ({'; '.join(notes)})" if notes else ""))
 
@@ -298,7 +300,7 @@ def simulate(
     )
     if csv_out:
         with csv_out.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+            writer = spreadsheet.writer(handle)
             writer.writerow(["at", "journey", "step", "channel", "contact_id", "email", "subject", "status"])
             for item in result.timeline:
                 writer.writerow(
@@ -598,7 +600,8 @@ def suppressions_import(
 def _addresses(file: Path) -> list[str]:
     if not file.is_file():
         raise errors.EngagementError(f"{file}: no such file")
-    lines = file.read_text(encoding="utf-8-sig").splitlines()
+    # bytes that are not UTF-8 read as lone surrogates, which the check below reports by line
+    lines = file.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines()
     header = lines[0].split(",") if lines else []
     column = header.index("email") if "email" in header else None
     body = lines[1:] if column is not None else lines
@@ -608,7 +611,10 @@ def _addresses(file: Path) -> list[str]:
         value = (line.split(",")[column] if column is not None else line).strip()
         if not value:
             continue
-        if "@" not in value:
+        wrong = values.text_problem(value)
+        if wrong is not None:
+            problems.append(errors.Problem(str(file), number, "email", wrong))
+        elif not records.EMAIL.fullmatch(value):
             problems.append(errors.Problem(str(file), number, "email", f"not an email address: {value!r}"))
         found.append(value)
     if problems:

@@ -10,7 +10,9 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 DURATION_REGEX = r"^\d+[smhdw]$"
+LONGEST = timedelta.max.days * 86_400  # in seconds, whole days
 
 
 def parse_duration(text: str) -> timedelta:
@@ -18,7 +20,10 @@ def parse_duration(text: str) -> timedelta:
     match = _PATTERN.match(text) if isinstance(text, str) else None
     if not match:
         raise ValueError(f"bad duration {text!r}: use a whole number and a unit, e.g. 30m, 6h, 2d, 3w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    count, unit = int(match.group(1)), _UNITS[match.group(2)]
+    if count * _SECONDS[unit] > LONGEST:  # timedelta itself would overflow
+        raise ValueError(f"duration {text!r} is too long: at most {timedelta.max.days:,} days")
+    return timedelta(**{unit: count})
 
 
 def format_duration(value: timedelta) -> str:

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
-from engagement import errors, ingest
+from engagement import errors, ingest, values
 from engagement.config import Settings
 from engagement.errors import Problem
 from engagement.records import AccountIn, ContactIn, EventIn, Record
@@ -37,25 +37,34 @@ class ImportResult:
     kind: str
     imported: int = 0
     skipped: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # events whose id the database already had
     problems: list[Problem] = field(default_factory=list)
+    repeats: list[Problem] = field(default_factory=list)  # rows whose id an earlier row of the file had
+    lines: dict[str, int] = field(default_factory=dict)  # id → the line it first came on
 
 
 def rows(path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
-    """(line number, raw row or the Problem that stopped it) for a CSV or JSONL file."""
+    """(line number, raw row or the Problem that stopped it) for a CSV or JSONL file.
+
+    Bytes that are not UTF-8 are read as lone surrogates (`surrogateescape`), so the row check names the
+    line and field they are in instead of the whole file failing to decode.
+    """
     fields = set(KINDS[kind].model_fields)
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with path.open(encoding="utf-8-sig") as handle:
+        with path.open(encoding="utf-8-sig", errors="surrogateescape") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
-                    value = json.loads(line)
+                    value = values.loads(line)
                 except json.JSONDecodeError as exc:
                     yield (
                         number,
                         Problem(str(path), number, "", f"invalid JSON: {exc.msg} (column {exc.colno})"),
                     )
+                    continue
+                except ValueError as exc:  # nested too deeply for the parser, a number of thousands of digits
+                    yield number, Problem(str(path), number, "", f"invalid JSON: {exc}")
                     continue
                 if not isinstance(value, dict):
                     yield number, Problem(str(path), number, "", "each line must be a JSON object")
@@ -64,10 +73,15 @@ def rows(path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any] | Problem]
         return
     if path.suffix.lower() != ".csv":
         raise errors.EngagementError(f"{path}: unknown file type; use .csv or .jsonl")
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.DictReader(handle)
-        unknown = [c for c in reader.fieldnames or [] if c not in fields]
-        if not reader.fieldnames:
+        try:
+            header = reader.fieldnames
+        except csv.Error as exc:
+            yield 1, Problem(str(path), 1, "", f"not a CSV header row: {exc}")
+            return
+        unknown = [c for c in header or [] if c not in fields]
+        if not header:
             yield 1, Problem(str(path), 1, "", "empty file: the first line must be a header row")
             return
         if unknown:
@@ -75,15 +89,34 @@ def rows(path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any] | Problem]
             yield 1, Problem(str(path), 1, unknown[0], f"unknown column for {kind} (allowed: {allowed})")
             return
         first = reader.line_num
-        for raw in reader:
+        while True:
+            try:
+                raw = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # reading cannot go on: the rest of the file is in doubt
+                yield first + 1, Problem(str(path), first + 1, "", _csv_error(exc))
+                return
             if None in raw:
                 yield (
                     reader.line_num,
                     Problem(str(path), reader.line_num, "", "more cells than header columns"),
                 )
+            elif None in raw.values():
+                missing = [k for k, v in raw.items() if v is None]
+                given = len(header) - len(missing)
+                message = f"fewer cells than header columns ({given} of {len(header)})"
+                yield first + 1, Problem(str(path), first + 1, missing[0], message)
             else:
-                yield first + 1, {k: v for k, v in raw.items() if v not in ("", None)}
+                yield first + 1, {k: v for k, v in raw.items() if v != ""}
             first = reader.line_num
+
+
+def _csv_error(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        limit = csv.field_size_limit()
+        return f"a cell is longer than the CSV limit of {limit:,} characters (or a quote is never closed)"
+    return f"not valid CSV: {exc}"
 
 
 def import_file(
@@ -101,6 +134,11 @@ def import_file(
         for number, raw in rows(path, kind):
             if isinstance(raw, Problem):
                 result.problems.append(raw)
+                continue
+            hostile = values.problem(raw)
+            if hostile is not None:
+                loc, message = hostile
+                result.problems.append(Problem(str(path), number, values.place(loc), message))
                 continue
             try:
                 pending.append((number, model.model_validate(raw)))
@@ -146,31 +184,60 @@ def _write(
     if not pending:
         return
     good = _check_references(conn, kind, path, pending, result)
+    fresh = _note_repeats(kind, path, good, result)
+    records = [r for _, r in good]
     if kind == "accounts":
-        ingest.upsert_accounts(db, conn, good, settings.touch, now)  # type: ignore[arg-type]
+        ingest.upsert_accounts(db, conn, cast(list[AccountIn], records), settings.touch, now)
+        result.imported += fresh
     elif kind == "contacts":
-        ingest.upsert_contacts(db, conn, good, now)  # type: ignore[arg-type]
+        ingest.upsert_contacts(db, conn, cast(list[ContactIn], records), now)
+        result.imported += fresh
     else:
-        result.duplicates += len(good) - ingest.insert_events(db, conn, good, now, source="import")  # type: ignore[arg-type]
-    result.imported += len(good)
+        events = cast(list[tuple[int, EventIn]], good)
+        first = [r for number, r in events if r.id is None or result.lines[r.id] == number]
+        inserted = ingest.insert_events(db, conn, first, now, source="import")
+        result.imported += inserted
+        result.duplicates += len(first) - inserted
+
+
+def _note_repeats(kind: str, path: Path, good: list[tuple[int, Record]], result: ImportResult) -> int:
+    """Note each row whose id came earlier in the file; return how many ids are new to it.
+
+    Account and contact rows for one id apply in order (the last one wins); an event repeated by id is kept once.
+    """
+    fresh = 0
+    outcome = "the first one is kept" if kind == "events" else "its rows apply in order"
+    for number, record in good:
+        key = getattr(record, "id", None)
+        if key is None:
+            fresh += 1
+            continue
+        earlier = result.lines.setdefault(key, number)
+        if earlier == number:
+            fresh += 1
+        else:
+            result.repeats.append(
+                Problem(str(path), number, "id", f"{key!r} repeats line {earlier}; {outcome}")
+            )
+    return fresh
 
 
 def _check_references(
     conn: Any, kind: str, path: Path, pending: list[tuple[int, Record]], result: ImportResult
-) -> list[Record]:
+) -> list[tuple[int, Record]]:
     if kind == "accounts":
-        return [r for _, r in pending]
+        return pending
     column, attr, what = (
         (schema.accounts.c.id, "account_id", "account")
         if kind == "contacts"
         else (schema.contacts.c.id, "contact_id", "contact")
     )
     known = ingest.existing(conn, column, [getattr(r, attr) for _, r in pending])
-    good: list[Record] = []
+    good: list[tuple[int, Record]] = []
     for number, record in pending:
         ref = getattr(record, attr)
         if ref in known:
-            good.append(record)
+            good.append((number, record))
         else:
             result.problems.append(
                 Problem(str(path), number, attr, f"unknown {what} {ref!r} (import {what}s first)")

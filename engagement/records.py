@@ -5,33 +5,41 @@ from __future__ import annotations
 import json
 import re
 import zoneinfo
-from datetime import UTC, date, datetime
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+from engagement import values
+from engagement.values import Id
+
+# no spaces or control characters (a NUL included) anywhere in an address
+EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 
 
 def _aware(value: Any) -> Any:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return values.instant(value)
     return value
 
 
 def _json_object(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            value = json.loads(value) if value.strip() else {}
+            value = values.loads(value) if value.strip() else {}
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON: {exc.msg}") from exc
+        values.checked(value)
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object")
     return value
+
+
+Day = Annotated[date, AfterValidator(values.day)]
 
 
 class Record(BaseModel):
@@ -47,13 +55,13 @@ class Record(BaseModel):
 class AccountIn(Record):
     """An account row."""
 
-    id: str = Field(min_length=1, max_length=200)
+    id: Id
     name: str = Field("", max_length=300)
     plan: str | None = Field(None, max_length=100)
     mrr: float = Field(0.0, ge=0)
     touch: Literal["high", "low", "tech"] | None = None
     signed_up_at: datetime | None = None
-    renewal_date: date | None = None
+    renewal_date: Day | None = None
     traits: dict[str, Any] = Field(default_factory=dict)
 
     _ts = field_validator("signed_up_at", mode="before")(_aware)
@@ -63,8 +71,8 @@ class AccountIn(Record):
 class ContactIn(Record):
     """A contact row."""
 
-    id: str = Field(min_length=1, max_length=200)
-    account_id: str = Field(min_length=1, max_length=200)
+    id: Id
+    account_id: Id
     email: str | None = Field(None, max_length=320)
     first_name: str = Field("", max_length=200)
     last_name: str = Field("", max_length=200)
@@ -96,9 +104,9 @@ class ContactIn(Record):
 class EventIn(Record):
     """An event row (a product event, or one the engine records itself)."""
 
-    id: str | None = Field(None, max_length=200)
-    contact_id: str = Field(min_length=1, max_length=200)
-    account_id: str | None = Field(None, max_length=200)
+    id: Id | None = None
+    contact_id: Id
+    account_id: Id | None = None
     name: str = Field(min_length=1, max_length=200)
     timestamp: datetime
     properties: dict[str, Any] = Field(default_factory=dict)

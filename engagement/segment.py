@@ -7,11 +7,12 @@ name, and `now`, it returns the accounts, contacts and events to write. `intake.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from engagement import values
 from engagement.records import AccountIn, ContactIn, EventIn
 
 TYPES = frozenset({"identify", "track", "group", "page", "screen", "alias"})
@@ -26,7 +27,7 @@ def _object(value: Any) -> Any:
     return {} if value is None else value
 
 
-Id = Annotated[str, BeforeValidator(_id), Field(min_length=1, max_length=200)]
+Id = Annotated[values.Id, BeforeValidator(_id)]
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_object)]
 
 
@@ -37,7 +38,7 @@ class Call(BaseModel):
 
     userId: Id | None = None
     anonymousId: Id | None = None
-    messageId: str | None = Field(None, min_length=1, max_length=200)
+    messageId: values.Id | None = None  # it becomes the event's id
     timestamp: datetime | None = None
     context: JsonObject = {}
     writeKey: str | None = None
@@ -45,9 +46,7 @@ class Call(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return None if value is None else values.instant(value)
 
 
 class Identify(Call):
@@ -198,6 +197,9 @@ def plan(calls: list[tuple[list[str | int], Call]], known: Known, now: datetime,
                 company_id = _id(company["id"])
                 if not isinstance(company_id, str) or not company_id:
                     raise InvalidCall([*loc, "traits", "company", "id"], "must be a string")
+                wrong = values.id_problem(company_id)
+                if wrong is not None:
+                    raise InvalidCall([*loc, "traits", "company", "id"], wrong)
                 rest = {k: v for k, v in company.items() if k != "id"}
                 _merge(account(company_id), rest, ACCOUNT_TRAITS, _check_account, [*loc, "traits", "company"])
                 row["account_id"] = company_id

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, status
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+from engagement import values
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def too_large(limit: int, what: str) -> HTTPException:
@@ -61,7 +65,7 @@ def _gunzip(raw: bytes, limit: int, what: str) -> bytes:
 def parse_json(raw: bytes) -> Any:
     """The decoded JSON document, or 400 saying where it stops being JSON."""
     try:
-        return json.loads(raw)
+        return values.loads(raw)
     except json.JSONDecodeError as exc:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
@@ -69,6 +73,26 @@ def parse_json(raw: bytes) -> Any:
         ) from exc
     except UnicodeDecodeError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="body is not UTF-8 text") from exc
+    except ValueError as exc:  # nested too deeply for the parser, a number of thousands of digits
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"body is not valid JSON: {exc}") from exc
+
+
+def refuse_hostile(doc: Any, prefix: Sequence[str | int] = ()) -> None:
+    """422 naming the first value no door accepts (NaN, Infinity, NUL, a lone surrogate, deep nesting)."""
+    found = values.problem(doc, prefix)
+    if found is not None:
+        loc, message = found
+        raise invalid_field(loc, message)
+
+
+def _safe(part: Any) -> Any:
+    """A string that JSON answers can carry: a lone surrogate shown as its escape."""
+    return values.shown(part) if isinstance(part, str) else part
+
+
+def _detail(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, Any]:
+    safe = [_safe(p) for p in loc]
+    return {"field": field_name(safe), "loc": safe, "msg": _safe(msg), "type": kind}
 
 
 def field_name(loc: Sequence[str | int]) -> str:
@@ -86,13 +110,34 @@ def unprocessable(
     problems = []
     for error in exc.errors():
         loc = [*prefix, *(p for p in error["loc"] if p not in drop)]
-        problems.append({"field": field_name(loc), "loc": loc, "msg": error["msg"], "type": error["type"]})
+        problems.append(_detail(loc, error["msg"], error["type"]))
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems)
+
+
+def fields_wrong(problems: Sequence[tuple[Sequence[str | int], str, str]]) -> HTTPException:
+    """A 422 listing each (location, message, error type) found wrong."""
+    detail = [_detail(loc, msg, kind) for loc, msg, kind in problems]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
 def invalid_field(loc: Sequence[str | int], message: str) -> HTTPException:
     """A 422 for one field found wrong after typing (e.g. a trait that maps onto a column)."""
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        detail=[{"field": field_name(loc), "loc": list(loc), "msg": message, "type": "value_error"}],
-    )
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=[_detail(loc, message, "value_error")])
+
+
+def path_id(name: str, value: str) -> str:
+    """`value` when it is an id by `values.id_problem`'s rule; 422 naming the path parameter otherwise."""
+    wrong = values.id_problem(value)
+    if wrong is not None:
+        raise invalid_field(["path", name], wrong)
+    return value
+
+
+async def model(request: Request, kind: type[M], limit: int, what: str) -> M:
+    """The body read under `limit`, decoded, refused if hostile, and parsed into `kind` (422 naming the field)."""
+    doc = parse_json(await read(request, limit, what))
+    refuse_hostile(doc)
+    try:
+        return kind.model_validate(doc)
+    except ValidationError as exc:
+        raise unprocessable(exc) from exc

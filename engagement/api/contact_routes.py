@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from engagement import erasure
+from engagement import erasure, values
+from engagement.api import body
 from engagement.api.auth import require_server_key
 from engagement.api.deps import Services, services
 
@@ -15,9 +16,13 @@ router = APIRouter()
 Svc = Annotated[Services, Depends(services)]
 
 
-@router.delete("/v1/contacts/{contact_id}", dependencies=[Depends(require_server_key)])
+# `:path`, so a contact stored before ids were refused with a `/` can still be erased
+@router.delete("/v1/contacts/{contact_id:path}", dependencies=[Depends(require_server_key)])
 def erase_contact(contact_id: str, svc: Svc) -> dict[str, Any]:
     """Erase the contact; the answer counts what was scrubbed. Erasing twice is harmless."""
+    wrong = values.text_problem(contact_id)
+    if wrong is not None:
+        raise body.invalid_field(["path", "contact_id"], wrong)
     settings = svc.settings
     outbox = settings.path(settings.email.outbox.dir) if settings.email.provider == "outbox" else None
     try:

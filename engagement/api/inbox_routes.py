@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
 from engagement import inbox, scoring
-from engagement.api import auth
+from engagement.api import auth, body
 from engagement.api.deps import Services, services
 
 router = APIRouter()
@@ -29,22 +29,39 @@ class NudgeEventIn(BaseModel):
     kind: inbox.NudgeEvent
 
 
+async def _nudge_event_in(request: Request, svc: Svc) -> NudgeEventIn:
+    """The body, capped like one intake call and checked at the door before anything else reads it."""
+    return await body.model(request, NudgeEventIn, svc.settings.api.max_call_bytes, "a nudge event")
+
+
 @router.get("/v1/contacts/{contact_id}/nudges")
 def contact_nudges(contact_id: str, request: Request, svc: Svc) -> dict[str, Any]:
     """The contact's live nudges (not expired, clicked or dismissed), unseen first."""
+    body.path_id("contact_id", contact_id)
     auth.require_contact_access(request, svc, contact_id)
     with svc.db.begin() as conn:
         return {"nudges": inbox.live(conn, contact_id, svc.clock.now())}
 
 
-@router.post("/v1/nudges/{nudge_id}/events")
-def nudge_event(nudge_id: str, payload: NudgeEventIn, request: Request, svc: Svc) -> dict[str, Any]:
+DOCUMENTED = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": NudgeEventIn.model_json_schema()}},
+    }
+}
+
+
+@router.post("/v1/nudges/{nudge_id}/events", openapi_extra=DOCUMENTED)
+def nudge_event(
+    nudge_id: str, payload: Annotated[NudgeEventIn, Depends(_nudge_event_in)], request: Request, svc: Svc
+) -> dict[str, Any]:
     """Record `seen`, `clicked` or `dismissed` (once each; a repeat changes nothing) and credit the score.
 
     The caller is authenticated before anything about the nudge is told: a contact token is checked
     against the nudge's owner, and a nudge that does not exist has no owner, so only a server key
     learns that an id is unknown (404); everyone else gets the same 401 either way.
     """
+    body.path_id("nudge_id", nudge_id)
     now = svc.clock.now()
     credential = auth.bearer(request)
     if credential is None:

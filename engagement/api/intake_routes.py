@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from engagement import intake, segment
+from engagement import intake, segment, values
 from engagement.api import auth, body
 from engagement.api.deps import Services, services
 
@@ -56,7 +56,9 @@ async def _document(request: Request, svc: Services, limit: int, what: str) -> t
         raise body.invalid_field([], "the body must be a JSON object")
     if header_key is None:
         key = doc.get("writeKey")
-        auth.check_write_key(svc, key if isinstance(key, str) else None)
+        readable = isinstance(key, str) and values.text_problem(key) is None
+        auth.check_write_key(svc, key if readable else None)
+    body.refuse_hostile(doc)
     return raw, doc
 
 

@@ -61,7 +61,7 @@ def session_cookie(user: str, secret: str, now: datetime, lifetime: timedelta) -
 
 def session_user(cookie: str | None, secret: str, now: datetime) -> str | None:
     """The user a cookie vouches for, or None when it is missing, forged or expired."""
-    if not cookie or "." not in cookie:
+    if not cookie or "." not in cookie or not cookie.isascii():  # ours are ASCII; anything else is forged
         return None
     payload, _, signature = cookie.rpartition(".")
     if not hmac.compare_digest(signature.encode("ascii", "replace"), _sign(payload, secret).encode("ascii")):

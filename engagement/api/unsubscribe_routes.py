@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select, update
 
-from engagement import suppression, unsubscribe
+from engagement import suppression, unsubscribe, values
 from engagement.api.deps import Services, services
 from engagement.store import schema
 
@@ -82,6 +82,8 @@ def unsubscribe_now(token: str, svc: Svc, d: str | None = None) -> HTMLResponse:
     reports and lowers the contact's score like a provider's unsubscribe event.
     """
     contact_id, email = _contact(svc, token)
+    if d is not None and values.id_problem(d) is not None:
+        d = None  # no email of ours has such an id: counted like a link without one
     now = svc.clock.now()
     with svc.db.begin() as conn:
         if email is not None:

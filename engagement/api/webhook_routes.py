@@ -6,7 +6,6 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from engagement import email_events
@@ -64,16 +63,26 @@ async def sendgrid_webhook(request: Request, svc: Svc) -> dict[str, Any]:
             detail="the signature does not match the body and timestamp under webhooks.sendgrid.public_key",
         )
     try:
-        parsed = sg.EVENTS.validate_json(raw)
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="body is not valid JSON") from exc
-        raise body.unprocessable(exc) from exc
-    meant = [sg.interpret(event) for event in parsed]
+        parsed = sg.parse(raw)
+    except sg.BadBatch as exc:
+        raise body.fields_wrong(exc.problems) from exc
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"body is not valid JSON: {exc}") from exc
+    if parsed.skipped:
+        log.warning(
+            "SendGrid webhook: skipped %d event(s) with a value out of range: %s",
+            len(parsed.skipped),
+            "; ".join(f"{body.field_name(loc)}: {message}" for loc, message in parsed.skipped[:5]),
+        )
+    meant = [sg.interpret(event) for event in parsed.events]
     events = [e for e in meant if e is not None]
     recorded = await run_in_threadpool(_apply, svc, events, len(meant) - len(events))
     if recorded.unknown:
         log.info(
             "SendGrid webhook: %d of %d events are for messages we did not send", recorded.unknown, len(meant)
         )
-    return recorded.counts()
+    counts = recorded.counts()
+    if parsed.skipped:
+        counts["received"] += len(parsed.skipped)
+        counts["invalid"] = len(parsed.skipped)
+    return counts

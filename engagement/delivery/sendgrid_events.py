@@ -9,15 +9,16 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
-from engagement import errors
+from engagement import errors, values
 from engagement.email_events import EmailEvent
 
 SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
@@ -68,7 +69,7 @@ class SendgridEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event: str = Field(min_length=1, max_length=40)
-    timestamp: int
+    timestamp: int = Field(ge=int(values.EARLIEST.timestamp()), lt=int(values.LATEST.timestamp()))
     email: str | None = Field(None, max_length=320)
     sg_event_id: str | None = Field(None, max_length=200)
     sg_message_id: str | None = Field(None, max_length=300)
@@ -81,7 +82,94 @@ class SendgridEvent(BaseModel):
     asm_group_id: int | None = None
 
 
+# a value of the right type but out of range: that event is skipped, the rest of the batch applied
+OUT_OF_RANGE = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "string_too_long",
+        "string_too_short",
+        "int_parsing_size",
+        "finite_number",
+    }
+)
+Loc = list[str | int]
 EVENTS = TypeAdapter(list[SendgridEvent])
+
+
+@dataclass
+class Parsed:
+    """A batch's events, and the ones skipped for a value out of range (location, message)."""
+
+    events: list[SendgridEvent] = field(default_factory=list)
+    skipped: list[tuple[Loc, str]] = field(default_factory=list)
+
+
+class BadBatch(ValueError):
+    """The body is not a list of SendGrid events: a wrong type or a missing field (`problems` name them)."""
+
+    def __init__(self, problems: list[tuple[Loc, str, str]]) -> None:
+        super().__init__(self.__doc__)
+        self.problems = problems  # (location, message, pydantic error type)
+
+
+def parse(raw: bytes) -> Parsed:
+    """The events of a webhook body. Bad JSON is a ValueError (UnicodeDecodeError for bytes that are not
+    UTF-8); a wrong type is BadBatch; an event with a value out of range (a timestamp SendGrid could not
+    have meant, NaN, a lone surrogate, a string over its cap) is skipped, so SendGrid, which retries a
+    refused batch for a day, does not retry the good events with it."""
+    if b"NaN" not in raw and b"Infinity" not in raw:  # JSON's lookalikes, which the fast parser takes
+        try:
+            fast = EVENTS.validate_json(raw)  # the usual batch, parsed in one go (it refuses lone surrogates)
+        except ValidationError:
+            pass  # the slow path below says what is wrong, event by event
+        else:
+            parsed = Parsed()
+            for index, event in enumerate(fast):
+                kept = _kept_problem(event, index)
+                if kept is None:
+                    parsed.events.append(event)
+                else:
+                    parsed.skipped.append(kept)
+            return parsed
+    doc = values.loads(raw)
+    if not isinstance(doc, list):
+        raise BadBatch([([], "must be a JSON array of events", "list_type")])
+    parsed = Parsed()
+    wrong: list[tuple[Loc, str, str]] = []
+    for index, item in enumerate(doc):
+        hostile = values.problem(item, [index])
+        if hostile is not None:
+            parsed.skipped.append(hostile)
+            continue
+        try:
+            event = SendgridEvent.model_validate(item)
+        except ValidationError as exc:
+            found = [([index, *e["loc"]], e["msg"], e["type"]) for e in exc.errors()]
+            if all(kind in OUT_OF_RANGE for _, _, kind in found):
+                parsed.skipped.extend((loc, msg) for loc, msg, _ in found[:1])
+            else:
+                wrong.extend(found)
+            continue
+        parsed.events.append(event)
+    if wrong:
+        raise BadBatch(wrong)
+    return parsed
+
+
+def _kept_problem(event: SendgridEvent, index: int) -> tuple[Loc, str] | None:
+    """A NUL in a field we keep, or a whole number beyond 64 bits (what the fast parser lets through)."""
+    for name, value in event.__dict__.items():
+        kind = type(value)
+        if kind is str and (not value.isascii() or "\x00" in value):
+            wrong = values.text_problem(value)
+            if wrong is not None:
+                return [index, name], wrong
+        elif kind is int and not -values.MAX_INT - 1 <= value <= values.MAX_INT:
+            return [index, name], "a whole number must fit in 64 bits"
+    return None
 
 
 @functools.lru_cache(maxsize=4)

@@ -9,6 +9,7 @@ from engagement import errors
 from engagement.durations import parse_duration
 
 DEFAULT_SINCE = "30d"
+MAX_DAYS = 3_660  # ten years of days: a longer range is a typo or an attack, and its daily series is huge
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ def since(text: str, now: datetime) -> Period:
         span = parse_duration(text)
     except ValueError as exc:
         raise errors.EngagementError(f"--since: {exc}") from exc
+    if span > timedelta(days=MAX_DAYS):
+        raise errors.EngagementError(f"--since: a report covers at most {MAX_DAYS:,} days")
     return Period(now - span, now)
 
 
@@ -52,6 +55,10 @@ def between(first: str, last: str) -> Period:
         raise errors.EngagementError(f"dates must be YYYY-MM-DD: {exc}") from exc
     if stop < start:
         raise errors.EngagementError(f"the range ends ({last}) before it starts ({first})")
+    if (stop - start).days >= MAX_DAYS:
+        raise errors.EngagementError(
+            f"a report covers at most {MAX_DAYS:,} days; {first} to {last} is longer"
+        )
     return Period(
         datetime.combine(start, time(), UTC), datetime.combine(stop + timedelta(days=1), time(), UTC)
     )

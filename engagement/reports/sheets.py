@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from engagement import spreadsheet
 from engagement.reports.model import COUNT_FIELDS, ENROLLMENT_FIELDS, Counts, Report
 from engagement.reports.period import Period
 
@@ -145,9 +145,11 @@ CSV_COLUMNS = (
 
 
 def to_csv(report: Report) -> str:
-    """One tidy CSV: a row per number (section, what it is about, metric, value); pivot it in any spreadsheet."""
+    """One tidy CSV: a row per number (section, what it is about, metric, value); pivot it in any spreadsheet.
+
+    Text cells that a spreadsheet would run as a formula are neutralised (`spreadsheet.cell`)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = spreadsheet.writer(out, lineterminator="\n")
     writer.writerow((*CSV_COLUMNS, "metric", "value"))
     for sheet in sheets(report):
         for row in sheet.rows:

@@ -29,7 +29,7 @@ from sqlalchemy.sql import ColumnElement, func
 
 from engagement import errors, holdout
 from engagement.delivery import ids
-from engagement.store import change_log, schema
+from engagement.store import change_log, schema, types
 
 CHUNK = 500
 BULK = 5000  # rows a driver executemany gets at once
@@ -272,12 +272,12 @@ def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]
 
 def _make_engine(url: str, *, echo: bool) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30}, json_serializer=types.dumps)
         event.listen(engine, "connect", _sqlite_setup)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_pre_ping=True, json_serializer=types.dumps)
 
 
 def _sqlite_setup(dbapi_conn: sqlite3.Connection, _record: object) -> None:

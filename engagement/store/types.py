@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+def dumps(value: Any) -> str:
+    """The JSON text of a JSON column's value: ValueError for NaN, Infinity or a lone surrogate, which
+    are not JSON (SQLite's JSON functions then fail on the row, PostgreSQL refuses it), so none is stored."""
+    text = json.dumps(value, allow_nan=False)
+    if "\\ud" in text:  # astral characters are written as surrogate pairs; a lone surrogate is not text
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"a lone surrogate cannot be stored in a JSON column: {exc.reason}") from exc
+    return text
+
+
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
