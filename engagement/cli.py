@@ -546,8 +546,9 @@ def suppressions_add(
 def suppressions_remove(email: str) -> None:
     """Lift a suppression."""
     current = settings()
-    with database(current).begin() as conn:
-        removed = suppression.remove(conn, email)
+    db = database(current)
+    with db.begin() as conn:
+        removed = suppression.remove(db, conn, email, SystemClock().now())
     if not removed:
         raise errors.EngagementError(f"{email} is not suppressed")
     out.print(f"removed {email}")

@@ -132,6 +132,11 @@ class Inapp(Section):
 class SendgridWebhook(Section):
     public_key: str | None = None
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    tolerance: Duration = Field(
+        timedelta(minutes=10),
+        gt=timedelta(0),
+        description="how far a request's signed timestamp may be from now (SendGrid signs each retry afresh)",
+    )
 
 
 class OutboundWebhook(Section):
