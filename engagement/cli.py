@@ -698,6 +698,13 @@ def contacts_erase(
         f"{done.outbox_files} outbox files deleted"
         + ("; the address stays suppressed (hash only)" if done.suppressed else "")
     )
+    if not done.log_truncated:
+        err.print(
+            "warning: other connections kept SQLite's write-ahead log busy, so earlier copies of the erased "
+            "data stay in engagement.db-wal until its next checkpoint; run the command again when idle",
+            markup=False,
+            highlight=False,
+        )
 
 
 def main() -> None:
