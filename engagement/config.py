@@ -230,6 +230,13 @@ class Reports(Section):
     )
     session_secret: str = DEV_SECRET
     session_hours: float = Field(12.0, gt=0)
+    login_attempts_per_user: int = Field(5, ge=1, description="dashboard logins tried per user name a window")
+    login_attempts_per_address: int = Field(
+        20, ge=1, description="dashboard logins tried per client address a window"
+    )
+    login_window: Duration = Field(
+        timedelta(minutes=15), gt=timedelta(0), description="the login throttle's window"
+    )
     digest_recipients: list[str] = []
     digest_weekday: Weekday = "mon"
     min_sample: int = Field(30, ge=1, description="per group, before the lift gets a verdict")
