@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,9 @@ from engagement import config
 from engagement.api import logins
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
+from engagement.store import migrate
+from engagement.store.database import Database
+from engagement.testing.api_process import ApiProcess
 from engagement.testing.served import served
 
 BACKENDS = ("sqlite", "postgresql")
@@ -165,3 +169,42 @@ def test_an_unknown_name_costs_the_same_scrypt_work_and_time_as_a_known_one(
 
     assert calls == {"known": 12, "unknown": 12}
     assert unknown >= 0.6 * known, (known, unknown)
+
+
+def test_healthz_stays_fast_while_eight_logins_hash_at_once_in_engagement_serve(
+    tmp_path: Path, hashed: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "e.db"}"\n[reports]\nusers = {{ maria = "{hashed}" }}\n'
+        "login_attempts_per_user = 1000\nlogin_attempts_per_address = 1000\n"
+    )
+    migrate.upgrade(Database(config.load(path).database_url))
+    with ApiProcess(path) as api:
+        url = api.url
+        quiet = _healthz_times(url, 20)
+        with ThreadPoolExecutor(8) as pool:
+            logging_in = [
+                pool.submit(lambda: [attempt(url, "maria", "wrong") for _ in range(3)]) for _ in range(8)
+            ]
+            busy = _healthz_times(url, 0, until=lambda: all(f.done() for f in logging_in))
+            codes = [a.status_code for f in logging_in for a in f.result()]
+    print(
+        f"/healthz: quiet median {statistics.median(quiet) * 1000:.1f} ms; during 8 parallel logins "
+        f"median {statistics.median(busy) * 1000:.1f} ms, worst {max(busy) * 1000:.1f} ms over {len(busy)} calls"
+    )
+
+    assert codes == [401] * 24
+    assert len(busy) >= 5
+    assert statistics.median(busy) < 0.1, busy  # with scrypt on the event loop: 0.35-1.0 s
+
+
+def _healthz_times(url: str, count: int, until: Callable[[], bool] | None = None) -> list[float]:
+    found: list[float] = []
+    with httpx.Client(timeout=30) as client:
+        while len(found) < count or (until is not None and not until()):
+            started = time.perf_counter()
+            assert client.get(f"{url}/healthz").status_code == 200
+            found.append(time.perf_counter() - started)
+            time.sleep(0.02)
+    return found
