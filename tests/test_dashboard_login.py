@@ -129,8 +129,10 @@ def test_a_login_body_over_four_kilobytes_is_refused_unread(world: World, hashed
             content=iter([b"csrf=" + token.encode() + b"&password=", b"x" * 5000]),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
+        crowded = client.post(f"{url}/reports/login", content="&".join(f"f{i}=1" for i in range(50)))
     assert big.status_code == 413 and "4,096 bytes" in big.json()["detail"]
     assert streamed.status_code == 413
+    assert crowded.status_code == 400 and "not the login form" in crowded.text
 
 
 @pytest.fixture

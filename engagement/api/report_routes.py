@@ -105,7 +105,10 @@ def _field(form: dict[str, list[str]], name: str) -> str:
 async def login(request: Request, svc: Svc) -> Response:
     """Check a name and password (or a server key) and open a session."""
     raw = await body.read(request, MAX_FORM_BYTES, "a login form")
-    form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=10)
+    try:
+        form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=10)
+    except ValueError:  # more fields than a login form has
+        return _login_page(svc, '<p class="error">That is not the login form.</p>', 400)
     sent, kept = _field(form, "csrf"), request.cookies.get(CSRF_COOKIE, "")
     if not sent or not hmac.compare_digest(sent.encode("utf-8", "replace"), kept.encode("utf-8", "replace")):
         return _login_page(
