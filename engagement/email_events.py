@@ -222,7 +222,7 @@ def _advance(
             "_id": delivery_id,
             "_rank": RANK[event.status],
             "_status": event.status,
-            "_reason": event.kind if delivery_id in bare else _reason(event),
+            "_reason": _reason(event, bare=delivery_id in bare),
         }
         for delivery_id, event in sorted(best.items())
     ]
@@ -234,9 +234,11 @@ def _order(event: EmailEvent) -> tuple[int, datetime, str]:
     return (RANK[event.status], event.occurred_at, event.occurrence)
 
 
-def _reason(event: EmailEvent) -> str | None:
+def _reason(event: EmailEvent, *, bare: bool = False) -> str | None:
     if event.status not in ("bounced", "dropped", "deferred"):
         return None
+    if bare:  # an erased contact's: the provider's text may name the address
+        return event.kind
     text = " ".join(str(event.data[k]) for k in ("type", "status", "reason") if event.data.get(k))
     return f"{event.kind}: {text}"[:1000] if text else event.kind
 
