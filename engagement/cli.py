@@ -405,6 +405,15 @@ SimFile = Annotated[
 ]
 
 
+def _refuse_weak_secrets(current: config.Settings, host: str, command: str) -> None:
+    """Stop before anything binds when the signing secrets are weak on a reachable server; warn on loopback."""
+    from engagement import secret_policy
+
+    warning = secret_policy.check(current, host, command)
+    if warning:
+        err.print(warning, style="bold red", markup=False, highlight=False, soft_wrap=True)
+
+
 def _engine(
     sim_start: str | None, sim_wall: str | None, sim_speed: float, sim_file: Path | None = None
 ) -> Engine:
@@ -436,6 +445,8 @@ def worker(
     """
     from engagement import worker as worker_loop
 
+    current = settings()
+    _refuse_weak_secrets(current, current.server.host, "worker")  # it signs the unsubscribe links it sends
     worker_loop.run(_engine(sim_start, sim_wall, sim_speed, sim_file))
 
 
@@ -454,13 +465,13 @@ def run(
     from engagement import worker as worker_loop
     from engagement.api.app import create_app
 
+    host = host or settings().server.host
+    _refuse_weak_secrets(settings(), host, "run")
     engine = _engine(sim_start, sim_wall, sim_speed, sim_file)
     current = engine.settings
     app_ = create_app(current, database=engine.db, clock=engine.clock)
     server = uvicorn.Server(
-        uvicorn.Config(
-            app_, host=host or current.server.host, port=port or current.server.port, log_level="warning"
-        )
+        uvicorn.Config(app_, host=host, port=port or current.server.port, log_level="warning")
     )
     worker_loop.run(engine, server=server)
 
@@ -483,6 +494,7 @@ def serve(
 
     current = settings()
     host, port = host or current.server.host, port or current.server.port
+    _refuse_weak_secrets(current, host, "serve")
     processes = workers or current.server.workers
     if processes == 1:
         uvicorn.run(create_app(current, database=database(current)), host=host, port=port, log_level="info")
@@ -573,8 +585,9 @@ def suppressions_add(
 def suppressions_remove(email: str) -> None:
     """Lift a suppression."""
     current = settings()
-    with database(current).begin() as conn:
-        removed = suppression.remove(conn, email)
+    db = database(current)
+    with db.begin() as conn:
+        removed = suppression.remove(db, conn, email, SystemClock().now())
     if not removed:
         raise errors.EngagementError(f"{email} is not suppressed")
     out.print(f"removed {email}")
@@ -728,6 +741,13 @@ def contacts_erase(
         f"{done.outbox_files} outbox files deleted"
         + ("; the address stays suppressed (hash only)" if done.suppressed else "")
     )
+    if not done.log_truncated:
+        err.print(
+            "warning: other connections kept SQLite's write-ahead log busy, so earlier copies of the erased "
+            "data stay in engagement.db-wal until its next checkpoint; run the command again when idle",
+            markup=False,
+            highlight=False,
+        )
 
 
 def main() -> None:

@@ -132,6 +132,11 @@ class Inapp(Section):
 class SendgridWebhook(Section):
     public_key: str | None = None
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    tolerance: Duration = Field(
+        timedelta(minutes=10),
+        gt=timedelta(0),
+        description="how far a request's signed timestamp may be from now (SendGrid signs each retry afresh)",
+    )
 
 
 class OutboundWebhook(Section):
@@ -227,6 +232,13 @@ class Reports(Section):
     )
     session_secret: str = DEV_SECRET
     session_hours: float = Field(12.0, gt=0)
+    login_attempts_per_user: int = Field(5, ge=1, description="dashboard logins tried per user name a window")
+    login_attempts_per_address: int = Field(
+        20, ge=1, description="dashboard logins tried per client address a window"
+    )
+    login_window: Duration = Field(
+        timedelta(minutes=15), gt=timedelta(0), description="the login throttle's window"
+    )
     digest_recipients: list[str] = []
     digest_weekday: Weekday = "mon"
     min_sample: int = Field(30, ge=1, description="per group, before the lift gets a verdict")

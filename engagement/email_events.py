@@ -2,7 +2,9 @@
 
 Applying the same events again, in any order, leaves the same state: responses are unique per
 provider event id and per (message, event, timestamp); a delivery's status only moves forward;
-each address keeps one suppression.
+each address keeps one suppression. A suppression lifted by hand stays lifted against events from
+before the removal. An event for an erased contact keeps no personal data: its response has no
+payload, its delivery's status no reason text, its suppression only the address's hash.
 """
 
 from __future__ import annotations
@@ -83,15 +85,43 @@ def record(
             result.unknown += 1
         else:
             mapped.append((event, row))
+    erased = _erased(conn, mapped)
     # in key order, so concurrent requests for the same events take their rows' locks in one order (no deadlock)
-    rows = sorted(_unrecorded(conn, _responses(mapped)), key=itemgetter("dedupe_key"))
+    rows = sorted(_unrecorded(conn, _responses(mapped, erased)), key=itemgetter("dedupe_key"))
     result.recorded = db.insert_ignore(conn, schema.responses, rows, None)
     result.new_responses = rows
     result.duplicates = len(mapped) - result.recorded
-    _advance(db, conn, mapped, now)
-    result.suppressed = _suppress(db, conn, events, now)
-    _unsubscribe(conn, mapped, now)
+    _advance(db, conn, mapped, now, erased)
+    lifted = suppression.removed_since(
+        conn, [suppression.address_hash(e.email) for e in events if e.suppress and e.email]
+    )
+    hidden = {suppression.address_hash(e.email) for e, row in mapped if e.email and row.contact_id in erased}
+    result.suppressed = _suppress(db, conn, [e for e in events if not _overruled(e, lifted)], now, hidden)
+    _unsubscribe(conn, [(e, row) for e, row in mapped if not _overruled(e, lifted)], now)
     return result
+
+
+def _erased(conn: Connection, mapped: Sequence[tuple[EmailEvent, Any]]) -> set[str]:
+    """The erased contacts among these events' recipients (served by the partial index of erased contacts)."""
+    c = schema.contacts
+    ids = sorted({row.contact_id for _, row in mapped if row.contact_id})
+    found: set[str] = set()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        found.update(
+            conn.execute(
+                select(c.c.id).where(among(conn, c.c.id, chunk), c.c.erased_at.is_not(None))
+            ).scalars()
+        )
+    return found
+
+
+def _overruled(event: EmailEvent, lifted: dict[str, datetime]) -> bool:
+    """Whether a manual removal of the event's address came after the event (so it must not suppress again)."""
+    if not event.suppress or not event.email:
+        return False
+    removed = lifted.get(suppression.address_hash(event.email))
+    return removed is not None and event.occurred_at <= removed
 
 
 COLUMNS = (d.c.id, d.c.contact_id, d.c.journey_id, d.c.step_id, d.c.provider_message_id, d.c.status)
@@ -117,7 +147,7 @@ def _deliveries(conn: Connection, events: Sequence[EmailEvent]) -> dict[str, Any
     return found
 
 
-def _responses(mapped: Sequence[tuple[EmailEvent, Any]]) -> list[dict[str, Any]]:
+def _responses(mapped: Sequence[tuple[EmailEvent, Any]], erased: set[str]) -> list[dict[str, Any]]:
     """One response row per event, a repeat within the batch (by either key) left out."""
     rows: list[dict[str, Any]] = []
     keys: set[str] = set()
@@ -140,7 +170,7 @@ def _responses(mapped: Sequence[tuple[EmailEvent, Any]]) -> list[dict[str, Any]]
                 "dedupe_key": dedupe_key,
                 "provider_event_id": event.provider_event_id,
                 "simulated": False,
-                "data": event.data,
+                "data": {} if delivery.contact_id in erased else event.data,
             }
         )
     return rows
@@ -165,10 +195,15 @@ def _unrecorded(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, 
     ]
 
 
-def _advance(db: Database, conn: Connection, mapped: Sequence[tuple[EmailEvent, Any]], now: datetime) -> None:
+def _advance(
+    db: Database, conn: Connection, mapped: Sequence[tuple[EmailEvent, Any]], now: datetime, erased: set[str]
+) -> None:
     """Move each delivery to the furthest status its events show, never back."""
     best: dict[str, EmailEvent] = {}
+    bare: set[str] = set()  # deliveries of erased contacts: the reason text may hold the address
     for event, delivery in mapped:
+        if delivery.contact_id in erased:
+            bare.add(delivery.id)
         if PROGRESS.get(delivery.status, NEVER_SENT) >= RANK[event.status]:
             continue  # already there (the UPDATE below checks again, against concurrent requests)
         held = best.get(delivery.id)
@@ -187,7 +222,7 @@ def _advance(db: Database, conn: Connection, mapped: Sequence[tuple[EmailEvent, 
             "_id": delivery_id,
             "_rank": RANK[event.status],
             "_status": event.status,
-            "_reason": _reason(event),
+            "_reason": _reason(event, bare=delivery_id in bare),
         }
         for delivery_id, event in sorted(best.items())
     ]
@@ -199,9 +234,11 @@ def _order(event: EmailEvent) -> tuple[int, datetime, str]:
     return (RANK[event.status], event.occurred_at, event.occurrence)
 
 
-def _reason(event: EmailEvent) -> str | None:
+def _reason(event: EmailEvent, *, bare: bool = False) -> str | None:
     if event.status not in ("bounced", "dropped", "deferred"):
         return None
+    if bare:  # an erased contact's: the provider's text may name the address
+        return event.kind
     text = " ".join(str(event.data[k]) for k in ("type", "status", "reason") if event.data.get(k))
     return f"{event.kind}: {text}"[:1000] if text else event.kind
 
@@ -211,8 +248,12 @@ def _suppress(
     conn: Connection,
     events: Sequence[EmailEvent],
     now: datetime,
+    hidden: set[str],
 ) -> int:
-    """Suppress every address an event says must not be mailed again (known message or not)."""
+    """Suppress every address an event says must not be mailed again (known message or not).
+
+    Addresses whose hash is in `hidden` (erased contacts') are kept as the hash alone.
+    """
     strongest: dict[str, dict[str, Any]] = {}
     for event in events:
         email = event.email
@@ -224,7 +265,7 @@ def _suppress(
         if held is None or (STRENGTH[event.suppress], source) > (STRENGTH[held["reason"]], held["source"]):
             strongest[key] = {
                 "email_hash": key,
-                "email": email.strip().lower(),
+                "email": None if key in hidden else email.strip().lower(),
                 "reason": event.suppress,
                 "source": source,
                 "created_at": now,

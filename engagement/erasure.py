@@ -7,6 +7,12 @@ and every count in reports stays right. What goes: name, address, traits, event 
 rendered subjects and addresses of deliveries, nudge texts, responses' provider payloads, and
 the rendered copies in the file outbox. Active enrollments end (`end_reason = 'erased'`) and
 the dispatcher never messages an erased contact.
+
+On SQLite the erasure then checkpoints and truncates the write-ahead log (which still held the pages
+as they were) and, with secure_delete on every connection, leaves no freed copy in the file. On
+PostgreSQL the rows no longer hold the data; dead row versions stay on disk until VACUUM reuses their
+space, and WAL archives and backups are beyond the engine's reach. Provider events that arrive later
+for an erased contact are recorded without personal data (email_events).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Erased:
     enrollments_ended: int = 0
     outbox_files: int = 0
     suppressed: bool = False
+    log_truncated: bool = True  # SQLite's write-ahead log (earlier page versions) checkpointed and emptied
 
 
 def erase(db: Database, contact_id: str, now: datetime, *, outbox: Path | None = None) -> Erased:
@@ -105,6 +112,7 @@ def erase(db: Database, contact_id: str, now: datetime, *, outbox: Path | None =
             .where(en.c.audience == "contact", en.c.subject_id == contact_id, en.c.state == "active")
             .values(state="ended", outcome="exited", end_reason="erased", ended_at=now, next_action_at=None)
         ).rowcount
+    done.log_truncated = db.forget_old_pages()
     if outbox is not None:
         for delivery_id in delivery_ids:
             for copy in (outbox / f"{delivery_id}.eml", outbox / "notify" / f"{delivery_id}.json"):

@@ -31,12 +31,34 @@ def add(db: Database, conn: Connection, email: str, reason: str, source: str, no
     db.insert_ignore(conn, schema.suppressions, [row], ["email_hash"])
 
 
-def remove(conn: Connection, email: str) -> bool:
-    """Lift a suppression; True when there was one."""
-    result = conn.execute(
-        delete(schema.suppressions).where(schema.suppressions.c.email_hash == address_hash(email))
-    )
+def remove(db: Database, conn: Connection, email: str, now: datetime) -> bool:
+    """Lift a suppression; True when there was one.
+
+    The removal is remembered (by hash), so a provider event from before it, replayed or retried late,
+    does not suppress the address again; a newer one still does.
+    """
+    key = address_hash(email)
+    result = conn.execute(delete(schema.suppressions).where(schema.suppressions.c.email_hash == key))
+    if result.rowcount:
+        db.upsert(
+            conn,
+            schema.suppression_removals,
+            [{"email_hash": key, "removed_at": now}],
+            ["email_hash"],
+            ["removed_at"],
+        )
     return bool(result.rowcount)
+
+
+def removed_since(conn: Connection, hashes: Sequence[str]) -> dict[str, datetime]:
+    """When each of these address hashes last had its suppression lifted by hand (those that ever did)."""
+    r = schema.suppression_removals
+    found: dict[str, datetime] = {}
+    keys = sorted(set(hashes))
+    for start in range(0, len(keys), 500):
+        stmt = select(r.c.email_hash, r.c.removed_at).where(r.c.email_hash.in_(keys[start : start + 500]))
+        found.update((row.email_hash, row.removed_at) for row in conn.execute(stmt))
+    return found
 
 
 def suppressed(conn: Connection, emails: Sequence[str]) -> set[str]:

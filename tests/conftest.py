@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,20 @@ from backends import postgres_url
 from engine_world import World
 
 from engagement.testing.sendgrid_server import SendgridServer
+
+SECRET_VARIABLES = (
+    "ENGAGEMENT_UNSUBSCRIBE__SECRET",
+    "ENGAGEMENT_INAPP__TOKEN_SECRET",
+    "ENGAGEMENT_REPORTS__SESSION_SECRET",
+)
+
+
+@pytest.fixture(autouse=True)
+def signing_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test signs with secrets of its own (the environment reaches the processes it starts too),
+    never the published default; a test about the default removes them."""
+    for name in SECRET_VARIABLES:
+        monkeypatch.setenv(name, secrets.token_urlsafe(32))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

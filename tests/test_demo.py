@@ -96,3 +96,21 @@ def test_the_report_on_demo_data_shows_the_onboarding_lift_with_its_interval(
     assert lift is not None, "no lift chart with an interval for onboarding"
     assert float(lift.group(1)) < float(lift.group(2))
     assert "treatment" in onboarding and "holdout" in onboarding and "95% interval" in onboarding
+
+
+def test_each_demo_folder_gets_signing_secrets_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engagement import config, secret_policy
+
+    for name in (
+        "ENGAGEMENT_UNSUBSCRIBE__SECRET",
+        "ENGAGEMENT_INAPP__TOKEN_SECRET",
+        "ENGAGEMENT_REPORTS__SESSION_SECRET",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    first, second = (config.load(run.prepare(tmp_path / name)) for name in ("one", "two"))
+
+    assert secret_policy.weak(first) == [] and secret_policy.weak(second) == []
+    assert first.unsubscribe.secret != second.unsubscribe.secret
+    assert len({first.unsubscribe.secret, first.inapp.token_secret, first.reports.session_secret}) == 3

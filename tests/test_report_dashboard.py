@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,16 @@ def site(world: World, hashed: str) -> Iterator[str]:
         yield url
 
 
+def csrf_token(client: httpx.Client, site: str) -> str:
+    """Open the login form as a browser would: its CSRF cookie lands in the client, its token is returned."""
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get(f"{site}/reports/login").text)
+    assert found is not None, "the login form has no CSRF token"
+    return found.group(1)
+
+
 def _login(client: httpx.Client, site: str, username: str, password: str) -> httpx.Response:
-    return client.post(f"{site}/reports/login", data={"username": username, "password": password})
+    data = {"username": username, "password": password, "csrf": csrf_token(client, site)}
+    return client.post(f"{site}/reports/login", data=data)
 
 
 def test_the_dashboard_sends_strangers_to_the_login_page(site: str) -> None:

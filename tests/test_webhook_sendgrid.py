@@ -10,7 +10,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ from engine_world import NOW, World
 from sqlalchemy import insert
 from test_delivery_sendgrid import JOURNEY
 
-from engagement import config
+from engagement import config, suppression
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
 from engagement.delivery.message import OutboundEmail
@@ -85,9 +85,11 @@ def keyed(settings: config.Settings, key: str, **more: Any) -> config.Settings:
     return settings.model_copy(update={"webhooks": hooks})
 
 
-def signed(
-    body: bytes, key: ec.EllipticCurvePrivateKey = KEY, timestamp: str = "1772445600"
-) -> dict[str, str]:
+# the hooked app's clock (NOW + 2h): SendGrid signs each request when it sends it
+SIGNED_AT = str(int((NOW + timedelta(hours=2)).timestamp()))
+
+
+def signed(body: bytes, key: ec.EllipticCurvePrivateKey = KEY, timestamp: str = SIGNED_AT) -> dict[str, str]:
     signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return {SIGNATURE: base64.b64encode(signature).decode(), TIMESTAMP: timestamp}
 
@@ -193,7 +195,8 @@ def test_sendgrids_published_test_vector_is_verified_and_applied(hooked: Hooked)
     with h.world.db.begin() as conn:
         row = {**h.sent["c000"], "id": "vector-delivery", "step_id": "vector", "recipient": "hello@world.com"}
         conn.execute(insert(d).values({**row, "provider_message_id": "LRzXl_NHStOGhQ4kofSm_A"}))
-    app = create_app(keyed(h.world.settings, VECTOR_KEY), database=h.world.db, clock=ManualClock(NOW))
+    vector_time = datetime.fromtimestamp(int(VECTOR_TIMESTAMP), tz=UTC)  # when SendGrid signed it
+    app = create_app(keyed(h.world.settings, VECTOR_KEY), database=h.world.db, clock=ManualClock(vector_time))
     with served(app) as url:
         post = f"{url}/webhooks/sendgrid"
         vector = {SIGNATURE: VECTOR_SIGNATURE, TIMESTAMP: VECTOR_TIMESTAMP}
@@ -439,7 +442,8 @@ class EventsFirst(RecordingEmail):
                 }
             ]
         )
-        answer = self.http.post(f"{self.url}/webhooks/sendgrid", content=body, headers=signed(body))
+        headers = signed(body, timestamp="1772445660")  # signed at the app's time
+        answer = self.http.post(f"{self.url}/webhooks/sendgrid", content=body, headers=headers)
         assert answer.status_code == 200 and answer.json()["recorded"] == 1, answer.text
         return message_id
 
@@ -458,3 +462,75 @@ def test_an_event_that_arrives_while_the_email_is_still_sending_is_not_undone_by
     rows = world.rows(d)
     assert {row["status"] for row in rows} == {"delivered"}  # not moved back to `sent`
     assert all(row["provider_message_id"] == f"recorded-{row['id']}" and row["sent_at"] for row in rows)
+
+
+def test_a_batch_signed_too_long_ago_or_ahead_is_refused_and_writes_nothing(hooked: Hooked) -> None:
+    h = hooked
+    body = encode(batch_of_everything(h))
+    app_now = NOW + timedelta(hours=2)
+    before = h.state()
+    for signed_at in (
+        datetime(2023, 5, 1, tzinfo=UTC),
+        app_now - timedelta(minutes=11),
+        app_now + timedelta(minutes=11),
+    ):
+        answer = h.post(body, signed(body, timestamp=str(int(signed_at.timestamp()))))
+        assert answer.status_code == 403, answer.text
+        assert "webhooks.sendgrid.tolerance" in answer.json()["detail"]
+    assert h.post(body, signed(body, timestamp="soon")).status_code == 403
+    assert h.state() == before
+
+    answer = h.post(body, signed(body, timestamp=str(int((app_now - timedelta(minutes=9)).timestamp()))))
+    assert answer.status_code == 200 and answer.json()["recorded"] == 10
+
+
+def test_the_tolerance_is_configurable(hooked: Hooked) -> None:
+    h = hooked
+    body = encode(batch_of_everything(h))
+    old = signed(
+        body, timestamp=str(int((NOW + timedelta(hours=1)).timestamp()))
+    )  # an hour before the app's now
+    assert h.post(body, old).status_code == 403
+    patient = keyed(h.world.settings, public_text(KEY), tolerance=timedelta(hours=2))
+    with served(create_app(patient, database=h.world.db, clock=ManualClock(NOW + timedelta(hours=2)))) as url:
+        answer = h.http.post(f"{url}/webhooks/sendgrid", content=body, headers=old)
+    assert answer.status_code == 200 and answer.json()["recorded"] == 10
+
+
+def test_a_replayed_unsubscribe_does_not_undo_a_manual_removal_but_a_newer_one_suppresses_again(
+    hooked: Hooked,
+) -> None:
+    h = hooked
+    at = NOW + timedelta(hours=2)
+    clock = ManualClock(at)
+    unsubscribed = encode([h.event("c003", "unsubscribe", int(at.timestamp()) - 60)])
+    unsubscribe_body = unsubscribed
+    captured = signed(unsubscribe_body, timestamp=str(int(at.timestamp())))
+    with served(create_app(h.world.settings, database=h.world.db, clock=clock)) as url:
+        post = f"{url}/webhooks/sendgrid"
+        assert h.http.post(post, content=unsubscribe_body, headers=captured).json()["suppressed"] == 1
+        with h.world.db.begin() as conn:  # what `engagement suppressions remove` does, a minute later
+            assert suppression.remove(h.world.db, conn, "c003@example.com", at + timedelta(minutes=1))
+        clock.set(at + timedelta(minutes=3))
+
+        replayed = h.http.post(post, content=unsubscribe_body, headers=captured)  # within the tolerance
+
+        assert replayed.status_code == 200 and replayed.json()["suppressed"] == 0
+        assert h.world.rows(s) == []
+        newer = encode([h.event("c003", "unsubscribe", int((at + timedelta(minutes=2)).timestamp()))])
+        answer = h.http.post(
+            post, content=newer, headers=signed(newer, timestamp=str(int(clock.now().timestamp())))
+        )
+    assert answer.json()["suppressed"] == 1
+    assert [(x["email"], x["reason"]) for x in h.world.rows(s)] == [("c003@example.com", "unsubscribe")]
+
+
+def test_suppressions_remove_on_the_command_line_remembers_the_removal_by_hash(world: World) -> None:
+    world.suppress("ada@example.com")
+
+    result = world.cli("suppressions", "remove", "Ada@example.com")
+
+    assert result.exit_code == 0, result.output
+    [removal] = world.rows(schema.suppression_removals)
+    assert removal["email_hash"] == suppression.address_hash("ada@example.com")
+    assert world.rows(s) == []

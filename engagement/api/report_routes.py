@@ -1,28 +1,39 @@
 """`GET /reports`: the marketing dashboard behind a login; `GET /v1/reports/…`: the same numbers as JSON.
 
 A person logs in with a name and password from `reports.users`, or with a server key (name left
-empty); scripts send a server key as `Authorization: Bearer KEY`.
+empty); scripts send a server key as `Authorization: Bearer KEY`. The login form carries a CSRF token
+(the same random value in a cookie and a hidden field), its body is capped, attempts are throttled per
+user name and per client address (`api/throttle.py`), and scrypt runs in worker threads, at most
+HASHING_AT_ONCE at a time, never on the event loop.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hmac
+import math
+import secrets
 from html import escape
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from engagement import errors
-from engagement.api import auth, logins
+from engagement.api import auth, body, logins, sessions, throttle
 from engagement.api.deps import Services, services
 from engagement.reports import build, html, period, sheets
 from engagement.reports.model import Report
 
 router = APIRouter()
 Svc = Annotated[Services, Depends(services)]
-SERVER_KEY_USER = "server key"
+SERVER_KEY_USER = sessions.SERVER_KEY_USER
+CSRF_COOKIE = "engagement_login_csrf"
+MAX_FORM_BYTES = 4096
+HASHING_AT_ONCE = 2  # scrypt is CPU work: more at once only slows every request of the process
 
 LOGIN = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
@@ -32,7 +43,7 @@ label{{display:block;margin:.6rem 0}}input{{font:inherit;width:100%;padding:.4re
 button{{font:inherit;padding:.5rem 1.2rem;border:0;border-radius:6px;background:#2563eb;color:#fff}}
 .error{{color:#b91c1c}}.muted{{color:#6b7280;font-size:.9rem}}</style></head><body>
 <h1>Engagement reports</h1>{message}
-<form method="post" action="/reports/login">
+<form method="post" action="/reports/login"><input type="hidden" name="csrf" value="{csrf}">
 <label>Name <input name="username" autocomplete="username"></label>
 <label>Password, or a server key with no name <input name="password" type="password" autocomplete="current-password"></label>
 <button type="submit">Log in</button></form>
@@ -40,16 +51,34 @@ button{{font:inherit;padding:.5rem 1.2rem;border:0;border-radius:6px;background:
 </body></html>"""
 
 
-def _login_page(message: str = "", status: int = 200) -> HTMLResponse:
-    return HTMLResponse(LOGIN.format(message=message), status_code=status)
+def _secure(svc: Services) -> bool:
+    return svc.settings.server.public_url.startswith("https://")
+
+
+def _login_page(svc: Services, message: str = "", status: int = 200) -> HTMLResponse:
+    """The form with a fresh CSRF token, set in its cookie too."""
+    token = secrets.token_urlsafe(32)
+    page = HTMLResponse(LOGIN.format(message=message, csrf=token), status_code=status)
+    page.set_cookie(
+        CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(svc), path="/reports/login"
+    )
+    return page
+
+
+def _hashing_limiter(request: Request) -> CapacityLimiter:
+    """The app's limit on password checks at once (made in the event loop that uses it)."""
+    state = request.app.state
+    if getattr(state, "hashing", None) is None:
+        state.hashing = CapacityLimiter(HASHING_AT_ONCE)
+    limiter: CapacityLimiter = state.hashing
+    return limiter
 
 
 def _user(request: Request, svc: Services) -> str | None:
     """Who is asking: the session cookie's user, or a Bearer server key."""
     if auth.is_server_key(svc, auth.bearer(request)):
         return SERVER_KEY_USER
-    secret = svc.settings.reports.session_secret
-    return logins.session_user(request.cookies.get(logins.COOKIE), secret, svc.clock.now())
+    return sessions.user(svc.db, svc.settings, request.cookies.get(sessions.COOKIE), svc.clock.now())
 
 
 def _report(
@@ -63,48 +92,78 @@ def _report(
 
 
 @router.get("/reports/login", response_class=HTMLResponse)
-def login_form() -> HTMLResponse:
+def login_form(svc: Svc) -> HTMLResponse:
     """The login form."""
-    return _login_page()
+    return _login_page(svc)
+
+
+def _field(form: dict[str, list[str]], name: str) -> str:
+    return (form.get(name) or [""])[0]
 
 
 @router.post("/reports/login")
 async def login(request: Request, svc: Svc) -> Response:
-    """Check a name and password (or a server key) and set the session cookie."""
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    name = (form.get("username") or [""])[0].strip()
-    password = (form.get("password") or [""])[0]
+    """Check a name and password (or a server key) and open a session."""
+    raw = await body.read(request, MAX_FORM_BYTES, "a login form")
+    try:
+        form = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=10)
+    except ValueError:  # more fields than a login form has
+        return _login_page(svc, '<p class="error">That is not the login form.</p>', 400)
+    sent, kept = _field(form, "csrf"), request.cookies.get(CSRF_COOKIE, "")
+    if not sent or not hmac.compare_digest(sent.encode("utf-8", "replace"), kept.encode("utf-8", "replace")):
+        return _login_page(
+            svc, '<p class="error">The form expired or came from elsewhere: log in again.</p>', 403
+        )
+    name, password = _field(form, "username").strip(), _field(form, "password")
     reports = svc.settings.reports
     if not reports.users and not svc.settings.api.server_keys:
         return _login_page(
-            '<p class="error">No logins are configured: set reports.users or api.server_keys.</p>', 401
+            svc, '<p class="error">No logins are configured: set reports.users or api.server_keys.</p>', 401
         )
+    now = svc.clock.now()
+    address = request.client.host if request.client else "unknown"
+    limits = [(throttle.address_key(address), reports.login_attempts_per_address)]
+    if name:  # the server key's empty name is throttled by address only, so nobody can lock it out
+        limits.append((throttle.user_key(name), reports.login_attempts_per_user))
+    wait = await run_in_threadpool(throttle.take, svc.db, limits, reports.login_window, now)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait.total_seconds()))
+        page = _login_page(svc, f'<p class="error">Too many attempts: try again in {seconds} s.</p>', 429)
+        page.headers["Retry-After"] = str(seconds)
+        return page
     if name:
-        stored = reports.users.get(name)
-        ok = stored is not None and logins.check_password(password, stored)
+        ok = await anyio.to_thread.run_sync(
+            logins.check_user, reports.users, name, password, limiter=_hashing_limiter(request)
+        )
+        credential = sessions.user_credential(svc.settings, name)
     else:
         ok, name = auth.is_server_key(svc, password), SERVER_KEY_USER
-    if not ok:
-        return _login_page('<p class="error">That name and password do not match.</p>', 401)
+        credential = sessions.key_credential(svc.settings, password)
+    if not ok or credential is None:
+        return _login_page(svc, '<p class="error">That name and password do not match.</p>', 401)
+    if name != SERVER_KEY_USER:
+        await run_in_threadpool(throttle.clear, svc.db, throttle.user_key(name))
+    cookie = await run_in_threadpool(sessions.start, svc.db, svc.settings, name, credential, now)
     response = RedirectResponse("/reports", status_code=303)
-    lifetime = timedelta(hours=reports.session_hours)
     response.set_cookie(
-        logins.COOKIE,
-        logins.session_cookie(name, reports.session_secret, svc.clock.now(), lifetime),
-        max_age=int(lifetime.total_seconds()),
+        sessions.COOKIE,
+        cookie,
+        max_age=int(reports.session_hours * 3600),
         httponly=True,
         samesite="lax",
-        secure=svc.settings.server.public_url.startswith("https://"),
+        secure=_secure(svc),
         path="/",
     )
+    response.delete_cookie(CSRF_COOKIE, path="/reports/login")
     return response
 
 
 @router.get("/reports/logout")
-def logout() -> Response:
-    """Forget the session."""
+def logout(request: Request, svc: Svc) -> Response:
+    """End the session (its row is deleted, so a copy of the cookie stops working too)."""
+    sessions.end(svc.db, svc.settings, request.cookies.get(sessions.COOKIE))
     response = RedirectResponse("/reports/login", status_code=303)
-    response.delete_cookie(logins.COOKIE, path="/")
+    response.delete_cookie(sessions.COOKIE, path="/")
     return response
 
 

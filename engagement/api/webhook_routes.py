@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -35,6 +36,22 @@ def _apply(svc: Services, events: list[email_events.EmailEvent], ignored: int) -
     return recorded
 
 
+def _check_fresh(timestamp: str, tolerance: timedelta, now: datetime) -> None:
+    """403 for a batch signed longer than `tolerance` ago (or ahead): a replay, or a clock that is off."""
+    try:
+        signed_at = datetime.fromtimestamp(int(timestamp), tz=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail=f"{sg.TIMESTAMP_HEADER} is not a Unix time in seconds"
+        ) from exc
+    if abs(now - signed_at) > tolerance:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"the batch was signed at {signed_at.isoformat()}, more than {tolerance} from now "
+            f"({now.isoformat()}): a replay, or a clock that is off (webhooks.sendgrid.tolerance)",
+        )
+
+
 @router.post("/webhooks/sendgrid", openapi_extra=DOCUMENTED)
 async def sendgrid_webhook(request: Request, svc: Svc) -> dict[str, Any]:
     """Record delivery, engagement and unsubscribe events (ECDSA-signed; `webhooks.sendgrid.public_key`)."""
@@ -62,6 +79,7 @@ async def sendgrid_webhook(request: Request, svc: Svc) -> dict[str, Any]:
             status.HTTP_403_FORBIDDEN,
             detail="the signature does not match the body and timestamp under webhooks.sendgrid.public_key",
         )
+    _check_fresh(timestamp, config.tolerance, svc.clock.now())
     try:
         parsed = sg.parse(raw)
     except sg.BadBatch as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -43,6 +44,13 @@ dir = "outbox"
 provider = "outbox"
 [webhooks.csm-alerts]
 url = "https://hooks.example.com/services/csm-alerts"
+# signing secrets made for this folder (secrets.token_urlsafe), never the published default
+[unsubscribe]
+secret = "{unsubscribe}"
+[inapp]
+token_secret = "{inapp}"
+[reports]
+session_secret = "{session}"
 """
 
 
@@ -75,7 +83,8 @@ def prepare(directory: Path) -> Path:
     (directory / MARKER).write_text("made by engagement demo\n")
     shutil.copytree(REPO / "journeys", directory / "journeys")
     shutil.copytree(REPO / "templates" / "email", directory / "templates" / "email")
-    (directory / "config.toml").write_text(CONFIG.format(dir=directory))
+    made = {key: secrets.token_urlsafe(32) for key in ("unsubscribe", "inapp", "session")}
+    (directory / "config.toml").write_text(CONFIG.format(dir=directory, **made))
     return directory / "config.toml"
 
 

@@ -287,6 +287,39 @@ class Suppression(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
 
 
+class SuppressionRemoval(SQLModel, table=True):
+    """When a suppression was lifted by hand: a provider event older than this does not bring it back."""
+
+    __tablename__ = "suppression_removal"
+    email_hash: str = Field(primary_key=True, max_length=64)
+    removed_at: datetime = _ts(nullable=False)
+
+
+class DashboardSession(SQLModel, table=True):
+    """One dashboard login: the cookie holds the token, this row its hash; deleting the row ends it.
+
+    `credential` fingerprints what the user logged in with (their password hash, or the server key), so
+    a user removed from `reports.users`, a changed password or a server key taken out of
+    `api.server_keys` ends the session too.
+    """
+
+    __tablename__ = "dashboard_session"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    username: str = Field(max_length=200)
+    credential: str = Field(max_length=64)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False, index=True)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Login attempts per user name or client address in the current window, shared by every server process."""
+
+    __tablename__ = "login_throttle"
+    key: str = Field(primary_key=True, max_length=300)
+    attempts: int = 0
+    window_start: datetime = _ts(nullable=False)
+
+
 class ContactScore(SQLModel, table=True):
     """A contact's engagement score as of `as_of_day` (days since the Unix epoch)."""
 
@@ -422,6 +455,9 @@ responses = table(Response)
 intake_messages = table(IntakeMessage)
 nudges = table(Nudge)
 suppressions = table(Suppression)
+suppression_removals = table(SuppressionRemoval)
+dashboard_sessions = table(DashboardSession)
+login_throttles = table(LoginThrottle)
 contact_scores = table(ContactScore)
 account_scores = table(AccountScore)
 score_snapshots = table(ScoreSnapshot)
