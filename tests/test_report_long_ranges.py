@@ -253,3 +253,28 @@ def test_a_report_over_more_steps_than_one_compound_select_holds_counts_each(wor
     [onb] = [j for j in json.loads(result.stdout)["journeys"] if j["id"] == "onb"]
     assert onb["totals"]["sent"] == steps
     assert len(onb["steps"]) == steps and {s["counts"]["sent"] for s in onb["steps"]} == {1}
+
+
+def test_a_range_back_past_the_first_record_or_the_calendar_shows_everything_from_the_first_day(
+    decade: tuple[World, dict[str, int], dict[str, Counter[str]]],
+) -> None:
+    world, _, _ = decade
+    people = _people()
+    first = min(p.entered for p in people).date().isoformat()
+    for since in ("7300d", "99999999d"):
+        result = world.cli("report", "--since", since, "--now", NOW.isoformat(), "--format", "json")
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        [onb] = [j for j in doc["journeys"] if j["id"] == "onb"]
+        assert onb["totals"]["entered"] == len(people)
+        assert onb["totals"]["sent"] == sum(p.sent is not None for p in people)
+        assert onb["daily"][0]["day"] == first and doc["period"]["start"].startswith(first)
+        assert "shown from the first recorded day" in doc["note"]
+
+
+def test_a_long_range_over_an_empty_database_is_one_quiet_day(world: World) -> None:
+    result = world.cli("report", "--since", "99999999d", "--now", NOW.isoformat(), "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["note"] == "Nothing has been recorded yet."
+    assert doc["period"]["start"] == "2026-03-08T00:00:00+00:00"

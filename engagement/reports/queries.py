@@ -396,6 +396,31 @@ def turned_red(conn: Connection, period: Period) -> tuple[date | None, list[Any]
     return latest, list(conn.execute(stmt))
 
 
+def first_activity(conn: Connection) -> datetime | None:
+    """The first UTC midnight on or before anything a report counts: entries, sends and score snapshots.
+
+    Responses, held and skipped messages follow an entry or a send, so they cannot come earlier. One
+    index-range minimum per journey key, so it is cheap however many rows there are.
+    """
+    e, d, s = schema.enrollments, schema.deliveries, schema.score_snapshots
+    found: list[datetime] = []
+    for journey_id, holdout in conn.execute(select(e.c.journey_id, e.c.holdout).distinct()):
+        first = select(func.min(e.c.entered_at)).where(e.c.journey_id == journey_id, e.c.holdout == holdout)
+        found.append(conn.execute(first).scalar_one())
+    for journey_id, step_id, channel in conn.execute(
+        select(d.c.journey_id, d.c.step_id, d.c.channel).distinct()
+    ):
+        first = select(func.min(d.c.sent_at)).where(
+            d.c.journey_id == journey_id, d.c.step_id == step_id, d.c.channel == channel
+        )
+        found.append(conn.execute(first).scalar_one())
+    day = conn.execute(select(func.min(s.c.day))).scalar()
+    if day is not None:
+        found.append(datetime.combine(day, time(), UTC))
+    earliest = min((f for f in found if f is not None), default=None)
+    return None if earliest is None else datetime.combine(earliest.date(), time(), UTC)
+
+
 def latest_activity(conn: Connection) -> Any:
     """The newest entry or send recorded, or None on an empty database."""
     e, d = schema.enrollments, schema.deliveries
