@@ -18,7 +18,10 @@ def parse_duration(text: str) -> timedelta:
     match = _PATTERN.match(text) if isinstance(text, str) else None
     if not match:
         raise ValueError(f"bad duration {text!r}: use a whole number and a unit, e.g. 30m, 6h, 2d, 3w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise ValueError(f"duration {text!r} is too long: at most 999999999 days") from None
 
 
 def format_duration(value: timedelta) -> str:
