@@ -656,19 +656,31 @@ def _band_tables(conn: Connection, current: config.Settings, at: datetime, limit
 
     contacts = score_view.bands(conn, current, "contact", at)
     accounts = score_view.bands(conn, current, "account", at)
-    bands = current.scoring.bands
-    limits = {"green": f">= {bands.green:g}", "yellow": f">= {bands.yellow:g}", "red": f"< {bands.yellow:g}"}
+    limits = {subject: _limits(current.scoring.bands_of(subject)) for subject in ("contact", "account")}
     table = Table(
-        "band", "score", "contacts", "accounts", title=f"Health bands at {at.strftime('%Y-%m-%d %H:%M')} UTC"
+        "band",
+        "contact score",
+        "contacts",
+        "account score",
+        "accounts",
+        title=f"Health bands at {at.strftime('%Y-%m-%d %H:%M')} UTC",
     )
     for band in ("green", "yellow", "red"):
         table.add_row(
-            f"[{BAND_STYLE[band]}]{band}[/]", limits[band], str(contacts[band]), str(accounts[band])
+            f"[{BAND_STYLE[band]}]{band}[/]",
+            limits["contact"][band],
+            str(contacts[band]),
+            limits["account"][band],
+            str(accounts[band]),
         )
     out.print(table)
     _standings_table(
         score_view.standings(conn, current, "account", at, limit=limit), "Lowest-scoring accounts"
     )
+
+
+def _limits(bands: config.Bands) -> dict[str, str]:
+    return {"green": f">= {bands.green:g}", "yellow": f">= {bands.yellow:g}", "red": f"< {bands.yellow:g}"}
 
 
 @contacts_app.command("erase")

@@ -96,3 +96,20 @@ def test_the_report_on_demo_data_shows_the_onboarding_lift_with_its_interval(
     assert lift is not None, "no lift chart with an interval for onboarding"
     assert float(lift.group(1)) < float(lift.group(2))
     assert "treatment" in onboarding and "holdout" in onboarding and "95% interval" in onboarding
+
+
+def test_the_demo_summary_spreads_contacts_over_their_own_bands(
+    demo: tuple[Path, list[run.Summary], str],
+) -> None:
+    import re
+
+    _, _, printed = demo
+    text = " ".join(printed.split())
+    found = re.search(
+        r"contacts green (\d+) \((\d+)%\), yellow (\d+) \((\d+)%\), red (\d+) \((\d+)%\) "
+        r"\(green >= 20, yellow >= 8\)",
+        text,
+    )
+    assert found is not None, text[-600:]
+    counts = [int(found.group(i)) for i in (1, 3, 5)]
+    assert all(n > 0 for n in counts) and max(counts) < 0.7 * sum(counts)  # no band holds nearly everyone
