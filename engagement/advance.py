@@ -221,7 +221,7 @@ def deliveries(
         source = en.join(people, c.account_id == en.c.subject_id)
         where.append(c.erased_at.is_(None))
         if journey.recipients is not None:
-            contact_ctx = EvalContext(ctx.now, "contact", ctx.half_life_days, ctx.green, ctx.yellow)
+            contact_ctx = ctx.for_contacts()
             where.append(sql.compile_condition(journey.recipients, contact_ctx))
         recipient = contact = c.id
     at = schema.deliveries.c.due_at.type

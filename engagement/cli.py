@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, func, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from engagement import config, errors, importer, records, spreadsheet, suppression, values
 from engagement.clock import SystemClock, parse_instant
@@ -53,7 +54,13 @@ def settings() -> config.Settings:
 
 def database(current: config.Settings, *, ready: bool = True) -> Database:
     """The configured database, checked to have its tables."""
-    db = Database(current.database_url)
+    try:
+        db = Database(current.database_url)
+    except (
+        ArgumentError,
+        ImportError,
+    ) as exc:  # a malformed URL, an unknown dialect or a driver not installed
+        raise errors.ConfigError(f"database.url {_redacted(current.database_url)!r}: {exc}") from exc
     if ready:
         db.check_ready()
     return db
@@ -705,19 +712,31 @@ def _band_tables(conn: Connection, current: config.Settings, at: datetime, limit
 
     contacts = score_view.bands(conn, current, "contact", at)
     accounts = score_view.bands(conn, current, "account", at)
-    bands = current.scoring.bands
-    limits = {"green": f">= {bands.green:g}", "yellow": f">= {bands.yellow:g}", "red": f"< {bands.yellow:g}"}
+    limits = {subject: _limits(current.scoring.bands_of(subject)) for subject in ("contact", "account")}
     table = Table(
-        "band", "score", "contacts", "accounts", title=f"Health bands at {at.strftime('%Y-%m-%d %H:%M')} UTC"
+        "band",
+        "contact score",
+        "contacts",
+        "account score",
+        "accounts",
+        title=f"Health bands at {at.strftime('%Y-%m-%d %H:%M')} UTC",
     )
     for band in ("green", "yellow", "red"):
         table.add_row(
-            f"[{BAND_STYLE[band]}]{band}[/]", limits[band], str(contacts[band]), str(accounts[band])
+            f"[{BAND_STYLE[band]}]{band}[/]",
+            limits["contact"][band],
+            str(contacts[band]),
+            limits["account"][band],
+            str(accounts[band]),
         )
     out.print(table)
     _standings_table(
         score_view.standings(conn, current, "account", at, limit=limit), "Lowest-scoring accounts"
     )
+
+
+def _limits(bands: config.Bands) -> dict[str, str]:
+    return {"green": f">= {bands.green:g}", "yellow": f">= {bands.yellow:g}", "red": f"< {bands.yellow:g}"}
 
 
 @contacts_app.command("erase")
@@ -751,12 +770,40 @@ def contacts_erase(
 
 
 def main() -> None:
-    """Entry point: run the CLI and turn engine errors into one clear message and exit 1."""
+    """Entry point: a user's error ends in one line naming the problem and exit 1; a bug keeps its traceback."""
     try:
         app()
     except errors.ProblemsError as exc:
-        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(str(exc))
     except errors.EngagementError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(f"error: {exc}")
+    except OperationalError as exc:  # the database cannot be reached, opened or written: not the code's fault
+        _fail(f"error: database {_redacted(_current_url())}: {_first_line(exc.orig)}")
+    except OSError as exc:  # a file or folder named on the command line cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"error: {where}{exc.strerror or exc}")
+
+
+def _fail(message: str) -> None:
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _current_url() -> str:
+    """The configured database URL, or "" when the config itself cannot be read."""
+    try:
+        return settings().database_url
+    except errors.EngagementError:
+        return ""
+
+
+def _redacted(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url

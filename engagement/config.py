@@ -168,6 +168,13 @@ class Bands(Section):
     yellow: float = 30.0
 
 
+class ContactBands(Bands):
+    """A contact's bands: one person's score is a fraction of an account's, the sum of its people's."""
+
+    green: float = 20.0
+    yellow: float = 8.0
+
+
 WEIGHTS = {
     "open": 1.0,
     "click": 3.0,
@@ -189,7 +196,12 @@ class Scoring(Section):
         ["first_login", "integration_connected", "first_report_created"],
         description="event names whose first occurrence per contact earns the `milestone` weight",
     )
-    bands: Bands = Bands()
+    bands: Bands = Field(Bands(), description="an account's health bands")
+    contact_bands: ContactBands = Field(ContactBands(), description="a contact's health bands")
+
+    def bands_of(self, subject_type: str) -> Bands:
+        """The health bands of a contact's or an account's score."""
+        return self.contact_bands if subject_type == "contact" else self.bands
 
     @field_validator("weights")
     @classmethod

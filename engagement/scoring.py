@@ -86,9 +86,17 @@ def _day_number_pg(element: _DayNumber, compiler: SQLCompiler, **kw: Any) -> str
 
 
 def context(settings: Settings, now: datetime, audience: str = "contact") -> EvalContext:
-    """The evaluation context scores are read with at `now`."""
+    """The evaluation context scores are read with at `now`: the audience's bands, and its contacts'."""
     scoring = settings.scoring
-    return EvalContext(now, audience, scoring.half_life_days, scoring.bands.green, scoring.bands.yellow)
+    own, people = scoring.bands_of(audience), scoring.contact_bands
+    return EvalContext(
+        now,
+        audience,
+        scoring.half_life_days,
+        own.green,
+        own.yellow,
+        contact_bands=(people.green, people.yellow),
+    )
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,7 @@ def _evaluate(
 
 def context(settings: Settings, journey: Journey, now: datetime) -> EvalContext:
     """The evaluation context of a journey at `now`."""
-    bands = settings.scoring.bands
-    return EvalContext(now, journey.audience, settings.scoring.half_life_days, bands.green, bands.yellow)
+    return scoring.context(settings, now, journey.audience)
 
 
 def sync_journeys(db: Database, catalog: Catalog, now: datetime) -> None:

@@ -114,3 +114,18 @@ def test_each_demo_folder_gets_signing_secrets_of_its_own(
     assert secret_policy.weak(first) == [] and secret_policy.weak(second) == []
     assert first.unsubscribe.secret != second.unsubscribe.secret
     assert len({first.unsubscribe.secret, first.inapp.token_secret, first.reports.session_secret}) == 3
+def test_the_demo_summary_spreads_contacts_over_their_own_bands(
+    demo: tuple[Path, list[run.Summary], str],
+) -> None:
+    import re
+
+    _, _, printed = demo
+    text = " ".join(printed.split())
+    found = re.search(
+        r"contacts green (\d+) \((\d+)%\), yellow (\d+) \((\d+)%\), red (\d+) \((\d+)%\) "
+        r"\(green >= 20, yellow >= 8\)",
+        text,
+    )
+    assert found is not None, text[-600:]
+    counts = [int(found.group(i)) for i in (1, 3, 5)]
+    assert all(n > 0 for n in counts) and max(counts) < 0.7 * sum(counts)  # no band holds nearly everyone

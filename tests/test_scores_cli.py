@@ -11,6 +11,8 @@ from engagement.store import schema
 
 
 def history(world: World) -> None:
+    # these contacts' bands are set to the account bands' numbers (60/30), which the assertions below reckon with
+    world.configure("[scoring.contact_bands]\ngreen = 60\nyellow = 30\n")
     world.people(3)
     world.events(
         {"contact_id": "c000", "name": "first_report_created", "timestamp": NOW - timedelta(days=1)},

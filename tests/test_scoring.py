@@ -17,7 +17,15 @@ from engagement.store import schema
 from engagement.store.database import Database
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-SETTINGS = config.Settings(scoring=config.Scoring(half_life_days=10.0, milestones=["first_report_created"]))
+SETTINGS = config.Settings(
+    scoring=config.Scoring(
+        half_life_days=10.0,
+        milestones=["first_report_created"],
+        contact_bands=config.ContactBands(
+            green=60.0, yellow=30.0
+        ),  # the account bands' numbers, as reckoned below
+    )
+)
 
 
 @pytest.fixture(params=list(database_urls()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -16,8 +16,9 @@ class EvalContext:
     now: datetime
     audience: str = "contact"
     half_life_days: float = 14.0
-    green: float = 60.0
+    green: float = 60.0  # the bands of the audience's score (health conditions read them)
     yellow: float = 30.0
+    contact_bands: tuple[float, float] | None = None  # an account context's contacts' (green, yellow)
 
     @property
     def now_day(self) -> float:
@@ -39,6 +40,13 @@ class EvalContext:
     def decayed(self, value: float, as_of_day: float) -> float:
         """A stored score decayed to `now` (exponential, by half-life)."""
         return value * math.pow(0.5, (self.now_day - as_of_day) / self.half_life_days)
+
+    def for_contacts(self) -> EvalContext:
+        """The same moment for the contacts of this context's subjects (an account journey's recipients)."""
+        if self.audience == "contact" or self.contact_bands is None:
+            return replace(self, audience="contact")
+        green, yellow = self.contact_bands
+        return replace(self, audience="contact", green=green, yellow=yellow, contact_bands=None)
 
     def band(self, score: float) -> str:
         """The health band of a score."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,11 +146,20 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
             audience: score_view.bands(conn, settings, audience, end) for audience in ("account", "contact")
         }
     line = "; ".join(
-        f"{audience}s " + ", ".join(f"{band} {health[audience][band]}" for band in ("green", "yellow", "red"))
-        for audience in ("account", "contact")
+        _distribution(audience, health[audience], settings) for audience in ("account", "contact")
     )
     _print(console, summaries, people, settings, directory, time.perf_counter() - began, line)
     return summaries
+
+
+def _distribution(audience: str, counts: Counter[str], settings: config.Settings) -> str:
+    """How many are in each band, with their share and the bands' limits."""
+    total = sum(counts.values()) or 1
+    bands = settings.scoring.bands_of(audience)
+    shares = ", ".join(
+        f"{band} {counts[band]} ({100 * counts[band] / total:.0f}%)" for band in ("green", "yellow", "red")
+    )
+    return f"{audience}s {shares} (green >= {bands.green:g}, yellow >= {bands.yellow:g})"
 
 
 def _by_tick(new: dataset.Dataset) -> dict[int, dataset.Dataset]:

@@ -321,9 +321,22 @@ def for_settings(
 
     Files with problems are left out of the names (the report still shows what the database holds).
     When the period was not chosen (`explicit` False) and nothing happened in it, the report covers
-    the same span up to the latest recorded activity instead, and says so in its note.
+    the same span up to the latest recorded activity instead, and says so in its note. A range that
+    starts before the first recorded day is shown from that day (its numbers are the same), so any range
+    costs what the recorded days cost.
     """
     found = infos_from_settings(settings)
+    with db.begin() as conn:
+        first = queries.first_activity(conn)
+    note = "The range starts before anything was recorded; it is shown from the first recorded day ({})."
+    if first is None:
+        first, note = datetime.combine(period.last_day, time(), UTC), "Nothing has been recorded yet."
+    if period.start < first < period.end:
+        # nothing before `first` to count: a range back to the year 1 costs what the recorded days cost
+        clipped = Period(first, period.end)
+        made = build(db, found, clipped, now, journey=journey, min_sample=settings.reports.min_sample)
+        made.note = note.format(first.date().isoformat())
+        return made
     made = build(db, found, period, now, journey=journey, min_sample=settings.reports.min_sample)
     if explicit or any(j.totals.entered or j.totals.sent for j in made.journeys):
         return made

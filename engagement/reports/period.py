@@ -42,9 +42,10 @@ def since(text: str, now: datetime) -> Period:
         span = parse_duration(text)
     except ValueError as exc:
         raise errors.EngagementError(f"--since: {exc}") from exc
-    if span > timedelta(days=MAX_DAYS):
-        raise errors.EngagementError(f"--since: a report covers at most {MAX_DAYS:,} days")
-    return Period(now - span, now)
+    try:
+        return Period(now - span, now)
+    except OverflowError:  # further back than the calendar goes: everything up to now
+        return Period(datetime.min.replace(tzinfo=UTC), now)
 
 
 def between(first: str, last: str) -> Period:
