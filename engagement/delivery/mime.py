@@ -64,6 +64,7 @@ def message_id(message: OutboundEmail) -> str:
     return f"{message.delivery_id}@{sender_domain(message.sender)}"
 
 
+@functools.lru_cache(maxsize=64)
 def sender_domain(sender: str) -> str:
     """The domain of a `Name <address>` sender, or `localhost` when it has none."""
     return parseaddr(sender)[1].rsplit("@", 1)[-1] or "localhost"
