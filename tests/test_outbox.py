@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -10,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import messages
+import pytest
 from engine_world import NOW, World
 from messages import LINK, SENT_AT
 
 from engagement.clock import ManualClock
+from engagement.delivery import mime
 from engagement.delivery.message import OutboundEmail
 from engagement.delivery.outbox import OutboxEmail
 from engagement.engine import Engine, load_catalog
@@ -115,6 +118,32 @@ def test_a_line_break_in_a_recipient_name_cannot_add_a_header(tmp_path: Path) ->
     [address] = parsed["To"].addresses
     assert (address.display_name, address.addr_spec) == ("Ada Bcc: evil@example.com", "ada@example.com")
     assert b"\nBcc:" not in raw(tmp_path, message)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {
+            "subject": "Zoë, " + "ünïcödé " * 12,
+            "to_name": "Zoë Ångström",
+            "text": "From here\n.\n",
+            "html": "é" * 300,
+        },
+        {"to_name": 'Lovelace, Ada "Countess"', "reply_to": None, "subject": "a  b\tc"},
+        {"headers": {"List-Unsubscribe": "<https://e.example/" + "x" * 1100 + ">"}},
+        {"subject": "x" * 1000},
+    ],
+)
+def test_a_message_is_written_byte_for_byte_as_the_wire_policy_writes_it(changes: dict[str, Any]) -> None:
+    message = outbound(**changes)
+    boundary = re.compile(rb"={15}\d+==")
+
+    written = mime.to_bytes(message)
+
+    assert boundary.sub(b"B", written) == boundary.sub(
+        b"B", mime.build_mime(message).as_bytes(policy=mime.WIRE)
+    )
 
 
 def test_the_engine_stamps_each_outbox_email_with_the_tick_time_and_its_delivery_id(world: World) -> None:

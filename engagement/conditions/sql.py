@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -174,6 +175,7 @@ def _trait_present_pg(element: _TraitPresent, compiler: SQLCompiler, **kw: Any) 
     return f"(coalesce(jsonb_typeof({_pg_path(col, element.path)}), 'null') != 'null')"
 
 
+@functools.cache  # the same join for every statement (SQLAlchemy elements are immutable)
 def subjects_from(audience: str) -> tuple[FromClause, ColumnElement[Any]]:
     """The FROM clause conditions are written against, and the subject id column."""
     if audience == "account":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from email.charset import QP, Charset
 from email.header import Header
+from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.policy import SMTP
+from email.policy import SMTP, Compat32
 from email.utils import format_datetime, formataddr, parseaddr
 
 from engagement.delivery.message import OutboundEmail
@@ -14,6 +16,20 @@ from engagement.delivery.message import OutboundEmail
 # Folding at 78 turns a long unbreakable value (an unsubscribe URL) into an RFC 2047 encoded
 # word, which mail clients do not decode in List-Unsubscribe; fold only at RFC 5322's hard limit.
 WIRE = SMTP.clone(max_line_length=998)
+
+
+class _Unfolded(Compat32):
+    """Writes each header as `name: value` unchanged: for a message `_unfolded` admits, WIRE's bytes.
+
+    WIRE re-parses every MIME header through email's header registry each time the generator reads one,
+    and compat32 runs each through `Header.encode`: most of a message's cost, for nothing to fold.
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        return f"{name}: {value}{self.linesep}".encode("ascii")
+
+
+PLAIN = _Unfolded(linesep="\r\n", max_line_length=998, mangle_from_=False)
 
 
 def build_mime(message: OutboundEmail) -> MIMEMultipart:
@@ -39,7 +55,8 @@ def build_mime(message: OutboundEmail) -> MIMEMultipart:
 
 def to_bytes(message: OutboundEmail) -> bytes:
     """The message as it goes on the wire: CRLF line ends, headers folded only at 998."""
-    return build_mime(message).as_bytes(policy=WIRE)
+    mime = build_mime(message)
+    return mime.as_bytes(policy=PLAIN if _unfolded(mime) else WIRE)
 
 
 def message_id(message: OutboundEmail) -> str:
@@ -47,9 +64,19 @@ def message_id(message: OutboundEmail) -> str:
     return f"{message.delivery_id}@{sender_domain(message.sender)}"
 
 
+@functools.lru_cache(maxsize=64)
 def sender_domain(sender: str) -> str:
     """The domain of a `Name <address>` sender, or `localhost` when it has none."""
     return parseaddr(sender)[1].rsplit("@", 1)[-1] or "localhost"
+
+
+def _unfolded(mime: Message) -> bool:
+    """Whether every header is one ASCII line within the 998 limit (nothing for a policy to fold)."""
+    return all(
+        value.isascii() and "\n" not in value and "\r" not in value and len(name) + 2 + len(value) <= 998
+        for part in mime.walk()
+        for name, value in part.items()
+    )
 
 
 def _utf8() -> Charset:
@@ -59,6 +86,7 @@ def _utf8() -> Charset:
     return charset
 
 
+@functools.lru_cache(maxsize=1024)  # the sender and reply-to are the same in every message
 def _address(text: str, name: str | None = None) -> str:
     display, address = parseaddr(text)
     shown = " ".join((name if name is not None else display).split())  # a line break would start a header

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from engagement import ingest
 from engagement.records import EventIn
@@ -33,6 +33,7 @@ class Customers:
     last_click: dict[str, datetime] = field(default_factory=dict)
     last_touch: dict[str, datetime] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    base: dict[str, float] = field(default_factory=dict)
 
     def respond(self, now: datetime) -> None:
         """React to the messages sent at `now`."""
@@ -72,11 +73,13 @@ class Customers:
             if rows:
                 self.db.insert_ignore(conn, schema.responses, rows, ["dedupe_key"])
             n = schema.nudges
-            for change in nudge_updates:
-                column = {"seen": "seen_at", "clicked": "clicked_at", "dismissed": "dismissed_at"}[
-                    change["kind"]
-                ]
-                conn.execute(update(n).where(n.c.id == change["id"]).values({column: change["at"]}))
+            for kind, column in (
+                ("seen", "seen_at"),
+                ("clicked", "clicked_at"),
+                ("dismissed", "dismissed_at"),
+            ):
+                changes = [{"_id": c["id"], column: c["at"]} for c in nudge_updates if c["kind"] == kind]
+                self.db.update_by_id(conn, n, changes)
 
     def live(self, now: datetime) -> int:
         """One simulated day of product use: funnel progress and active days."""
@@ -99,13 +102,22 @@ class Customers:
                 fresh = contact.created_at is not None and now - contact.created_at < timedelta(days=60)
                 if step is not None and fresh and rng.random() < DAILY_HAZARD[step] * boost:
                     events.append(self._event(rng, contact, step, now))
-                base = 0.08 + 0.6 * random.Random(f"{self.seed}:{contact.id}").random() ** 2
+                base = self._base(contact.id)
                 if rng.random() < min(0.95, base * (1.0 + 0.6 * (boost - 1.0))):
                     events.append(self._event(rng, contact, "active_day", now))
             ingest.insert_events(self.db, conn, events, now, source="simulated")
         for event in events:
             self.counts[event.name] = self.counts.get(event.name, 0) + 1
         return len(events)
+
+    def _base(self, contact_id: str) -> float:
+        """How likely this person is to use the product on a given day (fixed per person)."""
+        base = self.base.get(contact_id)
+        if base is None:
+            base = self.base[contact_id] = (
+                0.08 + 0.6 * random.Random(f"{self.seed}:{contact_id}").random() ** 2
+            )
+        return base
 
     def _boost(self, contact_id: str, now: datetime) -> float:
         clicked = self.last_click.get(contact_id)

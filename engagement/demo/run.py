@@ -134,8 +134,8 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
             _arrive(db, settings, arrivals.get(index, dataset.Dataset([], [], [])), now)
             if now.hour == 12:
                 people.live(now)
-            engine.tick(now)
-            people.respond(now)
+            if engine.tick(now).dispatched.sent:  # nothing sent, nothing to react to
+                people.respond(now)
             if now.hour == 0:
                 scoring.snapshot(db, settings, now)  # daily score bands, for trend reports
             bar.update(task, advance=1, day=now.date().isoformat())

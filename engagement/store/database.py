@@ -193,13 +193,14 @@ class Database:
     def insert_from_select(self, conn: Connection, table: Table, columns: list[str], query: Any) -> int:
         """INSERT … SELECT, skipping rows that hit any unique key; return rows inserted.
 
-        The count is the statement's own: PostgreSQL's row count (which SQLAlchemy keeps for an INSERT only
-        when asked), SQLite's changes() (Python's sqlite3 gives -1 for a statement that opens with WITH).
-        RETURNING every key only to count them made SQLite buffer them all: about a tenth of the first tick.
+        The count is the statement's own: the driver's row count (which SQLAlchemy keeps for an INSERT only
+        when asked; SQLite's, like changes(), leaves out what triggers wrote), or SQLite's changes() where
+        Python's sqlite3 gives -1 (a statement that opens with WITH). RETURNING every key only to count them
+        made SQLite buffer them all: about a tenth of the first tick.
         """
         stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing()
         result = conn.execute(stmt, execution_options={"preserve_rowcount": True})
-        if self.dialect == "sqlite":  # changes(): rows the last INSERT wrote itself, not its triggers
+        if self.dialect == "sqlite" and result.rowcount < 0:
             return int(conn.execute(select(func.changes())).scalar_one())
         return int(result.rowcount)
 
