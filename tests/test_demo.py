@@ -114,6 +114,8 @@ def test_each_demo_folder_gets_signing_secrets_of_its_own(
     assert secret_policy.weak(first) == [] and secret_policy.weak(second) == []
     assert first.unsubscribe.secret != second.unsubscribe.secret
     assert len({first.unsubscribe.secret, first.inapp.token_secret, first.reports.session_secret}) == 3
+
+
 def test_the_demo_summary_spreads_contacts_over_their_own_bands(
     demo: tuple[Path, list[run.Summary], str],
 ) -> None:

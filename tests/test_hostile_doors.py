@@ -289,7 +289,7 @@ def test_a_hostile_nudge_event_body_is_refused_before_it_is_read_further(door: D
 
 @pytest.mark.parametrize(
     "query",
-    ["since=99999999d", "since=99999999999999999999999d", "since=3661d", "from=0001-01-01&to=9999-12-31"],
+    ["since=99999999999999999999999d", "from=0001-01-01&to=9999-12-31"],
 )
 def test_a_report_range_past_what_a_date_holds_is_a_400(door: Door, query: str) -> None:
     answer = door.http.get(
