@@ -20,7 +20,8 @@ import pytest
 from engine_world import NOW, World
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert
-from test_webhook_sendgrid import KEY, public_text, signed
+from test_webhook_sendgrid import KEY, public_text
+from test_webhook_sendgrid import signed as signed_at
 
 from engagement import errors, importer, ingest, spreadsheet, unsubscribe
 from engagement.api.app import create_app
@@ -31,6 +32,12 @@ from engagement.reports.model import Report, TurnedRed
 from engagement.reports.period import Period
 from engagement.store import schema
 from engagement.testing.served import served
+
+
+def signed(body: bytes) -> dict[str, str]:
+    """Headers SendGrid would send with `body`, signed at the doors' clock (NOW)."""
+    return signed_at(body, timestamp=str(int(NOW.timestamp())))
+
 
 BACKENDS = ("sqlite", "postgresql")
 a, c, e = schema.accounts, schema.contacts, schema.events
