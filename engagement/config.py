@@ -143,8 +143,10 @@ class OutboundWebhook(Section):
     url: str
     headers: dict[str, str] = {}
     timeout_seconds: float = 5.0
-    # slack: each value shown in `text` has &, <, > escaped, so an account named <!channel> pings no one
-    escape: Literal["slack", "none"] = "slack"
+    escape: Literal["slack", "none"] = Field(
+        "slack",
+        description="slack: each value shown in `text` has &, <, > escaped, so an account named <!channel> pings no one",
+    )
 
 
 class Webhooks(BaseModel):
