@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, String, and_, case, cast, exists, false, func, literal, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from engagement import advance, holdout, stepper
+from engagement import advance, errors, holdout, stepper
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
 from engagement.journeys.catalog import Journey
@@ -51,7 +51,7 @@ class Entered(advance.Advanced):
     enrolled: int = 0
 
 
-class _Consulted(Exception):
+class _Consulted(errors.EngagementError):
     """The first moves depend on a condition about the subject."""
 
 

@@ -1,4 +1,10 @@
-"""One error base for everything the engine reports to a user."""
+"""One error base for everything the engine reports to a user.
+
+Every exception class in the package derives from EngagementError (tests/test_public_api.py). Builtins
+are raised only for a caller's bug (TypeError, a naive datetime, an unreachable state) and by the parsing
+helpers and pydantic validators behind the doors, which turn each ValueError into a ProblemsError,
+ConfigError or HTTP 4xx before a user sees it.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +51,10 @@ class JourneyError(ProblemsError):
 
 class ImportFileError(ProblemsError):
     """An import file has invalid rows; nothing was imported."""
+
+
+class ConditionError(EngagementError, ValueError):
+    """A condition is invalid; the message names each problem by its path in the condition."""
 
 
 class NotFoundError(EngagementError):

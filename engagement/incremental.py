@@ -28,6 +28,7 @@ from typing import Any, Never
 from sqlalchemy import Connection, Float, and_, delete, exists, func, literal, or_, select, text, union
 from sqlalchemy.sql import ColumnElement, Select
 
+from engagement import errors
 from engagement.conditions import ast
 from engagement.conditions.context import EvalContext
 from engagement.journeys.catalog import Catalog, Journey
@@ -46,7 +47,7 @@ log = schema.subject_changes
 wm = schema.journey_watermarks
 
 
-class Unbounded(Exception):
+class Unbounded(errors.EngagementError):
     """A condition whose flips between two instants this module cannot bound: evaluate everyone."""
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from engagement import values
+from engagement import errors, values
 from engagement.records import AccountIn, ContactIn, EventIn
 
 TYPES = frozenset({"identify", "track", "group", "page", "screen", "alias"})
@@ -125,7 +125,7 @@ ACCOUNT_TRAITS = {
 }
 
 
-class InvalidCall(ValueError):
+class InvalidCall(errors.EngagementError, ValueError):
     """A call whose values do not fit our records; `loc` names the field."""
 
     def __init__(self, loc: list[str | int], message: str) -> None:

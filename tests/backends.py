@@ -1,4 +1,7 @@
-"""The two databases the store tests run on: a SQLite file, and PostgreSQL when CI names one."""
+"""The two databases the store tests run on: SQLite, and PostgreSQL when CI names one.
+
+The only place that reads the PostgreSQL URL; tests ask for the `backend` fixture (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from sqlalchemy import Engine, text
 from engagement.store import schema
 
 POSTGRES_ENV = "ENGAGEMENT_TEST_POSTGRES_URL"
+BACKENDS = ("sqlite", "postgresql")
 
 
 def postgres_url() -> str:
@@ -22,9 +26,12 @@ def postgres_url() -> str:
     return url
 
 
-def url_for(backend: str, folder: Path) -> str:
-    """A database URL for `backend`: a new SQLite file in `folder`, or the PostgreSQL test database."""
-    return f"sqlite:///{folder / 'engagement.db'}" if backend == "sqlite" else postgres_url()
+def url_for(backend: str, folder: Path | None = None) -> str:
+    """A database URL for `backend`: a new SQLite file in `folder` (in memory without one), or the
+    PostgreSQL test database."""
+    if backend != "sqlite":
+        return postgres_url()
+    return f"sqlite:///{folder / 'engagement.db'}" if folder is not None else "sqlite://"
 
 
 def drop_everything(engine: Engine) -> None:

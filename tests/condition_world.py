@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +15,6 @@ from engagement.store import schema
 from engagement.store.database import Database
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-POSTGRES_ENV = "ENGAGEMENT_TEST_POSTGRES_URL"
 WORLD_TABLES = (
     schema.events,
     schema.milestones,
@@ -97,13 +94,6 @@ def open_database(url: str) -> Database:
         schema.metadata.drop_all(db.engine)
     db.create_all()
     return db
-
-
-def database_urls() -> Iterator[str]:
-    """SQLite always; PostgreSQL when ENGAGEMENT_TEST_POSTGRES_URL names one."""
-    yield "sqlite://"
-    if os.environ.get(POSTGRES_ENV):
-        yield os.environ[POSTGRES_ENV]
 
 
 def drop_database(db: Database) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backends import postgres_url
+from backends import BACKENDS, postgres_url
 from engine_world import World
 
 from engagement.testing.sendgrid_server import SendgridServer
@@ -33,6 +33,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     backends = getattr(metafunc.module, "BACKENDS", None)
     if backends and "world" in metafunc.fixturenames:
         metafunc.parametrize("world", backends, indirect=True)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store tests' backend: SQLite, then PostgreSQL (skipped, in one line, when no URL is set)."""
+    if request.param == "postgresql":
+        postgres_url()
+    return str(request.param)
 
 
 @pytest.fixture

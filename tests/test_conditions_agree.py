@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from condition_world import POSTGRES_ENV, conditions, contexts, drop_database, open_database, store, worlds
+from backends import postgres_url
+from condition_world import conditions, contexts, drop_database, open_database, store, worlds
 from condition_world import pure_ids as python_ids
 from condition_world import sql_ids as compiled_ids
 from hypothesis import HealthCheck, given, settings
@@ -32,10 +32,7 @@ def sqlite_db() -> Iterator[Database]:
 
 @pytest.fixture(scope="module")
 def postgres_db() -> Iterator[Database]:
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        pytest.skip(f"set {POSTGRES_ENV} to a PostgreSQL URL to run the PostgreSQL variant")
-    db = open_database(url)
+    db = open_database(postgres_url())
     yield db
     drop_database(db)
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from backends import url_for
 from condition_world import (
     NOW,
     World,
@@ -16,7 +17,6 @@ from condition_world import (
     account_score,
     contact,
     contact_score,
-    database_urls,
     drop_database,
     event,
     open_database,
@@ -558,9 +558,9 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=list(database_urls()), ids=lambda url: url.partition(":")[0])
-def db(request: pytest.FixtureRequest) -> Iterator[Database]:
-    database = open_database(request.param)
+@pytest.fixture(scope="module")
+def db(backend: str) -> Iterator[Database]:
+    database = open_database(url_for(backend))
     yield database
     drop_database(database)
 

@@ -177,6 +177,7 @@ def finish(setup: Setup, log: Path) -> float:
     return took
 
 
+@pytest.mark.slow
 def test_a_worker_killed_twenty_times_mid_send_accepts_nothing_twice_and_loses_nothing(
     setup: Setup, tmp_path: Path
 ) -> None:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from condition_world import database_urls, drop_database, open_database
+from backends import url_for
+from condition_world import drop_database, open_database
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import TypeDecorator, bindparam, func, literal, select, update
@@ -20,9 +21,9 @@ from engagement.store.types import UTCDateTime, json_safe
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=list(database_urls()))
-def db(request: pytest.FixtureRequest) -> Iterator[Database]:
-    handle = open_database(request.param)
+@pytest.fixture
+def db(backend: str) -> Iterator[Database]:
+    handle = open_database(url_for(backend))
     try:
         yield handle
     finally:

@@ -22,6 +22,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[run.Summa
     return folder, summaries, console.file.getvalue()
 
 
+@pytest.mark.slow
 def test_a_short_demo_enrolls_people_in_onboarding_and_sends_them_email(
     demo: tuple[Path, list[run.Summary], str],
 ) -> None:
@@ -33,6 +34,7 @@ def test_a_short_demo_enrolls_people_in_onboarding_and_sends_them_email(
     assert "Per-journey summary" in printed and "onboarding-first-report" in printed
 
 
+@pytest.mark.slow
 def test_every_demo_email_in_the_outbox_parses_with_both_parts_and_unsubscribe_headers(
     demo: tuple[Path, list[run.Summary], str],
 ) -> None:
@@ -72,6 +74,7 @@ def test_the_demo_may_start_over_in_a_folder_it_made_itself(tmp_path: Path) -> N
     assert (folder / "config.toml").is_file() and (folder / "journeys" / "onboarding.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_the_report_on_demo_data_shows_the_onboarding_lift_with_its_interval(
     demo: tuple[Path, list[run.Summary], str],
 ) -> None:
@@ -116,6 +119,7 @@ def test_each_demo_folder_gets_signing_secrets_of_its_own(
     assert len({first.unsubscribe.secret, first.inapp.token_secret, first.reports.session_secret}) == 3
 
 
+@pytest.mark.slow
 def test_the_demo_summary_spreads_contacts_over_their_own_bands(
     demo: tuple[Path, list[run.Summary], str],
 ) -> None:

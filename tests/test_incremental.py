@@ -10,7 +10,6 @@ conversions, exits, wake-ups, steps) and deliveries must be identical after ever
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from backends import postgres_url
 from engine_world import NOW, REPO, World
 from sqlalchemy import delete, func, select, text
 
@@ -131,14 +131,12 @@ JUMPS = [timedelta(minutes=1), timedelta(minutes=17), timedelta(hours=3), timede
          timedelta(days=1), timedelta(days=2, hours=5)]  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def worlds(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[World, World]]:
+@pytest.fixture
+def worlds(backend: str, tmp_path: Path) -> Iterator[tuple[World, World]]:
     """(incremental, full): two fresh worlds with the same journeys; PostgreSQL: two schemas of one db."""
     urls: list[str | None] = [None, None]
-    if request.param == "postgresql":
-        base = os.environ.get("ENGAGEMENT_TEST_POSTGRES_URL")
-        if not base:
-            pytest.skip("ENGAGEMENT_TEST_POSTGRES_URL is not set")
+    if backend == "postgresql":
+        base = postgres_url()
         admin = Database(base)
         with admin.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")

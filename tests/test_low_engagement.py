@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from condition_world import POSTGRES_ENV, drop_database, open_database, pure_ids, sql_ids
+from backends import postgres_url
+from condition_world import drop_database, open_database, pure_ids, sql_ids
 from engine_world import NOW, World
 from sqlalchemy import insert, select
 
@@ -31,14 +31,11 @@ steps:
 TICKS = [NOW + timedelta(days=d) for d in (0, 5, 10, 15, 20, 30)]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def low_world(request: pytest.FixtureRequest, world: World) -> Iterator[World]:
+@pytest.fixture
+def low_world(backend: str, world: World) -> Iterator[World]:
     """The engine world on each backend (its SQLite file, or the PostgreSQL test database)."""
-    if request.param == "postgresql":
-        url = os.environ.get(POSTGRES_ENV)
-        if not url:
-            pytest.skip(f"set {POSTGRES_ENV} to run on PostgreSQL")
-        world.db = open_database(url)
+    if backend == "postgresql":
+        world.db = open_database(postgres_url())
         try:
             yield world
         finally:

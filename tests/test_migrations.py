@@ -29,10 +29,10 @@ from engagement.store import database, migrate, schema
 NOW = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[database.Database]:
+@pytest.fixture
+def db(backend: str, tmp_path: Path) -> Iterator[database.Database]:
     """An empty database on each backend, left empty again afterwards."""
-    handle = database.Database(url_for(request.param, tmp_path))
+    handle = database.Database(url_for(backend, tmp_path))
     drop_everything(handle.engine)  # a run that crashed half-way may have left tables behind
     try:
         yield handle

@@ -32,9 +32,9 @@ ROWS = 20_000
 JOURNEYS = [f"journey-{i}" for i in range(5)]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    handle = Database(url_for(request.param, tmp_path))
+@pytest.fixture
+def db(backend: str, tmp_path: Path) -> Iterator[Database]:
+    handle = Database(url_for(backend, tmp_path))
     drop_everything(handle.engine)
     migrate.upgrade(handle)
     _fill(handle)

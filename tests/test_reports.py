@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
+from backends import url_for
 from report_world import KNOWN, NOW, PERIOD, seed
 
 from engagement.reports import build, stats
 from engagement.reports.model import BandDay, Counts, Report
 from engagement.store import database, schema
 
-PG_ENV = "ENGAGEMENT_TEST_POSTGRES_URL"
 
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
+@pytest.fixture(scope="module")
+def report(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
     """The hand-built week, reported, on each backend."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('reports') / 'engagement.db'}"
-    else:
-        url = os.environ.get(PG_ENV, "")
-        if not url:
-            pytest.skip(f"set {PG_ENV}=postgresql://user:password@host/db to run on PostgreSQL")
-    db = database.Database(url)
+    folder = tmp_path_factory.mktemp("reports") if backend == "sqlite" else None
+    db = database.Database(url_for(backend, folder))
     schema.metadata.drop_all(db.engine)
     db.create_all()
     try:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from condition_world import database_urls, drop_database, open_database
+from backends import url_for
+from condition_world import drop_database, open_database
 from sqlalchemy import func, insert, select
 
 from engagement import config, scoring
@@ -28,9 +29,9 @@ SETTINGS = config.Settings(
 )
 
 
-@pytest.fixture(params=list(database_urls()))
-def db(request: pytest.FixtureRequest) -> Iterator[Database]:
-    handle = open_database(request.param)
+@pytest.fixture
+def db(backend: str) -> Iterator[Database]:
+    handle = open_database(url_for(backend))
     try:
         with handle.begin() as conn:
             conn.execute(insert(schema.accounts), [{"id": "a1", "name": "A"}, {"id": "a2", "name": "B"}])

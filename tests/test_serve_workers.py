@@ -94,7 +94,7 @@ def load(folder: Path, url: str, workers: int, *, twice: bool) -> dict[str, Any]
     return state(url)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.slow
 def test_several_processes_leave_the_state_one_process_leaves(backend: str, tmp_path: Path) -> None:
     url = url_for(backend, tmp_path)
     one = load(tmp_path, url, 1, twice=False)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from engagement import errors
 from engagement.conditions import ast
 from engagement.durations import parse_duration
 
@@ -253,11 +254,11 @@ _BAD = object()
 
 
 def parse(raw: Any, audience: ast.Scope = "contact") -> ast.Condition:
-    """Parse a condition or raise ValueError listing every problem (for code and tests)."""
+    """Parse a condition or raise ConditionError listing every problem (for code and tests)."""
     parser = Parser(audience)
     cond = parser.parse(raw)
     if cond is None:
-        raise ValueError(
+        raise errors.ConditionError(
             "; ".join(f"{'.'.join(map(str, p)) or 'condition'}: {m}" for p, m in parser.problems)
         )
     return cond

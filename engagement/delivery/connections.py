@@ -22,11 +22,13 @@ from email.message import Message
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from engagement import errors
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 
-class NotSent(Exception):
+class NotSent(errors.EngagementError):
     """Nothing of the request left this process: another try cannot double it."""
 
     def __init__(self, kind: str, detail: object) -> None:
@@ -34,7 +36,7 @@ class NotSent(Exception):
         self.kind = kind
 
 
-class NoAnswer(Exception):
+class NoAnswer(errors.EngagementError):
     """The request left, whole or in part, and no complete answer came back."""
 
     def __init__(self, kind: str, detail: object) -> None:
@@ -42,7 +44,7 @@ class NoAnswer(Exception):
         self.kind = kind
 
 
-class Invalid(Exception):
+class Invalid(errors.EngagementError):
     """The URL or a header can never make a valid request (our configuration's fault)."""
 
 

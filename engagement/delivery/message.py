@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from engagement import errors
+
 
 @dataclass(frozen=True)
 class OutboundEmail:
@@ -37,7 +39,7 @@ class OutboundWebhook:
     timeout_seconds: float = 5.0
 
 
-class SendError(Exception):
+class SendError(errors.EngagementError):
     """A provider refused or failed a message; `permanent` says whether retrying can help."""
 
     def __init__(self, reason: str, *, permanent: bool) -> None:

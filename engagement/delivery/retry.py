@@ -11,12 +11,13 @@ from typing import TypeVar
 import tenacity
 
 from engagement import clock as clocks
+from engagement import errors
 from engagement.delivery.message import SendError
 
 T = TypeVar("T")
 
 
-class Transient(Exception):
+class Transient(errors.EngagementError):
     """A failure where the provider certainly kept nothing (not connected, or a 5xx): worth another try."""
 
     def __init__(self, reason: str) -> None:

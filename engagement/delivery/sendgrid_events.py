@@ -107,7 +107,7 @@ class Parsed:
     skipped: list[tuple[Loc, str]] = field(default_factory=list)
 
 
-class BadBatch(ValueError):
+class BadBatch(errors.EngagementError, ValueError):
     """The body is not a list of SendGrid events: a wrong type or a missing field (`problems` name them)."""
 
     def __init__(self, problems: list[tuple[Loc, str, str]]) -> None:

@@ -197,7 +197,7 @@ class SmtpEmail:
             smtp.close()
 
 
-class _Reply(smtplib.SMTPResponseException):
+class _Reply(smtplib.SMTPResponseException, errors.EngagementError):
     """An unexpected reply to one SMTP command."""
 
     def __init__(self, code: int, reply: bytes | str, command: str) -> None:

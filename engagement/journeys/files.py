@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from engagement import errors
 from engagement.errors import Problem
 
 Loc = tuple[str | int, ...]
@@ -46,7 +47,7 @@ def read(path: Path) -> SourceFile | Problem:
     return _read_yaml(path, text)
 
 
-class _Refused(yaml.MarkedYAMLError):
+class _Refused(yaml.MarkedYAMLError, errors.EngagementError):
     """A file this loader will not read: too many values once aliases are expanded, or nested too deep."""
 
 
