@@ -231,3 +231,39 @@ def test_an_enrollment_stored_at_a_positional_step_id_before_0010_goes_on_after_
     ]
     assert early.dispatched.sent == 0
     assert [m.subject for m in email.sent] == ["Tips"] and later.moves == []
+
+
+def test_a_delivery_held_before_0012_gets_the_code_of_its_reason_text(db: database.Database) -> None:
+    migrate.upgrade(db, "0011")
+    reasons = {
+        "cap": "held: weekly email cap reached",
+        "window": "held: outside the send window",
+        "provider": "held: provider rate limit (HTTP 429)",
+        "webhook": "held: webhook rate limit (csm-alerts: HTTP 429 rate_limited)",
+        "failed": "550 rejected",
+        "sent": None,
+    }
+    row = {"enrollment_id": 1, "journey_id": "j", "step_id": "s", "channel": "email", "due_at": NOW}
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO delivery (id, enrollment_id, journey_id, step_id, channel, recipient, status, "
+                "status_reason, attempts, due_at, created_at) VALUES (:id, :enrollment_id, :journey_id, "
+                ":step_id, :channel, :id, :status, :reason, 0, :due_at, :due_at)"
+            ),
+            [
+                {**row, "id": key, "status": "queued" if reason else "sent", "reason": reason}
+                for key, reason in reasons.items()
+            ],
+        )
+    migrate.upgrade(db)
+    with db.begin() as conn:
+        codes = dict(conn.execute(text("SELECT id, hold_code FROM delivery")).all())
+    assert codes == {
+        "cap": "weekly_cap",
+        "window": "send_window",
+        "provider": "provider_rate_limit",
+        "webhook": "webhook_rate_limit",
+        "failed": None,
+        "sent": None,
+    }

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, select, update
 
-from engagement import errors, inbox, suppression, templates, unsubscribe
+from engagement import errors, inbox, suppression, templates, unsubscribe, vocab
 from engagement.config import Settings
 from engagement.delivery import ledger, pause, policy, senders, windows
 from engagement.delivery.message import (
@@ -48,6 +48,10 @@ COUNTED = (
 CLAIM_ORDER = (d.c.due_at, d.c.priority.desc(), d.c.id)
 RATE_LIMIT_HOLD = "held: provider rate limit"
 WEBHOOK_HOLD = "held: webhook rate limit"
+HOLD_CODES = {
+    RATE_LIMIT_HOLD: vocab.HoldCode.PROVIDER_RATE_LIMIT,
+    WEBHOOK_HOLD: vocab.HoldCode.WEBHOOK_RATE_LIMIT,
+}
 MAX_REASON = 1000
 
 
@@ -150,7 +154,7 @@ def _email_allowed(conn: Connection, ports: Ports, now: datetime, at: datetime) 
                 d.c.channel == "email",
                 d.c.due_at > now,
                 d.c.due_at <= now + (until - heard),  # held by this pause, not due later for their own sake
-                d.c.status_reason.startswith(RATE_LIMIT_HOLD),
+                d.c.hold_code == vocab.HoldCode.PROVIDER_RATE_LIMIT,
             )
             .values(due_at=now)
         )
@@ -244,6 +248,7 @@ def _claim(
                 "_id": row.id,
                 "status": verdict.status,
                 "status_reason": verdict.reason,
+                "hold_code": verdict.hold,
                 "due_at": verdict.due_at or row.due_at,
                 "attempts": row.attempts + sending,
             }
@@ -380,6 +385,7 @@ def _outcome(row: Any, now: datetime) -> dict[str, Any]:
         "_id": row.id,
         "status": "sent",
         "status_reason": None,
+        "hold_code": None,
         "provider": None,
         "provider_message_id": None,
         "subject": None,
@@ -517,14 +523,22 @@ def _settle(
 
 def _hold(outcome: dict[str, Any], until: datetime, reason: str, total: Dispatched) -> None:
     total.add("held", reason)
-    outcome.update(status="queued", status_reason=reason, sent_at=None, due_at=until)
+    outcome.update(
+        status="queued", status_reason=reason, hold_code=HOLD_CODES[reason], sent_at=None, due_at=until
+    )
 
 
 def _rate_limited(
     outcome: dict[str, Any], exc: RateLimited, until: datetime, total: Dispatched, hold: str
 ) -> None:
     total.add("rate_limited", hold)
-    outcome.update(status="queued", status_reason=_text(f"{hold} ({exc.reason})"), sent_at=None, due_at=until)
+    outcome.update(
+        status="queued",
+        status_reason=_text(f"{hold} ({exc.reason})"),
+        hold_code=HOLD_CODES[hold],
+        sent_at=None,
+        due_at=until,
+    )
 
 
 def _failed(outcome: dict[str, Any], exc: BaseException, total: Dispatched, *, called: bool = False) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from engagement import vocab
 from engagement.delivery import windows
 
 WEEK = timedelta(days=7)
@@ -37,11 +38,12 @@ class Rules:
 
 @dataclass(frozen=True)
 class Verdict:
-    """`sending`, `queued` (held until `due_at`), or a final status with its reason."""
+    """`sending`, `queued` (held until `due_at`, for `hold`), or a final status with its reason."""
 
     status: str
     reason: str | None = None
     due_at: datetime | None = None
+    hold: vocab.HoldCode | None = None
 
 
 def judge(candidate: Candidate, rules: Rules, now: datetime, recent_emails: Sequence[datetime]) -> Verdict:
@@ -61,11 +63,11 @@ def judge(candidate: Candidate, rules: Rules, now: datetime, recent_emails: Sequ
     if rules.window is not None and candidate.channel in ("email", "in_app"):
         opens = windows.next_open(rules.window, now, rules.zone)
         if opens > now:
-            return Verdict("queued", "held: outside the send window", opens)
+            return Verdict("queued", "held: outside the send window", opens, vocab.HoldCode.SEND_WINDOW)
     if candidate.channel == "email" and rules.weekly_cap is not None:
         release = cap_release(recent_emails, rules.weekly_cap, now)
         if release is not None:
-            return Verdict("queued", "held: weekly email cap reached", release)
+            return Verdict("queued", "held: weekly email cap reached", release, vocab.HoldCode.WEEKLY_CAP)
     return Verdict("sending")
 
 

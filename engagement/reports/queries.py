@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Subquery
 
+from engagement import vocab
 from engagement.reports.period import Period
 from engagement.store import schema
 from engagement.store.types import UTCDateTime
@@ -41,8 +42,6 @@ from engagement.store.types import UTCDateTime
 UNSENT_STATUSES = ("queued", "skipped_late", "suppressed", "in_doubt", "failed")
 # SQLite refuses a compound SELECT of more than 500 terms (SQLITE_MAX_COMPOUND_SELECT)
 COMPOUND_TERMS = 400
-HELD_CAP = "held: weekly email cap%"
-HELD_WINDOW = "held: outside the send window%"
 # Response kinds as recorded (SendGrid event names for email, inbox actions for nudges).
 RESPONSE_FIELDS = {
     "delivered": "delivered",
@@ -184,8 +183,8 @@ def deliveries(conn: Connection, period: Period, journeys: Sequence[str] | None)
             d.c.step_id,
             d.c.channel,
             day,
-            _count(d.c.status_reason.like(HELD_CAP)).label("held_cap"),
-            _count(d.c.status_reason.like(HELD_WINDOW)).label("held_window"),
+            _count(d.c.hold_code == vocab.HoldCode.WEEKLY_CAP).label("held_cap"),
+            _count(d.c.hold_code == vocab.HoldCode.SEND_WINDOW).label("held_window"),
             _count(d.c.status == "skipped_late").label("skipped_late"),
             _count(d.c.status == "suppressed").label("suppressed"),
             _count(d.c.status == "in_doubt").label("in_doubt"),

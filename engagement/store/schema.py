@@ -219,6 +219,9 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
     priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    hold_code: str | None = Field(
+        default=None, max_length=30
+    )  # a vocab.HoldCode while held; reports count it
 
 
 class Response(SQLModel, table=True):
