@@ -15,3 +15,41 @@ class HoldCode(StrEnum):
     WEEKLY_CAP = "weekly_cap"
     PROVIDER_RATE_LIMIT = "provider_rate_limit"  # the email provider's 429, or its pause still running
     WEBHOOK_RATE_LIMIT = "webhook_rate_limit"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery is in its lifecycle: queued → sending → sent → delivered / bounced / …"""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+    SKIPPED_LATE = "skipped_late"
+    IN_DOUBT = "in_doubt"
+    FAILED = "failed"
+
+
+class EnrollmentState(StrEnum):
+    """Whether an enrollment is still moving through its journey."""
+
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class EnrollmentOutcome(StrEnum):
+    """How an ended enrollment ended."""
+
+    CONVERTED = "converted"  # reached the goal
+    EXITED = "exited"  # the exit condition held, its step was removed, or the contact was erased
+    COMPLETED = "completed"  # ran out of steps
+    HOLDOUT = "holdout"  # ran out of steps in the holdout
+
+
+def one_of(column: str, words: type[StrEnum]) -> str:
+    """A CHECK constraint's condition: `column` holds one of `words` (or NULL)."""
+    return f"{column} IN ({', '.join(repr(w.value) for w in words)})"

@@ -63,8 +63,22 @@ def _snapshot(engine: Engine) -> dict[str, dict[str, Any]]:
             "fks": sorted(_plain(fk) for fk in found.get_foreign_keys(name)),
             "indexes": sorted(_plain(ix) for ix in found.get_indexes(name)),
             "uniques": sorted(_plain(uq) for uq in found.get_unique_constraints(name)),
+            "checks": sorted(_plain(ck) for ck in found.get_check_constraints(name)),
+            "triggers": _triggers(engine, name),
         }
     return tables
+
+
+def _triggers(engine: Engine, table: str) -> list[Any]:
+    """The triggers on one table (SQLite drops them when a migration rebuilds the table)."""
+    query = (
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table"
+        if engine.dialect.name == "sqlite"
+        else "SELECT trigger_name, event_manipulation, action_condition, action_statement"
+        " FROM information_schema.triggers WHERE event_object_table = :table"
+    )
+    with engine.connect() as conn:
+        return sorted(tuple(row) for row in conn.execute(text(query), {"table": table}))
 
 
 def _plain(reflected: Any) -> str:
@@ -267,3 +281,34 @@ def test_a_delivery_held_before_0012_gets_the_code_of_its_reason_text(db: databa
         "failed": None,
         "sent": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("table", "row"),
+    [
+        (schema.deliveries, {"status": "lost"}),
+        (schema.deliveries, {"hold_code": "held: weekly email cap reached"}),
+        (schema.enrollments, {"state": "paused"}),
+        (schema.enrollments, {"state": "ended", "outcome": "won"}),
+    ],
+)
+def test_the_schema_refuses_a_word_outside_its_vocabulary(
+    db: database.Database, table: Any, row: dict[str, Any]
+) -> None:
+    migrate.upgrade(db)
+    delivery = {
+        "id": "d1",
+        "enrollment_id": 1,
+        "journey_id": "j",
+        "step_id": "s",
+        "channel": "email",
+        "recipient": "c1",
+        "due_at": NOW,
+        "created_at": NOW,
+    }
+    valid = delivery if table is schema.deliveries else _enrollment("c1", "active")
+    other = {"id": "d2", "recipient": "c2"} if table is schema.deliveries else {"subject_id": "c2"}
+    with db.begin() as conn:  # the same row with the known words goes in
+        conn.execute(insert(table), [valid])
+    with pytest.raises(IntegrityError), db.begin() as conn:
+        conn.execute(insert(table), [{**valid, **other, **row}])
