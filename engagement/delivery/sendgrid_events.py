@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
-from engagement import errors, values
+from engagement import errors, values, vocab
 from engagement.email_events import EmailEvent
 
 SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
@@ -40,15 +40,15 @@ KINDS = frozenset(
     }
 )
 STATUS = {
-    "delivered": "delivered",
-    "open": "delivered",  # an open or a click proves the message arrived
-    "click": "delivered",
-    "spamreport": "delivered",
-    "unsubscribe": "delivered",
-    "group_unsubscribe": "delivered",
-    "deferred": "deferred",
-    "bounce": "bounced",
-    "dropped": "dropped",
+    "delivered": vocab.DeliveryStatus.DELIVERED,
+    "open": vocab.DeliveryStatus.DELIVERED,  # an open or a click proves the message arrived
+    "click": vocab.DeliveryStatus.DELIVERED,
+    "spamreport": vocab.DeliveryStatus.DELIVERED,
+    "unsubscribe": vocab.DeliveryStatus.DELIVERED,
+    "group_unsubscribe": vocab.DeliveryStatus.DELIVERED,
+    "deferred": vocab.DeliveryStatus.DEFERRED,
+    "bounce": vocab.DeliveryStatus.BOUNCED,
+    "dropped": vocab.DeliveryStatus.DROPPED,
 }
 # SendGrid's reasons for dropping a message that mean the address itself must not be mailed again
 DROPPED_SUPPRESSES = {
