@@ -41,7 +41,7 @@ PROGRESS = {
 NEVER_SENT = 100
 # when one batch gives an address several reasons, keep the strongest (so the order never matters)
 STRENGTH = {"complaint": 3, "bounce": 2, "unsubscribe": 1}
-UNSUBSCRIBING = ("unsubscribe", "group_unsubscribe")
+UNSUBSCRIBING = (vocab.ResponseKind.UNSUBSCRIBE, vocab.ResponseKind.GROUP_UNSUBSCRIBE)
 CHUNK = 500
 
 
@@ -50,7 +50,7 @@ class EmailEvent:
     """A provider event in our vocabulary: what happened to which message, and what it implies."""
 
     provider: str
-    kind: str
+    kind: vocab.ResponseKind
     occurred_at: datetime
     delivery_id: str | None  # from our custom_args
     message_id: str | None  # the provider's X-Message-Id, when there are no custom_args

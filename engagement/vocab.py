@@ -53,3 +53,24 @@ class EnrollmentOutcome(StrEnum):
 def one_of(column: str, words: type[StrEnum]) -> str:
     """A CHECK constraint's condition: `column` holds one of `words` (or NULL)."""
     return f"{column} IN ({', '.join(repr(w.value) for w in words)})"
+
+
+class ResponseKind(StrEnum):
+    """What a recipient (or the provider, for them) did with a delivery, as the response table records it.
+
+    Provider webhooks map their own event names to these once (delivery/sendgrid_events.py); the in-app
+    inbox writes the nudge kinds.
+    """
+
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCE = "bounce"
+    DROPPED = "dropped"
+    OPEN = "open"
+    CLICK = "click"
+    SPAMREPORT = "spamreport"
+    UNSUBSCRIBE = "unsubscribe"
+    GROUP_UNSUBSCRIBE = "group_unsubscribe"  # an unsubscribe from one group of emails only
+    SEEN = "seen"
+    CLICKED = "clicked"
+    DISMISSED = "dismissed"

@@ -48,18 +48,18 @@ UNSENT_STATUSES = (
 )
 # SQLite refuses a compound SELECT of more than 500 terms (SQLITE_MAX_COMPOUND_SELECT)
 COMPOUND_TERMS = 400
-# Response kinds as recorded (SendGrid event names for email, inbox actions for nudges).
+# each response kind's report field (both unsubscribe kinds count as unsubscribes)
 RESPONSE_FIELDS = {
-    "delivered": "delivered",
-    "open": "unique_opens",
-    "click": "unique_clicks",
-    "seen": "nudges_seen",
-    "clicked": "nudges_clicked",
-    "dismissed": "nudges_dismissed",
-    "unsubscribe": "unsubscribes",
-    "group_unsubscribe": "unsubscribes",
-    "bounce": "bounces",
-    "spamreport": "complaints",
+    vocab.ResponseKind.DELIVERED: "delivered",
+    vocab.ResponseKind.OPEN: "unique_opens",
+    vocab.ResponseKind.CLICK: "unique_clicks",
+    vocab.ResponseKind.SEEN: "nudges_seen",
+    vocab.ResponseKind.CLICKED: "nudges_clicked",
+    vocab.ResponseKind.DISMISSED: "nudges_dismissed",
+    vocab.ResponseKind.UNSUBSCRIBE: "unsubscribes",
+    vocab.ResponseKind.GROUP_UNSUBSCRIBE: "unsubscribes",
+    vocab.ResponseKind.BOUNCE: "bounces",
+    vocab.ResponseKind.SPAMREPORT: "complaints",
 }
 
 
