@@ -115,15 +115,19 @@ def build(deliveries: int, per_delivery: int, now: datetime, days: int = 30) -> 
         "CASE WHEN i % 100 BETWEEN 88 AND 89 THEN 'held: outside the send window' "
         "WHEN i % 100 BETWEEN 90 AND 91 THEN 'held: weekly email cap reached' END"
     )
+    holds = (
+        "CASE WHEN i % 100 BETWEEN 88 AND 89 THEN 'send_window' "
+        "WHEN i % 100 BETWEEN 90 AND 91 THEN 'weekly_cap' END"
+    )
     moment = STAMP.format(seconds=f"{t} - (i % {days}) * {day} + 3600 - (i % 3571) * 10")
     # delivery i: enrollment e = i % enrollments, round r = i / enrollments; a step of e's journey
     e, r = f"(i % {enrollments})", f"(i / {enrollments})"
     jk = f"(({e} + {e} / {contacts}) % {len(journeys)})"
     conn.execute(
         "INSERT INTO delivery (id, enrollment_id, journey_id, step_id, channel, recipient, contact_id, status, "
-        "status_reason, attempts, due_at, created_at, updated_at, sent_at, priority) "
+        "status_reason, hold_code, attempts, due_at, created_at, updated_at, sent_at, priority) "
         f"SELECT 'd' || i, {e} + 1, s.journey, s.step, s.channel, 'c' || ({e} % {contacts}) || '/' || {r}, "
-        f"'c' || ({e} % {contacts}), {statuses}, {reasons}, 1, {moment}, {moment}, {moment}, "
+        f"'c' || ({e} % {contacts}), {statuses}, {reasons}, {holds}, 1, {moment}, {moment}, {moment}, "
         f"CASE WHEN i % 100 < 88 THEN {moment} END, 0 "
         f"FROM n JOIN step s ON s.jk = {jk} AND s.idx = {r} % s.n WHERE i < {deliveries}"
     )

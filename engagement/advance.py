@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, exists, literal, null, select, update
 from sqlalchemy.sql import ColumnElement, FromClause
 
-from engagement import stepper
+from engagement import stepper, vocab
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
 from engagement.delivery.ids import DeliveryId
@@ -49,17 +49,30 @@ def end_on_goal_and_exit(
     incremental.py), never by a pass over every subject.
     """
     counts = []
-    for cond, outcome in ((journey.goal, "converted"), (journey.exit, "exited")):
+    for cond, outcome in (
+        (journey.goal, vocab.EnrollmentOutcome.CONVERTED),
+        (journey.exit, vocab.EnrollmentOutcome.EXITED),
+    ):
         if cond is None:
             counts.append(0)
             continue
-        where = [en.c.journey_id == journey.id, en.c.state == "active", _subject_holds(journey, cond, ctx)]
+        where = [
+            en.c.journey_id == journey.id,
+            en.c.state == vocab.EnrollmentState.ACTIVE,
+            _subject_holds(journey, cond, ctx),
+        ]
         if among is not None:
             where.insert(2, database.among(conn, en.c.subject_id, among))
         result = conn.execute(
             update(en)
             .where(*where)
-            .values(state="ended", outcome=outcome, end_reason=outcome, ended_at=ctx.now, next_action_at=None)
+            .values(
+                state=vocab.EnrollmentState.ENDED,
+                outcome=outcome,
+                end_reason=outcome,
+                ended_at=ctx.now,
+                next_action_at=None,
+            )
         )
         counts.append(int(result.rowcount or 0))
     return counts[0], counts[1]
@@ -75,7 +88,7 @@ def wake_waiters(conn: Connection, journey: Journey, ctx: EvalContext) -> int:
             update(en)
             .where(
                 en.c.journey_id == journey.id,
-                en.c.state == "active",
+                en.c.state == vocab.EnrollmentState.ACTIVE,
                 en.c.step_id == instr.step_id,
                 (en.c.next_action_at.is_(None)) | (en.c.next_action_at > ctx.now),
                 _subject_holds(journey, instr.condition, ctx),
@@ -108,7 +121,11 @@ def due(journey_id: str, now: datetime, limit: int) -> Any:
             en.c.wait_started_at,
             en.c.next_action_at,
         )
-        .where(en.c.journey_id == journey_id, en.c.state == "active", en.c.next_action_at <= now)
+        .where(
+            en.c.journey_id == journey_id,
+            en.c.state == vocab.EnrollmentState.ACTIVE,
+            en.c.next_action_at <= now,
+        )
         .order_by(en.c.next_action_at, en.c.id)
         .limit(limit)
     )
@@ -139,7 +156,7 @@ def advance_batch(
         chosen = among(conn, en.c.id, ids)
         position = journey.position(step_id)
         if position is None:
-            _write(conn, chosen, _ended("exited", "step removed from journey", ctx.now))
+            _write(conn, chosen, _ended(vocab.EnrollmentOutcome.EXITED, "step removed from journey", ctx.now))
             continue
         decision = stepper.decide(
             journey.program,
@@ -162,7 +179,7 @@ def advance_batch(
                 "step_id": decision.step_id,
                 "next_action_at": decision.next_action_at,
                 "wait_started_at": decision.wait_started_at,
-                "state": "active",
+                "state": vocab.EnrollmentState.ACTIVE,
                 "outcome": None,
                 "end_reason": None,
                 "ended_at": None,
@@ -196,7 +213,7 @@ def _ended(outcome: str, reason: str, now: datetime) -> dict[str, Any]:
         "step_id": None,
         "next_action_at": None,
         "wait_started_at": None,
-        "state": "ended",
+        "state": vocab.EnrollmentState.ENDED,
         "outcome": outcome,
         "end_reason": reason,
         "ended_at": now,
@@ -233,7 +250,7 @@ def deliveries(
         literal(instr.kind),
         recipient,
         contact,
-        literal("queued"),
+        literal(vocab.DeliveryStatus.QUEUED.value),
         literal(journey.spec.priority),
         literal(due, at),
         literal(ctx.now, at),

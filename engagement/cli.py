@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy import Connection, func, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from engagement import config, errors, importer, records, spreadsheet, suppression, values
+from engagement import config, errors, importer, records, spreadsheet, suppression, values, vocab
 from engagement.clock import SystemClock, parse_instant
 from engagement.durations import parse_duration
 from engagement.journeys import catalog as catalogs
@@ -531,7 +531,7 @@ def deliveries(
     d = schema.deliveries
     query = d.select().order_by(d.c.updated_at.desc(), d.c.id).limit(limit)
     if in_doubt:
-        query = query.where(d.c.status == "in_doubt")
+        query = query.where(d.c.status == vocab.DeliveryStatus.IN_DOUBT)
     if journey:
         query = query.where(d.c.journey_id == journey)
     current = settings()

@@ -17,20 +17,31 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, select, update
 
-from engagement import suppression
+from engagement import suppression, vocab
 from engagement.store import schema
 from engagement.store.database import Database, among
 
 d = schema.deliveries
 # how far along a delivery is; a status only moves to a higher rank (a bounce wins over delivered)
-RANK = {"deferred": 1, "delivered": 2, "dropped": 3, "bounced": 4}
+RANK = {
+    vocab.DeliveryStatus.DEFERRED: 1,
+    vocab.DeliveryStatus.DELIVERED: 2,
+    vocab.DeliveryStatus.DROPPED: 3,
+    vocab.DeliveryStatus.BOUNCED: 4,
+}
 # messages that went, or may have gone, to the provider rank from 0; any other status (queued,
 # suppressed, cancelled…) ranks above everything, so no provider event can move it
-PROGRESS = {"sending": 0, "sent": 0, "in_doubt": 0, "failed": 0, **RANK}
+PROGRESS = {
+    vocab.DeliveryStatus.SENDING: 0,
+    vocab.DeliveryStatus.SENT: 0,
+    vocab.DeliveryStatus.IN_DOUBT: 0,
+    vocab.DeliveryStatus.FAILED: 0,
+    **RANK,
+}
 NEVER_SENT = 100
 # when one batch gives an address several reasons, keep the strongest (so the order never matters)
 STRENGTH = {"complaint": 3, "bounce": 2, "unsubscribe": 1}
-UNSUBSCRIBING = ("unsubscribe", "group_unsubscribe")
+UNSUBSCRIBING = (vocab.ResponseKind.UNSUBSCRIBE, vocab.ResponseKind.GROUP_UNSUBSCRIBE)
 CHUNK = 500
 
 
@@ -39,12 +50,12 @@ class EmailEvent:
     """A provider event in our vocabulary: what happened to which message, and what it implies."""
 
     provider: str
-    kind: str
+    kind: vocab.ResponseKind
     occurred_at: datetime
     delivery_id: str | None  # from our custom_args
     message_id: str | None  # the provider's X-Message-Id, when there are no custom_args
     email: str | None
-    status: str
+    status: vocab.DeliveryStatus
     suppress: str | None  # suppression reason for the address, if any
     occurrence: str  # event and timestamp (and link): with the message, retries under a new event id match
     provider_event_id: str | None
@@ -235,7 +246,11 @@ def _order(event: EmailEvent) -> tuple[int, datetime, str]:
 
 
 def _reason(event: EmailEvent, *, bare: bool = False) -> str | None:
-    if event.status not in ("bounced", "dropped", "deferred"):
+    if event.status not in (
+        vocab.DeliveryStatus.BOUNCED,
+        vocab.DeliveryStatus.DROPPED,
+        vocab.DeliveryStatus.DEFERRED,
+    ):
         return None
     if bare:  # an erased contact's: the provider's text may name the address
         return event.kind

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, String, and_, case, cast, exists, false, func, literal, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from engagement import advance, errors, holdout, stepper
+from engagement import advance, errors, holdout, stepper, vocab
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
 from engagement.journeys.catalog import Journey
@@ -166,10 +166,22 @@ def candidates(
     # no holdout: no bucket to compute (on SQLite a Python call a candidate)
     in_holdout = holdout.Bucket(literal(journey.id + ":") + subject) < held if held else false()
     at = en.c.entered_at.type
-    state: dict[str, Any] = {"state": "active", "step_id": journey.program[0].step_id, "next_action_at": now}
+    state: dict[str, Any] = {
+        "state": vocab.EnrollmentState.ACTIVE,
+        "step_id": journey.program[0].step_id,
+        "next_action_at": now,
+    }
     if moves is not None and moves.outcome is not None:
-        outcome = case((in_holdout, literal("holdout")), else_=literal("completed"))
-        state = {"state": "ended", "outcome": outcome, "end_reason": outcome, "ended_at": now}
+        outcome = case(
+            (in_holdout, literal(vocab.EnrollmentOutcome.HOLDOUT.value)),
+            else_=literal(vocab.EnrollmentOutcome.COMPLETED.value),
+        )
+        state = {
+            "state": vocab.EnrollmentState.ENDED,
+            "outcome": outcome,
+            "end_reason": outcome,
+            "ended_at": now,
+        }
     elif moves is not None:
         state |= {
             "step_id": moves.step_id,
@@ -206,7 +218,7 @@ def _re_entry_allows(
     rule = journey.spec.re_entry
     if rule == "never":
         return not_(exists(select(literal(1)).select_from(en).where(mine)))
-    blocking: list[ColumnElement[bool]] = [en.c.state == "active"]
+    blocking: list[ColumnElement[bool]] = [en.c.state == vocab.EnrollmentState.ACTIVE]
     if isinstance(rule, ReEntryAfter):
         blocking.append(en.c.entered_at > now - rule.after)
     if occurred is not None:  # an occurrence before or during an earlier enrollment is spent

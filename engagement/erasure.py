@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import case, func, literal, or_, select, update
 
-from engagement import errors, suppression
+from engagement import errors, suppression, vocab
 from engagement.store import schema
 from engagement.store.database import Database
 
@@ -109,8 +109,18 @@ def erase(db: Database, contact_id: str, now: datetime, *, outbox: Path | None =
         done.responses = conn.execute(update(r).where(r.c.contact_id == contact_id).values(data={})).rowcount
         done.enrollments_ended = conn.execute(
             update(en)
-            .where(en.c.audience == "contact", en.c.subject_id == contact_id, en.c.state == "active")
-            .values(state="ended", outcome="exited", end_reason="erased", ended_at=now, next_action_at=None)
+            .where(
+                en.c.audience == "contact",
+                en.c.subject_id == contact_id,
+                en.c.state == vocab.EnrollmentState.ACTIVE,
+            )
+            .values(
+                state=vocab.EnrollmentState.ENDED,
+                outcome=vocab.EnrollmentOutcome.EXITED,
+                end_reason="erased",
+                ended_at=now,
+                next_action_at=None,
+            )
         ).rowcount
     done.log_truncated = db.forget_old_pages()
     if outbox is not None:

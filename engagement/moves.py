@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, literal, select, update
 from sqlalchemy.sql import ColumnElement
 
+from engagement import vocab
 from engagement.journeys import program
 from engagement.journeys.catalog import Journey
 from engagement.store import schema
@@ -38,7 +39,7 @@ class Target:
     step_id: str | None  # None: they end
     reason: str
     same_step: bool = False  # the step itself is still there: its wait goes on as it was
-    outcome: str = "completed"  # when they end
+    outcome: vocab.EnrollmentOutcome = vocab.EnrollmentOutcome.COMPLETED  # when they end
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def resolve(old: str, recorded: dict[str, Any] | None, journey: Journey) -> Targ
     legacy = {program.legacy_id(i): i.step_id for i in journey.program}
     if old in legacy:
         return Target(legacy[old], "step id upgraded", same_step=True)
-    return Target(None, "step removed from journey", outcome="exited")
+    return Target(None, "step removed from journey", outcome=vocab.EnrollmentOutcome.EXITED)
 
 
 def _readable(recorded: dict[str, Any] | None) -> bool:
@@ -121,7 +122,7 @@ def apply(db: Database, conn: Connection, journey: Journey, now: datetime) -> li
     if recorded == current:
         return []
     ids = [i.step_id for i in journey.program]
-    active = [en.c.journey_id == journey.id, en.c.state == "active"]
+    active = [en.c.journey_id == journey.id, en.c.state == vocab.EnrollmentState.ACTIVE]
     stale = conn.execute(
         select(en.c.step_id, func.count())
         .where(*active, en.c.step_id.is_not(None), en.c.step_id.not_in(ids))
@@ -159,10 +160,17 @@ def apply(db: Database, conn: Connection, journey: Journey, now: datetime) -> li
 
 def _values(target: Target, now: datetime) -> dict[str, Any]:
     if target.step_id is None:
-        outcome: ColumnElement[str] = literal(target.outcome)
-        if target.outcome == "completed":  # as running out of steps ends a holdout enrollment
-            outcome = case((en.c.holdout, literal("holdout")), else_=outcome)
-        ended = {"state": "ended", "outcome": outcome, "end_reason": target.reason, "ended_at": now}
+        outcome: ColumnElement[str] = literal(target.outcome.value)
+        if (
+            target.outcome == vocab.EnrollmentOutcome.COMPLETED
+        ):  # as running out of steps ends a holdout enrollment
+            outcome = case((en.c.holdout, literal(vocab.EnrollmentOutcome.HOLDOUT.value)), else_=outcome)
+        ended = {
+            "state": vocab.EnrollmentState.ENDED,
+            "outcome": outcome,
+            "end_reason": target.reason,
+            "ended_at": now,
+        }
         return {**ended, "step_id": None, "next_action_at": None, "wait_started_at": None}
     if target.same_step:
         return {"step_id": target.step_id}

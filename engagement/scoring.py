@@ -44,6 +44,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from engagement import vocab
 from engagement.conditions import sql
 from engagement.conditions.context import EvalContext, day_number
 from engagement.config import Settings
@@ -54,15 +55,15 @@ GRACE = timedelta(seconds=1)  # covers an INSERT that drew its key before its tr
 WATERMARK = "scores"
 ENGINE_SOURCE = "engine"  # events the engine writes about itself are not product use
 RESPONSE_WEIGHTS = {  # response kind -> the weight it earns (one per delivery)
-    "open": "open",
-    "click": "click",
-    "seen": "nudge_seen",
-    "clicked": "nudge_clicked",
-    "dismissed": "nudge_dismissed",
-    "bounce": "bounce",
-    "spamreport": "spamreport",
-    "unsubscribe": "unsubscribe",
-    "group_unsubscribe": "unsubscribe",
+    vocab.ResponseKind.OPEN: "open",
+    vocab.ResponseKind.CLICK: "click",
+    vocab.ResponseKind.SEEN: "nudge_seen",
+    vocab.ResponseKind.CLICKED: "nudge_clicked",
+    vocab.ResponseKind.DISMISSED: "nudge_dismissed",
+    vocab.ResponseKind.BOUNCE: "bounce",
+    vocab.ResponseKind.SPAMREPORT: "spamreport",
+    vocab.ResponseKind.UNSUBSCRIBE: "unsubscribe",
+    vocab.ResponseKind.GROUP_UNSUBSCRIBE: "unsubscribe",
 }
 CREDIT_COLUMNS = ["key", "contact_id", "account_id", "kind", "detail", "weight", "at_day"]
 

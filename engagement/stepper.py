@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from engagement import vocab
 from engagement.conditions import ast
 from engagement.journeys.program import Instr
 
@@ -21,7 +22,7 @@ class Decision:
     step_id: str | None = None
     next_action_at: datetime | None = None
     wait_started_at: datetime | None = None
-    outcome: str | None = None  # completed | holdout (ran out of steps)
+    outcome: vocab.EnrollmentOutcome | None = None  # completed | holdout (ran out of steps)
     reason: str | None = None
 
 
@@ -47,7 +48,9 @@ def decide(
     moment = min(due_since or now, now)
     for _ in range(MAX_HOPS):
         if index >= len(program):
-            decision.outcome = "holdout" if holdout else "completed"
+            decision.outcome = (
+                vocab.EnrollmentOutcome.HOLDOUT if holdout else vocab.EnrollmentOutcome.COMPLETED
+            )
             return decision
         instr = program[index]
         if instr.kind == "jump":

@@ -87,14 +87,16 @@ def seed(db: Database) -> None:
         deliveries.append(
             _delivery(f"n{i}", ids[f"c{i}"], "nudge", "in_app", f"c{i}", "sent", at(4, 9), at(4, 9))
         )
-    for i, status, reason in (
-        (5, "queued", "held: weekly email cap reached"),
-        (6, "queued", "held: outside the send window"),
-        (7, "suppressed", "address is on the suppression list"),
-        (8, "failed", "550 rejected"),
+    for i, status, reason, hold in (
+        (5, "queued", "held: weekly email cap reached", "weekly_cap"),
+        (6, "queued", "held: outside the send window", "send_window"),
+        (7, "suppressed", "address is on the suppression list", None),
+        (8, "failed", "550 rejected", None),
     ):
         deliveries.append(
-            _delivery(f"f{i}", ids[f"c{i}"], "followup", "email", f"c{i}", status, None, at(5, 9), reason)
+            _delivery(
+                f"f{i}", ids[f"c{i}"], "followup", "email", f"c{i}", status, None, at(5, 9), reason, hold
+            )
         )
     responses: list[tuple[str, str, datetime]] = [
         *((f"w{i}", "delivered", at(2, 11, 1)) for i in range(1, 7)),
@@ -183,6 +185,7 @@ def _delivery(
     sent: datetime | None,
     updated: datetime,
     reason: str | None = None,
+    hold: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": id_,
@@ -194,6 +197,7 @@ def _delivery(
         "contact_id": cid,
         "status": status,
         "status_reason": reason,
+        "hold_code": hold,
         "due_at": updated,
         "created_at": updated - timedelta(hours=1),
         "updated_at": updated,

@@ -75,6 +75,7 @@ def test_with_a_cap_of_one_the_held_emails_go_out_a_week_apart_in_priority_order
     held = world.rows(d, d.c.status == "queued")
     assert {r["journey_id"]: r["due_at"] for r in held} == {"low": NOW + WEEK, "mid": NOW + WEEK}
     assert {r["status_reason"] for r in held} == {"held: weekly email cap reached"}
+    assert {r["hold_code"] for r in held} == {"weekly_cap"}
 
     for at in ticks(NOW + DAY, NOW + 3 * WEEK, DAY):
         world.tick(at)

@@ -63,8 +63,22 @@ def _snapshot(engine: Engine) -> dict[str, dict[str, Any]]:
             "fks": sorted(_plain(fk) for fk in found.get_foreign_keys(name)),
             "indexes": sorted(_plain(ix) for ix in found.get_indexes(name)),
             "uniques": sorted(_plain(uq) for uq in found.get_unique_constraints(name)),
+            "checks": sorted(_plain(ck) for ck in found.get_check_constraints(name)),
+            "triggers": _triggers(engine, name),
         }
     return tables
+
+
+def _triggers(engine: Engine, table: str) -> list[Any]:
+    """The triggers on one table (SQLite drops them when a migration rebuilds the table)."""
+    query = (
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table"
+        if engine.dialect.name == "sqlite"
+        else "SELECT trigger_name, event_manipulation, action_condition, action_statement"
+        " FROM information_schema.triggers WHERE event_object_table = :table"
+    )
+    with engine.connect() as conn:
+        return sorted(tuple(row) for row in conn.execute(text(query), {"table": table}))
 
 
 def _plain(reflected: Any) -> str:
@@ -231,3 +245,70 @@ def test_an_enrollment_stored_at_a_positional_step_id_before_0010_goes_on_after_
     ]
     assert early.dispatched.sent == 0
     assert [m.subject for m in email.sent] == ["Tips"] and later.moves == []
+
+
+def test_a_delivery_held_before_0012_gets_the_code_of_its_reason_text(db: database.Database) -> None:
+    migrate.upgrade(db, "0011")
+    reasons = {
+        "cap": "held: weekly email cap reached",
+        "window": "held: outside the send window",
+        "provider": "held: provider rate limit (HTTP 429)",
+        "webhook": "held: webhook rate limit (csm-alerts: HTTP 429 rate_limited)",
+        "failed": "550 rejected",
+        "sent": None,
+    }
+    row = {"enrollment_id": 1, "journey_id": "j", "step_id": "s", "channel": "email", "due_at": NOW}
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO delivery (id, enrollment_id, journey_id, step_id, channel, recipient, status, "
+                "status_reason, attempts, due_at, created_at) VALUES (:id, :enrollment_id, :journey_id, "
+                ":step_id, :channel, :id, :status, :reason, 0, :due_at, :due_at)"
+            ),
+            [
+                {**row, "id": key, "status": "queued" if reason else "sent", "reason": reason}
+                for key, reason in reasons.items()
+            ],
+        )
+    migrate.upgrade(db)
+    with db.begin() as conn:
+        codes = dict(conn.execute(text("SELECT id, hold_code FROM delivery")).all())
+    assert codes == {
+        "cap": "weekly_cap",
+        "window": "send_window",
+        "provider": "provider_rate_limit",
+        "webhook": "webhook_rate_limit",
+        "failed": None,
+        "sent": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "row"),
+    [
+        (schema.deliveries, {"status": "lost"}),
+        (schema.deliveries, {"hold_code": "held: weekly email cap reached"}),
+        (schema.enrollments, {"state": "paused"}),
+        (schema.enrollments, {"state": "ended", "outcome": "won"}),
+    ],
+)
+def test_the_schema_refuses_a_word_outside_its_vocabulary(
+    db: database.Database, table: Any, row: dict[str, Any]
+) -> None:
+    migrate.upgrade(db)
+    delivery = {
+        "id": "d1",
+        "enrollment_id": 1,
+        "journey_id": "j",
+        "step_id": "s",
+        "channel": "email",
+        "recipient": "c1",
+        "due_at": NOW,
+        "created_at": NOW,
+    }
+    valid = delivery if table is schema.deliveries else _enrollment("c1", "active")
+    other = {"id": "d2", "recipient": "c2"} if table is schema.deliveries else {"subject_id": "c2"}
+    with db.begin() as conn:  # the same row with the known words goes in
+        conn.execute(insert(table), [valid])
+    with pytest.raises(IntegrityError), db.begin() as conn:
+        conn.execute(insert(table), [{**valid, **other, **row}])

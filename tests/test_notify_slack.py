@@ -103,6 +103,7 @@ def test_a_429_from_the_webhook_holds_the_message_for_its_retry_after_then_sends
     [held] = world.rows(d)
     assert (held["status"], held["due_at"]) == ("queued", NOW + 30 * SECOND)
     assert held["status_reason"].startswith("held: webhook rate limit (csm-alerts: HTTP 429 rate_limited")
+    assert held["hold_code"] == "webhook_rate_limit"
     assert alerts.tick(NOW + 10 * SECOND).dispatched.sent == 0
     assert len(slack.bodies) == 1  # nothing reaches Slack before its Retry-After
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, select, update
 
-from engagement import errors, inbox, suppression, templates, unsubscribe
+from engagement import errors, inbox, suppression, templates, unsubscribe, vocab
 from engagement.config import Settings
 from engagement.delivery import ledger, pause, policy, senders, windows
 from engagement.delivery.message import (
@@ -38,16 +38,20 @@ from engagement.templates import Renderer
 
 d = schema.deliveries
 COUNTED = (
-    "sending",
-    "sent",
-    "delivered",
-    "in_doubt",
-    "bounced",
-    "deferred",
+    vocab.DeliveryStatus.SENDING,
+    vocab.DeliveryStatus.SENT,
+    vocab.DeliveryStatus.DELIVERED,
+    vocab.DeliveryStatus.IN_DOUBT,
+    vocab.DeliveryStatus.BOUNCED,
+    vocab.DeliveryStatus.DEFERRED,
 )  # emails that reached, or may have
 CLAIM_ORDER = (d.c.due_at, d.c.priority.desc(), d.c.id)
 RATE_LIMIT_HOLD = "held: provider rate limit"
 WEBHOOK_HOLD = "held: webhook rate limit"
+HOLD_CODES = {
+    RATE_LIMIT_HOLD: vocab.HoldCode.PROVIDER_RATE_LIMIT,
+    WEBHOOK_HOLD: vocab.HoldCode.WEBHOOK_RATE_LIMIT,
+}
 MAX_REASON = 1000
 
 
@@ -146,11 +150,11 @@ def _email_allowed(conn: Connection, ports: Ports, now: datetime, at: datetime) 
         conn.execute(
             update(d)
             .where(
-                d.c.status == "queued",
+                d.c.status == vocab.DeliveryStatus.QUEUED,
                 d.c.channel == "email",
                 d.c.due_at > now,
                 d.c.due_at <= now + (until - heard),  # held by this pause, not due later for their own sake
-                d.c.status_reason.startswith(RATE_LIMIT_HOLD),
+                d.c.hold_code == vocab.HoldCode.PROVIDER_RATE_LIMIT,
             )
             .values(due_at=now)
         )
@@ -161,7 +165,7 @@ def _email_allowed(conn: Connection, ports: Ports, now: datetime, at: datetime) 
 
 def due(journeys: list[str], now: datetime, limit: int, *, emails: bool = True) -> Any:
     """The ids of the next due deliveries, in claim order (served by `ix_delivery_claim`)."""
-    where = [d.c.status == "queued", d.c.due_at <= now, d.c.journey_id.in_(journeys)]
+    where = [d.c.status == vocab.DeliveryStatus.QUEUED, d.c.due_at <= now, d.c.journey_id.in_(journeys)]
     if not emails:
         where.append(d.c.channel != "email")
     return select(d.c.id).where(*where).order_by(*CLAIM_ORDER).limit(limit)
@@ -233,7 +237,7 @@ def _claim(
             now,
             recent.get(row.contact_id, []),
         )
-        sending = verdict.status == "sending"
+        sending = verdict.status == vocab.DeliveryStatus.SENDING
         if sending:
             claimed.append(row)
             if row.channel == "email" and row.contact_id:
@@ -244,6 +248,7 @@ def _claim(
                 "_id": row.id,
                 "status": verdict.status,
                 "status_reason": verdict.reason,
+                "hold_code": verdict.hold,
                 "due_at": verdict.due_at or row.due_at,
                 "attempts": row.attempts + sending,
             }
@@ -252,13 +257,13 @@ def _claim(
     return len(rows), claimed
 
 
-def _count(total: Dispatched, status: str, reason: str | None) -> None:
+def _count(total: Dispatched, status: vocab.DeliveryStatus, reason: str | None) -> None:
     field = {
-        "queued": "held",
-        "suppressed": "suppressed",
-        "skipped_late": "skipped_late",
-        "cancelled": "cancelled",
-        "dropped": "cancelled",
+        vocab.DeliveryStatus.QUEUED: "held",
+        vocab.DeliveryStatus.SUPPRESSED: "suppressed",
+        vocab.DeliveryStatus.SKIPPED_LATE: "skipped_late",
+        vocab.DeliveryStatus.CANCELLED: "cancelled",
+        vocab.DeliveryStatus.DROPPED: "cancelled",
     }.get(status)
     if field:
         total.add(field, reason if field == "held" else None)  # skips name their own due time: not a reason
@@ -378,8 +383,9 @@ def _outcome(row: Any, now: datetime) -> dict[str, Any]:
     """One row's outcome as a send leaves it, until something says otherwise."""
     return {
         "_id": row.id,
-        "status": "sent",
+        "status": vocab.DeliveryStatus.SENT,
         "status_reason": None,
+        "hold_code": None,
         "provider": None,
         "provider_message_id": None,
         "subject": None,
@@ -487,7 +493,9 @@ def _notify(
 
 def _unless_moved_on() -> ColumnElement[str]:
     # no IN (…): an executemany can't expand it
-    left_by_a_send = or_(d.c.status == "sending", d.c.status == "in_doubt")
+    left_by_a_send = or_(
+        d.c.status == vocab.DeliveryStatus.SENDING, d.c.status == vocab.DeliveryStatus.IN_DOUBT
+    )
     return case((left_by_a_send, bindparam("status")), else_=d.c.status)
 
 
@@ -517,14 +525,26 @@ def _settle(
 
 def _hold(outcome: dict[str, Any], until: datetime, reason: str, total: Dispatched) -> None:
     total.add("held", reason)
-    outcome.update(status="queued", status_reason=reason, sent_at=None, due_at=until)
+    outcome.update(
+        status=vocab.DeliveryStatus.QUEUED,
+        status_reason=reason,
+        hold_code=HOLD_CODES[reason],
+        sent_at=None,
+        due_at=until,
+    )
 
 
 def _rate_limited(
     outcome: dict[str, Any], exc: RateLimited, until: datetime, total: Dispatched, hold: str
 ) -> None:
     total.add("rate_limited", hold)
-    outcome.update(status="queued", status_reason=_text(f"{hold} ({exc.reason})"), sent_at=None, due_at=until)
+    outcome.update(
+        status=vocab.DeliveryStatus.QUEUED,
+        status_reason=_text(f"{hold} ({exc.reason})"),
+        hold_code=HOLD_CODES[hold],
+        sent_at=None,
+        due_at=until,
+    )
 
 
 def _failed(outcome: dict[str, Any], exc: BaseException, total: Dispatched, *, called: bool = False) -> None:
@@ -537,10 +557,10 @@ def _failed(outcome: dict[str, Any], exc: BaseException, total: Dispatched, *, c
     reason = str(exc) if expected else f"{type(exc).__name__}: {exc}"
     if isinstance(exc, InDoubt) or (called and not expected):
         total.add("in_doubt", _text(reason))
-        outcome.update(status="in_doubt", status_reason=_text(reason), sent_at=None)
+        outcome.update(status=vocab.DeliveryStatus.IN_DOUBT, status_reason=_text(reason), sent_at=None)
     else:
         total.add("failed", _text(reason))
-        outcome.update(status="failed", status_reason=_text(reason), sent_at=None)
+        outcome.update(status=vocab.DeliveryStatus.FAILED, status_reason=_text(reason), sent_at=None)
 
 
 def _text(reason: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from engagement import vocab
 from engagement.store import schema
 
 d = schema.deliveries
@@ -19,8 +20,8 @@ def sweep(conn: Connection, now: datetime, lease: timedelta) -> int:
     """Mark `sending` rows older than the lease `in_doubt`; return how many."""
     result = conn.execute(
         update(d)
-        .where(d.c.status == "sending", d.c.updated_at < now - lease)
-        .values(status="in_doubt", status_reason=IN_DOUBT_REASON, updated_at=now)
+        .where(d.c.status == vocab.DeliveryStatus.SENDING, d.c.updated_at < now - lease)
+        .values(status=vocab.DeliveryStatus.IN_DOUBT, status_reason=IN_DOUBT_REASON, updated_at=now)
     )
     return int(result.rowcount or 0)
 
@@ -29,6 +30,9 @@ def in_doubt(conn: Connection, limit: int = 1000) -> list[Any]:
     """Deliveries in doubt, oldest first (for `engagement deliveries --in-doubt`)."""
     return list(
         conn.execute(
-            select(d).where(d.c.status == "in_doubt").order_by(d.c.updated_at, d.c.id).limit(limit)
+            select(d)
+            .where(d.c.status == vocab.DeliveryStatus.IN_DOUBT)
+            .order_by(d.c.updated_at, d.c.id)
+            .limit(limit)
         ).all()
     )

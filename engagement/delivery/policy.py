@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from engagement import vocab
 from engagement.delivery import windows
 
 WEEK = timedelta(days=7)
@@ -37,36 +38,50 @@ class Rules:
 
 @dataclass(frozen=True)
 class Verdict:
-    """`sending`, `queued` (held until `due_at`), or a final status with its reason."""
+    """`sending`, `queued` (held until `due_at`, for `hold`), or a final status with its reason."""
 
-    status: str
+    status: vocab.DeliveryStatus
     reason: str | None = None
     due_at: datetime | None = None
+    hold: vocab.HoldCode | None = None
 
 
 def judge(candidate: Candidate, rules: Rules, now: datetime, recent_emails: Sequence[datetime]) -> Verdict:
     """Decide one delivery; `recent_emails` are this contact's emails of the last week."""
-    if candidate.enrollment_ended_as in ("converted", "exited"):
-        return Verdict("cancelled", f"enrollment {candidate.enrollment_ended_as} before sending")
+    if candidate.enrollment_ended_as in (vocab.EnrollmentOutcome.CONVERTED, vocab.EnrollmentOutcome.EXITED):
+        return Verdict(
+            vocab.DeliveryStatus.CANCELLED, f"enrollment {candidate.enrollment_ended_as} before sending"
+        )
     if candidate.has_contact and candidate.contact_erased:
-        return Verdict("dropped", "contact erased")
+        return Verdict(vocab.DeliveryStatus.DROPPED, "contact erased")
     if candidate.channel == "email" and not candidate.email:
-        return Verdict("dropped", "contact has no email address")
+        return Verdict(vocab.DeliveryStatus.DROPPED, "contact has no email address")
     if candidate.channel == "email" and candidate.suppressed:
-        return Verdict("suppressed", "address is on the suppression list")
+        return Verdict(vocab.DeliveryStatus.SUPPRESSED, "address is on the suppression list")
     if now - candidate.due_at > rules.max_lateness:
         return Verdict(
-            "skipped_late", f"due {candidate.due_at.isoformat()}, more than {rules.max_lateness} ago"
+            vocab.DeliveryStatus.SKIPPED_LATE,
+            f"due {candidate.due_at.isoformat()}, more than {rules.max_lateness} ago",
         )
     if rules.window is not None and candidate.channel in ("email", "in_app"):
         opens = windows.next_open(rules.window, now, rules.zone)
         if opens > now:
-            return Verdict("queued", "held: outside the send window", opens)
+            return Verdict(
+                vocab.DeliveryStatus.QUEUED,
+                "held: outside the send window",
+                opens,
+                vocab.HoldCode.SEND_WINDOW,
+            )
     if candidate.channel == "email" and rules.weekly_cap is not None:
         release = cap_release(recent_emails, rules.weekly_cap, now)
         if release is not None:
-            return Verdict("queued", "held: weekly email cap reached", release)
-    return Verdict("sending")
+            return Verdict(
+                vocab.DeliveryStatus.QUEUED,
+                "held: weekly email cap reached",
+                release,
+                vocab.HoldCode.WEEKLY_CAP,
+            )
+    return Verdict(vocab.DeliveryStatus.SENDING)
 
 
 def cap_release(recent: Sequence[datetime], cap: int, now: datetime) -> datetime | None:

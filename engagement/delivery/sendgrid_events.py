@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
-from engagement import errors, values
+from engagement import errors, values, vocab
 from engagement.email_events import EmailEvent
 
 SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
@@ -26,29 +26,30 @@ TIMESTAMP_HEADER = EventWebhookHeader.TIMESTAMP
 # the custom_args our outgoing messages carry (delivery/dispatch.py); SendGrid echoes them as top-level fields
 DELIVERY_ARG = "delivery_id"
 
-KINDS = frozenset(
-    {
-        "delivered",
-        "open",
-        "click",
-        "bounce",
-        "dropped",
-        "deferred",
-        "spamreport",
-        "unsubscribe",
-        "group_unsubscribe",
-    }
-)
+# SendGrid's event names for the kinds we record, and their responses in our vocabulary (the one place
+# SendGrid's names are read); processed, group_resubscribe and the rest are not recorded
+KINDS = {
+    "delivered": vocab.ResponseKind.DELIVERED,
+    "open": vocab.ResponseKind.OPEN,
+    "click": vocab.ResponseKind.CLICK,
+    "bounce": vocab.ResponseKind.BOUNCE,
+    "dropped": vocab.ResponseKind.DROPPED,
+    "deferred": vocab.ResponseKind.DEFERRED,
+    "spamreport": vocab.ResponseKind.SPAMREPORT,
+    "unsubscribe": vocab.ResponseKind.UNSUBSCRIBE,
+    "group_unsubscribe": vocab.ResponseKind.GROUP_UNSUBSCRIBE,
+}
+# the delivery status each response shows
 STATUS = {
-    "delivered": "delivered",
-    "open": "delivered",  # an open or a click proves the message arrived
-    "click": "delivered",
-    "spamreport": "delivered",
-    "unsubscribe": "delivered",
-    "group_unsubscribe": "delivered",
-    "deferred": "deferred",
-    "bounce": "bounced",
-    "dropped": "dropped",
+    vocab.ResponseKind.DELIVERED: vocab.DeliveryStatus.DELIVERED,
+    vocab.ResponseKind.OPEN: vocab.DeliveryStatus.DELIVERED,  # an open or a click proves the message arrived
+    vocab.ResponseKind.CLICK: vocab.DeliveryStatus.DELIVERED,
+    vocab.ResponseKind.SPAMREPORT: vocab.DeliveryStatus.DELIVERED,
+    vocab.ResponseKind.UNSUBSCRIBE: vocab.DeliveryStatus.DELIVERED,
+    vocab.ResponseKind.GROUP_UNSUBSCRIBE: vocab.DeliveryStatus.DELIVERED,
+    vocab.ResponseKind.DEFERRED: vocab.DeliveryStatus.DEFERRED,
+    vocab.ResponseKind.BOUNCE: vocab.DeliveryStatus.BOUNCED,
+    vocab.ResponseKind.DROPPED: vocab.DeliveryStatus.DROPPED,
 }
 # SendGrid's reasons for dropping a message that mean the address itself must not be mailed again
 DROPPED_SUPPRESSES = {
@@ -195,13 +196,13 @@ def verify(key_text: str, body: bytes, signature: str, timestamp: str) -> bool:
 
 def interpret(event: SendgridEvent) -> EmailEvent | None:
     """The event in our vocabulary, or None for kinds we do not record (processed, group_resubscribe…)."""
-    kind = event.event
-    if kind not in KINDS:
+    kind = KINDS.get(event.event)
+    if kind is None:
         return None
     delivery_id = event.delivery_id or None
     message_id = event.sg_message_id.split(".", 1)[0] if event.sg_message_id else None
     occurrence = f"{kind}:{event.timestamp}"
-    if kind == "click" and event.url:  # two links clicked in the same second are two clicks
+    if kind == vocab.ResponseKind.CLICK and event.url:  # two links clicked in the same second are two clicks
         occurrence += ":" + hashlib.sha256(event.url.encode()).hexdigest()[:16]
     return EmailEvent(
         provider="sendgrid",
@@ -219,14 +220,14 @@ def interpret(event: SendgridEvent) -> EmailEvent | None:
 
 
 def _suppression(event: SendgridEvent) -> str | None:
-    kind = event.event
-    if kind == "bounce":
+    kind = KINDS.get(event.event)
+    if kind == vocab.ResponseKind.BOUNCE:
         return None if (event.type or "").lower() == "blocked" else "bounce"  # a block is not a bad address
-    if kind == "dropped":
+    if kind == vocab.ResponseKind.DROPPED:
         return DROPPED_SUPPRESSES.get((event.reason or "").strip().lower())
-    if kind == "spamreport":
+    if kind == vocab.ResponseKind.SPAMREPORT:
         return "complaint"
-    if kind in ("unsubscribe", "group_unsubscribe"):
+    if kind in (vocab.ResponseKind.UNSUBSCRIBE, vocab.ResponseKind.GROUP_UNSUBSCRIBE):
         return "unsubscribe"
     return None
 

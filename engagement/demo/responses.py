@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engagement import ingest
+from engagement import ingest, vocab
 from engagement.records import EventIn
 from engagement.store import schema
 from engagement.store.database import Database
@@ -42,7 +42,9 @@ class Customers:
         with self.db.begin() as conn:
             sent = conn.execute(
                 select(d.c.id, d.c.channel, d.c.contact_id, d.c.journey_id, d.c.step_id)
-                .where(d.c.status == "sent", d.c.sent_at == now, d.c.contact_id.is_not(None))
+                .where(
+                    d.c.status == vocab.DeliveryStatus.SENT, d.c.sent_at == now, d.c.contact_id.is_not(None)
+                )
                 .order_by(d.c.id)
             ).all()
             rows: list[dict[str, Any]] = []

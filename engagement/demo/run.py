@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import case, func, select
 
-from engagement import config, errors, importer, ingest, score_view, scoring
+from engagement import config, errors, importer, ingest, score_view, scoring, vocab
 from engagement.clock import ManualClock
 from engagement.demo import dataset
 from engagement.demo.responses import Customers
@@ -201,13 +201,17 @@ def summarize(db: Database) -> list[Summary]:
                 en.c.journey_id,
                 func.count(),
                 func.sum(case((en.c.holdout, 1), else_=0)),
-                func.sum(case(((en.c.outcome == "converted") & ~en.c.holdout, 1), else_=0)),
-                func.sum(case(((en.c.outcome == "converted") & en.c.holdout, 1), else_=0)),
+                func.sum(
+                    case(((en.c.outcome == vocab.EnrollmentOutcome.CONVERTED) & ~en.c.holdout, 1), else_=0)
+                ),
+                func.sum(
+                    case(((en.c.outcome == vocab.EnrollmentOutcome.CONVERTED) & en.c.holdout, 1), else_=0)
+                ),
             ).group_by(en.c.journey_id)
         ).all()
         sent = conn.execute(
             select(d.c.journey_id, d.c.channel, func.count())
-            .where(d.c.status == "sent")
+            .where(d.c.status == vocab.DeliveryStatus.SENT)
             .group_by(d.c.journey_id, d.c.channel)
         ).all()
     by_channel = {(j, ch): n for j, ch, n in sent}

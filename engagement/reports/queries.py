@@ -34,27 +34,32 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Subquery
 
+from engagement import vocab
 from engagement.reports.period import Period
 from engagement.store import schema
 from engagement.store.types import UTCDateTime
 
-UNSENT_STATUSES = ("queued", "skipped_late", "suppressed", "in_doubt", "failed")
+UNSENT_STATUSES = (
+    vocab.DeliveryStatus.QUEUED,
+    vocab.DeliveryStatus.SKIPPED_LATE,
+    vocab.DeliveryStatus.SUPPRESSED,
+    vocab.DeliveryStatus.IN_DOUBT,
+    vocab.DeliveryStatus.FAILED,
+)
 # SQLite refuses a compound SELECT of more than 500 terms (SQLITE_MAX_COMPOUND_SELECT)
 COMPOUND_TERMS = 400
-HELD_CAP = "held: weekly email cap%"
-HELD_WINDOW = "held: outside the send window%"
-# Response kinds as recorded (SendGrid event names for email, inbox actions for nudges).
+# each response kind's report field (both unsubscribe kinds count as unsubscribes)
 RESPONSE_FIELDS = {
-    "delivered": "delivered",
-    "open": "unique_opens",
-    "click": "unique_clicks",
-    "seen": "nudges_seen",
-    "clicked": "nudges_clicked",
-    "dismissed": "nudges_dismissed",
-    "unsubscribe": "unsubscribes",
-    "group_unsubscribe": "unsubscribes",
-    "bounce": "bounces",
-    "spamreport": "complaints",
+    vocab.ResponseKind.DELIVERED: "delivered",
+    vocab.ResponseKind.OPEN: "unique_opens",
+    vocab.ResponseKind.CLICK: "unique_clicks",
+    vocab.ResponseKind.SEEN: "nudges_seen",
+    vocab.ResponseKind.CLICKED: "nudges_clicked",
+    vocab.ResponseKind.DISMISSED: "nudges_dismissed",
+    vocab.ResponseKind.UNSUBSCRIBE: "unsubscribes",
+    vocab.ResponseKind.GROUP_UNSUBSCRIBE: "unsubscribes",
+    vocab.ResponseKind.BOUNCE: "bounces",
+    vocab.ResponseKind.SPAMREPORT: "complaints",
 }
 
 
@@ -184,12 +189,12 @@ def deliveries(conn: Connection, period: Period, journeys: Sequence[str] | None)
             d.c.step_id,
             d.c.channel,
             day,
-            _count(d.c.status_reason.like(HELD_CAP)).label("held_cap"),
-            _count(d.c.status_reason.like(HELD_WINDOW)).label("held_window"),
-            _count(d.c.status == "skipped_late").label("skipped_late"),
-            _count(d.c.status == "suppressed").label("suppressed"),
-            _count(d.c.status == "in_doubt").label("in_doubt"),
-            _count(d.c.status == "failed").label("failed"),
+            _count(d.c.hold_code == vocab.HoldCode.WEEKLY_CAP).label("held_cap"),
+            _count(d.c.hold_code == vocab.HoldCode.SEND_WINDOW).label("held_window"),
+            _count(d.c.status == vocab.DeliveryStatus.SKIPPED_LATE).label("skipped_late"),
+            _count(d.c.status == vocab.DeliveryStatus.SUPPRESSED).label("suppressed"),
+            _count(d.c.status == vocab.DeliveryStatus.IN_DOUBT).label("in_doubt"),
+            _count(d.c.status == vocab.DeliveryStatus.FAILED).label("failed"),
         )
         .where(
             d.c.status.in_(UNSENT_STATUSES),
@@ -211,7 +216,9 @@ def step_conversions(conn: Connection, period: Period, journeys: Sequence[str] |
     (enrollment, step, recipient) key, rather than joining every delivery to its enrollment.
     """
     d, e = schema.deliveries, schema.enrollments
-    converted = select(e.c.id).where(e.c.outcome == "converted", *_journeys(e.c.journey_id, journeys))
+    converted = select(e.c.id).where(
+        e.c.outcome == vocab.EnrollmentOutcome.CONVERTED, *_journeys(e.c.journey_id, journeys)
+    )
     stmt = (
         select(d.c.journey_id, d.c.step_id, d.c.channel, func.count().label("conversions"))
         .where(d.c.enrollment_id.in_(converted), d.c.sent_at >= period.start, d.c.sent_at < period.end)
@@ -300,7 +307,9 @@ def entries(conn: Connection, period: Period, journeys: Sequence[str] | None) ->
         e.c.entered_at < days.c.day_end,
     )
     entered = select(func.count()).where(*same).scalar_subquery()
-    converted = select(func.count()).where(*same, e.c.outcome == "converted").scalar_subquery()
+    converted = (
+        select(func.count()).where(*same, e.c.outcome == vocab.EnrollmentOutcome.CONVERTED).scalar_subquery()
+    )
     return _per_day(conn, k, days, entered=entered, conversions=converted)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, Index, Table, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Column, Index, Table, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from engagement import vocab
 from engagement.store.types import BigId, JsonDoc, UTCDateTime
 
 SQLModel.metadata.naming_convention = {
@@ -151,6 +152,8 @@ class Enrollment(SQLModel, table=True):
             sqlite_where=text("state = 'active'"),
             postgresql_where=text("state = 'active'"),
         ),
+        CheckConstraint(vocab.one_of("state", vocab.EnrollmentState), name="state"),
+        CheckConstraint(vocab.one_of("outcome", vocab.EnrollmentOutcome), name="outcome"),
     )
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
     journey_id: str = Field(max_length=100)
@@ -199,6 +202,8 @@ class Delivery(SQLModel, table=True):
             sqlite_where=text("provider_message_id IS NOT NULL"),
             postgresql_where=text("provider_message_id IS NOT NULL"),
         ),
+        CheckConstraint(vocab.one_of("status", vocab.DeliveryStatus), name="status"),
+        CheckConstraint(vocab.one_of("hold_code", vocab.HoldCode), name="hold_code"),
     )
     id: str = Field(primary_key=True, max_length=36)
     enrollment_id: int = Field(sa_column=Column(BigId, nullable=False))
@@ -219,6 +224,9 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
     priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    hold_code: str | None = Field(
+        default=None, max_length=30
+    )  # a vocab.HoldCode while held; reports count it
 
 
 class Response(SQLModel, table=True):

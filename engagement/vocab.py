@@ -1,0 +1,76 @@
+"""The closed sets of words the engine stores and compares, each defined once.
+
+The values are what the database holds; the schema's CHECK constraints are built from these sets.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class HoldCode(StrEnum):
+    """Why a queued delivery waits past its due time; reports count these, not the reason text."""
+
+    SEND_WINDOW = "send_window"
+    WEEKLY_CAP = "weekly_cap"
+    PROVIDER_RATE_LIMIT = "provider_rate_limit"  # the email provider's 429, or its pause still running
+    WEBHOOK_RATE_LIMIT = "webhook_rate_limit"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery is in its lifecycle: queued → sending → sent → delivered / bounced / …"""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+    SKIPPED_LATE = "skipped_late"
+    IN_DOUBT = "in_doubt"
+    FAILED = "failed"
+
+
+class EnrollmentState(StrEnum):
+    """Whether an enrollment is still moving through its journey."""
+
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class EnrollmentOutcome(StrEnum):
+    """How an ended enrollment ended."""
+
+    CONVERTED = "converted"  # reached the goal
+    EXITED = "exited"  # the exit condition held, its step was removed, or the contact was erased
+    COMPLETED = "completed"  # ran out of steps
+    HOLDOUT = "holdout"  # ran out of steps in the holdout
+
+
+def one_of(column: str, words: type[StrEnum]) -> str:
+    """A CHECK constraint's condition: `column` holds one of `words` (or NULL)."""
+    return f"{column} IN ({', '.join(repr(w.value) for w in words)})"
+
+
+class ResponseKind(StrEnum):
+    """What a recipient (or the provider, for them) did with a delivery, as the response table records it.
+
+    Provider webhooks map their own event names to these once (delivery/sendgrid_events.py); the in-app
+    inbox writes the nudge kinds.
+    """
+
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCE = "bounce"
+    DROPPED = "dropped"
+    OPEN = "open"
+    CLICK = "click"
+    SPAMREPORT = "spamreport"
+    UNSUBSCRIBE = "unsubscribe"
+    GROUP_UNSUBSCRIBE = "group_unsubscribe"  # an unsubscribe from one group of emails only
+    SEEN = "seen"
+    CLICKED = "clicked"
+    DISMISSED = "dismissed"
