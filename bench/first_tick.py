@@ -31,9 +31,11 @@ import scale  # bench/ is not a package: scale.py is found by the path above
 import steady_tick
 from sqlalchemy import event, text
 
-from engagement import advance, config, enroll, incremental, scoring, tick
+from engagement import config
 from engagement.delivery.recording import CountingEmail, RecordingWebhook
 from engagement.engine import Engine
+from engagement.evaluation import advance, enroll, incremental, tick
+from engagement.scores import scoring
 from engagement.store.database import Database
 
 PHASES = (

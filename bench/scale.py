@@ -35,12 +35,14 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from engagement import config, holdout, scoring, stepper, tick
+from engagement import config
 from engagement.conditions import pure
 from engagement.delivery.ids import delivery_id
 from engagement.delivery.recording import CountingEmail, RecordingWebhook
 from engagement.engine import Engine
+from engagement.evaluation import holdout, stepper, tick
 from engagement.journeys.catalog import Journey
+from engagement.scores import scoring
 from engagement.store import migrate, schema
 from engagement.store.database import Database
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from engagement import config, scoring
+from engagement import config
+from engagement.scores import scoring
 from engagement.store import schema
 from engagement.store.database import Database
 

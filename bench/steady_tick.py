@@ -7,7 +7,7 @@ The first run in a folder builds the world exactly as bench/scale.py does (same 
 the first tick at NOW in a child process and, on SQLite, keeps a copy of the database as it stood after
 it. Each later run (and each --repeat) starts again from that copy and times the tick `--minutes` later
 in a fresh process: total seconds, enrolled/queued counts, peak RSS, and per journey the seconds spent
-ending on goal/exit, enrolling and waking waiters (incremental evaluation: engagement/incremental.py).
+ending on goal/exit, enrolling and waking waiters (incremental evaluation: engagement/evaluation/incremental.py).
 On PostgreSQL the database is built once per run (no copy), and each repeat ticks a minute later.
 """
 
@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scale  # bench/ is not a package: scale.py is found by the path above
 
-from engagement import advance, config, enroll, tick
+from engagement import config
 from engagement.delivery.recording import CountingEmail, RecordingWebhook
 from engagement.engine import Engine
+from engagement.evaluation import advance, enroll, tick
 
 
 def timed_tick(config_path: str, minutes: float) -> None:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from engagement.engine import Engine
     from engagement.errors import EngagementError
     from engagement.reports.digest import send_digest
-    from engagement.scoring import snapshot
+    from engagement.scores.scoring import snapshot
 
 __all__ = [
     "Clock",
@@ -40,7 +40,7 @@ _HOMES = {
     "Settings": "engagement.config",
     "SystemClock": "engagement.clock",
     "send_digest": "engagement.reports.digest",
-    "snapshot": "engagement.scoring",
+    "snapshot": "engagement.scores.scoring",
 }
 
 

@@ -15,11 +15,14 @@ from rich.table import Table
 from sqlalchemy import Connection, func, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from engagement import config, errors, importer, records, spreadsheet, suppression, values, vocab
+from engagement import config, errors, values, vocab
 from engagement.clock import SystemClock, parse_instant
+from engagement.delivery import suppression
 from engagement.durations import parse_duration
+from engagement.ingest import importer, records
 from engagement.journeys import catalog as catalogs
 from engagement.journeys import spec
+from engagement.reports import spreadsheet
 from engagement.store import schema
 from engagement.store.database import Database, select
 
@@ -220,8 +223,8 @@ def preview(
     now: Annotated[str | None, typer.Option(help="evaluate the step's `if` at this instant")] = None,
 ) -> None:
     """Render one step for one contact: subject and text here, HTML to a file."""
-    from engagement import preview as previews
-    from engagement.templates import Renderer
+    from engagement.delivery.templates import Renderer
+    from engagement.dryrun import preview as previews
 
     current = settings()
     renderer = Renderer(current.path(current.templates.dir))
@@ -260,7 +263,7 @@ def simulate(
     """Dry run on a copy of today's data: who would get what, when. Sends nothing."""
     from rich.progress import Progress
 
-    from engagement import simulate as simulation
+    from engagement.dryrun import simulate as simulation
     from engagement.engine import load_catalog
 
     current = settings()
@@ -333,7 +336,7 @@ def demo(
     days: Annotated[int, typer.Option(min=1, max=180, help="simulated days")] = 60,
 ) -> None:
     """Run the shipped journeys over a generated customer base for 60 simulated days."""
-    from engagement.demo import run as demo_run
+    from engagement.dryrun.demo import run as demo_run
 
     demo_run.main(directory, days=days, console=out)
 
@@ -414,7 +417,7 @@ SimFile = Annotated[
 
 def _refuse_weak_secrets(current: config.Settings, host: str, command: str) -> None:
     """Stop before anything binds when the signing secrets are weak on a reachable server; warn on loopback."""
-    from engagement import secret_policy
+    from engagement.running import secret_policy
 
     warning = secret_policy.check(current, host, command)
     if warning:
@@ -450,7 +453,7 @@ def worker(
 
     On PostgreSQL, run as many workers as you like on one database; on SQLite, one (a second is refused).
     """
-    from engagement import worker as worker_loop
+    from engagement.running import worker as worker_loop
 
     current = settings()
     _refuse_weak_secrets(current, current.server.host, "worker")  # it signs the unsubscribe links it sends
@@ -469,8 +472,8 @@ def run(
     """Run the service: the scheduled jobs and the HTTP API in one process, until SIGTERM or Ctrl-C."""
     import uvicorn
 
-    from engagement import worker as worker_loop
     from engagement.api.app import create_app
+    from engagement.running import worker as worker_loop
 
     host = host or settings().server.host
     _refuse_weak_secrets(settings(), host, "run")
@@ -652,7 +655,7 @@ def scores(
     limit: Annotated[int, typer.Option(min=1, help="rows per table")] = 10,
 ) -> None:
     """Engagement scores and health bands; with --contact/--account, the events that contributed most."""
-    from engagement import score_view, scoring
+    from engagement.scores import score_view, scoring
 
     current = settings()
     db = database(current)
@@ -689,7 +692,7 @@ def scores(
 def _one(
     conn: Connection, current: config.Settings, at: datetime, subject_type: str, subject_id: str
 ) -> None:
-    from engagement import score_view
+    from engagement.scores import score_view
 
     found = score_view.standings(conn, current, subject_type, at, ids=[subject_id])
     if not found:
@@ -708,7 +711,7 @@ BAND_STYLE = {"green": "green", "yellow": "yellow", "red": "red"}
 
 
 def _band_tables(conn: Connection, current: config.Settings, at: datetime, limit: int) -> None:
-    from engagement import score_view
+    from engagement.scores import score_view
 
     contacts = score_view.bands(conn, current, "contact", at)
     accounts = score_view.bands(conn, current, "account", at)
@@ -745,7 +748,7 @@ def contacts_erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """Erase a contact's personal data everywhere; a hashed suppression keeps the address unsubscribed."""
-    from engagement import erasure
+    from engagement.store import erasure
 
     if not yes:
         typer.confirm(

@@ -6,7 +6,6 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from engagement import tick
 from engagement.clock import Clock, SystemClock
 from engagement.config import Settings
 from engagement.delivery.dispatch import Ports
@@ -15,9 +14,10 @@ from engagement.delivery.message import EmailProvider, WebhookProvider
 from engagement.delivery.outbox import OutboxEmail, OutboxWebhook
 from engagement.delivery.sendgrid import SendgridEmail
 from engagement.delivery.smtp import SmtpEmail
+from engagement.delivery.templates import Renderer
+from engagement.evaluation import tick
 from engagement.journeys import catalog as catalogs
 from engagement.store.database import Database
-from engagement.templates import Renderer
 
 
 class Engine:

@@ -11,12 +11,14 @@ import yaml
 from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner, Result
 
-from engagement import config, ingest, suppression
+from engagement import config
 from engagement.clock import Clock, ManualClock
+from engagement.delivery import suppression
 from engagement.delivery.message import EmailProvider
 from engagement.delivery.recording import RecordingEmail, RecordingWebhook
 from engagement.engine import Engine, load_catalog
-from engagement.records import AccountIn, ContactIn, EventIn
+from engagement.ingest import upserts as ingest
+from engagement.ingest.records import AccountIn, ContactIn, EventIn
 from engagement.store import schema
 from engagement.store.database import Database
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from engagement import unsubscribe
+from engagement.delivery import unsubscribe
 from engagement.delivery.message import OutboundEmail
 
 SENT_AT = datetime(2026, 3, 2, 14, 30, 15, tzinfo=UTC)

@@ -22,11 +22,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import literal, select
 
-from engagement import advance, enroll, holdout, md5, stepper, tick
 from engagement.delivery.ids import DeliveryId, delivery_id
 from engagement.engine import load_catalog
+from engagement.evaluation import advance, enroll, holdout, stepper, tick
 from engagement.journeys.catalog import Journey
-from engagement.store import schema
+from engagement.store import md5, schema
 
 BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
 

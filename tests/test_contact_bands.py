@@ -5,8 +5,9 @@ from __future__ import annotations
 from engine_world import NOW, World
 from sqlalchemy import insert, select
 
-from engagement import config, score_view, scoring
+from engagement import config
 from engagement.conditions.context import day_number
+from engagement.scores import score_view, scoring
 from engagement.store import schema
 
 BACKENDS = ("sqlite", "postgresql")

@@ -1,6 +1,6 @@
 """Rendered emails carry their CSS inline, for clients that ignore <style>; the text part is untouched.
 
-The CSS is inlined once per page shape (`engagement/inline_css.py`); whatever the recipient's values, the
+The CSS is inlined once per page shape (`engagement/delivery/inline_css.py`); whatever the recipient's values, the
 HTML is byte for byte what inlining that recipient's own page gives."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from markupsafe import Markup
 
 from engagement import config, errors
-from engagement.templates import HTML_LAYOUT, TEXT_LAYOUT, Renderer, sample_context
+from engagement.delivery.templates import HTML_LAYOUT, TEXT_LAYOUT, Renderer, sample_context
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "email"
 SHIPPED = sorted(

@@ -14,8 +14,8 @@ import pytest
 from engine_world import NOW, World
 from sqlalchemy import Connection, update
 
-from engagement import tick
 from engagement.delivery import dispatch, windows
+from engagement.evaluation import tick
 from engagement.store import schema
 
 BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)

@@ -19,9 +19,9 @@ from engagement import config
 from engagement.clock import ManualClock
 from engagement.delivery.sendgrid import SendgridEmail
 from engagement.engine import Engine
+from engagement.evaluation.tick import TickReport
 from engagement.store import schema
 from engagement.testing.sendgrid_server import SendgridServer
-from engagement.tick import TickReport
 
 d = schema.deliveries
 RETRY = config.Retry(attempts=3, base_seconds=0.0, max_seconds=0.0)

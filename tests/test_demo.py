@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from engagement import errors
-from engagement.demo import run
+from engagement.dryrun.demo import run
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,8 @@ def test_the_report_on_demo_data_shows_the_onboarding_lift_with_its_interval(
 def test_each_demo_folder_gets_signing_secrets_of_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engagement import config, secret_policy
+    from engagement import config
+    from engagement.running import secret_policy
 
     for name in (
         "ENGAGEMENT_UNSUBSCRIBE__SECRET",

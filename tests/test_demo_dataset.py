@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engagement.demo import dataset
-from engagement.demo.dataset import Dataset
+from engagement.dryrun.demo import dataset
+from engagement.dryrun.demo.dataset import Dataset
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 END = START + timedelta(days=60)

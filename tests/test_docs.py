@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import typer
 
-from engagement import cli, config, config_reference, secret_policy
+from engagement import cli, config, config_reference
+from engagement.running import secret_policy
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

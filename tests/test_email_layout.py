@@ -12,7 +12,7 @@ from pathlib import Path
 from engine_world import NOW, TEMPLATES, World
 
 from engagement import config
-from engagement.templates import DEFAULT_LAYOUTS, HTML_LAYOUT, TEXT_LAYOUT
+from engagement.delivery.templates import DEFAULT_LAYOUTS, HTML_LAYOUT, TEXT_LAYOUT
 
 BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
 
@@ -84,7 +84,7 @@ def test_a_templates_folder_without_a_layout_sends_every_email_with_the_shipped_
 def test_the_shipped_layout_is_package_data_beside_the_code() -> None:
     assert (DEFAULT_LAYOUTS / HTML_LAYOUT).is_file() and (DEFAULT_LAYOUTS / TEXT_LAYOUT).is_file()
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    assert '"email_layout/*.j2"' in pyproject  # so a non-editable install has it too
+    assert '"delivery/email_layout/*.j2"' in pyproject  # so a non-editable install has it too
 
 
 def test_a_layout_in_the_templates_folder_overrides_the_shipped_one(world: World) -> None:

@@ -10,9 +10,9 @@ import pytest
 from engine_world import NOW, World
 from sqlalchemy import func, insert, select
 
-from engagement import suppression
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
+from engagement.delivery import suppression
 from engagement.delivery.outbox import OutboxEmail
 from engagement.store import schema
 from engagement.testing.served import listening, serving

@@ -17,11 +17,10 @@ from engine_world import NOW, World
 from sqlalchemy import text
 from test_webhook_sendgrid import KEY, encode, public_text, signed
 
-from engagement import erasure
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
 from engagement.delivery.outbox import OutboxEmail
-from engagement.store import schema
+from engagement.store import erasure, schema
 from engagement.testing.served import served
 
 BACKENDS = ("sqlite", "postgresql")

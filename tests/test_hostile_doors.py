@@ -23,11 +23,14 @@ from sqlalchemy import insert
 from test_webhook_sendgrid import KEY, public_text
 from test_webhook_sendgrid import signed as signed_at
 
-from engagement import errors, importer, ingest, spreadsheet, unsubscribe
+from engagement import errors
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
-from engagement.records import ContactIn
-from engagement.reports import sheets
+from engagement.delivery import unsubscribe
+from engagement.ingest import importer
+from engagement.ingest import upserts as ingest
+from engagement.ingest.records import ContactIn
+from engagement.reports import sheets, spreadsheet
 from engagement.reports.model import Report, TurnedRed
 from engagement.reports.period import Period
 from engagement.store import schema

@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from test_webhook_sendgrid import KEY, public_text
 from test_webhook_sendgrid import signed as signed_at
 
-from engagement import errors, importer
+from engagement import errors
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
+from engagement.ingest import importer
 from engagement.testing.served import served
 
 

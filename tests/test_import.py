@@ -14,8 +14,9 @@ import pytest
 from backends import Analyses, postgres_url
 from engine_world import NOW, World
 
-from engagement import config, errors, importer
-from engagement.importer import ImportResult
+from engagement import config, errors
+from engagement.ingest import importer
+from engagement.ingest.importer import ImportResult
 from engagement.store import schema
 
 a, c, ev, m, am = (

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from engine_world import NOW, World
 
-from engagement import score_view
 from engagement.api.app import create_app
 from engagement.api.auth import contact_token
 from engagement.clock import ManualClock
+from engagement.scores import score_view
 from engagement.store import schema
 from engagement.testing.served import listening, serving
 

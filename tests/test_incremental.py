@@ -2,7 +2,7 @@
 
 Two identical worlds receive the same random facts between ticks (contacts, accounts, plan changes,
 events past and future, scores, erasures) and tick at the same instants, jumping minutes to days.
-One evaluates incrementally (engagement/incremental.py); the other forgets its watermarks before
+One evaluates incrementally (engagement/evaluation/incremental.py); the other forgets its watermarks before
 every tick, so it evaluates every subject as the engine did before. Their enrollments (entries,
 conversions, exits, wake-ups, steps) and deliveries must be identical after every tick.
 """
@@ -23,10 +23,10 @@ from backends import postgres_url
 from engine_world import NOW, REPO, World
 from sqlalchemy import delete, func, select, text
 
-from engagement import incremental, tick
 from engagement.conditions import ast
 from engagement.conditions.context import day_number
 from engagement.engine import load_catalog
+from engagement.evaluation import incremental, tick
 from engagement.store import schema
 from engagement.store.database import Database
 

@@ -12,9 +12,9 @@ from condition_world import drop_database, open_database, pure_ids, sql_ids
 from engine_world import NOW, World
 from sqlalchemy import insert, select
 
-from engagement import tick
 from engagement.conditions.context import day_number
 from engagement.conditions.parse import parse
+from engagement.evaluation import tick
 from engagement.store import schema
 
 THRESHOLD = 8.0

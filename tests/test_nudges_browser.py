@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from test_inbox import nudge_journey
 
-from engagement import score_view
 from engagement.api.app import create_app
 from engagement.api.auth import contact_token
 from engagement.clock import ManualClock
+from engagement.scores import score_view
 from engagement.store import schema
 from engagement.testing.served import listening, serving
 

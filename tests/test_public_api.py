@@ -50,8 +50,8 @@ def test_the_walk_reaches_the_modules_that_define_exceptions() -> None:
 
 
 def test_errors_that_callers_catch_as_value_error_still_are_value_errors() -> None:
-    from engagement import segment
     from engagement.delivery import sendgrid_events
+    from engagement.ingest import segment
 
     for kind in (errors.ConditionError, segment.InvalidCall, sendgrid_events.BadBatch):
         assert issubclass(kind, errors.EngagementError) and issubclass(kind, ValueError)

@@ -19,11 +19,13 @@ import pytest
 from backends import drop_everything, url_for
 from sqlalchemy import Connection, event, insert, select, text
 
-from engagement import advance, email_events, ingest
 from engagement.conditions import sql
 from engagement.conditions.context import EvalContext
 from engagement.conditions.parse import parse
 from engagement.delivery import dispatch
+from engagement.evaluation import advance
+from engagement.ingest import upserts as ingest
+from engagement.responses import email_events
 from engagement.store import migrate, schema
 from engagement.store.database import Database
 

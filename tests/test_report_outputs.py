@@ -13,12 +13,12 @@ import pytest
 from engine_world import World
 from report_world import JOURNEY, seed
 
-from engagement import jobs
 from engagement.clock import ManualClock, parse_instant
 from engagement.reports import digest
 from engagement.reports.model import COUNT_FIELDS
 from engagement.reports.sheets import ALL_STEPS, CSV_COLUMNS
 from engagement.reports.tables import display
+from engagement.running import jobs
 from engagement.store import schema
 
 RANGE = ("--from", "2026-03-01", "--to", "2026-03-07", "--now", "2026-03-08T06:00:00Z")

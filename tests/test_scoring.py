@@ -12,8 +12,9 @@ from backends import url_for
 from condition_world import drop_database, open_database
 from sqlalchemy import func, insert, select
 
-from engagement import config, scoring
+from engagement import config
 from engagement.conditions.context import day_number
+from engagement.scores import scoring
 from engagement.store import schema
 from engagement.store.database import Database
 

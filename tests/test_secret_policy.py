@@ -12,7 +12,8 @@ import httpx
 import pytest
 from conftest import SECRET_VARIABLES
 
-from engagement import config, secret_policy
+from engagement import config
+from engagement.running import secret_policy
 from engagement.store import migrate
 from engagement.store.database import Database
 from engagement.testing.api_process import ApiProcess, free_port

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from engine_world import NOW, World
 
-from engagement import simulate
+from engagement.dryrun import simulate
 from engagement.engine import load_catalog
 from engagement.store import schema
 

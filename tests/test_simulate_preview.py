@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from engine_world import NOW, World
 
-from engagement import errors, preview, simulate
+from engagement import errors
+from engagement.delivery.templates import Renderer
+from engagement.dryrun import preview, simulate
 from engagement.engine import load_catalog
 from engagement.store import schema
-from engagement.templates import Renderer
 
 en, d = schema.enrollments, schema.deliveries
 POSTAL = "500 Example Street, Suite 100, Springfield, OR 97477, USA"

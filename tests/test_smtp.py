@@ -27,7 +27,7 @@ from messages import LINK, SENT_AT, outbound
 from engagement import config, errors
 from engagement.delivery.message import InDoubt, OutboundEmail, SendError
 from engagement.delivery.smtp import SmtpEmail
-from engagement.templates import Renderer, sample_context
+from engagement.delivery.templates import Renderer, sample_context
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "email"
 

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from engine_world import NOW, World
 
-from engagement import config, unsubscribe
+from engagement import config
 from engagement.clock import ManualClock
+from engagement.delivery import unsubscribe
 from engagement.delivery.http_webhook import HttpWebhook
 from engagement.engine import Engine, load_catalog
 from engagement.store import schema

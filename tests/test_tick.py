@@ -10,7 +10,7 @@ from engine_world import NOW, World
 from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
-from engagement import holdout, tick
+from engagement.evaluation import holdout, tick
 from engagement.store import schema
 
 BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)

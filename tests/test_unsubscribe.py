@@ -10,9 +10,9 @@ import httpx
 import pytest
 from engine_world import NOW, World
 
-from engagement import unsubscribe
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
+from engagement.delivery import unsubscribe
 from engagement.delivery.message import OutboundEmail
 from engagement.store import schema
 from engagement.testing.served import listening, serving

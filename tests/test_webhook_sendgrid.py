@@ -21,9 +21,10 @@ from engine_world import NOW, World
 from sqlalchemy import insert
 from test_delivery_sendgrid import JOURNEY
 
-from engagement import config, suppression
+from engagement import config
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
+from engagement.delivery import suppression
 from engagement.delivery.message import OutboundEmail
 from engagement.delivery.recording import RecordingEmail
 from engagement.delivery.sendgrid import SendgridEmail

@@ -33,10 +33,11 @@ from backends import drop_everything, postgres_url
 from processes import Engagement
 from sqlalchemy import func, insert, select, text
 
-from engagement import config, ingest
+from engagement import config
 from engagement.clock import FileClock
-from engagement.demo import dataset
-from engagement.records import AccountIn
+from engagement.dryrun.demo import dataset
+from engagement.ingest import upserts as ingest
+from engagement.ingest.records import AccountIn
 from engagement.store import migrate, schema
 from engagement.store.database import Database
 from engagement.testing.sendgrid_server import SendgridProcess

@@ -1,4 +1,4 @@
-"""`DELETE /v1/contacts/{id}` (server key): erase a contact's personal data (see `engagement.erasure`)."""
+"""`DELETE /v1/contacts/{id}` (server key): erase a contact's personal data (see `engagement.store.erasure`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from engagement import erasure, values
+from engagement import values
 from engagement.api import body
 from engagement.api.auth import require_server_key
 from engagement.api.deps import Services, services
+from engagement.store import erasure
 
 router = APIRouter()
 Svc = Annotated[Services, Depends(services)]

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from engagement import scoring
 from engagement.api.scorer import BackgroundScorer
 from engagement.clock import Clock
 from engagement.config import Settings
+from engagement.scores import scoring
 from engagement.store.database import Database
 
 

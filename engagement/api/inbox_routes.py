@@ -13,9 +13,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
-from engagement import inbox, scoring
 from engagement.api import auth, body
 from engagement.api.deps import Services, services
+from engagement.responses import inbox
+from engagement.scores import scoring
 
 router = APIRouter()
 Svc = Annotated[Services, Depends(services)]

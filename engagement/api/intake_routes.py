@@ -13,9 +13,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from engagement import intake, segment, values
+from engagement import values
 from engagement.api import auth, body
 from engagement.api.deps import Services, services
+from engagement.ingest import intake, segment
 
 router = APIRouter(prefix="/v1", tags=["intake (Segment-compatible)"])
 Svc = Annotated[Services, Depends(services)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from engagement import scoring
 from engagement.clock import Clock
 from engagement.config import Settings
+from engagement.scores import scoring
 from engagement.store.database import Database
 
 log = logging.getLogger(__name__)

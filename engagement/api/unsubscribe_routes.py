@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select, update
 
-from engagement import suppression, unsubscribe, values
+from engagement import values
 from engagement.api.deps import Services, services
+from engagement.delivery import suppression, unsubscribe
 from engagement.store import schema
 
 router = APIRouter()

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from engagement import email_events
 from engagement.api import body
 from engagement.api.deps import Services, services
 from engagement.delivery import sendgrid_events as sg
+from engagement.responses import email_events
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])

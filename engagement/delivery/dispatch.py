@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, select, update
 
-from engagement import errors, inbox, suppression, templates, unsubscribe, vocab
+from engagement import errors, vocab
 from engagement.config import Settings
-from engagement.delivery import ledger, pause, policy, senders, windows
+from engagement.delivery import ledger, pause, policy, senders, suppression, templates, unsubscribe, windows
 from engagement.delivery.message import (
     EmailProvider,
     InDoubt,
@@ -30,11 +30,12 @@ from engagement.delivery.message import (
     SendError,
     WebhookProvider,
 )
+from engagement.delivery.templates import Renderer
 from engagement.journeys.catalog import Catalog, Journey
 from engagement.journeys.program import Instr
+from engagement.responses import inbox
 from engagement.store import schema
 from engagement.store.database import Database
-from engagement.templates import Renderer
 
 d = schema.deliveries
 COUNTED = (

@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from engagement import md5
+from engagement.store import md5
 
 
 def delivery_id(enrollment_id: int, step_id: str, recipient: str) -> str:

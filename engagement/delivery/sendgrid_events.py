@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
 from engagement import errors, values, vocab
-from engagement.email_events import EmailEvent
+from engagement.responses.email_events import EmailEvent
 
 SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
 TIMESTAMP_HEADER = EventWebhookHeader.TIMESTAMP

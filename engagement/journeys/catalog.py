@@ -10,14 +10,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engagement import inbox
 from engagement.conditions import ast
 from engagement.conditions.parse import Parser
 from engagement.config import Settings
+from engagement.delivery.templates import Renderer, sample_context
 from engagement.errors import JourneyError, Problem
 from engagement.journeys import files, program, spec
 from engagement.journeys.program import Instr
-from engagement.templates import Renderer, sample_context
+from engagement.responses import inbox
 
 CONDITION_FIELDS = ("filter", "goal", "exit", "recipients")
 

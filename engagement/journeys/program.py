@@ -6,7 +6,7 @@ one; else one derived from the named step before it in its list (`welcome>wait`:
 inside a branch prefixed by the branch's id and arm (`check:then:^>wait`). Inserting, removing or
 reordering steps leaves these ids alone unless the named step they hang on goes; for that case each
 unnamed instruction also carries `rescue`, the same step seen from the named step after it, so a
-journey change can still recognise it (see engagement/moves.py).
+journey change can still recognise it (see engagement/evaluation/moves.py).
 """
 
 from __future__ import annotations

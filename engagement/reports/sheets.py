@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from engagement import spreadsheet
+from engagement.reports import spreadsheet
 from engagement.reports.model import COUNT_FIELDS, ENROLLMENT_FIELDS, Counts, Report
 from engagement.reports.period import Period
 

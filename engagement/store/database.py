@@ -27,8 +27,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import ColumnElement, func
 
-from engagement import errors, holdout
+from engagement import errors
 from engagement.delivery import ids
+from engagement.evaluation import holdout
 from engagement.store import change_log, schema, types
 
 CHUNK = 500

@@ -47,6 +47,25 @@ class Account(SQLModel, table=True):
     updated_at: datetime | None = _ts()
 
 
+class Revenue(SQLModel, table=True):
+    """From `effective_at` on, the account pays `mrr` a month (PRODUCT.md, Revenue and retention).
+
+    An account's MRR at an instant is the `mrr` of its latest row at or before it; none means 0. One row
+    per (account, instant): writing the same row again changes nothing.
+    """
+
+    __tablename__ = "revenue"
+    __table_args__ = (UniqueConstraint("account_id", "effective_at"),)
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
+    account_id: str = Field(max_length=200)
+    effective_at: datetime = _ts(nullable=False)
+    mrr: float = 0.0
+    plan: str | None = Field(default=None, max_length=100)
+    renewal_date: date | None = None
+    source: str = Field(default="import", max_length=20)  # import | account | segment | stripe | demo
+    recorded_at: datetime | None = _ts()
+
+
 class Contact(SQLModel, table=True):
     """A user of an account; the person journeys talk to."""
 

@@ -14,8 +14,9 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from engagement import config, ingest
-from engagement.records import AccountIn, ContactIn
+from engagement import config
+from engagement.ingest import upserts as ingest
+from engagement.ingest.records import AccountIn, ContactIn
 from engagement.store import migrate, schema
 from engagement.store.database import Database
 from engagement.testing.api_process import empty

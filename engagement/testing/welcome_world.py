@@ -13,9 +13,9 @@ from engagement import config
 from engagement.clock import SystemClock
 from engagement.delivery.recording import RecordingEmail, RecordingWebhook
 from engagement.engine import Engine
+from engagement.evaluation.tick import TickReport
 from engagement.store import schema
 from engagement.store.database import Database
-from engagement.tick import TickReport
 
 JOURNEY_ID = "welcome"
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "email"

@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engagement import ingest, vocab
-from engagement.records import EventIn
+from engagement import vocab
+from engagement.ingest import upserts as ingest
+from engagement.ingest.records import EventIn
 from engagement.store import schema
 from engagement.store.database import Database
 

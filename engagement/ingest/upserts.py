@@ -11,7 +11,7 @@ from sqlalchemy import Connection, case, literal, select, update
 from sqlalchemy.sql import ColumnElement
 
 from engagement.config import Touch
-from engagement.records import AccountIn, ContactIn, EventIn
+from engagement.ingest.records import AccountIn, ContactIn, EventIn
 from engagement.store import schema
 from engagement.store.database import Database, among
 from engagement.store.types import json_safe

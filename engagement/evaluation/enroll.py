@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, String, and_, case, cast, exists, false, func, literal, not_, or_, select
 from sqlalchemy.sql import ColumnElement
 
-from engagement import advance, errors, holdout, stepper, vocab
+from engagement import errors, vocab
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
+from engagement.evaluation import advance, holdout, stepper
 from engagement.journeys.catalog import Journey
 from engagement.journeys.spec import ReEntryAfter
 from engagement.store import database, schema

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from engagement import errors, values
-from engagement.records import AccountIn, ContactIn, EventIn
+from engagement.ingest.records import AccountIn, ContactIn, EventIn
 
 TYPES = frozenset({"identify", "track", "group", "page", "screen", "alias"})
 

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Float, func, literal, select
 from engagement.conditions import sql
 from engagement.conditions.context import EPOCH
 from engagement.config import Settings
-from engagement.scoring import context
+from engagement.scores.scoring import context
 from engagement.store import schema
 
 

@@ -15,12 +15,12 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from engagement import scoring
 from engagement.clock import ManualClock
 from engagement.config import Settings
 from engagement.delivery import ledger
 from engagement.engine import Engine
 from engagement.reports import digest
+from engagement.scores import scoring
 
 Counts = dict[str, Any]
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
-from engagement import ingest, segment
 from engagement.config import Settings
+from engagement.ingest import segment
+from engagement.ingest import upserts as ingest
 from engagement.store import schema
 from engagement.store.database import Database, among
 

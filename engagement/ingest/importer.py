@@ -12,10 +12,11 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from engagement import errors, ingest, values
+from engagement import errors, values
 from engagement.config import Settings
 from engagement.errors import Problem
-from engagement.records import AccountIn, ContactIn, EventIn, Record
+from engagement.ingest import upserts as ingest
+from engagement.ingest.records import AccountIn, ContactIn, EventIn, Record
 from engagement.store import schema
 from engagement.store.database import Database
 

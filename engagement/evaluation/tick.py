@@ -10,14 +10,15 @@ from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError
 
-from engagement import advance, enroll, incremental, moves, scoring
 from engagement.conditions.context import EvalContext
 from engagement.config import Settings
 from engagement.delivery import dispatch
+from engagement.delivery.templates import Renderer
+from engagement.evaluation import advance, enroll, incremental, moves
 from engagement.journeys.catalog import Catalog, Journey
+from engagement.scores import scoring
 from engagement.store import schema
 from engagement.store.database import Database
-from engagement.templates import Renderer
 
 STATISTICS_AFTER = 10_000  # rows a tick inserts beyond which it refreshes the planner's statistics
 GROWN = ("enrollment", "delivery", "subject_change")  # the tables a big tick grows
@@ -69,11 +70,11 @@ def _evaluate(
 ) -> None:
     """One journey's share of a tick; each transaction's counts are added once it has committed."""
     with db.begin() as conn:
-        db.advisory_lock(conn, f"engagement.enroll:{journey.id}")
+        db.advisory_lock(conn, f"engagement.evaluation.enroll:{journey.id}")
         moved = moves.apply(db, conn, journey, ctx.now)
     report.moves += moved
     with db.begin() as conn:
-        db.advisory_lock(conn, f"engagement.enroll:{journey.id}")
+        db.advisory_lock(conn, f"engagement.evaluation.enroll:{journey.id}")
         covered = incremental.plan(db, conn, journey, ctx)
         converted, exited = advance.end_on_goal_and_exit(conn, journey, ctx, covered.subjects)
         entered = enroll.Entered()

@@ -9,14 +9,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engagement import errors, templates, unsubscribe
+from engagement import errors
 from engagement.conditions import pure
 from engagement.config import Settings
+from engagement.delivery import templates, unsubscribe
+from engagement.delivery.templates import Renderer
+from engagement.evaluation.tick import context as eval_context
 from engagement.journeys.catalog import Journey
 from engagement.store import schema
 from engagement.store.database import Database
-from engagement.templates import Renderer
-from engagement.tick import context as eval_context
 
 
 @dataclass

@@ -14,12 +14,13 @@ from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from engagement import errors, jobs
+from engagement import errors
 from engagement.clock import SystemClock
 from engagement.engine import Engine
+from engagement.running import jobs
 from engagement.store import worker_lock
 
-log = logging.getLogger("engagement.worker")
+log = logging.getLogger("engagement.running.worker")
 
 
 class Server(Protocol):

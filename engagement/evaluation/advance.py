@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import Connection, exists, literal, null, select, update
 from sqlalchemy.sql import ColumnElement, FromClause
 
-from engagement import stepper, vocab
+from engagement import vocab
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
 from engagement.delivery.ids import DeliveryId
+from engagement.evaluation import stepper
 from engagement.journeys.catalog import Journey
 from engagement.journeys.program import Instr
 from engagement.store import database, schema

@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, select, update
 
-from engagement import suppression, vocab
+from engagement import vocab
+from engagement.delivery import suppression
 from engagement.store import schema
 from engagement.store.database import Database, among
 

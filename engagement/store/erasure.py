@@ -23,7 +23,8 @@ from pathlib import Path
 
 from sqlalchemy import case, func, literal, or_, select, update
 
-from engagement import errors, suppression, vocab
+from engagement import errors, vocab
+from engagement.delivery import suppression
 from engagement.store import schema
 from engagement.store.database import Database
 

@@ -13,7 +13,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from engagement import errors, inline_css
+from engagement import errors
+from engagement.delivery import inline_css
 
 HTML_LAYOUT = "_layout.html.j2"
 TEXT_LAYOUT = "_layout.txt.j2"

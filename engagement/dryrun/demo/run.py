@@ -15,19 +15,22 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import case, func, select
 
-from engagement import config, errors, importer, ingest, score_view, scoring, vocab
+from engagement import config, errors, vocab
 from engagement.clock import ManualClock
-from engagement.demo import dataset
-from engagement.demo.responses import Customers
+from engagement.dryrun.demo import dataset
+from engagement.dryrun.demo.responses import Customers
 from engagement.engine import Engine
-from engagement.records import AccountIn, ContactIn, EventIn
+from engagement.ingest import importer
+from engagement.ingest import upserts as ingest
+from engagement.ingest.records import AccountIn, ContactIn, EventIn
+from engagement.scores import score_view, scoring
 from engagement.store import migrate, schema
 from engagement.store.database import Database
 
 START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday; fixed so every run tells the same story
 TICK = timedelta(hours=2)
 MARKER = ".engagement-demo"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIG = """# Written by `engagement demo`. Point any command here with --config {dir}/config.toml
 [database]
 url = "sqlite:///engagement.db"

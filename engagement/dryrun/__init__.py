@@ -1,0 +1,1 @@
+"""Dry runs: simulate, preview and the demo, on the real engine with injected time."""

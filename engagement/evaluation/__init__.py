@@ -1,0 +1,1 @@
+"""Journey evaluation: the tick, who enrolls, who advances, holdouts, incremental planning."""

@@ -1,0 +1,1 @@
+"""Responses: email events and in-app nudge interactions, in our own vocabulary."""

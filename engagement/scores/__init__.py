@@ -1,0 +1,1 @@
+"""Engagement scores: responses credited into contact scores and bands."""
