@@ -74,3 +74,11 @@ class ResponseKind(StrEnum):
     SEEN = "seen"
     CLICKED = "clicked"
     DISMISSED = "dismissed"
+    ANSWERED = "answered"  # a survey answered (by email's landing page or in-app)
+
+
+class SurveyKind(StrEnum):
+    """The question a survey step asks: NPS (0 to 10) or CSAT (1 to 5)."""
+
+    NPS = "nps"
+    CSAT = "csat"
