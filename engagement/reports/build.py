@@ -14,7 +14,7 @@ from engagement.config import Settings
 from engagement.errors import NotFoundError
 from engagement.journeys import catalog as catalogs
 from engagement.journeys.catalog import Catalog
-from engagement.reports import queries, stats
+from engagement.reports import queries, stats, surveys
 from engagement.reports.model import (
     BandDay,
     Counts,
@@ -53,13 +53,17 @@ class JourneyInfo:
     name: str
     audience: str
     goal: ast.Condition | None
+    surveys: tuple[tuple[str, str], ...] = ()  # (step id, kind) of each survey step
 
 
 def infos(catalog: Catalog | None) -> dict[str, JourneyInfo]:
     """Journey facts from a loaded catalog (empty without one)."""
     if catalog is None:
         return {}
-    return {j.id: JourneyInfo(j.id, j.spec.name, j.audience, j.goal) for j in catalog.journeys.values()}
+    return {
+        j.id: JourneyInfo(j.id, j.spec.name, j.audience, j.goal, tuple(surveys.survey_steps(j.spec.steps)))
+        for j in catalog.journeys.values()
+    }
 
 
 def infos_from_settings(settings: Settings) -> dict[str, JourneyInfo]:
@@ -111,11 +115,16 @@ def build(
             for j, info in infos_by_id.items()
             if (milestone := goal_milestone(info.goal)) is not None
         }
+        survey_figures = surveys.figures(
+            conn, period, only, {j: list(info.surveys) for j, info in infos_by_id.items()}
+        )
         band_rows = queries.bands(conn, period)
         latest, red_rows = queries.turned_red(conn, period)
     journeys = _journeys(
         infos_by_id, period, (delivery_rows, conversion_rows, response_rows, entry_rows), ttv, min_sample
     )
+    for j in journeys:
+        j.surveys = survey_figures.get(j.id, [])
     return Report(
         period=period,
         generated_at=now,

@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 from engagement.reports import charts
 from engagement.reports.model import JourneyReport, Report
-from engagement.reports.sheets import ALL_STEPS, Cell, Sheet, sheets
-from engagement.reports.stats import METHOD
+from engagement.reports.sheets import ALL_STEPS, NOT_FOR_KIND, Cell, Sheet, about_kind, sheets
+from engagement.reports.stats import METHOD, NPS_METHOD
 from engagement.reports.tables import LISTED, display
 
 STYLE = """
@@ -128,6 +128,17 @@ def _journey(j: JourneyReport, found: dict[str, Sheet], link: str | None) -> str
         parts.append(charts.grouped(f"{j.id} median days to value by signup week", weeks, medians, "days"))
         ttv = found["time_to_value"]
         parts.append(_table(ttv.columns[1:], [r[1:] for r in ttv.rows if r[0] == j.id]))
+    if j.surveys:
+        survey = found["surveys"]
+        parts.append(
+            "<h3>Surveys by touch tier</h3><p class=muted>NPS and CSAT from each contact's latest answer; "
+            f"NPS interval: {escape(NPS_METHOD)}</p>"
+        )
+        for kind, skip in NOT_FOR_KIND.items():  # one table per kind, with the figures that kind has
+            rows = [r for r in survey.rows if r[0] == j.id and about_kind(survey, r) == kind]
+            keep = [i for i, c in enumerate(survey.columns) if i and c not in skip]
+            if rows:
+                parts.append(_table([survey.columns[i] for i in keep], [[r[i] for i in keep] for r in rows]))
     parts.append("</section>")
     return "".join(parts)
 

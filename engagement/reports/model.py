@@ -105,6 +105,36 @@ class TtvCohort:
 
 
 @dataclass
+class SurveyFigures:
+    """One survey step's figures for one touch tier (or all tiers): answers, and NPS or CSAT.
+
+    `answered` counts the step's messages sent in the period that have an answer; the score figures
+    count people, from each contact's latest answer to the step in the period.
+    """
+
+    step: str
+    kind: str  # a vocab.SurveyKind
+    touch: str  # a touch tier, or ALL_TIERS
+    sent: int = 0
+    answered: int = 0
+    respondents: int = 0
+    promoters: int = 0  # NPS 9-10
+    passives: int = 0  # NPS 7-8
+    detractors: int = 0  # NPS 0-6
+    score_sum: int = 0
+    satisfied: int = 0  # CSAT 4-5
+    nps: float | None = None  # -100..100
+    nps_low: float | None = None
+    nps_high: float | None = None
+    csat_mean: float | None = None  # 1..5
+    csat_satisfied: float | None = None  # share of respondents with 4 or 5
+
+    @property
+    def response_rate(self) -> float | None:
+        return self.answered / self.sent if self.sent else None
+
+
+@dataclass
 class JourneyReport:
     """Everything about one journey over the period."""
 
@@ -118,6 +148,7 @@ class JourneyReport:
     lift: Lift | None
     ttv: list[TtvCohort]
     ttv_note: str
+    surveys: list[SurveyFigures] = field(default_factory=list)
 
     @property
     def conversion_rate(self) -> float | None:

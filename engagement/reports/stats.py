@@ -63,3 +63,22 @@ def verdict(n_treated: int, n_holdout: int, interval: Interval | None, min_sampl
     if interval.high < 0:
         return "hurting: treated people convert less than the holdout"
     return "no clear difference yet: the interval still includes zero"
+
+
+NPS_METHOD = "adjusted Wald (Rocks 2016: n + 3, promoters and detractors + 3/4 each), 95%"
+
+
+def nps_interval(promoters: int, detractors: int, n: int, z: float = Z95) -> Interval | None:
+    """95% interval for the NPS (on -100..100) by the adjusted Wald method; None with no answers.
+
+    The standard error is the variance of a difference of two proportions of one trinomial sample,
+    (p + d - (p - d)²) / n, after adding 3 to n and 3/4 to the promoters and to the detractors
+    (Rocks 2016, The American Statistician), so a handful of answers still gets a sensible width.
+    """
+    if n == 0:
+        return None
+    size = n + 3
+    p, d = (promoters + 0.75) / size, (detractors + 0.75) / size
+    centre = p - d
+    spread = z * math.sqrt((p + d - centre * centre) / size)
+    return Interval(100 * max(-1.0, centre - spread), 100 * min(1.0, centre + spread))

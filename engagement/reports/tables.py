@@ -7,22 +7,35 @@ from rich.table import Table
 from rich.text import Text
 
 from engagement.reports.model import Report
-from engagement.reports.sheets import ALL_STEPS, Cell, Sheet, sheets
-from engagement.reports.stats import METHOD
+from engagement.reports.sheets import ALL_STEPS, NOT_FOR_KIND, Cell, Sheet, about_kind, sheets
+from engagement.reports.stats import METHOD, NPS_METHOD
 
-PERCENT = {"conversion_rate", "treated_rate", "holdout_rate", "relative_lift", "response_rate"}
+PERCENT = {
+    "conversion_rate",
+    "treated_rate",
+    "holdout_rate",
+    "relative_lift",
+    "response_rate",
+    "csat_satisfied",
+}
+NPS = {"nps", "nps_ci95_low", "nps_ci95_high"}
+SURVEY_SCORES = {*NPS, "csat_mean", "csat_satisfied"}
 POINTS = {"absolute_lift", "ci95_low", "ci95_high"}
 SHARES = {"within_7d", "within_14d", "within_30d"}
 
 
 def display(metric: str, value: Cell) -> str:
     """How one number reads in a table: rates as %, lifts in percentage points, days with one decimal."""
+    if value is None and metric in SURVEY_SCORES:
+        return "n/a"  # nobody answered
     if value is None or value == "":
         return "–"
     if isinstance(value, str):
         return value
     if metric in PERCENT or metric in SHARES:
         return f"{100 * value:.1f}%"
+    if metric in NPS:
+        return f"{value:+.1f}"
     if metric in POINTS:
         return f"{100 * value:+.1f} pts"
     if isinstance(value, float):
@@ -95,6 +108,27 @@ def daily_table(sheet: Sheet, journey: str) -> Table:
     return flat_table(narrowed, f"{journey}: by day (days with activity)", skip_zero_rows=True)
 
 
+def survey_tables(sheet: Sheet, journey: str) -> list[Table]:
+    """A table per survey step: a row per figure its kind has, a column for all tiers and each tier."""
+    found = []
+    rows = [r for r in sheet.rows if r[0] == journey]
+    for step in dict.fromkeys(r[1] for r in rows):
+        columns = [r for r in rows if r[1] == step]
+        kind = str(about_kind(sheet, columns[0]))
+        table = Table(
+            title=f"{journey}: {kind.upper()} survey {step} by touch tier (each contact's latest answer)",
+            title_justify="left",
+        )
+        table.add_column("metric")
+        for row in columns:
+            table.add_column(str(row[2]), justify="right")
+        for i, metric in enumerate(sheet.metrics):
+            if metric != "kind" and metric not in NOT_FOR_KIND.get(kind, ()):
+                table.add_row(metric, *(display(metric, row[len(sheet.keys) + i]) for row in columns))
+        found.append(table)
+    return found
+
+
 def render(report: Report) -> RenderableType:
     """Every section, journey by journey, then the engagement scores."""
     found = _by_name(report)
@@ -129,7 +163,11 @@ def render(report: Report) -> RenderableType:
                 )
             )
         parts.append(daily_table(found["daily"], j.id))
+        if j.surveys:
+            parts.extend(survey_tables(found["surveys"], j.id))
     parts.append(Text(f"Interval: {METHOD}.", style="dim"))
+    if any(j.surveys for j in report.journeys):
+        parts.append(Text(f"NPS interval: {NPS_METHOD}.", style="dim"))
     for name, title in (
         ("score_bands", "Engagement score bands by day"),
         ("turned_red", "Moved to red this week"),
