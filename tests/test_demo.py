@@ -32,6 +32,8 @@ def test_a_short_demo_enrolls_people_in_onboarding_and_sends_them_email(
     assert onboarding.entered > 0
     assert 0 < onboarding.emails <= onboarding.entered - onboarding.holdout
     assert "Per-journey summary" in printed and "onboarding-first-report" in printed
+    # the NPS of the simulated answers (or n/a), labelled simulated (tests/test_demo_surveys.py checks it)
+    assert any(line.startswith("NPS") for line in printed.splitlines())
 
 
 @pytest.mark.slow

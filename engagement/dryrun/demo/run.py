@@ -18,11 +18,14 @@ from sqlalchemy import case, func, select
 from engagement import config, errors, vocab
 from engagement.clock import ManualClock
 from engagement.dryrun.demo import dataset
+from engagement.dryrun.demo import surveys as demo_surveys
 from engagement.dryrun.demo.responses import Customers
 from engagement.engine import Engine
 from engagement.ingest import importer
 from engagement.ingest import upserts as ingest
 from engagement.ingest.records import AccountIn, ContactIn, EventIn
+from engagement.reports import build
+from engagement.reports.period import Period
 from engagement.scores import score_view, scoring
 from engagement.store import migrate, schema
 from engagement.store.database import Database
@@ -151,8 +154,16 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
     line = "; ".join(
         _distribution(audience, health[audience], settings) for audience in ("account", "contact")
     )
-    _print(console, summaries, people, settings, directory, time.perf_counter() - began, line)
+    answered = _surveys(db, settings, end)
+    _print(console, summaries, people, settings, directory, time.perf_counter() - began, line, answered)
     return summaries
+
+
+def _surveys(db: Database, settings: config.Settings, end: datetime) -> str:
+    """Simulated answers to the survey messages the journeys sent (after everything else), and their NPS."""
+    steps = {j: list(info.surveys) for j, info in build.infos_from_settings(settings).items()}
+    demo_surveys.answer(db, steps, seed=7, end=end)
+    return demo_surveys.summary(db, steps, Period(START, end))
 
 
 def _distribution(audience: str, counts: Counter[str], settings: config.Settings) -> str:
@@ -245,6 +256,7 @@ def _print(
     directory: Path,
     seconds: float,
     health: str,
+    answered: str,
 ) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 132)
@@ -278,6 +290,7 @@ def _print(
     emails = len(list(outbox.glob("*.eml")))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(people.counts.items()))
     console.print(f"[dim]Simulated responses (clearly labelled simulated in the database): {counts}[/dim]")
+    console.print(answered)
     console.print(f"Health at the end (engagement scores): {health}")
     console.print(f"Outbox: {emails} .eml files in {outbox}")
     console.print(f"Database: {settings.database_url}")
