@@ -31,8 +31,8 @@ from engagement.delivery.message import (
     WebhookProvider,
 )
 from engagement.delivery.templates import Renderer
+from engagement.journeys import program
 from engagement.journeys.catalog import Catalog, Journey
-from engagement.journeys.program import Instr
 from engagement.responses import inbox
 from engagement.store import schema
 from engagement.store.database import Database
@@ -417,28 +417,31 @@ def _prepare(
     if instr is None:
         raise SendError(f"step {row.step_id!r} is no longer in journey {journey.id!r}", permanent=True)
     context = _context(settings, journey, row, contact, account)
-    if instr.kind == "email":
-        if contact is None:
-            raise SendError("the email's contact is gone", permanent=True)
-        email = _email(settings, renderer, instr, row, contact, context, now)
-        _well_formed(
-            "email",
-            {
-                "subject": email.subject,
-                "recipient": (email.to, email.to_name),
-                "text part": email.text,
-                "HTML part": email.html,
-                "headers": email.headers,
-            },
-        )
-        return email
-    if instr.kind == "in_app":
-        nudge = _nudge(renderer, instr, row, context, now)
-        _well_formed("nudge", {"title": nudge["title"], "body": nudge["body"]})
-        return _Nudge(nudge, nudge["title"])
-    hook = _webhook(settings, renderer, instr, row, context, journey)
-    _well_formed("webhook message", {"payload": hook.payload})
-    return hook
+    match instr:
+        case program.Email():
+            if contact is None:
+                raise SendError("the email's contact is gone", permanent=True)
+            email = _email(settings, renderer, instr, row, contact, context, now)
+            _well_formed(
+                "email",
+                {
+                    "subject": email.subject,
+                    "recipient": (email.to, email.to_name),
+                    "text part": email.text,
+                    "HTML part": email.html,
+                    "headers": email.headers,
+                },
+            )
+            return email
+        case program.InApp():
+            nudge = _nudge(renderer, instr, row, context, now)
+            _well_formed("nudge", {"title": nudge["title"], "body": nudge["body"]})
+            return _Nudge(nudge, nudge["title"])
+        case program.Notify():
+            hook = _webhook(settings, renderer, instr, row, context, journey)
+            _well_formed("webhook message", {"payload": hook.payload})
+            return hook
+    raise SendError(f"step {row.step_id!r} of journey {journey.id!r} is no longer a message", permanent=True)
 
 
 def _well_formed(what: str, parts: Mapping[str, Any]) -> None:
@@ -603,7 +606,7 @@ def _context(
 def _email(
     settings: Settings,
     renderer: Renderer,
-    instr: Instr,
+    instr: program.Email,
     row: Any,
     contact: dict[str, Any],
     context: dict[str, Any],
@@ -631,7 +634,7 @@ def _email(
 
 
 def _nudge(
-    renderer: Renderer, instr: Instr, row: Any, context: dict[str, Any], now: datetime
+    renderer: Renderer, instr: program.InApp, row: Any, context: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     spec = instr.spec
     label = url = None
@@ -655,7 +658,12 @@ def _nudge(
 
 
 def _webhook(
-    settings: Settings, renderer: Renderer, instr: Instr, row: Any, context: dict[str, Any], journey: Journey
+    settings: Settings,
+    renderer: Renderer,
+    instr: program.Notify,
+    row: Any,
+    context: dict[str, Any],
+    journey: Journey,
 ) -> OutboundWebhook:
     target = settings.webhooks.named(instr.spec.webhook)
     if target is None:
