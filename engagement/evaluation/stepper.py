@@ -8,7 +8,7 @@ from datetime import datetime
 
 from engagement import vocab
 from engagement.conditions import ast
-from engagement.journeys.program import Branch, Email, InApp, Instr, Jump, Message, Notify, Wait, WaitUntil
+from engagement.journeys.program import Branch, Instr, Jump, Message, Wait, WaitUntil
 
 MAX_HOPS = 1000  # a journey never needs more instant steps than this in one tick
 
@@ -60,27 +60,28 @@ def decide(
             decision.skipped.append(instr)
             index, waited_since = instr.next, None
             continue
-        match instr:
-            case Branch():
-                index = instr.next if holds(instr.condition) else instr.alt
-            case Wait():
-                started = waited_since or moment
-                if now < started + instr.duration:
-                    return _park(decision, instr, started, started + instr.duration)
+        if isinstance(instr, Branch):
+            index = instr.next if holds(instr.condition) else instr.alt
+            continue
+        if isinstance(instr, Wait):
+            started = waited_since or moment
+            if now >= started + instr.duration:
                 index, waited_since, moment = instr.next, None, started + instr.duration
-            case WaitUntil():
-                started = waited_since or moment
-                until = started + instr.timeout if instr.timeout is not None else None
-                if holds(instr.condition):
-                    index, waited_since, moment = instr.next, None, now
-                elif until is not None and now >= until:  # timed out: the next step was due at the timeout
-                    index, waited_since, moment = instr.next, None, until
-                else:
-                    return _park(decision, instr, started, until)
-            case Email() | InApp() | Notify():
-                if not holdout:
-                    decision.messages.append((instr, moment))
-                index, waited_since = instr.next, None
+                continue
+            return _park(decision, instr, started, started + instr.duration)
+        if isinstance(instr, WaitUntil):
+            started = waited_since or moment
+            until = started + instr.timeout if instr.timeout is not None else None
+            if holds(instr.condition):
+                index, waited_since, moment = instr.next, None, now
+                continue
+            if until is not None and now >= until:  # timed out: the next step was due at the timeout
+                index, waited_since, moment = instr.next, None, until
+                continue
+            return _park(decision, instr, started, until)
+        if not holdout:  # what is left is a message
+            decision.messages.append((instr, moment))
+        index, waited_since = instr.next, None
     raise RuntimeError(f"journey loops at step {program[index].step_id!r}")
 
 
