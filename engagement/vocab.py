@@ -34,6 +34,14 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
+class Channel(StrEnum):
+    """How a message goes out: a journey's message step kind, and the channel its deliveries are stored with."""
+
+    EMAIL = "email"
+    IN_APP = "in_app"
+    NOTIFY = "notify"  # a named webhook
+
+
 class EnrollmentState(StrEnum):
     """Whether an enrollment is still moving through its journey."""
 
