@@ -39,16 +39,14 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from engagement import vocab
 from engagement.conditions import sql
 from engagement.conditions.context import EvalContext, day_number
 from engagement.config import Settings
-from engagement.store import schema
+from engagement.store import functions, schema
 from engagement.store.database import Database
 
 GRACE = timedelta(seconds=1)  # covers an INSERT that drew its key before its transaction got an id
@@ -76,14 +74,11 @@ class _DayNumber(FunctionElement[float]):
     type = Float()
 
 
-@compiles(_DayNumber, "sqlite")
-def _day_number_sqlite(element: _DayNumber, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5)"
-
-
-@compiles(_DayNumber, "postgresql")
-def _day_number_pg(element: _DayNumber, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"(extract(epoch from {compiler.process(element.clauses, **kw)}) / 86400.0)"
+functions.render(
+    _DayNumber,
+    sqlite=lambda _, args: f"(julianday({args[0]}) - 2440587.5)",
+    postgresql=lambda _, args: f"(extract(epoch from {args[0]}) / 86400.0)",
+)
 
 
 def context(settings: Settings, now: datetime, audience: str = "contact") -> EvalContext:
