@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    Date,
     Float,
     Integer,
     and_,
@@ -28,7 +27,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from engagement.conditions import ast
 from engagement.conditions.context import EvalContext
-from engagement.store import functions, schema
+from engagement.store import functions, planner, schema
 
 JSON_KINDS = {  # our kind -> (sqlite json_type values, postgres jsonb_typeof values)
     "string": (("text",), ("string",)),
@@ -83,42 +82,6 @@ functions.render(
     _Position,
     sqlite=lambda _, args: f"instr({functions.joined(args)})",
     postgresql=lambda _, args: f"strpos({functions.joined(args)})",
-)
-
-
-class _Unindexed(FunctionElement[Any]):
-    """A date or time column no engine may answer from an index: the column plus nothing (`+col` on
-    SQLite, `col + 0` or `col + interval '0 seconds'` on PostgreSQL), the same value.
-
-    For whole-day ranges on created_at and the like. Nearly everyone signed up more than a week ago, so
-    an index range on created_at selects most contacts in a random order of ids, and every other
-    lookup of the evaluation (events, milestones, scores, enrollments: all keyed by contact id) then
-    lands on a random page. Without it the engine walks the contacts table and those lookups stay close
-    together: selecting one journey's candidates over 1M contacts took 2 s instead of 8 s on SQLite and
-    5.5 s instead of 13.9 s on PostgreSQL, which chose the index too (bench/RESULTS.md). A selective
-    range loses its index, but only in a full pass (incremental passes are driven by the subjects'
-    ids), where a scan costs a second or two at 1M.
-    """
-
-    inherit_cache = True
-    name = "unindexed"
-
-    def __init__(self, column: ColumnElement[Any]) -> None:
-        super().__init__(column)
-        self.type = column.type
-
-
-def _unindexed_pg(element: _Unindexed, args: list[str]) -> str:
-    # an expression no index holds, of the same value and type
-    zero = "0" if element.type._type_affinity is Date else "interval '0 seconds'"
-    return f"({args[0]} + {zero})"
-
-
-functions.render(
-    _Unindexed,
-    default=lambda _, args: args[0],
-    sqlite=lambda _, args: f"+{args[0]}",
-    postgresql=_unindexed_pg,
 )
 
 
@@ -316,9 +279,9 @@ def _bounds(value: ColumnElement[Any], bounds: tuple[ast.Bound, ...]) -> ColumnE
 
 def _days(cond: ast.Days, ctx: EvalContext) -> ColumnElement[bool]:
     """Whole days since/until, as range tests on the column's value, not answered from an index (see
-    _Unindexed)."""
+    planner.Unindexed)."""
     scope, _, name = cond.field.partition(".")
-    col: ColumnElement[Any] = _Unindexed(_column(scope, name))
+    col: ColumnElement[Any] = planner.Unindexed(_column(scope, name))
     is_date = ast.TIME_FIELDS[cond.field] == "date"
     origin: date | datetime = ctx.today if is_date else ctx.now
     checks: list[ColumnElement[bool]] = [col.is_not(None)]
