@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_world import NOW, World
+from engine_world import NOW, World, one_email
 from sqlalchemy import Connection, Table, select
 
 from engagement.clock import ManualClock
@@ -37,15 +37,7 @@ BULK = frozenset({"upsert", "insert_ignore", "executemany"})  # the Database met
 FAST_PATH = Database._driver_executemany
 
 JOURNEYS = (
-    """
-    id: welcome
-    name: Welcome
-    status: active
-    trigger: {event: signed_up}
-    steps:
-      - id: hello
-        email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}
-    """,
+    one_email(),
     """
     id: nudges
     name: Nudges

@@ -10,25 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backends import drop_everything, url_for
+from backends import migrated, url_for
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from engagement.cli import app
-from engagement.store import migrate, progress
+from engagement.store import progress
 from engagement.store.database import Database
 
 
 @pytest.fixture
 def db(backend: str, tmp_path: Path) -> Iterator[Database]:
-    handle = Database(url_for(backend, tmp_path))
-    drop_everything(handle.engine)
-    migrate.upgrade(handle)
-    try:
+    with migrated(url_for(backend, tmp_path)) as handle:
         yield handle
-    finally:
-        drop_everything(handle.engine)
-        handle.dispose()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import drop_everything, url_for
+from backends import migrated, url_for
 from sqlalchemy import Connection, event, insert, select, text
 
 from engagement.conditions import sql
@@ -30,7 +30,7 @@ from engagement.ingest import upserts as ingest
 from engagement.reports import queries
 from engagement.reports.period import Period
 from engagement.responses import email_events
-from engagement.store import migrate, schema
+from engagement.store import schema
 from engagement.store.database import Database
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -40,15 +40,9 @@ JOURNEYS = [f"journey-{i}" for i in range(5)]
 
 @pytest.fixture
 def db(backend: str, tmp_path: Path) -> Iterator[Database]:
-    handle = Database(url_for(backend, tmp_path))
-    drop_everything(handle.engine)
-    migrate.upgrade(handle)
-    _fill(handle)
-    try:
+    with migrated(url_for(backend, tmp_path)) as handle:
+        _fill(handle)
         yield handle
-    finally:
-        drop_everything(handle.engine)
-        handle.dispose()
 
 
 def _fill(db: Database) -> None:
