@@ -3,10 +3,15 @@ treatment vs holdout, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +20,9 @@ from engine_world import NOW, World
 from sqlalchemy import insert
 
 from engagement import vocab
+from engagement.clock import ManualClock
 from engagement.evaluation import holdout
-from engagement.reports import build, journey_retention, stats
+from engagement.reports import build, digest, journey_retention, stats
 from engagement.reports.build import JourneyInfo
 from engagement.reports.model import Retention, RetentionGroup
 from engagement.reports.period import Period
@@ -34,40 +40,38 @@ def at(days: float) -> datetime:
 # --- a hand-built handful, every figure worked out by hand ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def hand(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retention]:
-    """Seven accounts' entries into journey `j` written straight into the tables, judged at day 100."""
-    folder = tmp_path_factory.mktemp("retention") if backend == "sqlite" else None
-    db = database.Database(url_for(backend, folder))
-    schema.metadata.drop_all(db.engine)
-    db.create_all()
-    entries = [  # (subject, account, holdout, entered)
-        ("c1", "t1", False, at(0)),
-        ("c1b", "t1", True, at(5)),  # t1's second contact, later: t1 counts once, in its first entry's group
-        ("c2", "t2", False, at(0)),
-        ("c3", "t3", False, at(1)),
-        ("c4", "t4", False, at(2)),  # t4 paid nothing at entry: an entry, but not judged on retention
-        ("c5", "t5", False, at(50)),  # entered at day 50: its window ends at day 140, after `now`: pending
-        ("c6", "h1", True, at(0)),
-        ("c7", "h2", True, at(3)),
-        ("c8", None, False, at(0)),  # no account: nothing to pay, left out
-        ("c9", "t9", False, at(-10)),  # entered before the period: not in this report
-    ]
-    mrr = [  # (account, effective day, mrr)
-        ("t1", -30, 100.0),  # t1: 100 at entry, still 100 at day 90
-        ("t2", -30, 200.0),
-        ("t2", 40, 0.0),  # t2 churned at day 40: 200 at entry, 0 at day 90
-        ("t3", -1, 300.0),
-        ("t3", 60, 330.0),  # t3 expanded: 300 at entry, 330 at day 91
-        ("t3", 95, 0.0),  # t3 churned at day 95, after its window (day 91) ended: does not count
-        ("t4", 10, 50.0),  # t4 started paying after its entry
-        ("t5", -30, 80.0),
-        ("h1", -30, 100.0),
-        ("h1", 20, 0.0),  # h1 churned
-        ("h2", -30, 100.0),
-        ("h2", 93, 140.0),  # h2 expanded exactly at its window's end (day 3 + 90): counts
-        ("t9", -30, 999.0),
-    ]
+ENTRIES = [  # (subject, account, holdout, entered)
+    ("c1", "t1", False, at(0)),
+    ("c1b", "t1", True, at(5)),  # t1's second contact, later: t1 counts once, in its first entry's group
+    ("c2", "t2", False, at(0)),
+    ("c3", "t3", False, at(1)),
+    ("c4", "t4", False, at(2)),  # t4 paid nothing at entry: an entry, but not judged on retention
+    ("c5", "t5", False, at(50)),  # entered at day 50: its window ends at day 140, after `now`: pending
+    ("c6", "h1", True, at(0)),
+    ("c7", "h2", True, at(3)),
+    ("c8", None, False, at(0)),  # no account: nothing to pay, left out
+    ("c9", "t9", False, at(-10)),  # entered before the period: not in this report
+]
+MRR = [  # (account, effective day, mrr)
+    ("t1", -30, 100.0),  # t1: 100 at entry, still 100 at day 90
+    ("t2", -30, 200.0),
+    ("t2", 40, 0.0),  # t2 churned at day 40: 200 at entry, 0 at day 90
+    ("t3", -1, 300.0),
+    ("t3", 60, 330.0),  # t3 expanded: 300 at entry, 330 at day 91
+    ("t3", 95, 0.0),  # t3 churned at day 95, after its window (day 91) ended: does not count
+    ("t4", 10, 50.0),  # t4 started paying after its entry
+    ("t5", -30, 80.0),
+    ("h1", -30, 100.0),
+    ("h1", 20, 0.0),  # h1 churned
+    ("h2", -30, 100.0),
+    ("h2", 93, 140.0),  # h2 expanded exactly at its window's end (day 3 + 90): counts
+    ("t9", -30, 999.0),
+]
+HAND_PERIOD = Period(at(-1), at(60))
+
+
+def seed(db: database.Database) -> None:
+    """Seven accounts' entries into journey `j` and their revenue, written straight into the tables."""
     with db.begin() as conn:
         conn.execute(
             insert(schema.enrollments),
@@ -82,14 +86,25 @@ def hand(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ret
                     "outcome": "holdout" if h else "completed",
                     "entered_at": when,
                 }
-                for s, a, h, when in entries
+                for s, a, h, when in ENTRIES
             ],
         )
         conn.execute(
             insert(revenue),
-            [{"account_id": a, "effective_at": at(d), "mrr": m, "source": "test"} for a, d, m in mrr],
+            [{"account_id": a, "effective_at": at(d), "mrr": m, "source": "test"} for a, d, m in MRR],
         )
-        found = journey_retention.retention(conn, Period(at(-1), at(60)), ["j"], WINDOW, at(100), 2)
+
+
+@pytest.fixture(scope="module")
+def hand(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retention]:
+    """The hand-built entries, judged at day 100 on each backend."""
+    folder = tmp_path_factory.mktemp("retention") if backend == "sqlite" else None
+    db = database.Database(url_for(backend, folder))
+    schema.metadata.drop_all(db.engine)
+    db.create_all()
+    seed(db)
+    with db.begin() as conn:
+        found = journey_retention.retention(conn, HAND_PERIOD, ["j"], WINDOW, at(100), 2)
     try:
         yield found["j"]
     finally:
@@ -304,3 +319,76 @@ def test_a_bad_account_holdout_is_reported_with_its_file_line_and_field(world: W
     lines = result.stdout.splitlines()
     assert any(f"{path}:6: holdout.share:" in line and "120%" in line for line in lines), lines
     assert any(f"{other}:6: holdout.by:" in line and "account" in line for line in lines), lines
+
+
+# --- every format shows it ---------------------------------------------------------------------
+
+HAND_RANGE = ("--from", "2026-03-01", "--to", "2026-04-30", "--now", at(100).isoformat())
+
+
+def test_every_report_format_shows_each_groups_retention_and_the_verdict(
+    world: World, tmp_path: Path
+) -> None:
+    seed(world.db)
+    world.configure("[reports]\nmin_sample = 2\n")
+
+    table = world.cli("report", *HAND_RANGE)
+    rows = list(csv.DictReader(io.StringIO(world.cli("report", *HAND_RANGE, "--format", "csv").stdout)))
+    doc = json.loads(world.cli("report", *HAND_RANGE, "--format", "json").stdout)
+    page = tmp_path / "report.html"
+    world.cli("report", *HAND_RANGE, "--format", "html", "--out", str(page))
+
+    assert table.exit_code == 0, table.output
+    assert "j: retention, 90d after entry" in table.stdout
+    assert "retention: no clear difference: +16.7 pts [-44.6, +65.5]" in table.stdout
+    cells = {(r["section"], r["group"], r["metric"]): r["value"] for r in rows if r["journey"] == "j"}
+    assert cells[("retention", "treatment", "still_paying")] == "2"
+    assert cells[("retention", "treatment", "pending")] == "1"
+    assert float(cells[("retention", "holdout", "net_mrr_retained")]) == pytest.approx(0.7)
+    assert cells[("retention_lift", "", "verdict")] == "no clear difference: +16.7 pts [-44.6, +65.5]"
+    [journey] = doc["journeys"]
+    assert journey["retention"]["treatment"]["kept_rate"] == pytest.approx(2 / 3)
+    assert journey["retention"]["holdout"]["mrr_after"] == 140.0
+    assert journey["retention"]["kept_low"] == pytest.approx(-0.44578, abs=1e-4)
+    html = page.read_text()
+    assert "Did it keep customers? Accounts 90 days after entry" in html
+    assert "Retention: no clear difference: +16.7 pts [-44.6, +65.5]" in html
+
+
+def test_the_retention_window_comes_from_config(world: World) -> None:
+    seed(world.db)
+    world.configure('[reports]\nretention_window = "30d"\n')
+
+    doc = json.loads(world.cli("report", *HAND_RANGE, "--format", "json").stdout)
+
+    kept = doc["journeys"][0]["retention"]
+    assert kept["window_days"] == 30
+    # 30 days after entry t1, t2 (churns at day 40), t3 still pay, and t5 (day 50 + 30 < 100: judged now,
+    # not pending); h1 churned at day 20, h2 pays
+    assert (kept["treatment"]["pending"], kept["treatment"]["still_paying"]) == (0, 4)
+    assert kept["holdout"]["still_paying"] == 1
+
+
+def test_the_digest_judges_each_journey_on_every_entry_so_far_and_has_room_for_the_months_line(
+    world: World,
+) -> None:
+    world.journey(JOURNEY.replace("id: b2b-renewal", "id: j"))
+    seed(world.db)
+    world.configure(
+        '[reports]\ndigest_recipients = ["ana@chartwell.example"]\nmin_sample = 2\n'
+        '[server]\npublic_url = "https://engage.example.com"\n'
+    )
+
+    assert digest.send_digest(world.settings, world.db, ManualClock(at(100)), force=True) == 1
+
+    [path] = (world.root / "outbox").glob("*.eml")
+    text = message_from_bytes(path.read_bytes(), policy=policy.default).get_body(("plain",)).get_content()
+    # every entry so far: t9 (day -10, 999 then and at day 80) joins t1..t5: 3 of 4 still pay, against 1 of 2
+    interval = stats.newcombe(3, 4, 1, 2)
+    assert (
+        f"retention (90d after entry, every entry so far): no clear difference: +25.0 pts "
+        f"[{100 * interval.low:+.1f}, {100 * interval.high:+.1f}]"
+    ) in text
+    report = build.for_settings(world.settings, world.db, Period(at(93), at(100)), at(100))
+    composed = digest.compose(report, world.settings, "ana@chartwell.example", "2026-W24", "March: GRR 97.0%")
+    assert composed.text.splitlines()[2] == "March: GRR 97.0%" and "March: GRR 97.0%" in composed.html
