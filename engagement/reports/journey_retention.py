@@ -72,35 +72,28 @@ def entries(conn: Connection, period: Period, journeys: Sequence[str] | None, wi
     scope = [en.c.account_id.is_not(None), en.c.entered_at >= period.start, en.c.entered_at < period.end]
     if journeys is not None:
         scope.append(en.c.journey_id.in_(journeys))
-    first = (
-        select(en.c.journey_id, en.c.account_id, func.min(en.c.entered_at).label("at"))
-        .where(*scope)
-        .group_by(en.c.journey_id, en.c.account_id)
-        .subquery("first_entry")
-    )
-    chosen = (
-        select(func.min(en.c.id))
-        .select_from(
-            en.join(
-                first,
-                and_(
-                    en.c.journey_id == first.c.journey_id,
-                    en.c.account_id == first.c.account_id,
-                    en.c.entered_at == first.c.at,
-                ),
-            )
-        )
-        .group_by(en.c.journey_id, en.c.account_id)
-    )
-    return (
+    ranked = (
         select(
             en.c.journey_id,
             en.c.holdout,
             en.c.account_id,
             en.c.entered_at,
-            later(conn.dialect.name, en.c.entered_at, window).label("after"),
+            func.row_number()
+            .over(partition_by=(en.c.journey_id, en.c.account_id), order_by=(en.c.entered_at, en.c.id))
+            .label("nth"),
         )
-        .where(en.c.id.in_(chosen))
+        .where(*scope)
+        .subquery("ranked_entry")
+    )
+    return (
+        select(
+            ranked.c.journey_id,
+            ranked.c.holdout,
+            ranked.c.account_id,
+            ranked.c.entered_at,
+            later(conn.dialect.name, ranked.c.entered_at, window).label("after"),
+        )
+        .where(ranked.c.nth == 1)
         .subquery("account_entry")
     )
 

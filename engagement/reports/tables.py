@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engagement.reports.model import Report
-from engagement.reports.sheets import ALL_STEPS, Cell, Sheet, sheets
+from engagement.reports.sheets import ALL_STEPS, RETENTION_LIFT_METRICS, Cell, Sheet, sheets
 from engagement.reports.stats import METHOD
 
 PERCENT = {
@@ -23,12 +23,7 @@ POINTS = {
     "absolute_lift",
     "ci95_low",
     "ci95_high",
-    "kept_lift",
-    "kept_ci95_low",
-    "kept_ci95_high",
-    "nrr_lift",
-    "nrr_ci95_low",
-    "nrr_ci95_high",
+    *(m for m in RETENTION_LIFT_METRICS if m not in ("verdict", "method")),
 }
 SHARES = {"within_7d", "within_14d", "within_30d"}
 
