@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from backends import url_for
 from engine_world import NOW, World
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from engagement import vocab
 from engagement.clock import ManualClock
@@ -392,3 +392,18 @@ def test_the_digest_judges_each_journey_on_every_entry_so_far_and_has_room_for_t
     report = build.for_settings(world.settings, world.db, Period(at(93), at(100)), at(100))
     composed = digest.compose(report, world.settings, "ana@chartwell.example", "2026-W24", "March: GRR 97.0%")
     assert composed.text.splitlines()[2] == "March: GRR 97.0%" and "March: GRR 97.0%" in composed.html
+
+
+def test_sqlite_looks_up_each_entrys_mrr_twice_not_once_per_sum(tmp_path: Path) -> None:
+    db = database.Database(url_for("sqlite", tmp_path))
+    db.create_all()
+    seed(db)
+    with db.begin() as conn:
+        stmt = journey_retention.statement(conn, HAND_PERIOD, ["j"], WINDOW, at(100))
+        compiled = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = [row[3] for row in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+
+    lookups = [step for step in plan if step.startswith("SEARCH revenue USING INDEX")]
+    assert len(lookups) == 2, (
+        plan
+    )  # MRR at entry and at entry + window, each through (account_id, effective_at)

@@ -98,24 +98,27 @@ def entries(conn: Connection, period: Period, journeys: Sequence[str] | None, wi
     )
 
 
-def _sums(
+def statement(
     conn: Connection, period: Period, journeys: Sequence[str] | None, window: timedelta, now: datetime
-) -> tuple[dict[tuple[str, bool], RetentionGroup], dict[tuple[str, bool], stats.Sums]]:
+) -> Any:
+    """The one SELECT: per (journey, holdout) the entries, the pending ones and the judged accounts' sums."""
     e = entries(conn, period, journeys, window)
-    values = select(
+    found = select(
         e.c.journey_id,
         e.c.holdout,
         e.c.after,
         mrr_at(e.c.account_id, e.c.entered_at).label("x"),
         mrr_at(e.c.account_id, e.c.after).label("y"),
-    ).subquery("account_mrr")
+    )
+    # materialized: else SQLite inlines the two lookups into every sum that reads x or y (18 of them)
+    values = found.cte("account_mrr").prefix_with("MATERIALIZED")
     at = literal(now, UTCDateTime())
     judged = and_(values.c.after <= at, values.c.x > 0)
 
     def total(value: Any) -> ColumnElement[Any]:
         return func.coalesce(func.sum(case((judged, value), else_=None)), 0)
 
-    stmt = select(
+    return select(
         values.c.journey_id,
         values.c.holdout,
         func.count().label("accounts"),
@@ -128,9 +131,14 @@ def _sums(
         total(values.c.y * values.c.y).label("yy"),
         total(values.c.x * values.c.y).label("xy"),
     ).group_by(values.c.journey_id, values.c.holdout)
+
+
+def _sums(
+    conn: Connection, period: Period, journeys: Sequence[str] | None, window: timedelta, now: datetime
+) -> tuple[dict[tuple[str, bool], RetentionGroup], dict[tuple[str, bool], stats.Sums]]:
     groups: dict[tuple[str, bool], RetentionGroup] = {}
     sums: dict[tuple[str, bool], stats.Sums] = {}
-    for row in conn.execute(stmt):
+    for row in conn.execute(statement(conn, period, journeys, window, now)):
         key = (row.journey_id, bool(row.holdout))
         groups[key] = RetentionGroup(
             group=GROUPS[key[1]],
