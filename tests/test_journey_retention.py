@@ -407,3 +407,29 @@ def test_sqlite_looks_up_each_entrys_mrr_twice_not_once_per_sum(tmp_path: Path) 
     assert len(lookups) == 2, (
         plan
     )  # MRR at entry and at entry + window, each through (account_id, effective_at)
+
+
+def test_the_net_mrr_interval_covers_the_true_difference_about_95_times_in_100() -> None:
+    rng = random.Random(11)
+    plans = (50.0, 100.0, 200.0, 400.0)
+
+    def group(n: int, keep: float, grow: float) -> stats.Sums:
+        x = [rng.choice(plans) for _ in range(n)]
+        y = [v * grow * rng.uniform(0.8, 1.2) if rng.random() < keep else 0.0 for v in x]
+        return stats.Sums(
+            n,
+            sum(x),
+            sum(y),
+            sum(v * v for v in x),
+            sum(v * v for v in y),
+            sum(a * b for a, b in zip(x, y, strict=True)),
+        )
+
+    truth = 0.9 * 1.1 - 0.7 * 1.0  # E[y]/E[x] per group: keep * grow (the uniform factor averages 1)
+    runs = 2000
+    covered = 0
+    for _ in range(runs):
+        interval = stats.ratio_difference(group(200, 0.9, 1.1), group(60, 0.7, 1.0))
+        assert interval is not None
+        covered += interval.low <= truth <= interval.high
+    assert 0.92 <= covered / runs <= 0.97  # 0.935 with this seed: the linearisation runs a little narrow
