@@ -97,3 +97,26 @@ def test_renewals_due_in_the_simulated_days_renew_more_often_when_the_journey_tr
     assert treated == pytest.approx(revenue.RENEW["treated"], abs=0.06)
     assert held == pytest.approx(revenue.RENEW["holdout"], abs=0.06)
     assert treated > held
+
+
+def test_the_summary_puts_the_months_retention_line_first_when_it_is_given() -> None:
+    from engagement.dryrun.demo import run
+    from engagement.reports.model import Retention, RetentionGroup
+
+    treated = RetentionGroup("treatment", 10, 2, 8, 7, 800.0, 760.0)
+    held = RetentionGroup("holdout", 3, 0, 3, 2, 300.0, 200.0)
+    kept = Retention(
+        59, treated, held, 7 / 8 - 2 / 3, -0.2, 0.6, 0.95 - 2 / 3, None, None, "not enough data yet", ""
+    )
+
+    lines = run.retention_lines(kept, "April 2026: GRR 96.1%, NRR 101.3%")
+
+    assert lines[0] == "April 2026: GRR 96.1%, NRR 101.3%"
+    assert (
+        "still paying 7/8 treated (87.5%) vs 2/3 holdout (66.7%), lift +20.8 pts [-20.0 pts, +60.0 pts]"
+        in lines[1]
+    )
+    assert lines[2] == "  net MRR retained 95.0% vs 66.7%; 2 entries pending; not enough data yet"
+    assert run.retention_lines(kept)[0].startswith(
+        "Renewal journey (upcoming-renewal) on simulated revenue, 59 days"
+    )

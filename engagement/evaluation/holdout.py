@@ -35,7 +35,7 @@ def in_holdout(
     account_id: str | None = None,
 ) -> bool:
     """Whether this subject is in this journey's holdout (`by` account: its account's group)."""
-    hashed = account_id or subject_id if by == vocab.HoldoutBy.ACCOUNT else subject_id
+    hashed = (account_id or subject_id) if by == vocab.HoldoutBy.ACCOUNT else subject_id
     return bucket(f"{journey_id}:{hashed}") < int(fraction * SPACE)
 
 
