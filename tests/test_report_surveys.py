@@ -10,12 +10,11 @@ import math
 from collections.abc import Iterator
 
 import pytest
-from backends import url_for
+from backends import migrated, url_for
 from survey_world import KNOWN, NOW, PERIOD, seed
 
 from engagement.reports import build, html, sheets, stats, surveys, tables
 from engagement.reports.model import Report, SurveyFigures
-from engagement.store import database, schema
 from engagement.store.database import Database
 
 Z = 1.959963984540054
@@ -23,16 +22,11 @@ Z = 1.959963984540054
 
 @pytest.fixture(scope="module")
 def seeded(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """The hand-built week in a migrated database, on each backend."""
     folder = tmp_path_factory.mktemp("surveys") if backend == "sqlite" else None
-    db = database.Database(url_for(backend, folder))
-    schema.metadata.drop_all(db.engine)
-    db.create_all()
-    try:
+    with migrated(url_for(backend, folder)) as db:
         seed(db)
         yield db
-    finally:
-        schema.metadata.drop_all(db.engine)
-        db.dispose()
 
 
 @pytest.fixture(scope="module")
