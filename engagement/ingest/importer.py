@@ -1,4 +1,4 @@
-"""Import accounts, contacts or events from CSV or JSONL: all rows or none."""
+"""Import accounts, contacts, events or revenue rows from CSV or JSONL: all rows or none."""
 
 from __future__ import annotations
 
@@ -12,21 +12,28 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from engagement import errors, values
+from engagement import errors, values, vocab
 from engagement.config import Settings
 from engagement.errors import Problem
+from engagement.ingest import accounts, revenue
 from engagement.ingest import upserts as ingest
-from engagement.ingest.records import AccountIn, ContactIn, EventIn, Record
+from engagement.ingest.records import AccountIn, ContactIn, EventIn, Record, RevenueIn
 from engagement.store import schema
 from engagement.store.database import Database
 
-KINDS: dict[str, type[Record]] = {"accounts": AccountIn, "contacts": ContactIn, "events": EventIn}
+KINDS: dict[str, type[Record]] = {
+    "accounts": AccountIn,
+    "contacts": ContactIn,
+    "events": EventIn,
+    "revenue": RevenueIn,
+}
 CHUNK = 2000
 STATISTICS_AFTER = 10_000  # rows an import writes beyond which it refreshes the planner's statistics
 GROWN = {  # the tables an import of each kind grows (each write also logs a subject_change row)
     "accounts": ["account", "subject_change"],
     "contacts": ["contact", "subject_change"],
     "events": ["event", "milestone", "account_milestone", "subject_change"],
+    "revenue": ["revenue"],
 }
 MAX_SHOWN = 100
 
@@ -42,6 +49,7 @@ class ImportResult:
     problems: list[Problem] = field(default_factory=list)
     repeats: list[Problem] = field(default_factory=list)  # rows whose id an earlier row of the file had
     lines: dict[str, int] = field(default_factory=dict)  # id → the line it first came on
+    revenue_accounts: set[str] = field(default_factory=set)  # accounts a revenue import wrote rows of
 
 
 def rows(path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
@@ -125,7 +133,9 @@ def import_file(
 ) -> ImportResult:
     """Validate and write a whole file in one transaction; any bad row aborts it unless skipped."""
     if kind not in KINDS:
-        raise errors.EngagementError(f"unknown import kind {kind!r}; use accounts, contacts or events")
+        raise errors.EngagementError(
+            f"unknown import kind {kind!r}; use accounts, contacts, events or revenue"
+        )
     if not path.is_file():
         raise errors.EngagementError(f"{path}: no such file")
     result = ImportResult(kind)
@@ -156,6 +166,10 @@ def import_file(
                 _write(db, conn, settings, kind, path, pending, now, result)
                 pending = []
         _write(db, conn, settings, kind, path, pending, now, result)
+        if (
+            result.revenue_accounts
+        ):  # once, for every account the file touched: current values follow its rows
+            revenue.settle(db, conn, result.revenue_accounts, now, settings.touch)
         if result.problems and not skip_invalid:
             shown = result.problems[:MAX_SHOWN]
             more = len(result.problems) - len(shown)
@@ -188,7 +202,14 @@ def _write(
     fresh = _note_repeats(kind, path, good, result)
     records = [r for _, r in good]
     if kind == "accounts":
-        ingest.upsert_accounts(db, conn, cast(list[AccountIn], records), settings.touch, now)
+        given_accounts = cast(list[AccountIn], records)
+        accounts.write(db, conn, given_accounts, settings.touch, now, vocab.RevenueSource.ACCOUNT)
+        result.imported += fresh
+    elif kind == "revenue":
+        given = cast(list[RevenueIn], records)
+        source = vocab.RevenueSource.IMPORT
+        revenue.write(db, conn, [{**r.model_dump(), "source": source} for r in given], now)
+        result.revenue_accounts.update(r.account_id for r in given)
         result.imported += fresh
     elif kind == "contacts":
         ingest.upsert_contacts(db, conn, cast(list[ContactIn], records), now)
@@ -229,9 +250,9 @@ def _check_references(
     if kind == "accounts":
         return pending
     column, attr, what = (
-        (schema.accounts.c.id, "account_id", "account")
-        if kind == "contacts"
-        else (schema.contacts.c.id, "contact_id", "contact")
+        (schema.contacts.c.id, "contact_id", "contact")
+        if kind == "events"
+        else (schema.accounts.c.id, "account_id", "account")
     )
     known = ingest.existing(conn, column, [getattr(r, attr) for _, r in pending])
     good: list[tuple[int, Record]] = []

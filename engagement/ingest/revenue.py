@@ -1,0 +1,120 @@
+"""Revenue rows and the account's current values that follow them.
+
+A revenue row says: from `effective_at` on, the account pays `mrr` a month. Imports, account changes and
+Stripe write rows (`write`); `settle` then gives each account the `mrr` of its latest row, and the plan and
+renewal date of that row when it was just written and gives them, so an older row changes nothing current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, case, exists, func, or_, select, update
+from sqlalchemy.sql import ColumnElement
+
+from engagement import vocab
+from engagement.config import Touch
+from engagement.ingest import upserts
+from engagement.ingest.records import AccountIn
+from engagement.store import schema
+from engagement.store.database import Database, among
+
+REVENUE = schema.table(schema.Revenue)
+KEY = ["account_id", "effective_at"]
+WRITTEN = ["mrr", "plan", "renewal_date", "source", "recorded_at"]
+CHUNK = 1000
+
+
+def write(db: Database, conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Insert or correct revenue rows (`account_id, effective_at, mrr, plan, renewal_date, source` each).
+
+    A row equal to the stored one for its (account, instant) is left unwritten, so writing the same rows
+    again changes nothing; a row that differs replaces it and is stamped `recorded_at = now`.
+    """
+    # one row per key and statement (PostgreSQL updates a row at most once per INSERT); the last one wins
+    latest = {(row["account_id"], row["effective_at"]): {**row, "recorded_at": now} for row in rows}
+    r = REVENUE.c
+    db.upsert(
+        conn,
+        REVENUE,
+        list(latest.values()),
+        KEY,
+        WRITTEN,
+        only_if=lambda new: or_(
+            r.mrr != new.mrr,
+            r.plan.is_distinct_from(new.plan),
+            r.renewal_date.is_distinct_from(new.renewal_date),
+            r.source != new.source,
+        ),
+    )
+
+
+def _latest(column: Any) -> Any:
+    """`column` of the account's latest revenue row (correlated to the account being updated)."""
+    r, a = REVENUE.c, schema.accounts.c
+    return (
+        select(column).where(r.account_id == a.id).order_by(r.effective_at.desc()).limit(1).scalar_subquery()
+    )
+
+
+def settle(db: Database, conn: Connection, account_ids: Iterable[str], now: datetime, rules: Touch) -> None:
+    """Give these accounts the current values of their latest revenue row, then their touch tier anew.
+
+    The `mrr` always (the MRR now is the latest row's); the plan and renewal date only from a latest row
+    written at `now` that gives them, so an account change with no revenue row behind it (a new plan at the
+    same MRR) is not undone by an older row. Accounts without revenue rows keep what they have.
+    """
+    a = schema.accounts.c
+    r = REVENUE.c
+    fresh = _latest(r.recorded_at) == now
+    mrr = _latest(r.mrr)
+    plan = case((fresh, func.coalesce(_latest(r.plan), a.plan)), else_=a.plan)
+    renewal = case((fresh, func.coalesce(_latest(r.renewal_date), a.renewal_date)), else_=a.renewal_date)
+    differs: ColumnElement[bool] = or_(
+        a.mrr != mrr, a.plan.is_distinct_from(plan), a.renewal_date.is_distinct_from(renewal)
+    )
+    ids = sorted(set(account_ids))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        changed = conn.execute(
+            update(schema.accounts)
+            .where(among(conn, a.id, chunk), exists().where(r.account_id == a.id), differs)
+            .values(mrr=mrr, plan=plan, renewal_date=renewal, updated_at=now)
+            .returning(a.id)
+        ).scalars()
+        upserts.retouch(conn, list(changed), rules)
+
+
+def mrr_changes(
+    conn: Connection,
+    records: Sequence[AccountIn],
+    times: Mapping[str, datetime],
+    default: datetime,
+    source: vocab.RevenueSource,
+) -> list[dict[str, Any]]:
+    """The revenue rows of the account records that change their account's `mrr`, each at its own time.
+
+    Read before the records are written: the row is due when the stored `mrr` differs (a new account's is
+    0). `times` gives a record's own time where it carries one (a Segment call's timestamp), else `default`.
+    """
+    given = {r.id: r for r in records if "mrr" in r.model_fields_set}  # the last record of an id wins
+    stored: dict[str, float] = {}
+    ids = sorted(given)
+    a = schema.accounts.c
+    for start in range(0, len(ids), CHUNK):
+        found = conn.execute(select(a.id, a.mrr).where(among(conn, a.id, ids[start : start + CHUNK])))
+        stored.update({aid: value for aid, value in found})
+    return [
+        {
+            "account_id": aid,
+            "effective_at": times.get(aid, default),
+            "mrr": record.mrr,
+            "plan": record.plan,
+            "renewal_date": record.renewal_date,
+            "source": source,
+        }
+        for aid, record in given.items()
+        if stored.get(aid, 0.0) != record.mrr
+    ]
