@@ -108,10 +108,14 @@ def _sums(conn: Connection, accounts: Sequence[str], since: datetime) -> list[di
         .subquery("instant")
     )
     # a subscription's row holds at the instant unless a later row of it came at or before the instant
-    superseded = exists().where(
-        later.c.subscription_id == held.c.subscription_id,
-        later.c.effective_at > held.c.effective_at,
-        later.c.effective_at <= instants.c.effective_at,
+    superseded = (
+        exists()
+        .where(
+            later.c.subscription_id == held.c.subscription_id,
+            later.c.effective_at > held.c.effective_at,
+            later.c.effective_at <= instants.c.effective_at,
+        )
+        .correlate(held, instants)
     )
     total = (
         select(func.coalesce(func.sum(held.c.mrr), 0.0))
