@@ -228,3 +228,52 @@ def test_a_group_call_dated_before_the_latest_row_does_not_change_the_current_mr
 
     assert (at("2026-01-10T00:00"), 120.0, None, None, "segment") in rows_of(accounts, "acme")
     assert account(accounts, "acme")["mrr"] == 150.0
+
+
+def test_the_last_line_for_one_account_and_instant_wins(accounts: World) -> None:
+    rows = "account_id,effective_at,mrr\nacme,2026-01-01T00:00:00Z,10\nacme,2026-01-01T00:00:00Z,20\n"
+
+    result = load(accounts, "revenue", write(accounts, "revenue.csv", rows))
+
+    assert result.imported == 2
+    assert rows_of(accounts, "acme") == [(at("2026-01-01T00:00"), 20.0, None, None, "import")]
+
+
+def test_skip_invalid_imports_the_rows_of_known_accounts_and_reports_the_others(accounts: World) -> None:
+    rows = """
+        account_id,effective_at,mrr
+        nobody,2026-01-01T00:00:00Z,10
+        acme,2026-01-01T00:00:00Z,-5
+        acme,2026-01-02T00:00:00Z,30
+    """
+    path = write(accounts, "revenue.csv", rows)
+
+    result = importer.import_file(accounts.db, accounts.settings, "revenue", path, NOW, skip_invalid=True)
+
+    assert [(p.line, p.field) for p in result.problems] == [(2, "account_id"), (3, "mrr")]
+    assert (result.imported, result.skipped) == (1, 2)
+    assert rows_of(accounts, "acme") == [(at("2026-01-02T00:00"), 30.0, None, None, "import")]
+
+
+def test_text_no_door_accepts_is_reported_by_line_and_field(accounts: World) -> None:
+    path = accounts.root / "revenue.csv"
+    path.write_bytes(
+        b"account_id,effective_at,mrr,plan\nacme,2026-01-01T00:00:00Z,10,pro\x00\nacme,2026-01-02,1,\xff\n"
+    )
+
+    with pytest.raises(errors.ImportFileError) as caught:
+        load(accounts, "revenue", path)
+
+    assert [(p.line, p.field) for p in caught.value.problems] == [(2, "plan"), (3, "plan")]
+
+
+def test_the_command_imports_revenue_and_names_the_kinds(accounts: World) -> None:
+    path = write(accounts, "revenue.csv", HISTORY)
+
+    done = accounts.cli("import", "revenue", str(path))
+
+    assert done.exit_code == 0, done.output
+    assert "imported 4 revenue" in done.output
+    assert account(accounts, "acme")["mrr"] == 150.0
+    wrong = accounts.cli("import", "payments", str(path))
+    assert wrong.exit_code == 1 and "accounts, contacts, events or revenue" in str(wrong.exception)

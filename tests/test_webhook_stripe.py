@@ -124,7 +124,7 @@ class Hooked:
 
 @pytest.fixture
 def hooked(world: World) -> Iterator[Hooked]:
-    world.configure(f'[webhooks.stripe]\nsecret = "{SECRET}"\n')
+    world.configure(f'[webhooks.stripe]\nsecret = "{SECRET}"\n[api]\nwrite_keys = ["wk_test"]\n')
     world.accounts({"id": "acme", "name": "Acme", "plan": "pro"})
     clock = ManualClock(NOW)
     app = create_app(world.settings, database=world.db, clock=clock)
@@ -242,6 +242,18 @@ def test_an_event_for_an_account_not_known_yet_waits_and_applies_when_the_accoun
     assert h.mrr("newco") == 150.0
     assert h.world.rows(events)[0]["applied_at"] == NOW + timedelta(hours=1)
     assert h.send(body).json()["outcome"] == "duplicate"  # kept or applied, an event counts once
+
+
+def test_a_waiting_event_applies_when_a_segment_group_call_brings_its_account(hooked: Hooked) -> None:
+    h = hooked
+    h.send(event("evt_early", stripe_events.CREATED, T0, subscription("sub_s", "segco", [(SEAT, 2)])))
+    call = {"type": "group", "groupId": "segco", "userId": "u1", "traits": {"name": "SegCo"}}
+
+    answer = h.http.post(f"{h.url}/v1/group", json=call, auth=("wk_test", ""))
+
+    assert answer.status_code == 200, answer.text
+    assert h.revenue("segco") == [(T0, 100.0, "stripe")]
+    assert h.mrr("segco") == 100.0
 
 
 def test_a_subscription_without_metadata_account_id_is_refused_naming_the_field(hooked: Hooked) -> None:

@@ -49,7 +49,6 @@ class ImportResult:
     problems: list[Problem] = field(default_factory=list)
     repeats: list[Problem] = field(default_factory=list)  # rows whose id an earlier row of the file had
     lines: dict[str, int] = field(default_factory=dict)  # id → the line it first came on
-    revenue_accounts: set[str] = field(default_factory=set)  # accounts a revenue import wrote rows of
 
 
 def rows(path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any] | Problem]]:
@@ -141,6 +140,7 @@ def import_file(
     result = ImportResult(kind)
     model = KINDS[kind]
     with db.begin() as conn:
+        staged = revenue.Staged(db, conn) if kind == "revenue" else None
         pending: list[tuple[int, Record]] = []
         for number, raw in rows(path, kind):
             if isinstance(raw, Problem):
@@ -163,13 +163,11 @@ def import_file(
                     )
                     result.problems.append(Problem(str(path), number, name, message))
             if len(pending) >= CHUNK:
-                _write(db, conn, settings, kind, path, pending, now, result)
+                _write(db, conn, settings, kind, path, pending, now, result, staged)
                 pending = []
-        _write(db, conn, settings, kind, path, pending, now, result)
-        if (
-            result.revenue_accounts
-        ):  # once, for every account the file touched: current values follow its rows
-            revenue.settle(db, conn, result.revenue_accounts, now, settings.touch)
+        _write(db, conn, settings, kind, path, pending, now, result, staged)
+        if staged is not None:
+            _unknown_accounts(path, staged, result)
         if result.problems and not skip_invalid:
             shown = result.problems[:MAX_SHOWN]
             more = len(result.problems) - len(shown)
@@ -180,6 +178,8 @@ def import_file(
             if more:
                 shown = [*shown, Problem(str(path), None, "", f"… and {more} more")]
             raise errors.ImportFileError(shown, summary)
+        if staged is not None:
+            staged.write(now, settings.touch)
         result.skipped = len({p.line for p in result.problems})
     if result.imported >= STATISTICS_AFTER:  # the next tick plans with the grown tables' statistics
         db.refresh_statistics(GROWN[kind])
@@ -195,8 +195,13 @@ def _write(
     pending: list[tuple[int, Record]],
     now: datetime,
     result: ImportResult,
+    staged: revenue.Staged | None = None,
 ) -> None:
     if not pending:
+        return
+    if staged is not None:  # revenue rows: their accounts are checked once the whole file is held
+        staged.add(cast(list[tuple[int, RevenueIn]], pending))
+        result.imported += len(pending)
         return
     good = _check_references(conn, kind, path, pending, result)
     fresh = _note_repeats(kind, path, good, result)
@@ -204,12 +209,6 @@ def _write(
     if kind == "accounts":
         given_accounts = cast(list[AccountIn], records)
         accounts.write(db, conn, given_accounts, settings.touch, now, vocab.RevenueSource.ACCOUNT)
-        result.imported += fresh
-    elif kind == "revenue":
-        given = cast(list[RevenueIn], records)
-        source = vocab.RevenueSource.IMPORT
-        revenue.write(db, conn, [{**r.model_dump(), "source": source} for r in given], now)
-        result.revenue_accounts.update(r.account_id for r in given)
         result.imported += fresh
     elif kind == "contacts":
         ingest.upsert_contacts(db, conn, cast(list[ContactIn], records), now)
@@ -220,6 +219,17 @@ def _write(
         inserted = ingest.insert_events(db, conn, first, now, source="import")
         result.imported += inserted
         result.duplicates += len(first) - inserted
+
+
+def _unknown_accounts(path: Path, staged: revenue.Staged, result: ImportResult) -> None:
+    """A problem for each held revenue row whose account does not exist; all problems in line order."""
+    unknown = staged.unknown_accounts()
+    result.problems.extend(
+        Problem(str(path), line, "account_id", f"unknown account {ref!r} (import accounts first)")
+        for line, ref in unknown
+    )
+    result.problems.sort(key=lambda p: p.line or 0)
+    result.imported -= len(unknown)
 
 
 def _note_repeats(kind: str, path: Path, good: list[tuple[int, Record]], result: ImportResult) -> int:
@@ -254,10 +264,10 @@ def _check_references(
         if kind == "events"
         else (schema.accounts.c.id, "account_id", "account")
     )
-    known = ingest.existing(conn, column, [getattr(r, attr) for _, r in pending])
+    refs = [getattr(r, attr) for _, r in pending]
+    known = ingest.existing(conn, column, refs)
     good: list[tuple[int, Record]] = []
-    for number, record in pending:
-        ref = getattr(record, attr)
+    for (number, record), ref in zip(pending, refs, strict=True):
         if ref in known:
             good.append((number, record))
         else:

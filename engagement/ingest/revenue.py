@@ -11,20 +11,50 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, exists, func, or_, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.sql import ColumnElement
 
 from engagement import vocab
 from engagement.config import Touch
 from engagement.ingest import upserts
-from engagement.ingest.records import AccountIn
+from engagement.ingest.records import AccountIn, RevenueIn
 from engagement.store import schema
 from engagement.store.database import Database, among
+from engagement.store.types import UTCDateTime
 
 REVENUE = schema.table(schema.Revenue)
 KEY = ["account_id", "effective_at"]
 WRITTEN = ["mrr", "plan", "renewal_date", "source", "recorded_at"]
 CHUNK = 1000
+# one import's rows, as read: no index, so each row is an append; dropped when the import is done
+STAGED = Table(
+    "revenue_import",
+    MetaData(),
+    Column("line", Integer, nullable=False),
+    Column("account_id", String(200), nullable=False),
+    Column("effective_at", UTCDateTime(), nullable=False),
+    Column("mrr", Float, nullable=False),
+    Column("plan", String(100)),
+    Column("renewal_date", Date),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
 
 
 def write(db: Database, conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
@@ -35,20 +65,87 @@ def write(db: Database, conn: Connection, rows: Sequence[dict[str, Any]], now: d
     """
     # one row per key and statement (PostgreSQL updates a row at most once per INSERT); the last one wins
     latest = {(row["account_id"], row["effective_at"]): {**row, "recorded_at": now} for row in rows}
+    db.upsert(conn, REVENUE, list(latest.values()), KEY, WRITTEN, only_if=_differs)
+
+
+def _differs(new: Any) -> ColumnElement[bool]:
     r = REVENUE.c
-    db.upsert(
-        conn,
-        REVENUE,
-        list(latest.values()),
-        KEY,
-        WRITTEN,
-        only_if=lambda new: or_(
-            r.mrr != new.mrr,
-            r.plan.is_distinct_from(new.plan),
-            r.renewal_date.is_distinct_from(new.renewal_date),
-            r.source != new.source,
-        ),
+    return or_(
+        r.mrr != new.mrr,
+        r.plan.is_distinct_from(new.plan),
+        r.renewal_date.is_distinct_from(new.renewal_date),
+        r.source != new.source,
     )
+
+
+class Staged:
+    """The rows of one revenue import, held in a temporary table until the whole file is read.
+
+    Rows go in as appends; `unknown_accounts` then finds the lines naming no account in one query, and
+    `write` moves the rows into `revenue` in key order (the last line of a repeated account and instant
+    wins), which keeps the unique index's writes sequential: a 1M-row file in random order costs about
+    what a sorted one does.
+    """
+
+    def __init__(self, db: Database, conn: Connection) -> None:
+        self.db, self.conn = db, conn
+        STAGED.create(conn)
+
+    def add(self, rows: Sequence[tuple[int, RevenueIn]]) -> None:
+        """Hold these (line, row) pairs."""
+        self.db.executemany(
+            self.conn,
+            STAGED.insert(),
+            [
+                {
+                    "line": line,
+                    "account_id": r.account_id,
+                    "effective_at": r.effective_at,
+                    "mrr": r.mrr,
+                    "plan": r.plan,
+                    "renewal_date": r.renewal_date,
+                }
+                for line, r in rows
+            ],
+        )
+
+    def unknown_accounts(self) -> list[tuple[int, str]]:
+        """(line, account id) of each held row whose account does not exist, in line order."""
+        s = STAGED.c
+        query = select(s.line, s.account_id).where(~_known(s.account_id)).order_by(s.line)
+        return [(line, account) for line, account in self.conn.execute(query)]
+
+    def write(self, now: datetime, rules: Touch) -> None:
+        """Write the held rows of known accounts as `import` rows, settle their accounts, drop the table."""
+        s = STAGED.c
+        latest_line = (
+            func.row_number()
+            .over(partition_by=(s.account_id, s.effective_at), order_by=s.line.desc())
+            .label("n")
+        )
+        columns = [s.account_id, s.effective_at, s.mrr, s.plan, s.renewal_date]
+        ranked = select(*columns, latest_line).where(_known(s.account_id)).subquery("ranked")
+        query = (
+            select(
+                *(ranked.c[c.name] for c in columns),
+                literal(vocab.RevenueSource.IMPORT.value, String()),
+                literal(now, UTCDateTime()),
+            )
+            .where(ranked.c.n == 1)
+            .order_by(ranked.c.account_id, ranked.c.effective_at)
+        )
+        names = [*KEY, "mrr", "plan", "renewal_date", "source", "recorded_at"]
+        self.db.upsert_from_select(self.conn, REVENUE, names, query, KEY, WRITTEN, _differs)
+        touched = list(
+            self.conn.execute(select(s.account_id).where(_known(s.account_id)).distinct()).scalars()
+        )
+        settle(self.db, self.conn, touched, now, rules)
+        STAGED.drop(self.conn)
+
+
+def _known(account_id: Any) -> ColumnElement[bool]:
+    a = schema.accounts.c
+    return exists().where(a.id == account_id)
 
 
 def _latest(column: Any) -> Any:

@@ -205,6 +205,29 @@ class Database:
             return int(conn.execute(select(func.changes())).scalar_one())
         return int(result.rowcount)
 
+    def upsert_from_select(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: list[str],
+        query: Any,
+        keys: Sequence[str],
+        update: Sequence[str],
+        only_if: Callable[[Any], ColumnElement[bool]],
+    ) -> None:
+        """INSERT … SELECT; a row whose `keys` exist updates its `update` columns where `only_if(excluded)` holds.
+
+        The query must not give one key twice (PostgreSQL updates a row at most once per statement) and
+        should have a WHERE clause (SQLite reads `SELECT … ON CONFLICT` ambiguously without one).
+        """
+        stmt = self._insert(table).from_select(columns, query)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={c: stmt.excluded[c] for c in update},
+            where=only_if(stmt.excluded),
+        )
+        conn.execute(stmt)
+
     def insert_from_select_returning(
         self, conn: Connection, table: Table, columns: list[str], query: Any, returning: Sequence[str]
     ) -> Iterator[Any]:
