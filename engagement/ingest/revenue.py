@@ -89,6 +89,7 @@ class Staged:
 
     def __init__(self, db: Database, conn: Connection) -> None:
         self.db, self.conn = db, conn
+        self.accounts: set[str] = set()  # the accounts the rows name (a set here costs less than a DISTINCT)
         STAGED.create(conn)
 
     def add(self, rows: Sequence[tuple[int, RevenueIn]]) -> None:
@@ -96,18 +97,9 @@ class Staged:
         self.db.executemany(
             self.conn,
             STAGED.insert(),
-            [
-                {
-                    "line": line,
-                    "account_id": r.account_id,
-                    "effective_at": r.effective_at,
-                    "mrr": r.mrr,
-                    "plan": r.plan,
-                    "renewal_date": r.renewal_date,
-                }
-                for line, r in rows
-            ],
+            [{"line": line, **r.__dict__} for line, r in rows],  # a row's fields are the table's columns
         )
+        self.accounts.update(r.account_id for _, r in rows)
 
     def unknown_accounts(self) -> list[tuple[int, str]]:
         """(line, account id) of each held row whose account does not exist, in line order."""
@@ -136,10 +128,7 @@ class Staged:
         )
         names = [*KEY, "mrr", "plan", "renewal_date", "source", "recorded_at"]
         self.db.upsert_from_select(self.conn, REVENUE, names, query, KEY, WRITTEN, _differs)
-        touched = list(
-            self.conn.execute(select(s.account_id).where(_known(s.account_id)).distinct()).scalars()
-        )
-        settle(self.db, self.conn, touched, now, rules)
+        settle(self.db, self.conn, self.accounts, now, rules)  # an unknown account has no row to update
         STAGED.drop(self.conn)
 
 
