@@ -138,12 +138,14 @@ def import_command(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the database schema to the current version."""
-    from engagement.store import migrate
+    """Create or migrate the database schema to the current version (and re-create the change-log triggers)."""
+    from engagement.store import change_log, migrate
 
     current = settings()
     db = database(current, ready=False)
     migrate.upgrade(db)
+    with db.begin() as conn:  # idempotent; puts back a trigger dropped or disabled by hand
+        change_log.create(conn)
     out.print(f"database is at revision {migrate.current(db)}")
 
 

@@ -34,6 +34,14 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
+class Channel(StrEnum):
+    """How a message goes out: a journey's message step kind, and the channel its deliveries are stored with."""
+
+    EMAIL = "email"
+    IN_APP = "in_app"
+    NOTIFY = "notify"  # a named webhook
+
+
 class EnrollmentState(StrEnum):
     """Whether an enrollment is still moving through its journey."""
 
@@ -74,6 +82,14 @@ class ResponseKind(StrEnum):
     SEEN = "seen"
     CLICKED = "clicked"
     DISMISSED = "dismissed"
+    ANSWERED = "answered"  # a survey answered (by email's landing page or in-app)
+
+
+class SurveyKind(StrEnum):
+    """The question a survey step asks: NPS (0 to 10) or CSAT (1 to 5)."""
+
+    NPS = "nps"
+    CSAT = "csat"
 
 
 class RevenueSource(StrEnum):

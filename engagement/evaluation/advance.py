@@ -16,7 +16,7 @@ from engagement.conditions.context import EvalContext
 from engagement.delivery.ids import DeliveryId
 from engagement.evaluation import stepper
 from engagement.journeys.catalog import Journey
-from engagement.journeys.program import Instr
+from engagement.journeys.program import Message, Notify, WaitUntil
 from engagement.store import database, schema
 from engagement.store.database import Database, among
 
@@ -83,7 +83,7 @@ def wake_waiters(conn: Connection, journey: Journey, ctx: EvalContext) -> int:
     """Make enrollments waiting on a now-true `wait_until` due at once (driven by the waiting ones)."""
     woken = 0
     for instr in journey.program:
-        if instr.kind != "wait_until" or instr.condition is None:
+        if not isinstance(instr, WaitUntil):
             continue
         result = conn.execute(
             update(en)
@@ -222,14 +222,14 @@ def _ended(outcome: str, reason: str, now: datetime) -> dict[str, Any]:
 
 
 def deliveries(
-    journey: Journey, instr: Instr, chosen: ColumnElement[bool], due: datetime, ctx: EvalContext
+    journey: Journey, instr: Message, chosen: ColumnElement[bool], due: datetime, ctx: EvalContext
 ) -> Any:
     """SELECT of the delivery rows of one message for the `chosen` enrollments (account ones fan out to
     recipients)."""
     source: FromClause = en
     where: list[ColumnElement[bool]] = [chosen]
     contact: ColumnElement[Any] = en.c.subject_id if journey.audience == "contact" else null()
-    if instr.kind == "notify":
+    if isinstance(instr, Notify):
         recipient: ColumnElement[Any] = literal(f"webhook:{instr.spec.webhook}")
     elif journey.audience == "contact":
         recipient = en.c.subject_id
@@ -248,7 +248,7 @@ def deliveries(
         en.c.id,
         literal(journey.id),
         literal(instr.step_id),
-        literal(instr.kind),
+        literal(instr.kind.value),
         recipient,
         contact,
         literal(vocab.DeliveryStatus.QUEUED.value),

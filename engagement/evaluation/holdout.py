@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from sqlalchemy import BigInteger
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from engagement.store import md5
+from engagement.store import functions, md5
 
 SPACE = 2**32
 
@@ -38,12 +35,8 @@ class Bucket(FunctionElement[int]):
     type = BigInteger()
 
 
-@compiles(Bucket, "sqlite")
-def _bucket_sqlite(element: Bucket, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"engagement_bucket({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(Bucket, "postgresql")
-def _bucket_pg(element: Bucket, compiler: SQLCompiler, **kw: Any) -> str:
-    arg = compiler.process(element.clauses, **kw)
-    return f"(('x' || substr(md5({arg}), 1, 8))::bit(32)::bigint)"
+functions.render(
+    Bucket,
+    sqlite=lambda _, args: f"engagement_bucket({args[0]})",
+    postgresql=lambda _, args: f"(('x' || substr(md5({args[0]}), 1, 8))::bit(32)::bigint)",
+)

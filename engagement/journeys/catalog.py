@@ -56,15 +56,16 @@ class Journey:
         return next((i.index for i in self.program if i.step_id == step_id), None)
 
     def step(self, step_id: str) -> Instr | None:
-        """The message step with this id."""
+        """The instruction with this id."""
         return next((i for i in self.program if i.step_id == step_id), None)
 
     def conditions(self) -> Iterator[ast.Condition]:
         """Every step-level condition (guards, waits, branches)."""
         for instr in self.program:
-            for cond in (instr.guard, instr.condition):
-                if cond is not None:
-                    yield cond
+            if instr.guard is not None:
+                yield instr.guard
+            if isinstance(instr, program.WaitUntil | program.Branch):
+                yield instr.condition
 
 
 @dataclass
@@ -186,7 +187,7 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
 
 def _check_moved(moved: dict[str, str], steps: tuple[Instr, ...]) -> list[tuple[str, str]]:
     """(old id, message) for each `moved:` entry that names a step still here or a target that is not."""
-    ids = [i.step_id for i in steps if i.kind != "jump"]
+    ids = [i.step_id for i in steps if not isinstance(i, program.Jump)]
     found = []
     for old, new in moved.items():
         if old in ids:

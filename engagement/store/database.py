@@ -30,7 +30,7 @@ from sqlalchemy.sql import ColumnElement, func
 from engagement import errors
 from engagement.delivery import ids
 from engagement.evaluation import holdout
-from engagement.store import change_log, schema, types
+from engagement.store import change_log, progress, schema, types
 
 CHUNK = 500
 BULK = 5000  # rows a driver executemany gets at once
@@ -49,6 +49,7 @@ class Database:
         self.engine: Engine = _make_engine(url, echo=echo)
         self.dialect: str = self.engine.dialect.name
         self._compiled: dict[Any, Any] = {}  # bulk statements compiled for the driver, see _compile
+        self._progress_checked = False
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -57,13 +58,18 @@ class Database:
             yield conn
 
     def check_ready(self) -> None:
-        """Raise DatabaseNotReady unless the schema has been created."""
+        """Raise DatabaseNotReady unless the schema has been created, and (once) progress.ProgressNotReady
+        unless the database has what incremental evaluation and scoring need to track what they read."""
         try:
             names = set(inspect(self.engine).get_table_names())
         except OperationalError as exc:
             raise errors.EngagementError(f"cannot open database {self.url}: {exc.orig}") from exc
         if not {"contact", "enrollment", "delivery"} <= names:
             raise DatabaseNotReady()
+        if not self._progress_checked:
+            with self.engine.connect() as conn:
+                progress.check(conn)
+            self._progress_checked = True
 
     def create_all(self) -> None:
         """Create every table directly (tests and throwaway copies; production uses Alembic)."""
