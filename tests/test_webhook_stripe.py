@@ -267,6 +267,26 @@ def test_a_subscription_without_metadata_account_id_is_refused_naming_the_field(
     assert h.state() == before
 
 
+def test_signed_bodies_no_door_accepts_are_refused_and_write_nothing(hooked: Hooked) -> None:
+    h = hooked
+    before = h.state()
+    not_text = b'{"id": "evt_1", "type": "customer.subscription.created", "x": "\xff"}'
+    header = f"t={int(h.clock.now().timestamp())},v1={'0' * 64}"
+    nan = event("evt_n", stripe_events.CREATED, T0, subscription("sub_1", "acme", [(SEAT, 1)]))
+    nan = nan.replace(b'"quantity": 1', b'"quantity": NaN')
+    bad_count = event(
+        "evt_c", stripe_events.CREATED, T0, subscription("sub_1", "acme", [(price(100, "month", 0), 1)])
+    )
+
+    answers = [h.post(not_text, {"Stripe-Signature": header}), h.send(nan), h.send(bad_count)]
+
+    assert [x.status_code for x in answers] == [400, 422, 422], [x.text for x in answers]
+    assert (
+        answers[2].json()["detail"][0]["field"] == "data.object.items.data[0].price.recurring.interval_count"
+    )
+    assert h.state() == before
+
+
 def test_other_event_types_are_answered_200_and_ignored(hooked: Hooked) -> None:
     h = hooked
     before = h.state()

@@ -46,7 +46,7 @@ CHUNK = 1000
 STAGED = Table(
     "revenue_import",
     MetaData(),
-    Column("line", Integer, nullable=False),
+    Column("line", Integer, primary_key=True, autoincrement=False),  # on SQLite the rowid: still an append
     Column("account_id", String(200), nullable=False),
     Column("effective_at", UTCDateTime(), nullable=False),
     Column("mrr", Float, nullable=False),
