@@ -94,11 +94,8 @@ class Staged:
 
     def add(self, rows: Sequence[tuple[int, RevenueIn]]) -> None:
         """Hold these (line, row) pairs."""
-        self.db.executemany(
-            self.conn,
-            STAGED.insert(),
-            [{"line": line, **r.__dict__} for line, r in rows],  # a row's fields are the table's columns
-        )
+        # a row's fields are the table's columns
+        self.db.append(self.conn, STAGED, [{"line": line, **r.__dict__} for line, r in rows])
         self.accounts.update(r.account_id for _, r in rows)
 
     def unknown_accounts(self) -> list[tuple[int, str]]:
