@@ -66,6 +66,10 @@ def _apply(
     """Give each event's subscription its MRR from the event's instant on; recompute and settle the accounts."""
     if not events:
         return
+    accounts = sorted({ev["account_id"] for ev in events})
+    # one writer an account at a time: two subscriptions' events applied at once would each sum without
+    # the other's row (PostgreSQL; SQLite has one writer anyway)
+    db.advisory_locks(conn, [f"stripe-account:{account}" for account in accounts])
     states = {
         (ev["subscription_id"], ev["created"]): {
             "subscription_id": ev["subscription_id"],
@@ -91,7 +95,6 @@ def _apply(
             .where(e.event_id.in_(applied[start : start + CHUNK]))
             .values(applied_at=now)
         )
-    accounts = sorted({ev["account_id"] for ev in events})
     since = min(ev["created"] for ev in events)
     revenue.write(db, conn, _sums(conn, accounts, since), now)
     revenue.settle(db, conn, accounts, now, rules)
