@@ -358,3 +358,14 @@ def test_the_stripe_secret_is_held_to_the_signing_secret_rule_only_when_set() ->
         settings = config.load(None, **base, webhooks={"stripe": {"secret": value}})
         assert secret_policy.weak(settings) == ["webhooks.stripe.secret"], value
     assert secret_policy.weak(config.load(None, **base, webhooks={"stripe": {"secret": SECRET}})) == []
+
+
+def test_the_secret_comes_from_the_environment_like_the_other_webhook_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENGAGEMENT_WEBHOOKS__STRIPE__SECRET", SECRET)
+    monkeypatch.setenv("ENGAGEMENT_WEBHOOKS__STRIPE__TOLERANCE", "2m")
+
+    stripe_config = config.load(None).webhooks.stripe
+
+    assert (stripe_config.secret, stripe_config.tolerance) == (SECRET, timedelta(minutes=2))
