@@ -58,6 +58,13 @@ class EnrollmentOutcome(StrEnum):
     HOLDOUT = "holdout"  # ran out of steps in the holdout
 
 
+class HoldoutBy(StrEnum):
+    """What a journey's holdout hashes: each subject on its own, or the subject's account (B2B)."""
+
+    CONTACT = "contact"  # each subject (for an account journey, the account itself)
+    ACCOUNT = "account"  # every contact of an account lands in the same group
+
+
 def one_of(column: str, words: type[StrEnum]) -> str:
     """A CHECK constraint's condition: `column` holds one of `words` (or NULL)."""
     return f"{column} IN ({', '.join(repr(w.value) for w in words)})"

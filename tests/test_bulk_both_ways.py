@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Table, select
 
 from engagement.clock import ManualClock
 from engagement.delivery import pause, sendgrid_events, suppression, unsubscribe
+from engagement.dryrun.demo import revenue as demo_revenue
 from engagement.dryrun.demo.responses import Customers
 from engagement.ingest import importer, intake, segment, stripe_events, subscriptions
 from engagement.reports import digest
@@ -178,6 +179,10 @@ def test_every_bulk_statement_writes_the_same_rows_both_ways(checked: BothWays, 
     Customers(db, seed=7).respond(NOW)
     assert digest.send_digest(settings, db, ManualClock(later), force=True) == 1
     scoring.credit(db, settings, later + timedelta(minutes=1))
+    account = {"id": "acme", "plan": "pro", "mrr": 99.0, "signed_up_at": NOW - timedelta(days=400)}
+    assert demo_revenue.record(
+        db, [{**account, "renewal_date": (NOW + timedelta(days=20)).date()}], NOW - timedelta(days=365), NOW
+    )
 
     missing = call_sites() - checked.called
     assert not missing, f"bulk statements this scenario never ran: {sorted(missing)}"

@@ -362,6 +362,39 @@ def test_a_branch_sends_the_then_arm_when_its_condition_holds_and_the_else_arm_o
     assert sorted(sent(world)[2:]) == [("member000", "After"), ("member000", "Else")]
 
 
+def test_a_branch_whose_own_if_is_false_is_skipped_whole_and_the_journey_goes_on_after_both_arms(
+    world: World,
+) -> None:
+    world.journey("""
+        id: guarded-branch
+        name: Guarded branch
+        status: active
+        trigger: {event: signed_up}
+        steps:
+          - id: fork
+            if: {contact.role: admin}
+            branch:
+              if: {contact.first_name: Ada}
+              then:
+                - id: then-mail
+                  email: {template: onboarding/welcome, subject: Then}
+              else:
+                - id: else-mail
+                  email: {template: onboarding/welcome, subject: Else}
+          - id: after
+            email: {template: onboarding/stalled, subject: After}
+    """)
+    world.people(1, prefix="member", role="member", first_name="Ada")
+    world.people(1, prefix="admin", role="admin", first_name="Ada")
+    world.events(
+        *({"contact_id": c, "name": "signed_up", "timestamp": NOW} for c in ("member000", "admin000"))
+    )
+
+    world.tick(NOW)
+
+    assert sorted(sent(world)) == [("admin000", "After"), ("admin000", "Then"), ("member000", "After")]
+
+
 # --- account audience ---------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from engagement import vocab
 from engagement.conditions import ast
 from engagement.journeys.program import Branch, Instr, Jump, Message, Wait, WaitUntil
+from engagement.journeys.program import after as program_after
 
 MAX_HOPS = 1000  # a journey never needs more instant steps than this in one tick
 
@@ -57,8 +58,8 @@ def decide(
             index = instr.next
             continue
         if instr.guard is not None and not holds(instr.guard):
-            decision.skipped.append(instr)
-            index, waited_since = instr.next, None
+            decision.skipped.append(instr)  # a skipped branch skips both of its arms
+            index, waited_since = program_after(program, instr), None
             continue
         if isinstance(instr, Branch):
             index = instr.next if holds(instr.condition) else instr.alt

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engagement import vocab
 from engagement.conditions import ast
 from engagement.conditions.parse import Parser
 from engagement.config import Settings
@@ -35,6 +36,7 @@ class Journey:
     exit: ast.Condition | None
     recipients: ast.Condition | None
     holdout: float
+    holdout_by: vocab.HoldoutBy
     program: tuple[Instr, ...]
 
     @property
@@ -178,7 +180,8 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
             goal=conditions.get(("goal",)),
             exit=conditions.get(("exit",)),
             recipients=conditions.get(("recipients",)),
-            holdout=spec.holdout_fraction(parsed.holdout),
+            holdout=parsed.holdout_share,
+            holdout_by=parsed.holdout_by,
             program=steps,
         ),
         [],
@@ -301,7 +304,13 @@ def _clean(loc: tuple[Any, ...]) -> files.Loc:
     """Drop pydantic's union tags and rename aliased fields back to the file's spelling."""
     out: list[str | int] = []
     for part in loc:
-        if part in spec.STEP_TAGS or part in ("ReEntryAfter", "str", "float", "literal['never','always']"):
+        if part in spec.STEP_TAGS or part in (
+            "ReEntryAfter",
+            "HoldoutSpec",
+            "str",
+            "float",
+            "literal['never','always']",
+        ):
             continue
         if isinstance(part, str) and part.startswith(("literal[", "function-")):
             continue

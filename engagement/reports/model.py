@@ -90,6 +90,48 @@ class Lift:
 
 
 @dataclass
+class RetentionGroup:
+    """One group's accounts (one entry each) and what they paid at entry and `window` after it."""
+
+    group: str  # treatment | holdout
+    accounts: int  # entries, one per account
+    pending: int  # entered less than the window ago: not judged yet
+    paying_at_entry: int  # judged entries whose account paid at entry (the base of both rates)
+    still_paying: int  # of those, paying at entry + window (MRR > 0)
+    mrr_at_entry: float
+    mrr_after: float  # the same accounts' MRR at entry + window
+
+    @property
+    def judged(self) -> int:
+        return self.accounts - self.pending
+
+    @property
+    def kept_rate(self) -> float | None:
+        return self.still_paying / self.paying_at_entry if self.paying_at_entry else None
+
+    @property
+    def net_mrr_retained(self) -> float | None:
+        return self.mrr_after / self.mrr_at_entry if self.mrr_at_entry > 0 else None
+
+
+@dataclass
+class Retention:
+    """Did the journey keep customers: treatment vs holdout `window_days` after entry, with the lifts."""
+
+    window_days: float
+    treatment: RetentionGroup
+    holdout: RetentionGroup
+    kept_lift: float | None  # treatment - holdout share still paying (fraction; shown in points)
+    kept_low: float | None
+    kept_high: float | None
+    nrr_lift: float | None  # treatment - holdout net MRR retained
+    nrr_low: float | None
+    nrr_high: float | None
+    verdict: str
+    method: str
+
+
+@dataclass
 class TtvCohort:
     """Days from signup to the goal milestone for one weekly signup cohort and one group."""
 
@@ -118,6 +160,7 @@ class JourneyReport:
     lift: Lift | None
     ttv: list[TtvCohort]
     ttv_note: str
+    retention: Retention | None = None
 
     @property
     def conversion_rate(self) -> float | None:

@@ -45,6 +45,28 @@ LIFT_METRICS = (
     "verdict",
     "method",
 )
+RETENTION_METRICS = (
+    "window_days",
+    "accounts",
+    "pending",
+    "judged",
+    "paying_at_entry",
+    "still_paying",
+    "kept_rate",
+    "mrr_at_entry",
+    "mrr_after",
+    "net_mrr_retained",
+)
+RETENTION_LIFT_METRICS = (
+    "kept_lift",
+    "kept_ci95_low",
+    "kept_ci95_high",
+    "nrr_lift",
+    "nrr_ci95_low",
+    "nrr_ci95_high",
+    "verdict",
+    "method",
+)
 TTV_METRICS = ("people", "reached", "median_days", "p75_days", "within_7d", "within_14d", "within_30d")
 
 
@@ -62,6 +84,8 @@ def sheets(report: Report) -> list[Sheet]:
     daily: list[tuple[Cell, ...]] = []
     lift: list[tuple[Cell, ...]] = []
     ttv: list[tuple[Cell, ...]] = []
+    kept: list[tuple[Cell, ...]] = []
+    kept_lift: list[tuple[Cell, ...]] = []
     for j in report.journeys:
         funnel.append((j.id, ALL_STEPS, "", *_counts(j.totals, j.conversion_rate)))
         for s in j.steps:
@@ -87,6 +111,38 @@ def sheets(report: Report) -> list[Sheet]:
                     x.method,
                 )
             )
+        if j.retention is not None:
+            r = j.retention
+            for g in (r.treatment, r.holdout):
+                kept.append(
+                    (
+                        j.id,
+                        g.group,
+                        r.window_days,
+                        g.accounts,
+                        g.pending,
+                        g.judged,
+                        g.paying_at_entry,
+                        g.still_paying,
+                        g.kept_rate,
+                        g.mrr_at_entry,
+                        g.mrr_after,
+                        g.net_mrr_retained,
+                    )
+                )
+            kept_lift.append(
+                (
+                    j.id,
+                    r.kept_lift,
+                    r.kept_low,
+                    r.kept_high,
+                    r.nrr_lift,
+                    r.nrr_low,
+                    r.nrr_high,
+                    r.verdict,
+                    r.method,
+                )
+            )
         for c in j.ttv:
             ttv.append(
                 (
@@ -107,6 +163,8 @@ def sheets(report: Report) -> list[Sheet]:
         Sheet("daily", ("journey", "day"), FUNNEL_METRICS, daily),
         Sheet("lift", ("journey",), LIFT_METRICS, lift),
         Sheet("time_to_value", ("journey", "signup_week", "group"), TTV_METRICS, ttv),
+        Sheet("retention", ("journey", "group"), RETENTION_METRICS, kept),
+        Sheet("retention_lift", ("journey",), RETENTION_LIFT_METRICS, kept_lift),
         Sheet(
             "score_bands",
             ("day", "subject_type"),
@@ -186,4 +244,12 @@ def to_json(report: Report) -> dict[str, Any]:
                 del step_data["counts"][name]
         for day, day_data in zip(journey.daily, data["daily"], strict=True):
             day_data["conversion_rate"] = day.conversion_rate
+        if journey.retention is not None:
+            for name in ("treatment", "holdout"):
+                group = getattr(journey.retention, name)
+                data["retention"][name] |= {
+                    "judged": group.judged,
+                    "kept_rate": group.kept_rate,
+                    "net_mrr_retained": group.net_mrr_retained,
+                }
     return doc

@@ -1,4 +1,5 @@
-"""Pure statistics: Wilson intervals, Newcombe's interval for a difference, quantiles, the verdict."""
+"""Pure statistics: Wilson intervals, Newcombe's interval for a difference, a ratio of sums' difference,
+quantiles, the verdict."""
 
 from __future__ import annotations
 
@@ -37,6 +38,42 @@ def newcombe(x1: int, n1: int, x2: int, n2: int, z: float = Z95) -> Interval:
     low = d - math.sqrt((p1 - w1.low) ** 2 + (w2.high - p2) ** 2)
     high = d + math.sqrt((w1.high - p1) ** 2 + (p2 - w2.low) ** 2)
     return Interval(low, high)
+
+
+RATIO_METHOD = "difference of ratios of sums, 95%, by linearisation (delta method) of each group's ratio"
+
+
+@dataclass(frozen=True)
+class Sums:
+    """A group's sums for the ratio Σy ÷ Σx (net MRR retained: y the MRR after, x the MRR at entry)."""
+
+    n: int
+    x: float
+    y: float
+    xx: float
+    yy: float
+    xy: float
+
+    @property
+    def ratio(self) -> float | None:
+        return self.y / self.x if self.x > 0 else None
+
+    def variance(self) -> float | None:
+        """The linearised variance of Σy ÷ Σx: n/(n-1) · Σ(y - R·x)² ÷ (Σx)² (None below 2 subjects)."""
+        r = self.ratio
+        if r is None or self.n < 2:
+            return None
+        residuals = max(0.0, self.yy - 2 * r * self.xy + r * r * self.xx)
+        return self.n / (self.n - 1) * residuals / (self.x * self.x)
+
+
+def ratio_difference(a: Sums, b: Sums, z: float = Z95) -> Interval | None:
+    """An interval for ratio(a) - ratio(b), the groups independent (None without 2 subjects each)."""
+    ra, rb, va, vb = a.ratio, b.ratio, a.variance(), b.variance()
+    if ra is None or rb is None or va is None or vb is None:
+        return None
+    spread = z * math.sqrt(va + vb)
+    return Interval(ra - rb - spread, ra - rb + spread)
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float | None:

@@ -7,11 +7,24 @@ from rich.table import Table
 from rich.text import Text
 
 from engagement.reports.model import Report
-from engagement.reports.sheets import ALL_STEPS, Cell, Sheet, sheets
+from engagement.reports.sheets import ALL_STEPS, RETENTION_LIFT_METRICS, Cell, Sheet, sheets
 from engagement.reports.stats import METHOD
 
-PERCENT = {"conversion_rate", "treated_rate", "holdout_rate", "relative_lift", "response_rate"}
-POINTS = {"absolute_lift", "ci95_low", "ci95_high"}
+PERCENT = {
+    "conversion_rate",
+    "treated_rate",
+    "holdout_rate",
+    "relative_lift",
+    "response_rate",
+    "kept_rate",
+    "net_mrr_retained",
+}
+POINTS = {
+    "absolute_lift",
+    "ci95_low",
+    "ci95_high",
+    *(m for m in RETENTION_LIFT_METRICS if m not in ("verdict", "method")),
+}
 SHARES = {"within_7d", "within_14d", "within_30d"}
 
 
@@ -78,6 +91,25 @@ def lift_table(sheet: Sheet, journey: str) -> Table:
     return table
 
 
+def retention_table(found: dict[str, Sheet], journey: str) -> RenderableType:
+    """One journey's retention evidence: a column per group, then the lifts and the verdict."""
+    rows = [r for r in found["retention"].rows if r[0] == journey]
+    metrics = found["retention"].metrics
+    days = f"{rows[0][2]:g}d" if rows and isinstance(rows[0][2], float | int) else "?"
+    table = Table(title=f"{journey}: retention, {days} after entry", title_justify="left")
+    table.add_column("metric")
+    for r in rows:
+        table.add_column(str(r[1]), justify="right")
+    for i, metric in enumerate(metrics[1:], start=1):
+        table.add_row(metric, *(display(metric, r[2 + i]) for r in rows))
+    [lift] = [r for r in found["retention_lift"].rows if r[0] == journey]
+    lifts = Table("lift", "value", "95% interval")
+    for name, at in (("still paying (treatment - holdout)", 1), ("net MRR retained", 4)):
+        interval = f"[{display('kept_lift', lift[at + 1])}, {display('kept_lift', lift[at + 2])}]"
+        lifts.add_row(name, display("kept_lift", lift[at]), interval if lift[at + 1] is not None else "–")
+    return Group(table, lifts, Text(f"retention: {lift[7]}", style="bold"))
+
+
 def daily_table(sheet: Sheet, journey: str) -> Table:
     """A journey's active days, with only the columns that have something in them."""
     rows = [r for r in sheet.rows if r[0] == journey]
@@ -111,6 +143,8 @@ def render(report: Report) -> RenderableType:
         parts.append(funnel_table(found["funnel"], j.id, f"{j.name} ({j.id})"))
         if j.lift is not None:
             parts.append(lift_table(found["lift"], j.id))
+        if j.retention is not None:
+            parts.append(retention_table(found, j.id))
         ttv = Sheet(
             "ttv",
             found["time_to_value"].keys[1:],
