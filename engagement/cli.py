@@ -115,7 +115,7 @@ def schema_command() -> None:
 
 @app.command("import")
 def import_command(
-    kind: Annotated[str, typer.Argument(help="accounts | contacts | events")],
+    kind: Annotated[str, typer.Argument(help="accounts | contacts | events | revenue")],
     file: Annotated[Path, typer.Argument(help="a .csv (with header) or .jsonl file")],
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="import the good rows, report the bad")

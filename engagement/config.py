@@ -139,6 +139,19 @@ class SendgridWebhook(Section):
     )
 
 
+class StripeWebhook(Section):
+    secret: str | None = Field(
+        None,
+        description="the endpoint's signing secret (whsec_…) from Stripe's dashboard; unset, the webhook answers 503",
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    tolerance: Duration = Field(
+        timedelta(minutes=5),
+        gt=timedelta(0),
+        description="how far a request's signed timestamp may be from now (Stripe's own default, 5 minutes)",
+    )
+
+
 class OutboundWebhook(Section):
     url: str
     headers: dict[str, str] = {}
@@ -150,11 +163,12 @@ class OutboundWebhook(Section):
 
 
 class Webhooks(BaseModel):
-    """`webhooks.sendgrid` verifies inbound events; every other name is a notify target."""
+    """`webhooks.sendgrid` and `webhooks.stripe` verify inbound events; every other name is a notify target."""
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, OutboundWebhook] = Field(init=False)
     sendgrid: SendgridWebhook = SendgridWebhook()
+    stripe: StripeWebhook = StripeWebhook()
 
     def named(self, name: str) -> OutboundWebhook | None:
         """Return the outbound webhook called `name`, if configured."""

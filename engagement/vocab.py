@@ -97,3 +97,13 @@ class SurveyKind(StrEnum):
 
     NPS = "nps"
     CSAT = "csat"
+
+
+class RevenueSource(StrEnum):
+    """Who wrote a revenue row (PRODUCT.md, Revenue and retention)."""
+
+    IMPORT = "import"  # `engagement import revenue FILE`
+    ACCOUNT = "account"  # an account import that changed the account's mrr
+    SEGMENT = "segment"  # a Segment group call that changed it
+    STRIPE = "stripe"  # a Stripe subscription event
+    DEMO = "demo"  # the demo's generated history

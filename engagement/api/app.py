@@ -1,4 +1,4 @@
-"""The web app: health, unsubscribe, intake, the SendGrid webhook, the in-app inbox, erasure and the reports."""
+"""The web app: health, unsubscribe, intake, the SendGrid and Stripe webhooks, the in-app inbox, erasure and the reports."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from engagement.api import (
     inbox_routes,
     intake_routes,
     report_routes,
+    stripe_routes,
     survey_answer_routes,
     unsubscribe_routes,
     webhook_routes,
@@ -51,6 +52,7 @@ def create_app(
     app.include_router(report_routes.router)
     app.include_router(intake_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(stripe_routes.router)
     app.include_router(inbox_routes.router)
     app.include_router(contact_routes.router)
     app.include_router(survey_answer_routes.router)
