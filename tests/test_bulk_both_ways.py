@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Table, select
 from engagement.clock import ManualClock
 from engagement.delivery import pause, sendgrid_events, suppression, unsubscribe
 from engagement.dryrun.demo import revenue as demo_revenue
+from engagement.dryrun.demo import surveys as demo_surveys
 from engagement.dryrun.demo.responses import Customers
 from engagement.ingest import importer, intake, segment, stripe_events, subscriptions
 from engagement.reports import digest
@@ -183,6 +184,10 @@ def test_every_bulk_statement_writes_the_same_rows_both_ways(checked: BothWays, 
     assert demo_revenue.record(
         db, [{**account, "renewal_date": (NOW + timedelta(days=20)).date()}], NOW - timedelta(days=365), NOW
     )
+    with db.begin() as conn:  # the demo's simulated people answer a survey they were sent
+        sent = conn.execute(select(d.c.journey_id, d.c.step_id).where(d.c.status == "sent")).all()
+    steps = {journey: [(step, "nps")] for journey, step in sent}
+    assert steps and demo_surveys.answer(db, steps, seed=7, end=NOW + timedelta(days=30)) > 0
 
     missing = call_sites() - checked.called
     assert not missing, f"bulk statements this scenario never ran: {sorted(missing)}"
