@@ -13,6 +13,7 @@ from engagement.api import (
     inbox_routes,
     intake_routes,
     report_routes,
+    survey_routes,
     unsubscribe_routes,
     webhook_routes,
 )
@@ -47,6 +48,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(unsubscribe_routes.router)
+    app.include_router(survey_routes.router)
     app.include_router(report_routes.router)
     app.include_router(intake_routes.router)
     app.include_router(webhook_routes.router)

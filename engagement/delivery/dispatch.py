@@ -20,7 +20,18 @@ from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, se
 
 from engagement import errors, vocab
 from engagement.config import Settings
-from engagement.delivery import ledger, pause, policy, senders, suppression, templates, unsubscribe, windows
+from engagement.delivery import (
+    ledger,
+    pause,
+    policy,
+    senders,
+    suppression,
+    survey_asks,
+    surveys,
+    templates,
+    unsubscribe,
+    windows,
+)
 from engagement.delivery.message import (
     EmailProvider,
     InDoubt,
@@ -65,6 +76,7 @@ class Dispatched:
     suppressed: int = 0
     cancelled: int = 0
     skipped_late: int = 0
+    skipped_recent: int = 0
     failed: int = 0
     in_doubt: int = 0
     rate_limited: int = 0
@@ -214,11 +226,12 @@ def _claim(
         return 0, []
     addresses = [r.contact_email for r in rows if r.channel == "email" and r.contact_email]
     blocked = suppression.suppressed(conn, addresses)
-    capped = sorted({r.contact_id for r in rows if r.channel == "email" and r.contact_id})
+    capped = sorted({r.contact_id for r in rows if (r.channel == "email" or r.survey_kind) and r.contact_id})
     # Workers judging one contact's emails at once would each miss the other's claim and together pass the
     # weekly cap: they take turns per contact, and each reads the claims committed before its turn.
     db.advisory_locks(conn, (f"engagement.cap:{contact}" for contact in capped))
     recent = _recent_emails(conn, capped, now)
+    asked = survey_asks.recent(conn, [r for r in rows if r.survey_kind], now, settings.surveys.min_interval)
     verdicts: list[dict[str, Any]] = []
     claimed: list[Any] = []
     journey_rules = {j: _journey_rules(settings, catalog.journeys[j]) for j in {r.journey_id for r in rows}}
@@ -231,6 +244,7 @@ def _claim(
             contact_erased=row.contact_erased is not None,
             email=row.contact_email,
             suppressed=row.contact_email in blocked,
+            asked_recently=(row.contact_id, row.survey_kind) in asked,
         )
         verdict = policy.judge(
             candidate,
@@ -243,6 +257,8 @@ def _claim(
             claimed.append(row)
             if row.channel == "email" and row.contact_id:
                 recent.setdefault(row.contact_id, []).append(now)
+            if row.survey_kind:  # a second survey of this kind in the same batch waits its interval too
+                asked.add((row.contact_id, row.survey_kind))
         _count(total, verdict.status, verdict.reason)
         verdicts.append(
             {
@@ -263,6 +279,7 @@ def _count(total: Dispatched, status: vocab.DeliveryStatus, reason: str | None) 
         vocab.DeliveryStatus.QUEUED: "held",
         vocab.DeliveryStatus.SUPPRESSED: "suppressed",
         vocab.DeliveryStatus.SKIPPED_LATE: "skipped_late",
+        vocab.DeliveryStatus.SKIPPED_RECENT: "skipped_recent",
         vocab.DeliveryStatus.CANCELLED: "cancelled",
         vocab.DeliveryStatus.DROPPED: "cancelled",
     }.get(status)
@@ -417,7 +434,7 @@ def _prepare(
     if instr is None:
         raise SendError(f"step {row.step_id!r} is no longer in journey {journey.id!r}", permanent=True)
     context = _context(settings, journey, row, contact, account)
-    if instr.kind == "email":
+    if instr.channel == "email":
         if contact is None:
             raise SendError("the email's contact is gone", permanent=True)
         email = _email(settings, renderer, instr, row, contact, context, now)
@@ -432,7 +449,7 @@ def _prepare(
             },
         )
         return email
-    if instr.kind == "in_app":
+    if instr.channel == "in_app":
         nudge = _nudge(renderer, instr, row, context, now)
         _well_formed("nudge", {"title": nudge["title"], "body": nudge["body"]})
         return _Nudge(nudge, nudge["title"])
@@ -609,7 +626,10 @@ def _email(
     context: dict[str, Any],
     now: datetime,
 ) -> OutboundEmail:
-    rendered = renderer.email(instr.spec.template, instr.spec.subject, context)
+    if instr.kind == "survey":
+        rendered = surveys.email(settings, renderer, instr.spec, row.id, context, now)
+    else:
+        rendered = renderer.email(instr.spec.template, instr.spec.subject, context)
     name = " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p)
     return OutboundEmail(
         delivery_id=row.id,
@@ -635,22 +655,32 @@ def _nudge(
 ) -> dict[str, Any]:
     spec = instr.spec
     label = url = None
+    if instr.kind == "survey":
+        return {**_nudge_keys(row, now, spec.expires), **surveys.nudge_fields(renderer, spec, context)}
     if spec.cta is not None:
         label, url = renderer.text(spec.cta.label, context), renderer.text(spec.cta.url, context)
         if not inbox.safe_link(url):  # a value put into the URL can still make it one
             raise errors.TemplateRenderError(f"cta.url renders to {url!r}: {inbox.LINK_RULE}")
+    return {
+        **_nudge_keys(row, now, spec.expires),
+        "title": renderer.text(spec.title, context),
+        "body": renderer.text(spec.body, context),
+        "cta_label": label,
+        "cta_url": url,
+    }
+
+
+def _nudge_keys(row: Any, now: datetime, expires: timedelta | None) -> dict[str, Any]:
     return {
         "id": row.id,
         "delivery_id": row.id,
         "contact_id": row.contact_id,
         "journey_id": row.journey_id,
         "step_id": row.step_id,
-        "title": renderer.text(spec.title, context),
-        "body": renderer.text(spec.body, context),
-        "cta_label": label,
-        "cta_url": url,
         "created_at": now,
-        "expires_at": now + spec.expires if spec.expires else None,
+        "expires_at": now + expires if expires else None,
+        "survey_kind": None,
+        "survey_comment": None,
     }
 
 

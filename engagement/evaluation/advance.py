@@ -202,6 +202,7 @@ DELIVERY_COLUMNS = [
     "due_at",
     "created_at",
     "updated_at",
+    "survey_kind",
 ]
 
 
@@ -248,7 +249,7 @@ def deliveries(
         en.c.id,
         literal(journey.id),
         literal(instr.step_id),
-        literal(instr.kind),
+        literal(instr.channel),
         recipient,
         contact,
         literal(vocab.DeliveryStatus.QUEUED.value),
@@ -256,5 +257,6 @@ def deliveries(
         literal(due, at),
         literal(ctx.now, at),
         literal(ctx.now, at),
+        literal(instr.spec.kind if instr.kind == "survey" else None, schema.deliveries.c.survey_kind.type),
     ]
     return select(*cols).select_from(source).where(*where)

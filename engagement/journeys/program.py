@@ -18,8 +18,8 @@ from typing import Any
 
 from engagement.conditions import ast
 
-MESSAGE_KINDS = ("email", "in_app", "notify")
-KINDS = ("email", "in_app", "notify", "wait_until", "wait", "branch")
+MESSAGE_KINDS = ("email", "in_app", "notify", "survey")
+KINDS = ("email", "in_app", "notify", "survey", "wait_until", "wait", "branch")
 MAX_ID = 100  # the step_id columns' length
 
 
@@ -29,9 +29,9 @@ class Instr:
 
     index: int
     step_id: str
-    kind: str  # email | in_app | notify | wait | wait_until | branch | jump
+    kind: str  # email | in_app | notify | survey | wait | wait_until | branch | jump
     loc: tuple[str | int, ...]
-    spec: Any = None  # EmailSpec / InAppSpec / NotifySpec
+    spec: Any = None  # EmailSpec / InAppSpec / NotifySpec / SurveySpec
     guard: ast.Condition | None = None  # `if:` on the step
     condition: ast.Condition | None = None  # wait_until / branch condition
     duration: timedelta | None = None  # wait, or wait_until timeout
@@ -42,6 +42,11 @@ class Instr:
     @property
     def is_message(self) -> bool:
         return self.kind in MESSAGE_KINDS
+
+    @property
+    def channel(self) -> str:
+        """Where a message goes: its kind, or a survey's own channel (email | in_app)."""
+        return str(self.spec.channel) if self.kind == "survey" else self.kind
 
 
 @dataclass
@@ -128,7 +133,7 @@ def _emit(
         here = loc + (i,)
         draft = _Draft(step_id, kind, here, guard=conds.get(here + ("if",)), rescue=rescue)
         out.append(draft)
-        if kind in ("email", "in_app", "notify"):
+        if kind in MESSAGE_KINDS:
             draft.spec = getattr(step, kind)
         elif kind == "wait":
             draft.duration = step.wait
