@@ -416,3 +416,15 @@ def test_a_survey_condition_is_validated_in_journey_files(world: World) -> None:
         "trigger.condition.survey.score.lte",
     ):
         assert field in out, out
+
+
+def test_preview_shows_a_survey_email_and_an_in_app_survey(world: World) -> None:
+    survey_journey(world)
+    survey_journey(world, "csat-inapp", kind="csat", channel="in_app")
+    world.people(1)
+    email = world.cli("preview", "nps-check", "ask", "--contact", "c000")
+    assert email.exit_code == 0, email.output
+    assert "One question, C000" in email.output and "/s/" in email.output
+    inapp = world.cli("preview", "csat-inapp", "ask", "--contact", "c000")
+    assert inapp.exit_code == 0, inapp.output
+    assert '"survey_kind": "csat"' in inapp.output

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from engagement import errors
 from engagement.conditions import pure
 from engagement.config import Settings
-from engagement.delivery import templates, unsubscribe
+from engagement.delivery import surveys, templates, unsubscribe
 from engagement.delivery.templates import Renderer
 from engagement.evaluation.tick import context as eval_context
 from engagement.journeys.catalog import Journey
@@ -71,6 +71,13 @@ def render(
         company=settings.company.model_dump(),
         unsubscribe_url=link,
     )
+    if instr.kind == "survey" and instr.channel == "email":  # links signed for a sample delivery, as sent
+        email = surveys.email(settings, renderer, instr.spec, "preview", ctx, now)
+        return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
+    if instr.kind == "survey":
+        question = renderer.text(instr.spec.question, ctx)
+        survey: dict[str, Any] = {"title": question, "survey": surveys.nudge_fields(renderer, instr.spec, ctx)}
+        return Preview("in_app", question, json.dumps(survey, indent=2), payload=survey, guard_holds=guard)
     if instr.kind == "email":
         email = renderer.email(instr.spec.template, instr.spec.subject, ctx)
         return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
