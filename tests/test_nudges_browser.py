@@ -39,6 +39,20 @@ def host_product(script_tag: str) -> FastAPI:
     return app
 
 
+def signed_up(world: World) -> Any:
+    """One contact signs up and the tick puts the journey's nudge in their inbox; that nudge."""
+    world.people(1)
+    world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
+    world.tick(NOW)
+    [nudge] = world.rows(n)
+    return nudge
+
+
+def score_of(world: World) -> float:
+    with world.db.begin() as conn:
+        return score_view.current(conn, world.settings, "contact", "c000", LATER)
+
+
 def eventually(check: Callable[[], Any], seconds: float = 5.0) -> Any:
     deadline = time.monotonic() + seconds
     while True:
@@ -55,14 +69,10 @@ def test_a_page_with_nudges_js_shows_the_nudge_and_its_cta_records_a_click_and_r
     api_sock, api_url = listening()
     world.configure(f'[inapp]\ncors_origins = ["{host_url}"]\n')
     nudge_journey(world)
-    world.people(1)
-    world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
-    world.tick(NOW)
-    [nudge] = world.rows(n)
+    nudge = signed_up(world)
 
     def score() -> float:
-        with world.db.begin() as conn:
-            return score_view.current(conn, world.settings, "contact", "c000", LATER)
+        return score_of(world)
 
     def kinds() -> list[str]:
         return sorted(row["kind"] for row in world.rows(r, r.c.delivery_id == nudge["delivery_id"]))
@@ -131,14 +141,10 @@ def test_a_contact_answers_the_in_app_survey_with_the_keyboard_and_the_answer_is
               comment: "What could be better?"
         """
     )
-    world.people(1)
-    world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
-    world.tick(NOW)
-    [nudge] = world.rows(n)
+    nudge = signed_up(world)
 
     def score() -> float:
-        with world.db.begin() as conn:
-            return score_view.current(conn, world.settings, "contact", "c000", LATER)
+        return score_of(world)
 
     def answers() -> list[Any]:
         return world.rows(schema.survey_answers)

@@ -45,12 +45,17 @@ def contact_nudges(contact_id: str, request: Request, svc: Svc) -> dict[str, Any
         return {"nudges": inbox.live(conn, contact_id, svc.clock.now())}
 
 
-DOCUMENTED = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": NudgeEventIn.model_json_schema()}},
+def documented(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a body read by hand (`body.model`), so /docs still shows it."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
     }
-}
+
+
+DOCUMENTED = documented(NudgeEventIn)
 
 
 @router.post("/v1/nudges/{nudge_id}/events", openapi_extra=DOCUMENTED)
@@ -101,15 +106,7 @@ async def _answer_in(request: Request, svc: Svc) -> SurveyAnswerIn:
     return await body.model(request, SurveyAnswerIn, svc.settings.api.max_call_bytes, "a survey answer")
 
 
-ANSWER_DOCUMENTED = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": SurveyAnswerIn.model_json_schema()}},
-    }
-}
-
-
-@router.post("/v1/nudges/{nudge_id}/answer", openapi_extra=ANSWER_DOCUMENTED)
+@router.post("/v1/nudges/{nudge_id}/answer", openapi_extra=documented(SurveyAnswerIn))
 def nudge_answer(
     nudge_id: str, payload: Annotated[SurveyAnswerIn, Depends(_answer_in)], request: Request, svc: Svc
 ) -> dict[str, Any]:

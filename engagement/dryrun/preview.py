@@ -76,7 +76,10 @@ def render(
         return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
     if instr.kind == "survey":
         question = renderer.text(instr.spec.question, ctx)
-        survey: dict[str, Any] = {"title": question, "survey": surveys.nudge_fields(renderer, instr.spec, ctx)}
+        survey: dict[str, Any] = {
+            "title": question,
+            "survey": surveys.nudge_fields(renderer, instr.spec, ctx),
+        }
         return Preview("in_app", question, json.dumps(survey, indent=2), payload=survey, guard_holds=guard)
     if instr.kind == "email":
         email = renderer.email(instr.spec.template, instr.spec.subject, ctx)
