@@ -182,7 +182,8 @@ def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601
         )
     d = report.dispatched
     out.print(
-        f"held {d.held}, skipped late {d.skipped_late}, in doubt {d.in_doubt}, rate limited {d.rate_limited}"
+        f"held {d.held}, skipped late {d.skipped_late}, skipped recent {d.skipped_recent}, in doubt {d.in_doubt},"
+        f" rate limited {d.rate_limited}"
     )
     out.print(
         f"sent {d.sent}, suppressed {d.suppressed}, cancelled {d.cancelled}, failed {d.failed} in {report.seconds:.2f}s"

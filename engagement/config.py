@@ -112,6 +112,15 @@ class Scheduler(Section):
     max_lateness: Duration = timedelta(days=1)
 
 
+class Surveys(Section):
+    min_interval: Duration = Field(
+        timedelta(days=90),
+        description="a contact asked a survey of one kind is not asked that kind again within it",
+    )
+    comment_chars: int = Field(2000, ge=1, le=5000, description="the longest survey comment kept")
+    link_days: int = Field(60, ge=1, description="how long a survey email's links take answers")
+
+
 class Api(Section):
     write_keys: list[str] = []
     server_keys: list[str] = []
@@ -202,6 +211,7 @@ WEIGHTS = {
     "unsubscribe": -20.0,
     "bounce": -5.0,
     "spamreport": -20.0,
+    "survey_answered": 3.0,
 }
 
 
@@ -290,6 +300,7 @@ class Settings(BaseSettings):
     unsubscribe: Unsubscribe = Unsubscribe()
     server: Server = Server()
     limits: Limits = Limits()
+    surveys: Surveys = Surveys()
     scheduler: Scheduler = Scheduler()
     api: Api = Api()
     inapp: Inapp = Inapp()

@@ -30,6 +30,9 @@ class DeliveryStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
     SKIPPED_LATE = "skipped_late"
+    SKIPPED_RECENT = (
+        "skipped_recent"  # a survey: the contact was asked the same kind within surveys.min_interval
+    )
     IN_DOUBT = "in_doubt"
     FAILED = "failed"
 

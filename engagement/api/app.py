@@ -15,6 +15,7 @@ from engagement.api import (
     report_routes,
     stripe_routes,
     survey_answer_routes,
+    survey_routes,
     unsubscribe_routes,
     webhook_routes,
 )
@@ -49,6 +50,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(unsubscribe_routes.router)
+    app.include_router(survey_routes.router)
     app.include_router(report_routes.router)
     app.include_router(intake_routes.router)
     app.include_router(webhook_routes.router)

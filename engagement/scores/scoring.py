@@ -58,6 +58,7 @@ RESPONSE_WEIGHTS = {  # response kind -> the weight it earns (one per delivery)
     vocab.ResponseKind.SPAMREPORT: "spamreport",
     vocab.ResponseKind.UNSUBSCRIBE: "unsubscribe",
     vocab.ResponseKind.GROUP_UNSUBSCRIBE: "unsubscribe",
+    vocab.ResponseKind.ANSWERED: "survey_answered",
 }
 CREDIT_COLUMNS = ["key", "contact_id", "account_id", "kind", "detail", "weight", "at_day"]
 

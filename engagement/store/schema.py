@@ -264,6 +264,7 @@ class Delivery(SQLModel, table=True):
         ),
         CheckConstraint(vocab.one_of("status", vocab.DeliveryStatus), name="status"),
         CheckConstraint(vocab.one_of("hold_code", vocab.HoldCode), name="hold_code"),
+        CheckConstraint(vocab.one_of("survey_kind", vocab.SurveyKind), name="survey_kind"),
     )
     id: str = Field(primary_key=True, max_length=36)
     enrollment_id: int = Field(sa_column=Column(BigId, nullable=False))
@@ -287,6 +288,7 @@ class Delivery(SQLModel, table=True):
     hold_code: str | None = Field(
         default=None, max_length=30
     )  # a vocab.HoldCode while held; reports count it
+    survey_kind: str | None = Field(default=None, max_length=10)  # a survey step's vocab.SurveyKind
 
 
 class Response(SQLModel, table=True):
@@ -363,6 +365,8 @@ class Nudge(SQLModel, table=True):
     seen_at: datetime | None = _ts()
     clicked_at: datetime | None = _ts()
     dismissed_at: datetime | None = _ts()
+    survey_kind: str | None = Field(default=None, max_length=10)  # a survey: its score buttons
+    survey_comment: str | None = Field(default=None, max_length=300)  # a survey: the comment question
 
 
 class Suppression(SQLModel, table=True):
