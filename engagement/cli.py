@@ -341,8 +341,13 @@ def demo(
     demo_run.main(directory, days=days, console=out)
 
 
-@app.command()
+report_app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.callback()
 def report(
+    ctx: typer.Context,
     journey: Annotated[str | None, typer.Option(help="one journey id (default: all)")] = None,
     since: Annotated[
         str | None, typer.Option(help="how far back from now, e.g. 30d, 12w (default 30d)")
@@ -357,7 +362,10 @@ def report(
         bool, typer.Option("--hash-password", help="print a hash for reports.users (asks for the password)")
     ] = False,
 ) -> None:
-    """Funnels, holdout lift, time-to-value and score trends per journey, in the terminal or as files."""
+    """Funnels, holdout lift, time-to-value and score trends per journey, in the terminal or as files;
+    `report retention` for revenue retention."""
+    if ctx.invoked_subcommand is not None:
+        return
     from engagement.api import logins
     from engagement.clock import ManualClock
     from engagement.reports import build, html, period, sheets, tables
@@ -374,8 +382,7 @@ def report(
         sent = digests.send_digest(current, db, ManualClock(at), force=True)
         out.print(f"sent the weekly digest to {sent} recipient(s)")
         return
-    if output_format not in ("table", "csv", "json", "html"):
-        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, csv, json, html")
+    _check_format(output_format)
     chosen = period.choose(at, since, first, last)
     made = build.for_settings(current, db, chosen, at, journey=journey, explicit=bool(since or first or last))
     if output_format == "table":
@@ -388,11 +395,66 @@ def report(
         text = json.dumps(sheets.to_json(made), indent=2) + "\n"
     else:
         text = html.page(made)
+    _write(text, output)
+
+
+def _check_format(output_format: str) -> None:
+    if output_format not in ("table", "csv", "json", "html"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, csv, json, html")
+
+
+def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text)
         err.print(f"wrote {output}")
+
+
+@report_app.command("retention")
+def report_retention(
+    first: Annotated[
+        str | None, typer.Option("--from", help="first month, YYYY-MM (default: 11 months before --to)")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="last month, YYYY-MM (default: the current month)")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="split every figure by touch | plan | cohort")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table | csv | json | html")] = "table",
+    output: Annotated[Path | None, typer.Option("--out", help="write to this file instead of stdout")] = None,
+    now: Annotated[str | None, typer.Option(help="report as of this ISO 8601 instant")] = None,
+) -> None:
+    """Monthly MRR bridge (new, reactivation, expansion, contraction, churn), GRR, NRR, logo churn, renewals."""
+    from engagement.reports import months, retention, retention_html, retention_sheets
+
+    _check_format(output_format)
+    split = _retention_by(by, "--by")
+    at = now_or(now)
+    chosen = months.choose(at, first, last)
+    made = retention.build(database(settings()), chosen, at, split)
+    if output_format == "table":
+        console = Console(file=output.open("w"), width=250) if output else Console(width=max(out.width, 200))
+        retention_sheets.print_report(made, console)
+        return
+    if output_format == "csv":
+        text = retention_sheets.to_csv(made)
+    elif output_format == "json":
+        text = json.dumps(retention_sheets.to_json(made), indent=2) + "\n"
+    else:
+        text = retention_html.page(made)
+    _write(text, output)
+
+
+def _retention_by(value: str | None, option: str) -> vocab.RetentionBy | None:
+    if not value:
+        return None
+    try:
+        return vocab.RetentionBy(value)
+    except ValueError:
+        names = ", ".join(b.value for b in vocab.RetentionBy)
+        raise errors.EngagementError(f"{option}: {value!r} is not one of {names}") from None
 
 
 SimStart = Annotated[

@@ -74,3 +74,11 @@ class ResponseKind(StrEnum):
     SEEN = "seen"
     CLICKED = "clicked"
     DISMISSED = "dismissed"
+
+
+class RetentionBy(StrEnum):
+    """What `engagement report retention --by` splits every figure by."""
+
+    TOUCH = "touch"  # the account's touch tier (as it is now: tiers have no history)
+    PLAN = "plan"  # the plan as of the month's start; for an account not paying then, as of its end
+    COHORT = "cohort"  # the account's signup month

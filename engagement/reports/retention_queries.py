@@ -1,0 +1,244 @@
+"""The set-based SQL behind the retention report: two window passes over the revenue rows, one GROUP BY.
+
+A month boundary is a month's first instant (boundary k of a range starts its k-th month; boundary
+`count` ends the range). Pass one reads the revenue rows up to the range's end in (account,
+effective_at) order and keeps each account's last row at or before each boundary that has any: a row
+belongs to the first boundary at or after its instant, and boundary 0 gathers all history before the
+range. A kept row is the account's *state* from its boundary until the next state's. Pass two puts
+each state beside the one before it (LAG: the MRR at the previous boundary, whether the account had
+ever paid) and after it (LEAD). Then one GROUP BY over the states yields, per boundary and group, the
+change in MRR and in paying accounts (running sums of those over the months, in Python, give the MRR
+and paying accounts at every boundary) and the month's movements; and per month and group the
+renewals due. Nothing is per account in Python, and the statement does not grow with the range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
+
+from engagement import vocab
+from engagement.reports.months import Months
+from engagement.store import schema
+from engagement.store.types import UTCDateTime
+
+NO_PLAN = "(none)"
+UNKNOWN = "(unknown)"
+BRIDGE, DUE = 0, 1  # what a result row holds: a boundary's changes and the month's movements, or renewals
+
+
+@dataclass(frozen=True)
+class Row:
+    """One group's numbers at one boundary (BRIDGE) or in one month (DUE)."""
+
+    kind: int
+    k: int
+    group: str
+    mrr_change: float
+    paying_change: int
+    new: float
+    new_accounts: int
+    reactivation: float
+    reactivated_accounts: int
+    expansion: float
+    contraction: float
+    churned: float
+    churned_accounts: int
+    due: int
+    renewed: int
+
+
+def _month_number(dialect: str, column: Any, *, ceiling: bool) -> Any:
+    """year * 12 + month - 1 of a UTC timestamp or date; with `ceiling`, of the first month start at or after it."""
+    if dialect == "sqlite":  # timestamps are stored 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), dates 'YYYY-MM-DD'
+        year = cast(func.substr(column, 1, 4, type_=String), Integer)
+        month = cast(func.substr(column, 6, 2, type_=String), Integer)
+        number = year * 12 + month - 1
+        if ceiling:
+            number = number + case((func.substr(column, 9, type_=String) == "01 00:00:00.000000", 0), else_=1)
+        return number
+    if ceiling:  # a month start is its own ceiling; any later instant belongs to the next month
+        local = func.timezone("UTC", column) - literal_column("interval '1 microsecond'")
+        return cast(extract("year", local), Integer) * 12 + cast(extract("month", local), Integer)
+    return cast(extract("year", column), Integer) * 12 + cast(extract("month", column), Integer) - 1
+
+
+def _signup_month(dialect: str, column: Any) -> Any:
+    if dialect == "sqlite":
+        return func.substr(column, 1, 7, type_=String)
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM", type_=String)
+
+
+def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
+    """Every account's state at each boundary where it changed, beside its previous and next state."""
+    revenue = schema.table(schema.Revenue)
+    boundary = _month_number(dialect, revenue.c.effective_at, ceiling=True) - months.first
+    at = func.max if dialect == "sqlite" else func.greatest  # SQLite's two-argument max is a scalar
+    rows = (
+        select(
+            revenue.c.account_id,
+            revenue.c.effective_at,
+            case((revenue.c.mrr > 0, revenue.c.mrr), else_=0.0).label("mrr"),
+            revenue.c.plan,
+            revenue.c.renewal_date,
+            at(boundary, 0).label("j"),
+        )
+        .where(revenue.c.effective_at <= literal(months.boundary(months.count), UTCDateTime()))
+        .subquery("rows")
+    )
+    history: dict[str, Any] = {"partition_by": rows.c.account_id, "order_by": rows.c.effective_at}
+    last_rows = select(
+        rows.c.account_id,
+        rows.c.j,
+        rows.c.mrr,
+        rows.c.plan,
+        rows.c.renewal_date,
+        func.lead(rows.c.j).over(**history).label("next_row_j"),
+        func.max(case((rows.c.mrr > 0, 1), else_=0)).over(**history, rows=(None, 0)).label("paid"),
+    ).subquery("last_rows")
+    kept = (
+        select(last_rows)
+        .where(or_(last_rows.c.next_row_j.is_(None), last_rows.c.next_row_j != last_rows.c.j))
+        .subquery("kept")
+    )
+    account = schema.accounts
+    group: Any = literal("", String)
+    if by == vocab.RetentionBy.TOUCH:
+        group = func.coalesce(account.c.touch, UNKNOWN)
+    elif by == vocab.RetentionBy.COHORT:
+        group = func.coalesce(_signup_month(dialect, account.c.signed_up_at), UNKNOWN)
+    source: Any = kept
+    if by in (vocab.RetentionBy.TOUCH, vocab.RetentionBy.COHORT):
+        source = kept.outerjoin(account, account.c.id == kept.c.account_id)
+    states: dict[str, Any] = {"partition_by": kept.c.account_id, "order_by": kept.c.j}
+    plan = func.coalesce(kept.c.plan, NO_PLAN)
+    return (
+        select(
+            kept.c.j,
+            kept.c.mrr,
+            _month_number(dialect, kept.c.renewal_date, ceiling=False).label("renewal_month"),
+            (group if by != vocab.RetentionBy.PLAN else plan).label("g"),
+            func.lag(kept.c.mrr, 1, 0.0).over(**states).label("prev_mrr"),
+            func.lag(plan).over(**states).label("prev_g"),
+            func.lag(kept.c.paid, 1, 0).over(**states).label("prev_paid"),
+            func.lead(kept.c.j).over(**states).label("next_j"),
+            func.lead(kept.c.mrr).over(**states).label("next_mrr"),
+            func.lead(plan).over(**states).label("next_g"),
+        )
+        .select_from(source)
+        .subquery("states")
+    )
+
+
+def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Select[Any]:
+    """The changes at each boundary, each month's movements and its renewals due, per group."""
+    s = _states(dialect, months, by)
+    # a plan change moves an account between groups: its old state leaves the old plan (side 2) as its new
+    # state joins the new one (side 1); without a plan split both halves of a change land in one group
+    two_sides = by == vocab.RetentionBy.PLAN
+    sides = union_all(*(select(literal(n).label("side")) for n in (1, 2, 3) if two_sides or n != 2)).subquery(
+        "sides"
+    )
+    side = sides.c.side
+    renewal = s.c.renewal_month - months.first
+    at_b_is_next = and_(s.c.next_j.is_not(None), s.c.next_j == renewal + 1)
+    due = and_(
+        s.c.renewal_month.is_not(None),
+        renewal >= 0,
+        renewal < months.count,
+        s.c.j <= renewal,
+        or_(s.c.next_j.is_(None), s.c.next_j > renewal),
+    )
+    group: Any = s.c.g
+    if two_sides:  # renewals: the plan as of a, or as of b for an account not paying at a
+        due_group = case((s.c.mrr > 0, s.c.g), else_=case((at_b_is_next, s.c.next_g), else_=s.c.g))
+        group = case((side == 1, s.c.g), (side == 2, s.c.prev_g), else_=due_group)
+    wanted = [side == 1, and_(side == 3, due)] + ([and_(side == 2, s.c.prev_mrr > 0)] if two_sides else [])
+    each = (
+        select(
+            case((side == 3, DUE), else_=BRIDGE).label("kind"),
+            case((side == 3, renewal), else_=s.c.j).label("k"),
+            group.label("g"),
+            side.label("side"),
+            s.c.prev_mrr.label("start"),
+            s.c.mrr.label("end"),
+            s.c.prev_paid,
+            (s.c.j >= 1).label("moved"),
+            case((at_b_is_next, s.c.next_mrr), else_=s.c.mrr).label("mrr_at_b"),
+        )
+        .select_from(s.join(sides, literal(True)))
+        .where(or_(*wanted))
+        .subquery("each")
+    )
+    e = each.c
+    old_side = 2 if two_sides else 1
+    start, end = e.start, e.end
+    arrived = and_(e.side == 1, e.moved, start == 0, end > 0)
+    stayed = and_(e.side == old_side, e.moved, start > 0)
+
+    def total(condition: Any, value: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+    def count(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    return select(
+        e.kind,
+        e.k,
+        e.g,
+        (total(e.side == 1, end) - total(e.side == old_side, start)).label("mrr_change"),
+        (count(and_(e.side == 1, end > 0)) - count(and_(e.side == old_side, start > 0))).label(
+            "paying_change"
+        ),
+        total(and_(arrived, e.prev_paid == 0), end).label("new"),
+        count(and_(arrived, e.prev_paid == 0)).label("new_accounts"),
+        total(and_(arrived, e.prev_paid == 1), end).label("reactivation"),
+        count(and_(arrived, e.prev_paid == 1)).label("reactivated_accounts"),
+        total(and_(stayed, end > start), end - start).label("expansion"),
+        total(and_(stayed, end > 0, end < start), start - end).label("contraction"),
+        total(and_(stayed, end == 0), start).label("churned"),
+        count(and_(stayed, end == 0)).label("churned_accounts"),
+        count(e.side == 3).label("due"),
+        count(and_(e.side == 3, e.mrr_at_b > 0)).label("renewed"),
+    ).group_by(e.kind, e.k, e.g)
+
+
+def rows(conn: Connection, months: Months, by: vocab.RetentionBy | None) -> list[Row]:
+    """The result of `statement`, typed."""
+    return [
+        Row(
+            int(r.kind),
+            int(r.k),
+            str(r.g),
+            float(r.mrr_change),
+            int(r.paying_change),
+            float(r.new),
+            int(r.new_accounts),
+            float(r.reactivation),
+            int(r.reactivated_accounts),
+            float(r.expansion),
+            float(r.contraction),
+            float(r.churned),
+            int(r.churned_accounts),
+            int(r.due),
+            int(r.renewed),
+        )
+        for r in conn.execute(statement(conn.dialect.name, months, by))
+    ]
