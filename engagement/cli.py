@@ -430,7 +430,7 @@ def report_retention(
     from engagement.reports import months, retention, retention_html, retention_sheets
 
     _check_format(output_format)
-    split = _retention_by(by, "--by")
+    split = retention.split(by)
     at = now_or(now)
     chosen = months.choose(at, first, last)
     made = retention.build(database(settings()), chosen, at, split)
@@ -445,16 +445,6 @@ def report_retention(
     else:
         text = retention_html.page(made)
     _write(text, output)
-
-
-def _retention_by(value: str | None, option: str) -> vocab.RetentionBy | None:
-    if not value:
-        return None
-    try:
-        return vocab.RetentionBy(value)
-    except ValueError:
-        names = ", ".join(b.value for b in vocab.RetentionBy)
-        raise errors.EngagementError(f"{option}: {value!r} is not one of {names}") from None
 
 
 SimStart = Annotated[

@@ -55,24 +55,30 @@ def parse(option: str, text: str) -> int:
     """A `YYYY-MM` option's month number; the error names the option."""
     found = MONTH.fullmatch(text.strip())
     if found is None or not 1 <= int(found.group(2)) <= 12 or int(found.group(1)) < 1:
-        raise errors.EngagementError(f"{option}: {text!r} is not a month written YYYY-MM (e.g. 2026-03)")
+        shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "…"
+        raise errors.EngagementError(f"{option}: {shown} is not a month written YYYY-MM (e.g. 2026-03)")
     return number(int(found.group(1)), int(found.group(2)))
 
 
-def choose(now: datetime, first: str | None, last: str | None) -> Months:
-    """The months from `--from` to `--to`; `--to` defaults to the month of `now`, `--from` to 11 before it."""
-    stop = parse("--to", last) if last else number(now.year, now.month)
-    start = parse("--from", first) if first else stop - (DEFAULT_MONTHS - 1)
+def choose(
+    now: datetime, first: str | None, last: str | None, options: tuple[str, str] = ("--from", "--to")
+) -> Months:
+    """The months from `--from` to `--to`; `--to` defaults to the month of `now`, `--from` to 11 before it.
+
+    Errors name the option as `options` spell them (the API's query parameters are `from` and `to`)."""
+    since, until = options
+    stop = parse(until, last) if last else number(now.year, now.month)
+    start = parse(since, first) if first else stop - (DEFAULT_MONTHS - 1)
     if stop < start:
-        raise errors.EngagementError(f"--to: {label(stop)} is before --from {label(start)}")
+        raise errors.EngagementError(f"{until}: {label(stop)} is before {since} {label(start)}")
     if stop - start + 1 > MAX_MONTHS:
         raise errors.EngagementError(
-            f"--from: a retention report covers at most {MAX_MONTHS} months; {label(start)} to {label(stop)} is longer"
+            f"{since}: a retention report covers at most {MAX_MONTHS} months; {label(start)} to {label(stop)} is longer"
         )
     if start < number(1, 1):
         raise errors.EngagementError(
-            f"--from: the range would start before the year 1 ({DEFAULT_MONTHS} months to --to)"
+            f"{since}: the range would start before the year 1 ({DEFAULT_MONTHS} months to --to)"
         )
     if stop >= number(9999, 12):  # the instant the range ends (the next month's first) must exist too
-        raise errors.EngagementError(f"--to: {label(stop)} is past the end of the calendar")
+        raise errors.EngagementError(f"{until}: {label(stop)} is past the end of the calendar")
     return Months(start, stop)

@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from engagement import vocab
+from engagement import errors, vocab
 from engagement.reports import months as calendar
 from engagement.reports import retention_queries as queries
 from engagement.reports.months import Months
@@ -189,6 +189,18 @@ def _summed(rows: list[queries.Row]) -> list[queries.Row]:
         )
         for (kind, k), v in sorted(totals.items())
     ]
+
+
+def split(value: str | None, option: str = "--by") -> vocab.RetentionBy | None:
+    """The `--by` value (None: no split); the error names the option."""
+    if not value:
+        return None
+    try:
+        return vocab.RetentionBy(value)
+    except ValueError:
+        names = ", ".join(b.value for b in vocab.RetentionBy)
+        shown = repr(value) if len(value) <= 40 else repr(value[:40]) + "…"
+        raise errors.EngagementError(f"{option}: {shown} is not one of {names}") from None
 
 
 def build(
