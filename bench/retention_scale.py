@@ -60,13 +60,16 @@ def generate(
     span = (end - timedelta(days=30) - earliest).total_seconds()
     account_rows, revenue_rows = [], []
     per_account = rows / accounts
-    left = rows
-    for i in range(accounts):
+    counts = [max(1, round(rng.uniform(1, 2 * per_account - 1))) for _ in range(accounts)]
+    left = rows - sum(counts)
+    while left:  # exactly `rows` in all
+        i, step = rng.randrange(accounts), 1 if left > 0 else -1
+        if counts[i] + step >= 1:
+            counts[i] += step
+            left -= step
+    for i, count in enumerate(counts):
         account = f"acct-{i:06d}"
         signup = earliest + timedelta(seconds=rng.random() * span)
-        count = min(left - (accounts - i - 1), max(1, round(rng.uniform(1, 2 * per_account - 1))))
-        count = max(1, count)
-        left -= count
         mrr = rng.choice(PLANS)[0]
         account_rows.append(
             (

@@ -134,22 +134,39 @@ def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
         source = kept.outerjoin(account, account.c.id == kept.c.account_id)
     states: dict[str, Any] = {"partition_by": kept.c.account_id, "order_by": kept.c.j}
     plan = func.coalesce(kept.c.plan, NO_PLAN)
-    return (
+    # each window function is a pass over the states, so the neighbours' numbers travel packed: back is the
+    # previous state's MRR, or -1 when the account had never paid by then (its MRR was 0); ahead is the next
+    # state's boundary + 1, negative when the account pays nothing from there
+    back = case((kept.c.paid == 1, kept.c.mrr), else_=-1.0)
+    ahead = case((kept.c.mrr > 0, kept.c.j + 1), else_=-(kept.c.j + 1))
+    plans = by == vocab.RetentionBy.PLAN
+    windowed = (
         select(
             kept.c.j,
             kept.c.mrr,
             _month_number(dialect, kept.c.renewal_date, ceiling=False).label("renewal_month"),
-            (group if by != vocab.RetentionBy.PLAN else plan).label("g"),
-            func.lag(kept.c.mrr, 1, 0.0).over(**states).label("prev_mrr"),
-            func.lag(plan).over(**states).label("prev_g"),
-            func.lag(kept.c.paid, 1, 0).over(**states).label("prev_paid"),
-            func.lead(kept.c.j).over(**states).label("next_j"),
-            func.lead(kept.c.mrr).over(**states).label("next_mrr"),
-            func.lead(plan).over(**states).label("next_g"),
+            (plan if plans else group).label("g"),
+            func.lag(back, 1, -1.0).over(**states).label("back"),
+            func.lead(ahead).over(**states).label("ahead"),
+            (func.lag(plan).over(**states) if plans else literal(None, String)).label("prev_g"),
+            (func.lead(plan).over(**states) if plans else literal(None, String)).label("next_g"),
         )
         .select_from(source)
-        .subquery("states")
+        .subquery("windowed")
     )
+    w = windowed.c
+    return select(
+        w.j,
+        w.mrr,
+        w.renewal_month,
+        w.g,
+        case((w.back > 0, w.back), else_=0.0).label("prev_mrr"),
+        case((w.back >= 0, 1), else_=0).label("prev_paid"),
+        (func.abs(w.ahead) - 1).label("next_j"),
+        case((w.ahead > 0, 1), else_=0).label("next_paying"),
+        w.prev_g,
+        w.next_g,
+    ).subquery("states")
 
 
 def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Select[Any]:
@@ -186,7 +203,7 @@ def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sel
             s.c.mrr.label("end"),
             s.c.prev_paid,
             (s.c.j >= 1).label("moved"),
-            case((at_b_is_next, s.c.next_mrr), else_=s.c.mrr).label("mrr_at_b"),
+            case((at_b_is_next, s.c.next_paying), else_=case((s.c.mrr > 0, 1), else_=0)).label("paying_at_b"),
         )
         .select_from(s.join(sides, literal(True)))
         .where(or_(*wanted))
@@ -221,7 +238,7 @@ def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sel
         total(and_(stayed, end == 0), start).label("churned"),
         count(and_(stayed, end == 0)).label("churned_accounts"),
         count(e.side == 3).label("due"),
-        count(and_(e.side == 3, e.mrr_at_b > 0)).label("renewed"),
+        count(and_(e.side == 3, e.paying_at_b == 1)).label("renewed"),
     ).group_by(e.kind, e.k, e.g)
 
 
