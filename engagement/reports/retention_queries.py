@@ -25,6 +25,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    exists,
     extract,
     func,
     literal,
@@ -103,24 +104,17 @@ def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
         .where(revenue.c.effective_at <= literal(months.boundary(months.count), UTCDateTime()))
         .subquery("rows")
     )
-    # one frame for both functions (LEAD ignores it), so the database makes one pass, not two
-    history: dict[str, Any] = {
-        "partition_by": rows.c.account_id,
-        "order_by": rows.c.effective_at,
-        "rows": (None, 0),
-    }
-    last_rows = select(
-        rows.c.account_id,
-        rows.c.j,
-        rows.c.mrr,
-        rows.c.plan,
-        rows.c.renewal_date,
-        func.lead(rows.c.j).over(**history).label("next_row_j"),
-        func.max(case((rows.c.mrr > 0, 1), else_=0)).over(**history).label("paid"),
-    ).subquery("last_rows")
+    # a row is kept when it is its account's last at or before its boundary: no later row up to that instant
+    later = revenue.alias("later")
     kept = (
-        select(last_rows)
-        .where(or_(last_rows.c.next_row_j.is_(None), last_rows.c.next_row_j != last_rows.c.j))
+        select(rows)
+        .where(
+            ~exists().where(
+                later.c.account_id == rows.c.account_id,
+                later.c.effective_at > rows.c.effective_at,
+                later.c.effective_at <= boundary_instant(dialect, months.first, rows.c.j),
+            )
+        )
         .subquery("kept")
     )
     account = schema.accounts
@@ -132,12 +126,11 @@ def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
     source: Any = kept
     if by in (vocab.RetentionBy.TOUCH, vocab.RetentionBy.COHORT):
         source = kept.outerjoin(account, account.c.id == kept.c.account_id)
-    states: dict[str, Any] = {"partition_by": kept.c.account_id, "order_by": kept.c.j}
+    # the kept rows come in index order (account, effective_at): this window needs no sort
+    states: dict[str, Any] = {"partition_by": kept.c.account_id, "order_by": kept.c.effective_at}
     plan = func.coalesce(kept.c.plan, NO_PLAN)
-    # each window function is a pass over the states, so the neighbours' numbers travel packed: back is the
-    # previous state's MRR, or -1 when the account had never paid by then (its MRR was 0); ahead is the next
-    # state's boundary + 1, negative when the account pays nothing from there
-    back = case((kept.c.paid == 1, kept.c.mrr), else_=-1.0)
+    # each window function is a pass over the states, so the next state's numbers travel packed: its
+    # boundary + 1, negative when the account pays nothing from there
     ahead = case((kept.c.mrr > 0, kept.c.j + 1), else_=-(kept.c.j + 1))
     plans = by == vocab.RetentionBy.PLAN
     windowed = (
@@ -146,7 +139,8 @@ def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
             kept.c.mrr,
             _month_number(dialect, kept.c.renewal_date, ceiling=False).label("renewal_month"),
             (plan if plans else group).label("g"),
-            func.lag(back, 1, -1.0).over(**states).label("back"),
+            kept.c.account_id,
+            func.lag(kept.c.mrr, 1, 0.0).over(**states).label("prev_mrr"),
             func.lead(ahead).over(**states).label("ahead"),
             (func.lag(plan).over(**states) if plans else literal(None, String)).label("prev_g"),
             (func.lead(plan).over(**states) if plans else literal(None, String)).label("next_g"),
@@ -156,17 +150,37 @@ def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
     )
     w = windowed.c
     return select(
+        w.account_id,
         w.j,
         w.mrr,
         w.renewal_month,
         w.g,
-        case((w.back > 0, w.back), else_=0.0).label("prev_mrr"),
-        case((w.back >= 0, 1), else_=0).label("prev_paid"),
+        w.prev_mrr,
         (func.abs(w.ahead) - 1).label("next_j"),
         case((w.ahead > 0, 1), else_=0).label("next_paying"),
         w.prev_g,
         w.next_g,
     ).subquery("states")
+
+
+def boundary_instant(dialect: str, first: int, k: Any) -> Any:
+    """The first instant of the k-th month after month number `first`, as the database compares timestamps."""
+    n = literal_column(str(int(first))) + k
+    year = n.self_group().op("/", precedence=8)(literal_column("12"))  # integer division on both databases
+    if dialect == "sqlite":
+        return func.printf("%04d-%02d-01 00:00:00.000000", year, n % 12 + 1, type_=String)
+    return func.make_timestamptz(year, n % 12 + 1, 1, 0, 0, 0.0, "UTC", type_=UTCDateTime())
+
+
+def _paid_before(dialect: str, months: Months, s: Any) -> Any:
+    """1 when the state's account had a row paying something before its month's start, else 0."""
+    earlier = schema.table(schema.Revenue).alias("earlier")
+    found = exists().where(
+        earlier.c.account_id == s.c.account_id,
+        earlier.c.effective_at < boundary_instant(dialect, months.first, s.c.j - 1),
+        earlier.c.mrr > 0,
+    )
+    return case((found, 1), else_=0)
 
 
 def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Select[Any]:
@@ -201,7 +215,13 @@ def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sel
             side.label("side"),
             s.c.prev_mrr.label("start"),
             s.c.mrr.label("end"),
-            s.c.prev_paid,
+            case(
+                (
+                    and_(side == 1, s.c.j >= 1, s.c.prev_mrr == 0, s.c.mrr > 0),
+                    _paid_before(dialect, months, s),
+                ),
+                else_=0,
+            ).label("prev_paid"),
             (s.c.j >= 1).label("moved"),
             case((at_b_is_next, s.c.next_paying), else_=case((s.c.mrr > 0, 1), else_=0)).label("paying_at_b"),
         )
