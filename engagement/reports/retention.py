@@ -97,26 +97,41 @@ def _series(group: str, months: Months, rows: list[queries.Row]) -> Series:
     """One group's months from its rows: boundary rows (changes, movements) and due rows."""
     change = [0.0] * (months.count + 1)
     paying = [0] * (months.count + 1)
-    moved: dict[int, queries.Row] = {}
-    due: dict[int, queries.Row] = {}
-    for row in rows:  # one row per boundary or month of this group: at most 2 x months
-        if row.kind == queries.DUE:
-            due[row.k] = row
-        else:
-            change[row.k] += row.mrr_change
-            paying[row.k] += row.paying_change
-            moved[row.k] = row
+    moved: dict[int, list[float]] = defaultdict(lambda: [0.0] * 8)
+    due: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:  # a few rows per boundary and month of this group, never one per account
+        if row.j >= 0:
+            change[row.j] += row.mrr_change
+            paying[row.j] += row.paying_change
+            m = moved[row.j]
+            for i, value in enumerate(
+                (
+                    row.new,
+                    row.reactivation,
+                    row.expansion,
+                    row.contraction,
+                    row.churned,
+                    row.new_accounts,
+                    row.reactivated_accounts,
+                    row.churned_accounts,
+                )
+            ):
+                m[i] += value
+        if row.due_month >= 0:
+            due[row.due_month][0] += row.due
+            due[row.due_month][1] += row.renewed
     found = []
     start, paying_at_start = 0.0, 0
     for k, label in enumerate(months.labels()):
         start += change[k]
         paying_at_start += paying[k]
-        m = moved.get(k + 1)  # the changes at the month's end boundary are the month's movements
-        new, reactivation = (m.new, m.reactivation) if m else (0.0, 0.0)
-        expansion, contraction, churned = (m.expansion, m.contraction, m.churned) if m else (0.0, 0.0, 0.0)
+        # the changes at the month's end boundary are the month's movements
+        new, reactivation, expansion, contraction, churned, arrived, returned, lost = moved.get(
+            k + 1, [0.0] * 8
+        )
         s = _money(start)
         kept = s - _money(contraction) - _money(churned)
-        d = due.get(k)
+        due_now, renewed = due.get(k, [0, 0])
         found.append(
             Month(
                 month=label,
@@ -128,15 +143,15 @@ def _series(group: str, months: Months, rows: list[queries.Row]) -> Series:
                 churned=_money(churned),
                 end_mrr=_money(start + new + reactivation + expansion - contraction - churned),
                 paying_at_start=paying_at_start,
-                new_accounts=m.new_accounts if m else 0,
-                reactivated_accounts=m.reactivated_accounts if m else 0,
-                churned_accounts=m.churned_accounts if m else 0,
-                renewals_due=d.due if d else 0,
-                renewed=d.renewed if d else 0,
+                new_accounts=int(arrived),
+                reactivated_accounts=int(returned),
+                churned_accounts=int(lost),
+                renewals_due=due_now,
+                renewed=renewed,
                 grr=_rate(kept, s),
                 nrr=_rate(kept + _money(expansion), s),
-                logo_churn=_rate(m.churned_accounts if m else 0, paying_at_start),
-                renewal_rate=_rate(d.renewed, d.due) if d else None,
+                logo_churn=_rate(lost, paying_at_start),
+                renewal_rate=_rate(renewed, due_now),
             )
         )
     compounded = Compounded(
@@ -145,50 +160,6 @@ def _series(group: str, months: Months, rows: list[queries.Row]) -> Series:
         months=sum(m.grr is not None for m in found),
     )
     return Series(group, found, compounded)
-
-
-def _summed(rows: list[queries.Row]) -> list[queries.Row]:
-    """The groups' rows added up per (kind, boundary or month): the whole base."""
-    totals: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0] * 12)
-    for row in rows:
-        values = totals[(row.kind, row.k)]
-        for i, value in enumerate(
-            (
-                row.mrr_change,
-                row.paying_change,
-                row.new,
-                row.new_accounts,
-                row.reactivation,
-                row.reactivated_accounts,
-                row.expansion,
-                row.contraction,
-                row.churned,
-                row.churned_accounts,
-                row.due,
-                row.renewed,
-            )
-        ):
-            values[i] += value
-    return [
-        queries.Row(
-            kind,
-            k,
-            ALL,
-            v[0],
-            int(v[1]),
-            v[2],
-            int(v[3]),
-            v[4],
-            int(v[5]),
-            v[6],
-            v[7],
-            v[8],
-            int(v[9]),
-            int(v[10]),
-            int(v[11]),
-        )
-        for (kind, k), v in sorted(totals.items())
-    ]
 
 
 def split(value: str | None, option: str = "--by") -> vocab.RetentionBy | None:
@@ -219,7 +190,7 @@ def build(
         by=by.value if by else None,
         generated_at=now,
         in_progress=calendar.label(current) if months.first <= current <= months.last else None,
-        total=_series(ALL, months, _summed(rows) if by else rows),
+        total=_series(ALL, months, rows),  # every group's rows together are the whole base's
         groups=[s for g in sorted(per_group) if _moved(s := _series(g, months, per_group[g]))] if by else [],
     )
 

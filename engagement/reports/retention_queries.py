@@ -42,15 +42,14 @@ from engagement.store.types import UTCDateTime
 
 NO_PLAN = "(none)"
 UNKNOWN = "(unknown)"
-BRIDGE, DUE = 0, 1  # what a result row holds: a boundary's changes and the month's movements, or renewals
 
 
 @dataclass(frozen=True)
 class Row:
-    """One group's numbers at one boundary (BRIDGE) or in one month (DUE)."""
+    """One group's changes at boundary j (-1: none) and its renewals due in month due_month (-1: none)."""
 
-    kind: int
-    k: int
+    j: int
+    due_month: int
     group: str
     mrr_change: float
     paying_change: int
@@ -187,12 +186,9 @@ def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sel
     """The changes at each boundary, each month's movements and its renewals due, per group."""
     s = _states(dialect, months, by)
     # a plan change moves an account between groups: its old state leaves the old plan (side 2) as its new
-    # state joins the new one (side 1); without a plan split both halves of a change land in one group
+    # state joins the new one (side 1), and a renewal counts in the plan as of a (side 3); without a plan
+    # split all of a state's numbers land in one group, so one row carries them (no join)
     two_sides = by == vocab.RetentionBy.PLAN
-    sides = union_all(*(select(literal(n).label("side")) for n in (1, 2, 3) if two_sides or n != 2)).subquery(
-        "sides"
-    )
-    side = sides.c.side
     renewal = s.c.renewal_month - months.first
     at_b_is_next = and_(s.c.next_j.is_not(None), s.c.next_j == renewal + 1)
     due = and_(
@@ -202,15 +198,25 @@ def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sel
         s.c.j <= renewal,
         or_(s.c.next_j.is_(None), s.c.next_j > renewal),
     )
+    side: Any = literal_column("1")
     group: Any = s.c.g
-    if two_sides:  # renewals: the plan as of a, or as of b for an account not paying at a
+    boundary: Any = s.c.j
+    due_month: Any = case((due, renewal), else_=-1)
+    source: Any = s
+    wanted: list[Any] = []
+    if two_sides:
+        sides = union_all(*(select(literal(n).label("side")) for n in (1, 2, 3))).subquery("sides")
+        side = sides.c.side
         due_group = case((s.c.mrr > 0, s.c.g), else_=case((at_b_is_next, s.c.next_g), else_=s.c.g))
         group = case((side == 1, s.c.g), (side == 2, s.c.prev_g), else_=due_group)
-    wanted = [side == 1, and_(side == 3, due)] + ([and_(side == 2, s.c.prev_mrr > 0)] if two_sides else [])
+        boundary = case((side == 3, -1), else_=s.c.j)
+        due_month = case((side == 3, renewal), else_=-1)
+        source = s.join(sides, literal(True))
+        wanted = [or_(side == 1, and_(side == 3, due), and_(side == 2, s.c.prev_mrr > 0))]
     each = (
         select(
-            case((side == 3, DUE), else_=BRIDGE).label("kind"),
-            case((side == 3, renewal), else_=s.c.j).label("k"),
+            boundary.label("j"),
+            due_month.label("due_month"),
             group.label("g"),
             side.label("side"),
             s.c.prev_mrr.label("start"),
@@ -222,18 +228,18 @@ def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sel
                 ),
                 else_=0,
             ).label("prev_paid"),
-            (s.c.j >= 1).label("moved"),
             case((at_b_is_next, s.c.next_paying), else_=case((s.c.mrr > 0, 1), else_=0)).label("paying_at_b"),
         )
-        .select_from(s.join(sides, literal(True)))
-        .where(or_(*wanted))
+        .select_from(source)
+        .where(*wanted)
         .subquery("each")
     )
     e = each.c
     old_side = 2 if two_sides else 1
     start, end = e.start, e.end
-    arrived = and_(e.side == 1, e.moved, start == 0, end > 0)
-    stayed = and_(e.side == old_side, e.moved, start > 0)
+    moved = e.j >= 1
+    arrived = and_(e.side == 1, moved, start == 0, end > 0)
+    stayed = and_(e.side == old_side, moved, start > 0)
 
     def total(condition: Any, value: Any) -> Any:
         return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
@@ -242,8 +248,8 @@ def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sel
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     return select(
-        e.kind,
-        e.k,
+        e.j,
+        e.due_month,
         e.g,
         (total(e.side == 1, end) - total(e.side == old_side, start)).label("mrr_change"),
         (count(and_(e.side == 1, end > 0)) - count(and_(e.side == old_side, start > 0))).label(
@@ -257,9 +263,9 @@ def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sel
         total(and_(stayed, end > 0, end < start), start - end).label("contraction"),
         total(and_(stayed, end == 0), start).label("churned"),
         count(and_(stayed, end == 0)).label("churned_accounts"),
-        count(e.side == 3).label("due"),
-        count(and_(e.side == 3, e.paying_at_b == 1)).label("renewed"),
-    ).group_by(e.kind, e.k, e.g)
+        count(e.due_month >= 0).label("due"),
+        count(and_(e.due_month >= 0, e.paying_at_b == 1)).label("renewed"),
+    ).group_by(e.j, e.due_month, e.g)
 
 
 def rows(conn: Connection, months: Months, by: vocab.RetentionBy | None) -> list[Row]:
@@ -268,8 +274,8 @@ def rows(conn: Connection, months: Months, by: vocab.RetentionBy | None) -> list
         conn.exec_driver_sql("SET LOCAL jit = off")
     return [
         Row(
-            int(r.kind),
-            int(r.k),
+            int(r.j),
+            int(r.due_month),
             str(r.g),
             float(r.mrr_change),
             int(r.paying_change),
