@@ -174,8 +174,8 @@ def time_command(config_path: Path, *args: str) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _runs(config_path: Path, *args: str) -> None:
-    timings = [time_command(config_path, *args) for _ in range(3)]
+def _runs(config_path: Path, runs: int, *args: str) -> None:
+    timings = [time_command(config_path, *args) for _ in range(runs)]
     walls = ", ".join(f"{w:.2f}" for w, _ in timings)
     cpus = ", ".join(f"{c:.2f}" for _, c in timings)
     print(f"engagement {' '.join(args)}: wall {walls} s; cpu {cpus} s", flush=True)
@@ -188,6 +188,9 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=200_000)
     parser.add_argument("--rows", type=int, default=3_000_000)
     parser.add_argument("--reuse", action="store_true", help="time the database built by an earlier run")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each command")
+    parser.add_argument("--formats", default="table,csv,json,html")
+    parser.add_argument("--splits", default="touch,plan,cohort")
     args = parser.parse_args()
     if args.backend == "postgresql" and not args.url:
         parser.error("--backend postgresql needs --url postgresql://user:password@host/db")
@@ -199,11 +202,11 @@ def main() -> None:
     with open("/proc/loadavg") as load:
         print("load average before timing:", load.read().split()[:3], flush=True)
     span = ("--from", FIRST, "--to", LAST)
-    for fmt in ("table", "csv", "json", "html"):
-        _runs(path, "report", "retention", *span, "--format", fmt)
-    for by in ("touch", "plan", "cohort"):
-        _runs(path, "report", "retention", *span, "--by", by, "--format", "json")
-    _runs(path, "--help")
+    for fmt in filter(None, args.formats.split(",")):
+        _runs(path, args.runs, "report", "retention", *span, "--format", fmt)
+    for by in filter(None, args.splits.split(",")):
+        _runs(path, args.runs, "report", "retention", *span, "--by", by, "--format", "json")
+    _runs(path, args.runs, "--help")
     with open("/proc/loadavg") as load:
         print("load average after timing:", load.read().split()[:3], flush=True)
 

@@ -385,17 +385,7 @@ def report(
     _check_format(output_format)
     chosen = period.choose(at, since, first, last)
     made = build.for_settings(current, db, chosen, at, journey=journey, explicit=bool(since or first or last))
-    if output_format == "table":
-        console = Console(file=output.open("w"), width=200) if output else out
-        tables.print_report(made, console)
-        return
-    if output_format == "csv":
-        text = sheets.to_csv(made)
-    elif output_format == "json":
-        text = json.dumps(sheets.to_json(made), indent=2) + "\n"
-    else:
-        text = html.page(made)
-    _write(text, output)
+    _emit(made, output_format, output, (tables.print_report, sheets.to_csv, sheets.to_json, html.page))
 
 
 def _check_format(output_format: str) -> None:
@@ -403,7 +393,26 @@ def _check_format(output_format: str) -> None:
         raise errors.EngagementError(f"--format: {output_format!r} is not one of table, csv, json, html")
 
 
-def _write(text: str, output: Path | None) -> None:
+def _emit(
+    made: Any,
+    output_format: str,
+    output: Path | None,
+    writers: tuple[Any, Any, Any, Any],
+    *,
+    width: int = 200,
+    console: Console = out,
+) -> None:
+    """A report in `output_format` on `console` (stdout) or in `output`, by its (print, csv, json, html) writers."""
+    print_report, to_csv, to_json, page = writers
+    if output_format == "table":
+        print_report(made, Console(file=output.open("w"), width=width) if output else console)
+        return
+    if output_format == "csv":
+        text = to_csv(made)
+    elif output_format == "json":
+        text = json.dumps(to_json(made), indent=2) + "\n"
+    else:
+        text = page(made)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -434,17 +443,13 @@ def report_retention(
     at = now_or(now)
     chosen = months.choose(at, first, last)
     made = retention.build(database(settings()), chosen, at, split)
-    if output_format == "table":
-        console = Console(file=output.open("w"), width=250) if output else Console(width=max(out.width, 200))
-        retention_sheets.print_report(made, console)
-        return
-    if output_format == "csv":
-        text = retention_sheets.to_csv(made)
-    elif output_format == "json":
-        text = json.dumps(retention_sheets.to_json(made), indent=2) + "\n"
-    else:
-        text = retention_html.page(made)
-    _write(text, output)
+    writers = (
+        retention_sheets.print_report,
+        retention_sheets.to_csv,
+        retention_sheets.to_json,
+        retention_html.page,
+    )
+    _emit(made, output_format, output, writers, width=250, console=Console(width=max(out.width, 250)))
 
 
 SimStart = Annotated[

@@ -14,7 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from revenue_world import NOW, seed
 from test_hostile_fuzz import HOSTILE
-from test_report_dashboard import ARTIFACTS, PASSWORD, SERVER_KEY, _console_errors, _login, hashed
+from test_report_dashboard import (
+    ARTIFACTS,
+    PASSWORD,
+    SERVER_KEY,
+    _console_errors,
+    _login,
+    browser_login,
+    hashed,
+)
 
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
@@ -78,11 +86,7 @@ def test_chromium_logs_in_and_draws_the_bridge_and_the_rate_lines(site: str, bro
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors = _console_errors(page)
-    page.goto(f"{site}/reports/retention")
-    page.fill("input[name=username]", "maria")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{site}/reports")
+    browser_login(page, site, "/reports/retention")
     page.goto(f"{site}/reports/retention?from=2026-01&to=2026-04")
     page.select_option("select[name=by]", "plan")
     page.click("header button[type=submit]")

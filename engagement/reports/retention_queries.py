@@ -103,19 +103,31 @@ def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
         .where(revenue.c.effective_at <= literal(months.boundary(months.count), UTCDateTime()))
         .subquery("rows")
     )
-    # a row is kept when it is its account's last at or before its boundary: no later row up to that instant
-    later = revenue.alias("later")
-    kept = (
-        select(rows)
-        .where(
-            ~exists().where(
-                later.c.account_id == rows.c.account_id,
-                later.c.effective_at > rows.c.effective_at,
-                later.c.effective_at <= boundary_instant(dialect, months.first, rows.c.j),
+    # a row is kept when it is its account's last at or before its boundary. SQLite: no later row up to that
+    # instant (an index seek per row costs less than its window functions); PostgreSQL: the next row's
+    # boundary differs (a window pass costs less than a seek per row)
+    if dialect == "sqlite":
+        later = revenue.alias("later")
+        kept = (
+            select(rows)
+            .where(
+                ~exists().where(
+                    later.c.account_id == rows.c.account_id,
+                    later.c.effective_at > rows.c.effective_at,
+                    later.c.effective_at <= boundary_instant(dialect, months.first, rows.c.j),
+                )
             )
+            .subquery("kept")
         )
-        .subquery("kept")
-    )
+    else:
+        following = func.lead(rows.c.j).over(partition_by=rows.c.account_id, order_by=rows.c.effective_at)
+        ahead_rows = select(rows, following.label("next_row_j")).subquery("ahead_rows")
+        a = ahead_rows.c
+        kept = (
+            select(a.account_id, a.effective_at, a.mrr, a.plan, a.renewal_date, a.j)
+            .where(or_(a.next_row_j.is_(None), a.next_row_j != a.j))
+            .subquery("kept")
+        )
     account = schema.accounts
     group: Any = literal("", String)
     if by == vocab.RetentionBy.TOUCH:
