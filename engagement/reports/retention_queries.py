@@ -1,15 +1,18 @@
-"""The set-based SQL behind the retention report: two window passes over the revenue rows, one GROUP BY.
+"""The set-based SQL behind the retention report: one statement, two passes over the revenue rows, one GROUP BY.
 
 A month boundary is a month's first instant (boundary k of a range starts its k-th month; boundary
 `count` ends the range). Pass one reads the revenue rows up to the range's end in (account,
 effective_at) order and keeps each account's last row at or before each boundary that has any: a row
 belongs to the first boundary at or after its instant, and boundary 0 gathers all history before the
-range. A kept row is the account's *state* from its boundary until the next state's. Pass two puts
-each state beside the one before it (LAG: the MRR at the previous boundary, whether the account had
-ever paid) and after it (LEAD). Then one GROUP BY over the states yields, per boundary and group, the
-change in MRR and in paying accounts (running sums of those over the months, in Python, give the MRR
-and paying accounts at every boundary) and the month's movements; and per month and group the
-renewals due. Nothing is per account in Python, and the statement does not grow with the range.
+range (SQLite: an index seek per row finds no later row before its boundary; PostgreSQL: LEAD). A kept
+row is the account's *state* from its boundary until the next state's. Pass two, a window in index
+order, puts each state beside the one before it (LAG: the MRR at the previous boundary) and after it
+(LEAD: the next boundary, and whether the account pays from there). Whether an account arriving from 0
+had paid before is an index seek, for those rows only. Then one GROUP BY over the states yields, per
+boundary and group, the change in MRR and in paying accounts (running sums of those over the months,
+in Python, give the MRR and paying accounts at every boundary) and the month's movements; and per
+month and group the renewals due. Nothing is per account in Python, and the statement does not grow
+with the range.
 """
 
 from __future__ import annotations
@@ -120,11 +123,20 @@ def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
             .subquery("kept")
         )
     else:
-        following = func.lead(rows.c.j).over(partition_by=rows.c.account_id, order_by=rows.c.effective_at)
-        ahead_rows = select(rows, following.label("next_row_j")).subquery("ahead_rows")
+        # one frame for both (LEAD ignores it): whether the account has paid by each row rides the same pass
+        history: dict[str, Any] = {
+            "partition_by": rows.c.account_id,
+            "order_by": rows.c.effective_at,
+            "rows": (None, 0),
+        }
+        ahead_rows = select(
+            rows,
+            func.lead(rows.c.j).over(**history).label("next_row_j"),
+            func.max(case((rows.c.mrr > 0, 1), else_=0)).over(**history).label("paid"),
+        ).subquery("ahead_rows")
         a = ahead_rows.c
         kept = (
-            select(a.account_id, a.effective_at, a.mrr, a.plan, a.renewal_date, a.j)
+            select(a.account_id, a.effective_at, a.mrr, a.plan, a.renewal_date, a.j, a.paid)
             .where(or_(a.next_row_j.is_(None), a.next_row_j != a.j))
             .subquery("kept")
         )
@@ -151,7 +163,14 @@ def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
             _month_number(dialect, kept.c.renewal_date, ceiling=False).label("renewal_month"),
             (plan if plans else group).label("g"),
             kept.c.account_id,
-            func.lag(kept.c.mrr, 1, 0.0).over(**states).label("prev_mrr"),
+            # PostgreSQL: the previous state's MRR, or -1 when the account had never paid by then (MRR 0)
+            func.lag(
+                case((kept.c.paid == 1, kept.c.mrr), else_=-1.0) if dialect != "sqlite" else kept.c.mrr,
+                1,
+                -1.0,
+            )
+            .over(**states)
+            .label("back"),
             func.lead(ahead).over(**states).label("ahead"),
             (func.lag(plan).over(**states) if plans else literal(None, String)).label("prev_g"),
             (func.lead(plan).over(**states) if plans else literal(None, String)).label("next_g"),
@@ -166,7 +185,8 @@ def _states(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
         w.mrr,
         w.renewal_month,
         w.g,
-        w.prev_mrr,
+        case((w.back > 0, w.back), else_=0.0).label("prev_mrr"),
+        case((w.back >= 0, 1), else_=0).label("prev_paid"),  # PostgreSQL only: SQLite seeks (_paid_before)
         (func.abs(w.ahead) - 1).label("next_j"),
         case((w.ahead > 0, 1), else_=0).label("next_paying"),
         w.prev_g,
@@ -236,7 +256,7 @@ def statement(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sel
             case(
                 (
                     and_(side == 1, s.c.j >= 1, s.c.prev_mrr == 0, s.c.mrr > 0),
-                    _paid_before(dialect, months, s),
+                    _paid_before(dialect, months, s) if dialect == "sqlite" else s.c.prev_paid,
                 ),
                 else_=0,
             ).label("prev_paid"),
