@@ -8,7 +8,8 @@ range (SQLite: an index seek per row finds no later row before its boundary; Pos
 row is the account's *state* from its boundary until the next state's. Pass two, a window in index
 order, puts each state beside the one before it (LAG: the MRR at the previous boundary) and after it
 (LEAD: the next boundary, and whether the account pays from there). Whether an account arriving from 0
-had paid before is an index seek, for those rows only. Then one GROUP BY over the states yields, per
+had paid before is, on SQLite, an index seek for those rows only and, on PostgreSQL, a running flag in
+pass one's window (each database's cheaper way, measured in bench/RESULTS.md). Then one GROUP BY over the states yields, per
 boundary and group, the change in MRR and in paying accounts (running sums of those over the months,
 in Python, give the MRR and paying accounts at every boundary) and the month's movements; and per
 month and group the renewals due. Nothing is per account in Python, and the statement does not grow
