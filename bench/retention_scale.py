@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from report_scale import time_report  # the same timing of one `engagement report` process
 
 from engagement import config
 from engagement.reports import months
@@ -163,22 +162,11 @@ def build(backend: str, url: str | None, accounts: int, rows: int) -> Path:
     return OUT / "config.toml"
 
 
-def time_command(config_path: Path, *args: str) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + system) of one `engagement` process."""
-    command = [str(Path(sys.executable).parent / "engagement"), "--config", str(config_path), *args]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    began = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - began
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def _runs(config_path: Path, runs: int, *args: str) -> None:
-    timings = [time_command(config_path, *args) for _ in range(runs)]
+    timings = [time_report(config_path, *args) for _ in range(runs)]
     walls = ", ".join(f"{w:.2f}" for w, _ in timings)
     cpus = ", ".join(f"{c:.2f}" for _, c in timings)
-    print(f"engagement {' '.join(args)}: wall {walls} s; cpu {cpus} s", flush=True)
+    print(f"engagement report {' '.join(args)}: wall {walls} s; cpu {cpus} s", flush=True)
 
 
 def main() -> None:
@@ -203,10 +191,10 @@ def main() -> None:
         print("load average before timing:", load.read().split()[:3], flush=True)
     span = ("--from", FIRST, "--to", LAST)
     for fmt in filter(None, args.formats.split(",")):
-        _runs(path, args.runs, "report", "retention", *span, "--format", fmt)
+        _runs(path, args.runs, "retention", *span, "--format", fmt)
     for by in filter(None, args.splits.split(",")):
-        _runs(path, args.runs, "report", "retention", *span, "--by", by, "--format", "json")
-    _runs(path, args.runs, "--help")
+        _runs(path, args.runs, "retention", *span, "--by", by, "--format", "json")
+    _runs(path, args.runs, "--help")  # `report --help`: start-up and imports alone
     with open("/proc/loadavg") as load:
         print("load average after timing:", load.read().split()[:3], flush=True)
 

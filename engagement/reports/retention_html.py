@@ -9,7 +9,7 @@ from engagement import vocab
 from engagement.reports import charts
 from engagement.reports.html import STYLE
 from engagement.reports.retention import ALL, RetentionReport, Series
-from engagement.reports.retention_sheets import METRICS, display
+from engagement.reports.retention_sheets import METRICS, compounded, display
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,6 @@ def _table(report: RetentionReport, series: Series) -> str:
         for m in series.months
     )
     return f'<table class="retention"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _compounded(series: Series) -> str:
-    c = series.compounded
-    return (
-        f'<p class="compounded">Compounded over the {c.months} month(s) with paying accounts at their start: '
-        f"GRR <strong>{display('grr', c.grr)}</strong>, NRR <strong>{display('nrr', c.nrr)}</strong>.</p>"
-    )
 
 
 def _charts(report: RetentionReport, series: Series) -> str:
@@ -73,10 +65,14 @@ def _section(report: RetentionReport, series: Series, *, charted: bool) -> str:
     return (
         f'<section class="retention" id="{escape(ident)}"><h2>{escape(title)}</h2>'
         + (_charts(report, series) if charted else "")
-        + _compounded(series)
+        + f'<p class="compounded">{escape(_sentence(compounded(series)))}.</p>'
         + _table(report, series)
         + "</section>"
     )
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _controls(c: Controls) -> str:

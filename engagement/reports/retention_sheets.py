@@ -41,7 +41,8 @@ def _label(report: RetentionReport, series: Series) -> str:
     return "all accounts" if series.group == ALL else f"{report.by} {series.group}"
 
 
-def _compounded(series: Series) -> str:
+def compounded(series: Series) -> str:
+    """The range's compounded GRR and NRR in words."""
     c = series.compounded
     return (
         f"compounded over {c.months} month(s) with paying accounts: GRR {display('grr', c.grr)}, "
@@ -58,7 +59,7 @@ def month_table(report: RetentionReport, series: Series) -> Table:
     for month in series.months:
         marker = " *" if month.month == report.in_progress else ""
         table.add_row(month.month + marker, *(display(m, getattr(month, m)) for m in METRICS))
-    table.caption = _compounded(series)
+    table.caption = compounded(series)
     return table
 
 
