@@ -110,3 +110,11 @@ class RevenueSource(StrEnum):
     SEGMENT = "segment"  # a Segment group call that changed it
     STRIPE = "stripe"  # a Stripe subscription event
     DEMO = "demo"  # the demo's generated history
+
+
+class RetentionBy(StrEnum):
+    """What `engagement report retention --by` splits every figure by."""
+
+    TOUCH = "touch"  # the account's touch tier (as it is now: tiers have no history)
+    PLAN = "plan"  # the plan as of the month's start; for an account not paying then, as of its end
+    COHORT = "cohort"  # the account's signup month
