@@ -174,6 +174,7 @@ def test_the_weekly_digest_mails_each_recipient_once_a_week_with_a_dashboard_lin
     text = messages[0].get_body(preferencelist=("plain",)).get_content()
     assert "https://engage.example.com/reports" in text
     assert "Onboarding (onb)" in text and "nohold (nohold)" in text  # a journey without a file shows its id
+    assert "Retention in 2026-02: GRR n/a, NRR n/a" in text  # the month before; this world has no revenue
     assert "entered 14" in text and "unique opens 4" in text and "conversions 4" in text
     assert seeded.count(schema.digest_sends) == 2
 

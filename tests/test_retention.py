@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from backends import url_for
-from revenue_world import NOW, seed
+from revenue_world import NOW, at, seed
 
 from engagement import vocab
 from engagement.reports import months, retention
@@ -205,3 +205,12 @@ def test_a_month_boundary_instant_belongs_to_the_month_it_ends(db: database.Data
 
     assert (january.new, january.end_mrr) == (0, 0)
     assert march.start_mrr == 50  # B's row at 2025-03-01 00:00 is paying at March's first instant
+
+
+def test_the_digest_and_demo_line_names_the_last_ended_month_and_its_rates(db: database.Database) -> None:
+    # NOW is in April: March is the last month that has ended; 410 at its start, 40 churned (E), 1 of 4 left
+    assert retention.last_month_line(db, NOW) == (
+        "Retention in 2026-03: GRR 90.2%, NRR 90.2%, logo churn 25.0% "
+        "(start MRR 410, end 430; 4 accounts paying at its start)"
+    )
+    assert "in 2025-01: GRR n/a, NRR n/a, logo churn n/a" in retention.last_month_line(db, at("2025-02-03"))

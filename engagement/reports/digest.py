@@ -16,7 +16,7 @@ from sqlalchemy import select
 from engagement.clock import Clock
 from engagement.config import Settings
 from engagement.delivery.message import OutboundEmail
-from engagement.reports import build, journey_retention, queries
+from engagement.reports import build, journey_retention, queries, retention
 from engagement.reports.model import Report
 from engagement.reports.period import Period
 from engagement.reports.tables import display
@@ -63,8 +63,9 @@ def send_digest(settings: Settings, db: Database, clock: Clock, *, force: bool =
     report = build.for_settings(settings, db, Period(now - timedelta(days=7), now), now)
     retention_to_date(settings, db, report, now)
     provider = email_provider(settings)
+    month = retention.last_month_line(db, now)
     for recipient in todo:
-        provider.send(compose(report, settings, recipient, week))
+        provider.send(compose(report, settings, recipient, week, month))
         with db.begin() as conn:
             db.upsert(
                 conn, d, [{"week": week, "recipient": recipient, "sent_at": now}], ["week", "recipient"]

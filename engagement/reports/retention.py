@@ -198,3 +198,18 @@ def build(
 def _moved(series: Series) -> bool:
     """Whether a group has any figure (a plan named only by rows that paid nothing has none)."""
     return any(m.start_mrr or m.end_mrr or m.renewals_due or m.new or m.reactivation for m in series.months)
+
+
+def last_month_line(db: Database, now: datetime) -> str:
+    """One line on the last calendar month that has ended by `now`: its GRR, NRR and logo churn."""
+    month = calendar.number(now.year, now.month) - 1
+    [figures] = build(db, calendar.Months(month, month), now).total.months
+    grr, nrr, churn = (
+        "n/a" if rate is None else f"{100 * rate:.1f}%"
+        for rate in (figures.grr, figures.nrr, figures.logo_churn)
+    )
+    return (
+        f"Retention in {figures.month}: GRR {grr}, NRR {nrr}, logo churn {churn} "
+        f"(start MRR {figures.start_mrr:,.0f}, end {figures.end_mrr:,.0f}; "
+        f"{figures.paying_at_start} accounts paying at its start)"
+    )

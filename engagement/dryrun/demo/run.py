@@ -24,7 +24,7 @@ from engagement.engine import Engine
 from engagement.ingest import importer
 from engagement.ingest import upserts as ingest
 from engagement.ingest.records import AccountIn, ContactIn, EventIn
-from engagement.reports import build, journey_retention
+from engagement.reports import build, journey_retention, retention
 from engagement.reports.model import Retention
 from engagement.reports.period import Period
 from engagement.reports.tables import display
@@ -162,7 +162,9 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
         _distribution(audience, health[audience], settings) for audience in ("account", "contact")
     )
     answered = _surveys(db, settings, end)
-    _print(console, summaries, people, settings, directory, time.perf_counter() - began, line, kept, answered)
+    month = retention.last_month_line(db, end)
+    seconds = time.perf_counter() - began
+    _print(console, summaries, people, settings, directory, seconds, line, (month, kept), answered, days)
     return summaries
 
 
@@ -292,8 +294,9 @@ def _print(
     directory: Path,
     seconds: float,
     health: str,
-    kept: Retention,
+    kept: tuple[str, Retention],
     answered: str,
+    days: int,
 ) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 132)
@@ -307,7 +310,7 @@ def _print(
         "converted",
         "treated %",
         "holdout %",
-        title="Per-journey summary (60 simulated days)",
+        title=f"Per-journey summary ({days} simulated days)",
     )
     for s in summaries:
         treated = s.entered - s.holdout
@@ -329,7 +332,7 @@ def _print(
     console.print(f"[dim]Simulated responses (clearly labelled simulated in the database): {counts}[/dim]")
     console.print(answered, markup=False)
     console.print(f"Health at the end (engagement scores): {health}")
-    for line in retention_lines(kept):
+    for line in retention_lines(kept[1], kept[0]):
         console.print(line, markup=False)
     console.print(f"Outbox: {emails} .eml files in {outbox}")
     console.print(f"Database: {settings.database_url}")
