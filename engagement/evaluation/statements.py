@@ -41,8 +41,8 @@ def run(
 def prepared(
     conn: Connection, key: Hashable, owner: object, contexts: Sequence[EvalContext], build: Callable[[], Any]
 ) -> tuple[Any, dict[str, Any]]:
-    """The statement under (`key`, dialect) and the values of its instants at `contexts`."""
-    full = (conn.dialect.name, key)
+    """The statement under (dialect, `owner`, `key`) and the values of its instants at `contexts`."""
+    full = (conn.dialect.name, id(owner), key)  # the entry holds `owner`: no other object takes its id
     entry = _built.get(full)
     if entry is not None and entry[0] is owner:
         try:
