@@ -6,7 +6,7 @@ import functools
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from operator import itemgetter
@@ -51,6 +51,7 @@ class Database:
         self.engine: Engine = _make_engine(url, echo=echo)
         self.dialect: str = self.engine.dialect.name
         self._compiled: dict[Any, Any] = {}  # bulk statements compiled for the driver, see _compile
+        self._upserts: dict[Any, Any] = {}  # upsert statements by table, keys and updated columns
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -85,23 +86,40 @@ class Database:
         keys: Sequence[str],
         update: dict[str, Any] | Sequence[str] | None = None,
         only_if: Callable[[Any], ColumnElement[bool]] | None = None,
+        shape: Hashable | None = None,
     ) -> None:
         """Insert rows; on a key conflict update `update` columns (or do nothing).
 
         `only_if(excluded)` limits the update to rows where it holds; the others are left unwritten
-        (cheaper than rewriting a row with the value it already has).
+        (cheaper than rewriting a row with the value it already has). The statement is built once per
+        table, keys and columns; one whose `update` holds values or functions, or with `only_if`, only
+        when the caller names what those depend on in `shape`.
         """
         if not rows:
             return
+        plain = not isinstance(update, dict) and only_if is None
+        key = (table.name, tuple(keys), None if update is None else tuple(update), shape)
+        stmt = self._upserts.get(key) if plain or shape is not None else None
+        if stmt is None:
+            stmt = self._upsert(table, keys, update, only_if)
+            if plain or shape is not None:
+                self._upserts[key] = stmt
+        self.executemany(conn, stmt, rows)
+
+    def _upsert(
+        self,
+        table: Table,
+        keys: Sequence[str],
+        update: dict[str, Any] | Sequence[str] | None,
+        only_if: Callable[[Any], ColumnElement[bool]] | None,
+    ) -> Any:
         stmt = self._insert(table)
         if update is None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-        else:
-            values = update if isinstance(update, dict) else {c: stmt.excluded[c] for c in update}
-            resolved = {k: (v(stmt.excluded) if callable(v) else v) for k, v in values.items()}
-            where = only_if(stmt.excluded) if only_if is not None else None
-            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved, where=where)
-        self.executemany(conn, stmt, rows)
+            return stmt.on_conflict_do_nothing(index_elements=list(keys))
+        values = update if isinstance(update, dict) else {c: stmt.excluded[c] for c in update}
+        resolved = {k: (v(stmt.excluded) if callable(v) else v) for k, v in values.items()}
+        where = only_if(stmt.excluded) if only_if is not None else None
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved, where=where)
 
     def insert_ignore(
         self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str] | None
@@ -221,8 +239,15 @@ class Database:
 
         The rows come a partition at a time, so a caller that folds them as they come never holds them all.
         """
-        stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing()
-        for chunk in conn.execute(stmt.returning(*(table.c[name] for name in returning))).partitions(10_000):
+        stmt = self.insert_select(table, columns, query).returning(*(table.c[name] for name in returning))
+        return self.inserted_returning(conn, stmt)
+
+    def inserted_returning(
+        self, conn: Connection, stmt: Any, params: dict[str, Any] | None = None
+    ) -> Iterator[Any]:
+        """Run an `insert_select(…).returning(…)` statement with `params`; yield the rows it returns, a
+        partition at a time (as `insert_from_select_returning`)."""
+        for chunk in conn.execute(stmt, params).partitions(10_000):
             yield from chunk
 
     def update_by_id(
