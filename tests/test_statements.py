@@ -1,5 +1,5 @@
-"""A statement built at one instant and run with another instant's parameters selects what a statement
-built at that other instant does (evaluation/statements.py reuses them from tick to tick)."""
+"""Evaluation statements are built once per owner and key and run with each instant's parameters
+(evaluation/statements.py); tests/test_conditions_agree.py holds reused statements to fresh ones."""
 
 from __future__ import annotations
 
@@ -8,11 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from backends import postgres_url
-from condition_world import NOW, conditions, contexts, drop_database, open_database, store, worlds
-from condition_world import sql_ids as compiled_ids
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from condition_world import NOW, open_database
 from sqlalchemy import select
 
 from engagement.conditions import sql
@@ -21,69 +17,12 @@ from engagement.conditions.parse import parse
 from engagement.evaluation import statements
 from engagement.store.database import Database
 
-LATER = st.builds(
-    lambda days, seconds: timedelta(days=days, seconds=seconds),
-    st.integers(-40, 40),
-    st.sampled_from([0, 1, 3599, 7200, 43_200, 86_399]),
-)
 
-
-@st.composite
-def scenarios(draw: st.DrawFn) -> tuple[Any, ...]:
-    audience = draw(st.sampled_from(["contact", "account"]))
-    return draw(worlds()), draw(contexts(audience)), draw(conditions(audience)), draw(LATER)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def sqlite_db() -> Iterator[Database]:
     db = open_database("sqlite://")
     yield db
     db.dispose()
-
-
-@pytest.fixture(scope="module")
-def postgres_db() -> Iterator[Database]:
-    db = open_database(postgres_url())
-    yield db
-    drop_database(db)
-
-
-def at(ctx: EvalContext, now: datetime) -> EvalContext:
-    """The same rules at another instant, with a record of its own."""
-    return EvalContext(now, ctx.audience, ctx.half_life_days, ctx.green, ctx.yellow)
-
-
-def check_reuse(db: Database, scenario: tuple[Any, ...]) -> None:
-    world, ctx, raw, shift = scenario
-    cond = parse(raw, ctx.audience)
-    first, later = at(ctx, ctx.now), at(ctx, ctx.now + shift)
-    source, subject = sql.subjects_from(ctx.audience)
-    built = select(subject).select_from(source).where(sql.compile_condition(cond, first))
-    with db.begin() as conn:
-        store(conn, world)
-        if first.unreusable:  # a bound beyond the calendar at the first instant: never reused
-            return
-        try:
-            values = sql.instants(sql.instant_keys(built), {"now": later})
-        except OverflowError:  # beyond the calendar at the later one: statements.py builds afresh
-            return
-        assert set(conn.execute(built, values).scalars()) == compiled_ids(conn, cond, later)
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenario=scenarios())
-def test_a_statement_reused_at_another_instant_selects_the_same_subjects_on_sqlite(
-    sqlite_db: Database, scenario: tuple[Any, ...]
-) -> None:
-    check_reuse(sqlite_db, scenario)
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenario=scenarios())
-def test_a_statement_reused_at_another_instant_selects_the_same_subjects_on_postgresql(
-    postgres_db: Database, scenario: tuple[Any, ...]
-) -> None:
-    check_reuse(postgres_db, scenario)
 
 
 def test_a_statement_is_built_once_per_owner_and_key_and_given_each_instants_values(
