@@ -28,6 +28,7 @@ TABLES = (
     "enrollment",
     "delivery",
     "response",
+    "survey_answer",
     "nudge",
     "suppression",
     "contact_score",

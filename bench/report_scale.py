@@ -29,6 +29,7 @@ from pathlib import Path
 
 from engagement import config
 from engagement.engine import load_catalog
+from engagement.journeys import program
 from engagement.store import migrate
 from engagement.store.database import Database
 
@@ -51,8 +52,8 @@ def _steps(settings: config.Settings) -> list[tuple[str, str, str]]:
     found = []
     for journey in load_catalog(settings).journeys.values():
         for instr in journey.program:
-            if instr.is_message:
-                found.append((journey.id, instr.step_id, "notify" if instr.kind == "notify" else instr.kind))
+            if isinstance(instr, program.Message):
+                found.append((journey.id, instr.step_id, instr.kind.value))
     return found
 
 

@@ -390,10 +390,13 @@ def _naive_subject(
         ).all()
         if not _naive_admits(journey, facts, ctx, past, now):
             continue
+        account_id = facts.account.get("id")
+        held = holdout.in_holdout(
+            journey.id, subject_id, journey.holdout, by=journey.holdout_by, account_id=account_id
+        )
         row = schema.Enrollment(
-            journey_id=journey.id, audience=audience, subject_id=subject_id,
-            account_id=facts.account.get("id"), holdout=holdout.in_holdout(journey.id, subject_id, journey.holdout),
-            state="active", step_id=journey.program[0].step_id, next_action_at=now, entered_at=now,
+            journey_id=journey.id, audience=audience, subject_id=subject_id, account_id=account_id,
+            holdout=held, state="active", step_id=journey.program[0].step_id, next_action_at=now, entered_at=now,
         )  # fmt: skip
         session.add(row)
         session.flush()

@@ -138,12 +138,14 @@ def import_command(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Create or migrate the database schema to the current version."""
-    from engagement.store import migrate
+    """Create or migrate the database schema to the current version (and re-create the change-log triggers)."""
+    from engagement.store import change_log, migrate
 
     current = settings()
     db = database(current, ready=False)
     migrate.upgrade(db)
+    with db.begin() as conn:  # idempotent; puts back a trigger dropped or disabled by hand
+        change_log.create(conn)
     out.print(f"database is at revision {migrate.current(db)}")
 
 
@@ -341,8 +343,13 @@ def demo(
     demo_run.main(directory, days=days, console=out)
 
 
-@app.command()
+report_app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.callback()
 def report(
+    ctx: typer.Context,
     journey: Annotated[str | None, typer.Option(help="one journey id (default: all)")] = None,
     since: Annotated[
         str | None, typer.Option(help="how far back from now, e.g. 30d, 12w (default 30d)")
@@ -357,7 +364,10 @@ def report(
         bool, typer.Option("--hash-password", help="print a hash for reports.users (asks for the password)")
     ] = False,
 ) -> None:
-    """Funnels, holdout lift, time-to-value and score trends per journey, in the terminal or as files."""
+    """Funnels, holdout lift, time-to-value, surveys and score trends per journey, in the terminal or as files;
+    `report surveys` lists every survey answer."""
+    if ctx.invoked_subcommand is not None:
+        return
     from engagement.api import logins
     from engagement.clock import ManualClock
     from engagement.reports import build, html, period, sheets, tables
@@ -374,8 +384,7 @@ def report(
         sent = digests.send_digest(current, db, ManualClock(at), force=True)
         out.print(f"sent the weekly digest to {sent} recipient(s)")
         return
-    if output_format not in ("table", "csv", "json", "html"):
-        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, csv, json, html")
+    _check_format(output_format)
     chosen = period.choose(at, since, first, last)
     made = build.for_settings(current, db, chosen, at, journey=journey, explicit=bool(since or first or last))
     if output_format == "table":
@@ -388,11 +397,49 @@ def report(
         text = json.dumps(sheets.to_json(made), indent=2) + "\n"
     else:
         text = html.page(made)
+    _write(text, output)
+
+
+def _check_format(output_format: str) -> None:
+    if output_format not in ("table", "csv", "json", "html"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, csv, json, html")
+
+
+def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text)
         err.print(f"wrote {output}")
+
+
+@report_app.command("surveys")
+def report_surveys(
+    journey: Annotated[str | None, typer.Option(help="one journey id (default: all)")] = None,
+    contact: Annotated[str | None, typer.Option(help="one contact's answers")] = None,
+    account: Annotated[str | None, typer.Option(help="one account's answers")] = None,
+    since: Annotated[str | None, typer.Option(help="answered this far back from now, e.g. 90d")] = None,
+    first: Annotated[str | None, typer.Option("--from", help="first UTC day, YYYY-MM-DD (with --to)")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="last UTC day, YYYY-MM-DD (with --from)")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    output: Annotated[Path | None, typer.Option("--out", help="write to this file instead of stdout")] = None,
+    now: Annotated[str | None, typer.Option(help="as of this ISO 8601 instant (with --since)")] = None,
+) -> None:
+    """Every survey answer (journey, step, contact, account, kind, score, comment, answered_at), oldest first."""
+    from engagement.reports import period, survey_outputs, surveys
+
+    if output_format not in ("table", "csv", "json"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, csv, json")
+    chosen = period.choose(now_or(now), since, first, last) if since or first or last else None
+    db = database(settings())
+    with db.begin() as conn:
+        found = surveys.answers(conn, period=chosen, journey=journey, contact=contact, account=account)
+    if output_format == "table":
+        console = Console(file=output.open("w"), width=200) if output else out
+        console.print(survey_outputs.table(found))
+        return
+    text = survey_outputs.to_csv(found) if output_format == "csv" else survey_outputs.to_json(found)
+    _write(text, output)
 
 
 SimStart = Annotated[

@@ -256,6 +256,11 @@ class Reports(Section):
     digest_recipients: list[str] = []
     digest_weekday: Weekday = "mon"
     min_sample: int = Field(30, ge=1, description="per group, before the lift gets a verdict")
+    retention_window: Duration = Field(
+        timedelta(days=90),
+        gt=timedelta(0),
+        description="journeys judged on retention: accounts still paying and MRR kept this long after entry",
+    )
 
 
 class Settings(BaseSettings):

@@ -34,6 +34,14 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
+class Channel(StrEnum):
+    """How a message goes out: a journey's message step kind, and the channel its deliveries are stored with."""
+
+    EMAIL = "email"
+    IN_APP = "in_app"
+    NOTIFY = "notify"  # a named webhook
+
+
 class EnrollmentState(StrEnum):
     """Whether an enrollment is still moving through its journey."""
 
@@ -48,6 +56,13 @@ class EnrollmentOutcome(StrEnum):
     EXITED = "exited"  # the exit condition held, its step was removed, or the contact was erased
     COMPLETED = "completed"  # ran out of steps
     HOLDOUT = "holdout"  # ran out of steps in the holdout
+
+
+class HoldoutBy(StrEnum):
+    """What a journey's holdout hashes: each subject on its own, or the subject's account (B2B)."""
+
+    CONTACT = "contact"  # each subject (for an account journey, the account itself)
+    ACCOUNT = "account"  # every contact of an account lands in the same group
 
 
 def one_of(column: str, words: type[StrEnum]) -> str:
@@ -74,3 +89,11 @@ class ResponseKind(StrEnum):
     SEEN = "seen"
     CLICKED = "clicked"
     DISMISSED = "dismissed"
+    ANSWERED = "answered"  # a survey answered (by email's landing page or in-app)
+
+
+class SurveyKind(StrEnum):
+    """The question a survey step asks: NPS (0 to 10) or CSAT (1 to 5)."""
+
+    NPS = "nps"
+    CSAT = "csat"

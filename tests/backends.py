@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
-from engagement.store import schema
+from engagement.store import migrate, schema
+from engagement.store.database import Database
 
 POSTGRES_ENV = "ENGAGEMENT_TEST_POSTGRES_URL"
 BACKENDS = ("sqlite", "postgresql")
@@ -39,6 +42,19 @@ def drop_everything(engine: Engine) -> None:
     schema.metadata.drop_all(engine)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+@contextmanager
+def migrated(url: str) -> Iterator[Database]:
+    """A database migrated to the newest revision, its tables dropped again afterwards."""
+    handle = Database(url)
+    drop_everything(handle.engine)
+    migrate.upgrade(handle)
+    try:
+        yield handle
+    finally:
+        drop_everything(handle.engine)
+        handle.dispose()
 
 
 class Analyses:

@@ -26,6 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO / "templates" / "email"
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday morning
 
+
+def one_email(journey_id: str = "welcome", step_id: str = "hello") -> str:
+    """A journey that sends the welcome email once, to each contact who signs up."""
+    return (
+        f"id: {journey_id}\nname: {journey_id.title()}\nstatus: active\ntrigger: {{event: signed_up}}\nsteps:\n"
+        f"  - id: {step_id}\n"
+        '    email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}\n'
+    )
+
+
 CONFIG = """\
 [database]
 url = "sqlite:///engagement.db"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_world import NOW, World
+from engine_world import NOW, World, one_email
 
 from engagement import config
 from engagement.clock import ManualClock
@@ -27,15 +27,7 @@ d = schema.deliveries
 RETRY = config.Retry(attempts=3, base_seconds=0.0, max_seconds=0.0)
 MINUTE = timedelta(minutes=1)
 ENGAGEMENT = Path(sys.executable).parent / "engagement"  # the installed console script
-JOURNEY = """
-id: welcome
-name: Welcome
-status: active
-trigger: {event: signed_up}
-steps:
-  - id: hello
-    email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}
-"""
+JOURNEY = one_email()
 
 
 class Sending:

@@ -32,6 +32,8 @@ def test_a_short_demo_enrolls_people_in_onboarding_and_sends_them_email(
     assert onboarding.entered > 0
     assert 0 < onboarding.emails <= onboarding.entered - onboarding.holdout
     assert "Per-journey summary" in printed and "onboarding-first-report" in printed
+    # the NPS of the simulated answers (or n/a), labelled simulated (tests/test_demo_surveys.py checks it)
+    assert any(line.startswith("NPS") for line in printed.splitlines())
 
 
 @pytest.mark.slow
@@ -136,3 +138,23 @@ def test_the_demo_summary_spreads_contacts_over_their_own_bands(
     assert found is not None, text[-600:]
     counts = [int(found.group(i)) for i in (1, 3, 5)]
     assert all(n > 0 for n in counts) and max(counts) < 0.7 * sum(counts)  # no band holds nearly everyone
+
+
+@pytest.mark.slow
+def test_the_demo_records_simulated_revenue_and_shows_the_renewal_journeys_retention_lift(
+    demo: tuple[Path, list[run.Summary], str],
+) -> None:
+    import sqlite3
+
+    folder, _, printed = demo
+    text = " ".join(printed.split())
+
+    with sqlite3.connect(folder / "engagement.db") as conn:
+        sources = dict(conn.execute("SELECT source, count(*) FROM revenue GROUP BY source").fetchall())
+        held = conn.execute(
+            "SELECT count(*) FROM enrollment WHERE journey_id = 'upcoming-renewal' AND holdout"
+        ).fetchone()[0]
+    assert list(sources) == ["demo"] and sources["demo"] > 500
+    assert held > 0
+    assert "Renewal journey (upcoming-renewal) on simulated revenue, 4 days after entry: still paying" in text
+    assert 'retention_window = "4d"' in (folder / "config.toml").read_text()

@@ -114,3 +114,41 @@ def test_a_provider_raising_outside_its_contract_leaves_that_email_in_doubt_and_
     )
     assert rows["c000"]["status"] == rows["c002"]["status"] == "sent"
     assert world.count(d, d.c.status == "sending") == 0
+
+
+PER_SEAT = "{{ 100 // contact.traits.get('seats', 1) }} per seat"
+ZERO = "ZeroDivisionError: integer division or modulo by zero"
+RAISING = {  # journey: (its step, the reason its message fails for a contact with no seats)
+    "mail": (
+        f'  - id: hello\n    email: {{template: onboarding/welcome, subject: "{PER_SEAT}"}}\n',
+        f"template 'onboarding/welcome': subject: {ZERO}",
+    ),
+    "nudge": (f'  - id: nudge\n    in_app: {{title: "{PER_SEAT}", body: Hi}}\n', ZERO),
+    "alert": (f'  - id: tell\n    notify: {{webhook: csm-alerts, text: "{PER_SEAT}"}}\n', ZERO),
+}
+
+
+def test_a_template_raising_for_one_recipient_mid_batch_fails_that_message_on_every_channel_and_sends_the_rest(
+    world: World,
+) -> None:
+    for name, (step, _) in RAISING.items():
+        world.journey(
+            f"id: {name}\nname: {name}\nstatus: active\ntrigger: {{event: signed_up}}\nsteps:\n{step}"
+        )
+    world.people(3)
+    world.contacts({"id": "c001", "account_id": "acme", "email": "c001@example.com", "traits": {"seats": 0}})
+    world.events(*({"contact_id": f"c00{i}", "name": "signed_up", "timestamp": NOW} for i in range(3)))
+
+    report = world.tick(NOW)  # nine deliveries, one claimed batch (limits.in_flight is 100)
+
+    assert (report.dispatched.sent, report.dispatched.failed) == (6, 3)
+    rows = by_contact(world)
+    for journey, (_, reason) in RAISING.items():
+        bad = rows[("c001", journey)]
+        assert (bad["status"], bad["status_reason"]) == ("failed", reason), journey
+        assert rows[("c000", journey)]["status"] == rows[("c002", journey)]["status"] == "sent", journey
+    assert report.dispatched.reasons == {("failed", RAISING["mail"][1]): 1, ("failed", ZERO): 2}
+    assert world.count(d, d.c.status == "sending") == 0
+    assert sorted(m.to for m in world.email.sent) == ["c000@example.com", "c002@example.com"]
+    assert sorted(m["contact_id"] for m in world.rows(schema.nudges)) == ["c000", "c002"]
+    assert len(world.webhooks.sent) == 2

@@ -81,10 +81,11 @@ def _check_command(root: Any, program: str, tokens: list[str]) -> list[str]:
             return [f"{said!r}: no command {name!r} (commands: {', '.join(sorted(root.commands))})"]
         commands.append(command)
     rest = tokens[1:]
-    if hasattr(commands[0], "commands"):  # a group: db, suppressions, contacts
-        group = commands[0]
-        if not rest or rest[0].startswith("-"):
+    group = commands[0] if hasattr(commands[0], "commands") else None  # a group: db, suppressions, contacts
+    if group is not None and (not rest or rest[0].startswith("-")):
+        if not group.invoke_without_command:  # `report` runs on its own, with its own options, too
             return [] if not rest or rest[0] == "--help" else [f"{said!r}: {tokens[0]} needs a subcommand"]
+    elif group is not None:
         commands = []
         for name in rest[0].split("|"):
             if name not in group.commands:

@@ -9,7 +9,7 @@ import shutil
 from email.message import Message
 from pathlib import Path
 
-from engine_world import NOW, TEMPLATES, World
+from engine_world import NOW, TEMPLATES, World, one_email
 
 from engagement import config
 from engagement.delivery.templates import DEFAULT_LAYOUTS, HTML_LAYOUT, TEXT_LAYOUT
@@ -17,15 +17,7 @@ from engagement.delivery.templates import DEFAULT_LAYOUTS, HTML_LAYOUT, TEXT_LAY
 BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
 
 POSTAL = "500 Example Street, Suite 100, Springfield, OR 97477, USA"
-WELCOME = """
-    id: welcome
-    name: Welcome
-    status: active
-    trigger: {event: signed_up}
-    steps:
-      - id: hello
-        email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}
-"""
+WELCOME = one_email()
 
 
 def own_templates(world: World, *, layout: dict[str, str] | None = None) -> Path:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from engine_world import NOW, World
+from engine_world import NOW, World, one_email
 from sqlalchemy import text
 from test_webhook_sendgrid import KEY, encode, public_text, signed
 
@@ -30,17 +30,7 @@ PERSONAL = (ADDRESS, "Zenobia", "Quixotefield")
 
 def _world(world: World) -> World:
     world.configure(f'[webhooks.sendgrid]\npublic_key = "{public_text(KEY)}"\n')
-    world.journey(
-        """
-        id: welcome
-        name: Welcome
-        status: active
-        trigger: {event: signed_up}
-        steps:
-          - id: mail
-            email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}
-        """
-    )
+    world.journey(one_email(step_id="mail"))
     world.accounts({"id": "acme", "name": "Acme", "plan": "pro", "mrr": 99})
     world.contacts(
         {"id": "z1", "account_id": "acme", "email": ADDRESS, "first_name": "Zenobia", "last_name": "Quixotefield",

@@ -4,16 +4,14 @@ values in the text are escaped so an account named <!channel> pings no one. A re
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from engine_world import NOW, World
+from webhook_endpoint import Endpoint, serving
 
 from engagement import config
 from engagement.clock import ManualClock, SystemClock
@@ -36,42 +34,10 @@ NOTIFY = """
 """
 
 
-class SlackHook:
-    """An incoming-webhook endpoint: records each POST, answers the scripted (status, headers) in turn, then 200."""
-
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-        self.answers: list[tuple[int, dict[str, str]]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                hook.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                status, headers = hook.answers.pop(0) if hook.answers else (200, {})
-                text = b"rate_limited" if status == 429 else b"ok"
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(text)))
-                self.end_headers()
-                self.wfile.write(text)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/XXXX"
-
-
 @pytest.fixture
-def slack() -> Iterator[SlackHook]:
-    hook = SlackHook()
-    thread = threading.Thread(target=hook.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield hook
-    hook.server.shutdown()
-    hook.server.server_close()
-    thread.join()
+def slack() -> Iterator[Endpoint]:
+    with serving("/services/T000/B000/XXXX") as endpoint:
+        yield endpoint
 
 
 def engine(world: World, url: str, **target: Any) -> Engine:
@@ -89,7 +55,7 @@ def engine(world: World, url: str, **target: Any) -> Engine:
 
 
 def test_a_429_from_the_webhook_holds_the_message_for_its_retry_after_then_sends_it_once(
-    world: World, slack: SlackHook
+    world: World, slack: Endpoint
 ) -> None:
     world.journey(NOTIFY)
     world.people(1, first_name="Ada")
@@ -117,7 +83,7 @@ def test_a_429_from_the_webhook_holds_the_message_for_its_retry_after_then_sends
 
 
 def test_after_a_429_the_other_messages_of_the_pass_to_that_webhook_wait_without_calling_it(
-    world: World, slack: SlackHook
+    world: World, slack: Endpoint
 ) -> None:
     world.journey(NOTIFY)
     contacts = world.people(3)
@@ -135,7 +101,7 @@ def test_after_a_429_the_other_messages_of_the_pass_to_that_webhook_wait_without
 
 
 def test_values_in_the_text_are_escaped_for_slack_so_a_name_like_channel_pings_no_one(
-    world: World, slack: SlackHook
+    world: World, slack: Endpoint
 ) -> None:
     world.journey(NOTIFY)
     world.accounts({"id": "evil", "name": "<!channel> & <@U123>", "plan": "pro"})
@@ -150,7 +116,7 @@ def test_values_in_the_text_are_escaped_for_slack_so_a_name_like_channel_pings_n
     )  # the journey's own link markup is kept; only the values are escaped
 
 
-def test_a_target_that_is_not_slack_can_take_the_text_unescaped(world: World, slack: SlackHook) -> None:
+def test_a_target_that_is_not_slack_can_take_the_text_unescaped(world: World, slack: Endpoint) -> None:
     world.journey(NOTIFY)
     world.accounts({"id": "acme", "name": "A & B <co>", "plan": "pro"})
     world.contacts({"id": "c1", "account_id": "acme", "email": "a@example.com", "first_name": "Ada"})
@@ -174,7 +140,7 @@ def test_preview_shows_the_notify_text_escaped_as_it_will_be_sent(world: World) 
 
 
 def test_a_retry_after_given_as_an_http_date_is_a_wait_from_its_arrival_not_a_date_on_the_engines_clock(
-    world: World, slack: SlackHook
+    world: World, slack: Endpoint
 ) -> None:
     world.journey(NOTIFY)
     world.people(1)

@@ -12,7 +12,7 @@ from typing import Any
 
 import messages
 import pytest
-from engine_world import NOW, World
+from engine_world import NOW, World, one_email
 from messages import LINK, SENT_AT
 
 from engagement.clock import ManualClock
@@ -196,15 +196,7 @@ def test_a_message_with_an_empty_part_or_a_header_to_encode_goes_through_emails_
 
 
 def test_the_engine_stamps_each_outbox_email_with_the_tick_time_and_its_delivery_id(world: World) -> None:
-    world.journey("""
-        id: hello
-        name: Hello
-        status: active
-        trigger: {event: signed_up}
-        steps:
-          - id: welcome
-            email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}
-    """)
+    world.journey(one_email("hello", "welcome"))
     world.people(1, first_name="Zoë", last_name="Ångström")
     world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
     later = NOW + timedelta(minutes=7, seconds=3)

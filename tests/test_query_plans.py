@@ -4,8 +4,10 @@ Each engine gets 20,000 enrollments in five journeys and 20,000 deliveries, abou
 20,000 contacts, 0.1% of them erased, with statistics gathered, and is asked for its plan of the two
 queries every tick runs in a loop: the next due enrollments of one journey (`advance.due`) and the next
 due deliveries (`dispatch.due`); of two lookups whose indexes are partial: deliveries by the
-provider's message id (SendGrid events) and the erased ones among an incoming batch's contacts; and of a
-day range on contacts' creation time, which must walk the table, not the created_at index.
+provider's message id (SendGrid events) and the erased ones among an incoming batch's contacts; and of
+every statement steered by a hint of `engagement/store/planner.py`: a day range on contacts' creation time,
+which must walk the table, not the created_at index; the report of unsent deliveries, which must read them
+through the claim index; the report's distinct responses, which must walk ix_response_report.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backends import drop_everything, url_for
+from backends import migrated, url_for
 from sqlalchemy import Connection, event, insert, select, text
 
 from engagement.conditions import sql
@@ -25,8 +27,10 @@ from engagement.conditions.parse import parse
 from engagement.delivery import dispatch
 from engagement.evaluation import advance
 from engagement.ingest import upserts as ingest
+from engagement.reports import queries
+from engagement.reports.period import Period
 from engagement.responses import email_events
-from engagement.store import migrate, schema
+from engagement.store import schema
 from engagement.store.database import Database
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -36,15 +40,9 @@ JOURNEYS = [f"journey-{i}" for i in range(5)]
 
 @pytest.fixture
 def db(backend: str, tmp_path: Path) -> Iterator[Database]:
-    handle = Database(url_for(backend, tmp_path))
-    drop_everything(handle.engine)
-    migrate.upgrade(handle)
-    _fill(handle)
-    try:
+    with migrated(url_for(backend, tmp_path)) as handle:
+        _fill(handle)
         yield handle
-    finally:
-        drop_everything(handle.engine)
-        handle.dispose()
 
 
 def _fill(db: Database) -> None:
@@ -69,7 +67,14 @@ def _fill(db: Database) -> None:
          "created_at": NOW - timedelta(days=1 if i % 100 == 0 else 400)}
         for i in range(ROWS)
     ]  # fmt: skip
+    responses = [
+        {"delivery_id": f"d{i:06d}", "contact_id": f"c{i}", "journey_id": JOURNEYS[i % 5], "step_id": "welcome",
+         "kind": ("open", "click", "delivered")[i % 3], "occurred_at": NOW - timedelta(days=i % 30, hours=1),
+         "dedupe_key": f"r{i}", "data": {}}
+        for i in range(ROWS)
+    ]  # fmt: skip
     with db.begin() as conn:
+        conn.execute(insert(schema.responses), responses)
         conn.execute(insert(schema.enrollments), enrollments)
         conn.execute(insert(schema.deliveries), deliveries)
         conn.execute(insert(schema.accounts), [{"id": "a", "name": "A"}])
@@ -138,3 +143,30 @@ def test_day_ranges_are_not_answered_from_the_created_at_index(db: Database) -> 
         ids = set(conn.execute(query).scalars())
     assert "ix_contact_created_at" not in found, found
     assert ids == {f"c{i}" for i in range(0, ROWS, 100)}
+
+
+PERIOD = Period(NOW - timedelta(days=30), NOW + timedelta(days=1))
+
+
+def test_the_unsent_deliveries_report_is_not_read_in_step_order(db: Database) -> None:
+    """planner.UnindexedOnSqlite: for its GROUP BY's order SQLite would walk ix_delivery_report_sent over
+    every delivery, a row lookup each; PostgreSQL finds the unsent ones by status on its own."""
+    with db.begin() as conn:
+        found = plan(conn, queries.unsent_query(conn.dialect.name, PERIOD, None))
+        rows = conn.execute(queries.unsent_query(conn.dialect.name, PERIOD, None)).all()
+    assert "ix_delivery_report_sent" not in found, found
+    if db.dialect == "postgresql":
+        assert "ix_delivery_claim" in found and "Seq Scan on delivery" not in found, found
+    assert [(row.journey_id, row.day) for row in rows] == [("journey-0", "2026-03-02")]  # the queued ones
+
+
+def test_the_distinct_responses_report_walks_the_report_index(db: Database) -> None:
+    """planner.indexed_by: SQLite would take ix_response_report_day and sort every entry for the DISTINCT."""
+    with db.begin() as conn:
+        stmt, params = queries.distinct_totals_query(conn.dialect.name, PERIOD, None)
+        found = plan(conn, stmt.params(params) if params else stmt)
+        totals = conn.execute(stmt, params).all()
+    if db.dialect == "sqlite":
+        assert "USING COVERING INDEX ix_response_report\n" in found + "\n", found
+        assert "ix_response_report_day" not in found and "TEMP B-TREE" not in found, found
+    assert sum(row.n for row in totals) == ROWS

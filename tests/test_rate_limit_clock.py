@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from engine_world import NOW, World
+from engine_world import NOW, World, one_email
 
 from engagement import config
 from engagement.clock import SystemClock
@@ -23,15 +23,7 @@ BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQ
 
 d = schema.deliveries
 RETRY = config.Retry(attempts=1, base_seconds=0.0, max_seconds=0.0)
-JOURNEY = """
-id: welcome
-name: Welcome
-status: active
-trigger: {event: signed_up}
-steps:
-  - id: hello
-    email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}
-"""
+JOURNEY = one_email()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 from engagement import config
 from engagement.conditions.context import day_number
 from engagement.scores import scoring
-from engagement.store import schema
+from engagement.store import progress, schema
 from engagement.store.database import Database
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -193,5 +193,5 @@ def test_snapshot_records_each_contact_and_account_band_once_a_day(db: Database)
 
 
 def test_transaction_ids_compare_across_wraparound() -> None:
-    assert scoring._precedes(5, 10) and not scoring._precedes(10, 5) and not scoring._precedes(7, 7)
-    assert scoring._precedes(2**32 - 3, 4)  # handed out just before the 32-bit counter wrapped
+    assert progress.precedes(5, 10) and not progress.precedes(10, 5) and not progress.precedes(7, 7)
+    assert progress.precedes(2**32 - 3, 4)  # handed out just before the 32-bit counter wrapped

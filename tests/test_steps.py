@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
-from engine_world import NOW, World
+from engine_world import NOW, World, one_email
+from webhook_endpoint import Endpoint, serving
 
 from engagement import config
 from engagement.clock import ManualClock
@@ -35,15 +33,7 @@ def sent(world: World) -> list[tuple[str, str]]:
 def test_an_email_step_sends_the_rendered_subject_both_parts_unsubscribe_headers_and_the_footer(
     world: World,
 ) -> None:
-    world.journey("""
-        id: hello
-        name: Hello
-        status: active
-        trigger: {event: signed_up}
-        steps:
-          - id: welcome
-            email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}
-    """)
+    world.journey(one_email("hello", "welcome"))
     world.people(1, first_name="Ada")
     world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
 
@@ -166,38 +156,10 @@ def test_the_outbox_webhook_provider_writes_an_account_journeys_notify_message_t
     assert (delivery["status"], delivery["provider"]) == ("sent", "outbox")
 
 
-class Hook:
-    """A real HTTP endpoint on 127.0.0.1 that records each POST and answers with scripted statuses."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], Any]] = []
-        self.statuses: list[int] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.requests.append((self.path, dict(self.headers), json.loads(body)))
-                self.send_response(hook.statuses.pop(0) if hook.statuses else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/csm"
-
-
 @pytest.fixture
-def hook() -> Iterator[Hook]:
-    server = Hook()
-    thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-    thread.join()
+def hook() -> Iterator[Endpoint]:
+    with serving("/hooks/csm") as endpoint:
+        yield endpoint
 
 
 def http_engine(world: World, url: str, slept: list[float] | None = None) -> Engine:
@@ -218,7 +180,7 @@ def http_engine(world: World, url: str, slept: list[float] | None = None) -> Eng
 
 
 def test_the_http_provider_posts_the_notify_message_as_json_with_an_idempotency_key(
-    world: World, hook: Hook
+    world: World, hook: Endpoint
 ) -> None:
     world.journey(NOTIFY)
     world.people(1, first_name="Ada")
@@ -236,12 +198,12 @@ def test_the_http_provider_posts_the_notify_message_as_json_with_an_idempotency_
 
 
 def test_a_webhook_that_answers_503_is_retried_with_backoff_and_posted_once_it_recovers(
-    world: World, hook: Hook
+    world: World, hook: Endpoint
 ) -> None:
     world.journey(NOTIFY)
     world.people(1)
     world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
-    hook.statuses = [503]
+    hook.answers = [(503, {})]
     slept: list[float] = []
     engine = http_engine(world, hook.url, slept)
 
@@ -253,12 +215,12 @@ def test_a_webhook_that_answers_503_is_retried_with_backoff_and_posted_once_it_r
 
 
 def test_a_webhook_that_stays_down_fails_after_the_configured_attempts_and_is_not_retried_at_later_ticks(
-    world: World, hook: Hook
+    world: World, hook: Endpoint
 ) -> None:
     world.journey(NOTIFY)
     world.people(1)
     world.events({"contact_id": "c000", "name": "signed_up", "timestamp": NOW})
-    hook.statuses = [503] * 10
+    hook.answers = [(503, {})] * 10
     engine = http_engine(world, hook.url)
 
     engine.tick(NOW)
@@ -398,6 +360,39 @@ def test_a_branch_sends_the_then_arm_when_its_condition_holds_and_the_else_arm_o
 
     world.tick(NOW + timedelta(days=1))
     assert sorted(sent(world)[2:]) == [("member000", "After"), ("member000", "Else")]
+
+
+def test_a_branch_whose_own_if_is_false_is_skipped_whole_and_the_journey_goes_on_after_both_arms(
+    world: World,
+) -> None:
+    world.journey("""
+        id: guarded-branch
+        name: Guarded branch
+        status: active
+        trigger: {event: signed_up}
+        steps:
+          - id: fork
+            if: {contact.role: admin}
+            branch:
+              if: {contact.first_name: Ada}
+              then:
+                - id: then-mail
+                  email: {template: onboarding/welcome, subject: Then}
+              else:
+                - id: else-mail
+                  email: {template: onboarding/welcome, subject: Else}
+          - id: after
+            email: {template: onboarding/stalled, subject: After}
+    """)
+    world.people(1, prefix="member", role="member", first_name="Ada")
+    world.people(1, prefix="admin", role="admin", first_name="Ada")
+    world.events(
+        *({"contact_id": c, "name": "signed_up", "timestamp": NOW} for c in ("member000", "admin000"))
+    )
+
+    world.tick(NOW)
+
+    assert sorted(sent(world)) == [("admin000", "After"), ("admin000", "Then"), ("member000", "After")]
 
 
 # --- account audience ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from backends import drop_everything, postgres_url
+from backends import migrated, postgres_url
 from processes import Engagement
 from sqlalchemy import func, insert, select, text
 
@@ -38,7 +38,7 @@ from engagement.clock import FileClock
 from engagement.dryrun.demo import dataset
 from engagement.ingest import upserts as ingest
 from engagement.ingest.records import AccountIn
-from engagement.store import migrate, schema
+from engagement.store import schema
 from engagement.store.database import Database
 from engagement.testing.sendgrid_server import SendgridProcess
 
@@ -75,14 +75,8 @@ d = schema.deliveries
 
 @pytest.fixture
 def database() -> Iterator[Database]:
-    db = Database(postgres_url())
-    drop_everything(db.engine)
-    migrate.upgrade(db)
-    try:
+    with migrated(postgres_url()) as db:
         yield db
-    finally:
-        drop_everything(db.engine)
-        db.dispose()
 
 
 def load(db: Database, settings: config.Settings) -> int:

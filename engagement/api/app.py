@@ -13,6 +13,7 @@ from engagement.api import (
     inbox_routes,
     intake_routes,
     report_routes,
+    survey_answer_routes,
     unsubscribe_routes,
     webhook_routes,
 )
@@ -52,6 +53,7 @@ def create_app(
     app.include_router(webhook_routes.router)
     app.include_router(inbox_routes.router)
     app.include_router(contact_routes.router)
+    app.include_router(survey_answer_routes.router)
     if (
         settings.inapp.cors_origins
     ):  # pages on these origins may call the API from a browser (Bearer, no cookies)

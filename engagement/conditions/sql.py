@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    Date,
     Float,
     Integer,
     and_,
@@ -25,16 +24,14 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, FromClause
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from engagement.conditions import ast
 from engagement.conditions.context import EvalContext
-from engagement.store import schema
+from engagement.store import functions, planner, schema
 
 INSTANT = re.compile(r"(\w+?)_([tdn])_(m?)(\d+)")  # see `instant`
 JSON_KINDS = {  # our kind -> (sqlite json_type values, postgres jsonb_typeof values)
@@ -86,53 +83,11 @@ class _Position(FunctionElement[int]):
     type = Integer()
 
 
-@compiles(_Position, "sqlite")
-def _position_sqlite(element: _Position, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"instr({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_Position, "postgresql")
-def _position_pg(element: _Position, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"strpos({compiler.process(element.clauses, **kw)})"
-
-
-class _Unindexed(FunctionElement[Any]):
-    """A date or time column no engine may answer from an index: the column plus nothing (`+col` on
-    SQLite, `col + 0` or `col + interval '0 seconds'` on PostgreSQL), the same value.
-
-    For whole-day ranges on created_at and the like. Nearly everyone signed up more than a week ago, so
-    an index range on created_at selects most contacts in a random order of ids, and every other
-    lookup of the evaluation (events, milestones, scores, enrollments: all keyed by contact id) then
-    lands on a random page. Without it the engine walks the contacts table and those lookups stay close
-    together: selecting one journey's candidates over 1M contacts took 2 s instead of 8 s on SQLite and
-    5.5 s instead of 13.9 s on PostgreSQL, which chose the index too (bench/RESULTS.md). A selective
-    range loses its index, but only in a full pass (incremental passes are driven by the subjects'
-    ids), where a scan costs a second or two at 1M.
-    """
-
-    inherit_cache = True
-    name = "unindexed"
-
-    def __init__(self, column: ColumnElement[Any]) -> None:
-        super().__init__(column)
-        self.type = column.type
-
-
-@compiles(_Unindexed)
-def _unindexed(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-@compiles(_Unindexed, "sqlite")
-def _unindexed_sqlite(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"+{compiler.process(element.clauses, **kw)}"
-
-
-@compiles(_Unindexed, "postgresql")
-def _unindexed_pg(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
-    # an expression no index holds, of the same value and type
-    zero = "0" if element.type._type_affinity is Date else "interval '0 seconds'"
-    return f"({compiler.process(element.clauses, **kw)} + {zero})"
+functions.render(
+    _Position,
+    sqlite=lambda _, args: f"instr({functions.joined(args)})",
+    postgresql=lambda _, args: f"strpos({functions.joined(args)})",
+)
 
 
 def _quote(text: str) -> str:
@@ -150,34 +105,31 @@ def _pg_path(column: str, path: tuple[str, ...], *, last_as_text: bool = False) 
     return f"({column}{steps})"
 
 
-@compiles(_TraitValue, "sqlite")
-def _trait_value_sqlite(element: _TraitValue, compiler: SQLCompiler, **kw: Any) -> str:
-    col = compiler.process(next(iter(element.clauses)), **kw)
+def _trait_value_sqlite(element: _TraitValue, args: list[str]) -> str:
+    col = args[0]
     path = _sqlite_path(element.path)
     kinds = ", ".join(f"'{k}'" for k in JSON_KINDS[element.kind][0])
     return f"(CASE WHEN json_type({col}, '{path}') IN ({kinds}) THEN json_extract({col}, '{path}') END)"
 
 
-@compiles(_TraitValue, "postgresql")
-def _trait_value_pg(element: _TraitValue, compiler: SQLCompiler, **kw: Any) -> str:
-    col = compiler.process(next(iter(element.clauses)), **kw)
+def _trait_value_pg(element: _TraitValue, args: list[str]) -> str:
+    col = args[0]
     kind = JSON_KINDS[element.kind][1][0]
     cast = {"string": "", "number": "::double precision", "bool": "::boolean"}[element.kind]
     value = _pg_path(col, element.path, last_as_text=True)
     return f"(CASE WHEN jsonb_typeof({_pg_path(col, element.path)}) = '{kind}' THEN {value}{cast} END)"
 
 
-@compiles(_TraitPresent, "sqlite")
-def _trait_present_sqlite(element: _TraitPresent, compiler: SQLCompiler, **kw: Any) -> str:
-    col = compiler.process(next(iter(element.clauses)), **kw)
-    path = _sqlite_path(element.path)
-    return f"(coalesce(json_type({col}, '{path}'), 'null') != 'null')"
+def _trait_present_sqlite(element: _TraitPresent, args: list[str]) -> str:
+    return f"(coalesce(json_type({args[0]}, '{_sqlite_path(element.path)}'), 'null') != 'null')"
 
 
-@compiles(_TraitPresent, "postgresql")
-def _trait_present_pg(element: _TraitPresent, compiler: SQLCompiler, **kw: Any) -> str:
-    col = compiler.process(next(iter(element.clauses)), **kw)
-    return f"(coalesce(jsonb_typeof({_pg_path(col, element.path)}), 'null') != 'null')"
+def _trait_present_pg(element: _TraitPresent, args: list[str]) -> str:
+    return f"(coalesce(jsonb_typeof({_pg_path(args[0], element.path)}), 'null') != 'null')"
+
+
+functions.render(_TraitValue, sqlite=_trait_value_sqlite, postgresql=_trait_value_pg)
+functions.render(_TraitPresent, sqlite=_trait_present_sqlite, postgresql=_trait_present_pg)
 
 
 @functools.cache  # the same join for every statement (SQLAlchemy elements are immutable)
@@ -384,9 +336,9 @@ def _bounds(value: ColumnElement[Any], bounds: tuple[ast.Bound, ...]) -> ColumnE
 
 def _days(cond: ast.Days, ctx: EvalContext) -> ColumnElement[bool]:
     """Whole days since/until, as range tests on the column's value, not answered from an index (see
-    _Unindexed)."""
+    planner.Unindexed)."""
     scope, _, name = cond.field.partition(".")
-    col: ColumnElement[Any] = _Unindexed(_column(scope, name))
+    col: ColumnElement[Any] = planner.Unindexed(_column(scope, name))
     is_date = ast.TIME_FIELDS[cond.field] == "date"
     checks: list[ColumnElement[bool]] = [col.is_not(None)]
     for op, number in cond.bounds:

@@ -31,8 +31,8 @@ from engagement.delivery.message import (
     WebhookProvider,
 )
 from engagement.delivery.templates import Renderer
+from engagement.journeys import program
 from engagement.journeys.catalog import Catalog, Journey
-from engagement.journeys.program import Instr
 from engagement.responses import inbox
 from engagement.store import schema
 from engagement.store.database import Database
@@ -152,7 +152,7 @@ def _email_allowed(conn: Connection, ports: Ports, now: datetime, at: datetime) 
             update(d)
             .where(
                 d.c.status == vocab.DeliveryStatus.QUEUED,
-                d.c.channel == "email",
+                d.c.channel == vocab.Channel.EMAIL,
                 d.c.due_at > now,
                 d.c.due_at <= now + (until - heard),  # held by this pause, not due later for their own sake
                 d.c.hold_code == vocab.HoldCode.PROVIDER_RATE_LIMIT,
@@ -168,8 +168,29 @@ def due(journeys: list[str], now: datetime, limit: int, *, emails: bool = True) 
     """The ids of the next due deliveries, in claim order (served by `ix_delivery_claim`)."""
     where = [d.c.status == vocab.DeliveryStatus.QUEUED, d.c.due_at <= now, d.c.journey_id.in_(journeys)]
     if not emails:
-        where.append(d.c.channel != "email")
+        where.append(d.c.channel != vocab.Channel.EMAIL)
     return select(d.c.id).where(*where).order_by(*CLAIM_ORDER).limit(limit)
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """What judging a batch knows of its recipients besides their rows: suppressed addresses, recent emails."""
+
+    suppressed: frozenset[str]
+    recent: Mapping[str, Sequence[datetime]]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One due delivery and the policy's verdict on it."""
+
+    row: Any
+    verdict: policy.Verdict
+
+    @property
+    def claimed(self) -> bool:
+        """Whether it goes out in this batch (`sending`)."""
+        return self.verdict.status == vocab.DeliveryStatus.SENDING
 
 
 def _claim(
@@ -189,11 +210,22 @@ def _claim(
     Returns how many were judged and the claimed ones. Every judged row leaves the due queue (a held
     row's new `due_at` is in the future), so claiming again cannot see it twice.
     """
+    rows = conn.execute(_claimable(journeys, now, settings.limits.in_flight, emails=emails)).all()
+    if not rows:
+        return 0, []
+    rules = {j: _journey_rules(settings, catalog.journeys[j]) for j in {r.journey_id for r in rows}}
+    judged = _judge(rows, rules, _recipients(db, conn, rows, now), now)
+    _record(db, conn, judged, total, claimed_at)
+    return len(rows), [j.row for j in judged if j.claimed]
+
+
+def _claimable(journeys: list[str], now: datetime, limit: int, *, emails: bool) -> Any:
+    """The next due deliveries, locked, with what judging them needs of their enrollment, contact and account."""
     e, c, a = schema.enrollments, schema.contacts, schema.accounts
     # Pick the ids on the delivery table alone, then join: a tick queues a whole cohort with one due_at, and
     # ordering it by priority scans the cohort on every claim; joined first, that scan cost 4x as much.
-    ids = due(journeys, now, settings.limits.in_flight, emails=emails)
-    rows = conn.execute(
+    ids = due(journeys, now, limit, emails=emails)
+    return (
         select(
             d,
             e.c.outcome.label("enrollment_outcome"),
@@ -209,19 +241,26 @@ def _claim(
         )
         .where(d.c.id.in_(ids.with_for_update(skip_locked=True)))
         .order_by(*CLAIM_ORDER)
-    ).all()
-    if not rows:
-        return 0, []
-    addresses = [r.contact_email for r in rows if r.channel == "email" and r.contact_email]
-    blocked = suppression.suppressed(conn, addresses)
-    capped = sorted({r.contact_id for r in rows if r.channel == "email" and r.contact_id})
+    )
+
+
+def _recipients(db: Database, conn: Connection, rows: Sequence[Any], now: datetime) -> Recipients:
+    """The suppressions and recent emails of the batch's recipients, read under each contact's cap lock."""
+    emails = [r for r in rows if r.channel == vocab.Channel.EMAIL]
+    blocked = suppression.suppressed(conn, [r.contact_email for r in emails if r.contact_email])
+    capped = sorted({r.contact_id for r in emails if r.contact_id})
     # Workers judging one contact's emails at once would each miss the other's claim and together pass the
     # weekly cap: they take turns per contact, and each reads the claims committed before its turn.
     db.advisory_locks(conn, (f"engagement.cap:{contact}" for contact in capped))
-    recent = _recent_emails(conn, capped, now)
-    verdicts: list[dict[str, Any]] = []
-    claimed: list[Any] = []
-    journey_rules = {j: _journey_rules(settings, catalog.journeys[j]) for j in {r.journey_id for r in rows}}
+    return Recipients(frozenset(blocked), _recent_emails(conn, capped, now))
+
+
+def _judge(
+    rows: Sequence[Any], rules: Mapping[str, tuple[policy.Rules, str]], known: Recipients, now: datetime
+) -> list[Judged]:
+    """Each row's verdict, in claim order; an email claimed counts against its contact's cap for the rows after it."""
+    recent = {contact: list(times) for contact, times in known.recent.items()}
+    judged: list[Judged] = []
     for row in rows:
         candidate = policy.Candidate(
             channel=row.channel,
@@ -230,32 +269,35 @@ def _claim(
             has_contact=row.contact_id is not None,
             contact_erased=row.contact_erased is not None,
             email=row.contact_email,
-            suppressed=row.contact_email in blocked,
+            suppressed=row.contact_email in known.suppressed,
         )
         verdict = policy.judge(
-            candidate,
-            _rules(journey_rules[row.journey_id], row),
-            now,
-            recent.get(row.contact_id, []),
+            candidate, _rules(rules[row.journey_id], row), now, recent.get(row.contact_id, [])
         )
-        sending = verdict.status == vocab.DeliveryStatus.SENDING
-        if sending:
-            claimed.append(row)
-            if row.channel == "email" and row.contact_id:
-                recent.setdefault(row.contact_id, []).append(now)
-        _count(total, verdict.status, verdict.reason)
-        verdicts.append(
-            {
-                "_id": row.id,
-                "status": verdict.status,
-                "status_reason": verdict.reason,
-                "hold_code": verdict.hold,
-                "due_at": verdict.due_at or row.due_at,
-                "attempts": row.attempts + sending,
-            }
-        )
+        judged.append(Judged(row, verdict))
+        if judged[-1].claimed and row.channel == vocab.Channel.EMAIL and row.contact_id:
+            recent.setdefault(row.contact_id, []).append(now)
+    return judged
+
+
+def _record(
+    db: Database, conn: Connection, judged: Sequence[Judged], total: Dispatched, claimed_at: datetime
+) -> None:
+    """The claim's one write: every verdict onto its row and into the pass's counts."""
+    for j in judged:
+        _count(total, j.verdict.status, j.verdict.reason)
+    verdicts = [
+        {
+            "_id": j.row.id,
+            "status": j.verdict.status,
+            "status_reason": j.verdict.reason,
+            "hold_code": j.verdict.hold,
+            "due_at": j.verdict.due_at or j.row.due_at,
+            "attempts": j.row.attempts + j.claimed,
+        }
+        for j in judged
+    ]
     db.update_by_id(conn, d, verdicts, updated_at=claimed_at)  # the lease starts now, not at the tick's start
-    return len(rows), claimed
 
 
 def _count(total: Dispatched, status: vocab.DeliveryStatus, reason: str | None) -> None:
@@ -300,7 +342,7 @@ def _recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) 
         # status is checked here, not in SQL: given `status IN (...)`, SQLite walks the status index over
         # every sent delivery instead of the contact index over these contacts' few
         stmt = select(d.c.contact_id, d.c.status, when).where(
-            d.c.channel == "email",
+            d.c.channel == vocab.Channel.EMAIL,
             d.c.contact_id.in_(unique[start : start + 500]),
             when > now - timedelta(days=7),
         )
@@ -350,7 +392,7 @@ def _send(
             )
             outcome = _outcome(row, now)
             results.append(outcome)
-            if row.channel == "email" and paused.active(timer()):
+            if row.channel == vocab.Channel.EMAIL and paused.active(timer()):
                 _hold(outcome, now + paused.length, RATE_LIMIT_HOLD, total)
                 continue
             try:
@@ -417,28 +459,31 @@ def _prepare(
     if instr is None:
         raise SendError(f"step {row.step_id!r} is no longer in journey {journey.id!r}", permanent=True)
     context = _context(settings, journey, row, contact, account)
-    if instr.kind == "email":
-        if contact is None:
-            raise SendError("the email's contact is gone", permanent=True)
-        email = _email(settings, renderer, instr, row, contact, context, now)
-        _well_formed(
-            "email",
-            {
-                "subject": email.subject,
-                "recipient": (email.to, email.to_name),
-                "text part": email.text,
-                "HTML part": email.html,
-                "headers": email.headers,
-            },
-        )
-        return email
-    if instr.kind == "in_app":
-        nudge = _nudge(renderer, instr, row, context, now)
-        _well_formed("nudge", {"title": nudge["title"], "body": nudge["body"]})
-        return _Nudge(nudge, nudge["title"])
-    hook = _webhook(settings, renderer, instr, row, context, journey)
-    _well_formed("webhook message", {"payload": hook.payload})
-    return hook
+    match instr:
+        case program.Email():
+            if contact is None:
+                raise SendError("the email's contact is gone", permanent=True)
+            email = _email(settings, renderer, instr, row, contact, context, now)
+            _well_formed(
+                "email",
+                {
+                    "subject": email.subject,
+                    "recipient": (email.to, email.to_name),
+                    "text part": email.text,
+                    "HTML part": email.html,
+                    "headers": email.headers,
+                },
+            )
+            return email
+        case program.InApp():
+            nudge = _nudge(renderer, instr, row, context, now)
+            _well_formed("nudge", {"title": nudge["title"], "body": nudge["body"]})
+            return _Nudge(nudge, nudge["title"])
+        case program.Notify():
+            hook = _webhook(settings, renderer, instr, row, context, journey)
+            _well_formed("webhook message", {"payload": hook.payload})
+            return hook
+    raise SendError(f"step {row.step_id!r} of journey {journey.id!r} is no longer a message", permanent=True)
 
 
 def _well_formed(what: str, parts: Mapping[str, Any]) -> None:
@@ -603,7 +648,7 @@ def _context(
 def _email(
     settings: Settings,
     renderer: Renderer,
-    instr: Instr,
+    instr: program.Email,
     row: Any,
     contact: dict[str, Any],
     context: dict[str, Any],
@@ -631,7 +676,7 @@ def _email(
 
 
 def _nudge(
-    renderer: Renderer, instr: Instr, row: Any, context: dict[str, Any], now: datetime
+    renderer: Renderer, instr: program.InApp, row: Any, context: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     spec = instr.spec
     label = url = None
@@ -655,7 +700,12 @@ def _nudge(
 
 
 def _webhook(
-    settings: Settings, renderer: Renderer, instr: Instr, row: Any, context: dict[str, Any], journey: Journey
+    settings: Settings,
+    renderer: Renderer,
+    instr: program.Notify,
+    row: Any,
+    context: dict[str, Any],
+    journey: Journey,
 ) -> OutboundWebhook:
     target = settings.webhooks.named(instr.spec.webhook)
     if target is None:

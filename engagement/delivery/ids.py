@@ -11,14 +11,11 @@ and stable (it travels in provider metadata and comes back with webhook events).
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from sqlalchemy import String
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from engagement.store import md5
+from engagement.store import functions, md5
 
 
 def delivery_id(enrollment_id: int, step_id: str, recipient: str) -> str:
@@ -41,15 +38,16 @@ class DeliveryId(FunctionElement[str]):
     type = String()
 
 
-@compiles(DeliveryId, "sqlite")
-def _delivery_id_sqlite(element: DeliveryId, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"engagement_delivery_id({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(DeliveryId, "postgresql")
-def _delivery_id_pg(element: DeliveryId, compiler: SQLCompiler, **kw: Any) -> str:
-    enrollment, step, recipient = (compiler.process(c, **kw) for c in element.clauses)
+def _delivery_id_pg(_: DeliveryId, args: list[str]) -> str:
+    enrollment, step, recipient = args
     prefix = f"lpad(to_hex({enrollment}), 12, '0')"
     digest = f"md5(({enrollment})::text || ':' || ({step}) || ':' || ({recipient}))"
     # 32 hex digits read as a uuid print as 8-4-4-4-12 in lower case: one md5 a row, not three
     return f"(({prefix} || substr({digest}, 1, 20))::uuid::text)"
+
+
+functions.render(
+    DeliveryId,
+    sqlite=lambda _, args: f"engagement_delivery_id({functions.joined(args)})",
+    postgresql=_delivery_id_pg,
+)

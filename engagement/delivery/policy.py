@@ -54,16 +54,16 @@ def judge(candidate: Candidate, rules: Rules, now: datetime, recent_emails: Sequ
         )
     if candidate.has_contact and candidate.contact_erased:
         return Verdict(vocab.DeliveryStatus.DROPPED, "contact erased")
-    if candidate.channel == "email" and not candidate.email:
+    if candidate.channel == vocab.Channel.EMAIL and not candidate.email:
         return Verdict(vocab.DeliveryStatus.DROPPED, "contact has no email address")
-    if candidate.channel == "email" and candidate.suppressed:
+    if candidate.channel == vocab.Channel.EMAIL and candidate.suppressed:
         return Verdict(vocab.DeliveryStatus.SUPPRESSED, "address is on the suppression list")
     if now - candidate.due_at > rules.max_lateness:
         return Verdict(
             vocab.DeliveryStatus.SKIPPED_LATE,
             f"due {candidate.due_at.isoformat()}, more than {rules.max_lateness} ago",
         )
-    if rules.window is not None and candidate.channel in ("email", "in_app"):
+    if rules.window is not None and candidate.channel in (vocab.Channel.EMAIL, vocab.Channel.IN_APP):
         opens = windows.next_open(rules.window, now, rules.zone)
         if opens > now:
             return Verdict(
@@ -72,7 +72,7 @@ def judge(candidate: Candidate, rules: Rules, now: datetime, recent_emails: Sequ
                 opens,
                 vocab.HoldCode.SEND_WINDOW,
             )
-    if candidate.channel == "email" and rules.weekly_cap is not None:
+    if candidate.channel == vocab.Channel.EMAIL and rules.weekly_cap is not None:
         release = cap_release(recent_emails, rules.weekly_cap, now)
         if release is not None:
             return Verdict(

@@ -16,6 +16,7 @@ from engagement.delivery import templates, unsubscribe
 from engagement.delivery.templates import Renderer
 from engagement.evaluation.tick import context as eval_context
 from engagement.journeys.catalog import Journey
+from engagement.journeys.program import Email, InApp, Message, Notify
 from engagement.store import schema
 from engagement.store.database import Database
 
@@ -43,8 +44,8 @@ def render(
 ) -> Preview:
     """Render `step_id` of `journey` for `contact_id`."""
     instr = journey.step(step_id)
-    if instr is None or not instr.is_message:
-        steps = ", ".join(i.step_id for i in journey.program if i.is_message)
+    if not isinstance(instr, Message):
+        steps = ", ".join(i.step_id for i in journey.program if isinstance(i, Message))
         raise errors.NotFoundError(f"journey {journey.id!r} has no message step {step_id!r} (steps: {steps})")
     with db.begin() as conn:
         contact = (
@@ -71,23 +72,25 @@ def render(
         company=settings.company.model_dump(),
         unsubscribe_url=link,
     )
-    if instr.kind == "email":
-        email = renderer.email(instr.spec.template, instr.spec.subject, ctx)
-        return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
-    if instr.kind == "in_app":
-        spec = instr.spec
-        title = renderer.text(spec.title, ctx)
-        payload = {
-            "title": title,
-            "body": renderer.text(spec.body, ctx),
-            "cta": (
-                {"label": renderer.text(spec.cta.label, ctx), "url": renderer.text(spec.cta.url, ctx)}
-                if spec.cta
-                else None
-            ),
-        }
-        return Preview("in_app", title, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)
-    target = settings.webhooks.named(instr.spec.webhook)
-    render_text = renderer.slack_text if target is None or target.escape == "slack" else renderer.text
-    payload = {"webhook": instr.spec.webhook, "text": render_text(instr.spec.text, ctx)}
-    return Preview("notify", None, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)
+    match instr:
+        case Email():
+            email = renderer.email(instr.spec.template, instr.spec.subject, ctx)
+            return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
+        case InApp():
+            spec = instr.spec
+            title = renderer.text(spec.title, ctx)
+            payload = {
+                "title": title,
+                "body": renderer.text(spec.body, ctx),
+                "cta": (
+                    {"label": renderer.text(spec.cta.label, ctx), "url": renderer.text(spec.cta.url, ctx)}
+                    if spec.cta
+                    else None
+                ),
+            }
+            return Preview("in_app", title, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)
+        case Notify():
+            target = settings.webhooks.named(instr.spec.webhook)
+            render_text = renderer.slack_text if target is None or target.escape == "slack" else renderer.text
+            payload = {"webhook": instr.spec.webhook, "text": render_text(instr.spec.text, ctx)}
+            return Preview("notify", None, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)

@@ -16,7 +16,7 @@ from engagement.conditions.context import EvalContext
 from engagement.delivery.ids import DeliveryId
 from engagement.evaluation import statements, stepper
 from engagement.journeys.catalog import Journey
-from engagement.journeys.program import Instr
+from engagement.journeys.program import Message, Notify, WaitUntil
 from engagement.store import database, schema
 from engagement.store.database import Database
 
@@ -99,10 +99,10 @@ def wake_waiters(conn: Connection, journey: Journey, ctx: EvalContext) -> int:
     """Make enrollments waiting on a now-true `wait_until` due at once (driven by the waiting ones)."""
     woken = 0
     for instr in journey.program:
-        if instr.kind != "wait_until" or instr.condition is None:
+        if not isinstance(instr, WaitUntil):
             continue
 
-        def build(instr: Instr = instr, cond: ast.Condition = instr.condition) -> Any:
+        def build(instr: WaitUntil = instr) -> Any:
             now = sql.instant(ctx, NOW, en.c.next_action_at.type)
             return (
                 update(en)
@@ -111,7 +111,7 @@ def wake_waiters(conn: Connection, journey: Journey, ctx: EvalContext) -> int:
                     en.c.state == vocab.EnrollmentState.ACTIVE,
                     en.c.step_id == instr.step_id,
                     (en.c.next_action_at.is_(None)) | (en.c.next_action_at > now),
-                    _subject_holds(journey, cond, ctx),
+                    _subject_holds(journey, instr.condition, ctx),
                 )
                 .values(next_action_at=now)
             )
@@ -222,7 +222,7 @@ def queue(
     db: Database,
     conn: Connection,
     journey: Journey,
-    instr: Instr,
+    instr: Message,
     chosen: tuple[str, ColumnElement[bool]],
     due: datetime,
     ctx: EvalContext,
@@ -286,14 +286,14 @@ def _ended(outcome: str, reason: str, now: datetime) -> dict[str, Any]:
 
 
 def deliveries(
-    journey: Journey, instr: Instr, chosen: ColumnElement[bool], due: datetime, ctx: EvalContext
+    journey: Journey, instr: Message, chosen: ColumnElement[bool], due: datetime, ctx: EvalContext
 ) -> Any:
     """SELECT of the delivery rows of one message for the `chosen` enrollments (account ones fan out to
     recipients)."""
     source: FromClause = en
     where: list[ColumnElement[bool]] = [chosen]
     contact: ColumnElement[Any] = en.c.subject_id if journey.audience == "contact" else null()
-    if instr.kind == "notify":
+    if isinstance(instr, Notify):
         recipient: ColumnElement[Any] = literal(f"webhook:{instr.spec.webhook}")
     elif journey.audience == "contact":
         recipient = en.c.subject_id
@@ -313,7 +313,7 @@ def deliveries(
         en.c.id,
         literal(journey.id),
         literal(instr.step_id),
-        literal(instr.kind),
+        literal(instr.kind.value),
         recipient,
         contact,
         literal(vocab.DeliveryStatus.QUEUED.value),

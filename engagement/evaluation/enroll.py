@@ -198,9 +198,8 @@ def candidates(
         if cond is not None:
             where.append(not_(sql.compile_condition(cond, ctx)))
     where.append(_re_entry_allows(journey, subject, occurred, ctx))
-    held = int(journey.holdout * holdout.SPACE)  # buckets below this are held out
-    # no holdout: no bucket to compute (on SQLite a Python call a candidate)
-    in_holdout = holdout.Bucket(literal(journey.id + ":") + subject) < held if held else false()
+    held = holdout.held_sql(journey.id, journey.holdout, journey.holdout_by, subject, account_col)
+    in_holdout = false() if held is None else held
     state: dict[str, Any] = {
         "state": vocab.EnrollmentState.ACTIVE,
         "step_id": journey.program[0].step_id,

@@ -12,10 +12,8 @@ So only those subjects are evaluated, with the very same SQL as a full evaluatio
 evaluated (a full pass) the first time, after the journey or the scoring settings changed, when the
 clock went back, and for anything this module cannot bound.
 
-The change mark: on SQLite writers are serialized, so the log's highest `seq` is the mark and later rows
-are new. On PostgreSQL transactions commit out of order, so the mark is the oldest transaction still
-running when the evaluation starts (its snapshot's xmin): every row from a transaction before it is
-committed and was seen; rows at or after it are read again next time (harmless: a superset is exact).
+The change mark and which log rows it leaves unread: store/progress.py (the log's highest `seq` on
+SQLite; on PostgreSQL, where transactions commit out of order, the oldest transaction still running).
 """
 
 from __future__ import annotations
@@ -37,10 +35,9 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     union,
 )
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import Select
 
 from engagement import errors
 from engagement.conditions import ast, sql
@@ -48,7 +45,7 @@ from engagement.conditions.context import EvalContext
 from engagement.evaluation import statements
 from engagement.journeys.catalog import Catalog, Journey
 from engagement.journeys.spec import ReEntryAfter
-from engagement.store import schema
+from engagement.store import progress, schema
 from engagement.store.database import Database
 
 VERSION = "1"  # bump when what an evaluation admits changes for the same journey file
@@ -57,8 +54,6 @@ MOST = 200_000  # more subjects to re-evaluate than this: evaluate everyone (one
 PRUNE = 20_000  # at most this many consumed log rows are deleted per tick,
 PRUNE_CHUNK = 2_000  # this many per transaction,
 PRUNE_SECONDS = 0.25  # and no more chunks once this long was spent (a cold page cache makes them slow)
-TOP_SEQ = select(func.coalesce(func.max(schema.subject_changes.c.seq), 0))
-XMIN = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 log = schema.subject_changes
 wm = schema.journey_watermarks
 WATERMARK = select(wm).where(wm.c.journey_id == bindparam("journey"))
@@ -83,7 +78,7 @@ def signature(journey: Journey, ctx: EvalContext) -> str:
 
 def plan(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> Plan:
     """Read the mark, then decide whom this evaluation covers (call under the journey's lock)."""
-    mark = _mark(db, conn)
+    mark = progress.log_mark(conn)
     row = conn.execute(WATERMARK, {"journey": journey.id}).one_or_none()
     if row is None or row.signature != signature(journey, ctx) or row.evaluated_at > ctx.now:
         return Plan(mark)
@@ -127,7 +122,7 @@ def prune(db: Database, catalog: Catalog, seconds: float = PRUNE_SECONDS) -> int
     if len(marks) < len(wanted):
         return 0  # a journey has not been evaluated yet: it will read everything anyway
     # marks only move forward, so what was read by everyone when they were read stays read
-    read = log.c.seq <= min(marks) if db.dialect == "sqlite" else log.c.txid < min(marks)
+    read = progress.log_read(db.dialect, min(marks))
     started, deleted = time.perf_counter(), 0
     while deleted < PRUNE:
         with db.begin() as conn:
@@ -142,23 +137,10 @@ def prune(db: Database, catalog: Catalog, seconds: float = PRUNE_SECONDS) -> int
     return deleted
 
 
-def _mark(db: Database, conn: Connection) -> int:
-    if db.dialect == "postgresql":
-        return int(conn.execute(XMIN).scalar_one())
-    return int(conn.execute(TOP_SEQ).scalar_one())
-
-
-def _after(db: Database) -> ColumnElement[bool]:
-    """Log rows not read at the mark, parameter `mark` (both forms are ranges of ix_subject_change_journey)."""
-    mark = bindparam("mark", type_=BigInteger)
-    if db.dialect == "sqlite":
-        return and_(log.c.txid.is_(None), log.c.seq > mark)
-    return log.c.txid >= mark
-
-
 def _changed(db: Database, journey: Journey, ctx: EvalContext) -> list[Select[Any]]:
-    """Subjects whose facts changed since the mark, and those whose enrollment here ended (re-entry)."""
-    after = _after(db)
+    """Subjects whose facts changed since the mark (parameter `mark`), and those whose enrollment here
+    ended (re-entry)."""
+    after = progress.log_unread(db.dialect, bindparam("mark", type_=BigInteger))
     facts = and_(after, log.c.journey_id.is_(None))
     if journey.audience == "account":
         parts = [select(log.c.account_id).where(facts, log.c.account_id.is_not(None))]

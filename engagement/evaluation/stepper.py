@@ -8,7 +8,8 @@ from datetime import datetime
 
 from engagement import vocab
 from engagement.conditions import ast
-from engagement.journeys.program import Instr
+from engagement.journeys.program import Branch, Instr, Jump, Message, Wait, WaitUntil
+from engagement.journeys.program import after as program_after
 
 MAX_HOPS = 1000  # a journey never needs more instant steps than this in one tick
 
@@ -17,7 +18,7 @@ MAX_HOPS = 1000  # a journey never needs more instant steps than this in one tic
 class Decision:
     """What to do with one due enrollment."""
 
-    messages: list[tuple[Instr, datetime]] = field(default_factory=list)  # with the moment it became due
+    messages: list[tuple[Message, datetime]] = field(default_factory=list)  # with the moment it became due
     skipped: list[Instr] = field(default_factory=list)
     step_id: str | None = None
     next_action_at: datetime | None = None
@@ -53,28 +54,25 @@ def decide(
             )
             return decision
         instr = program[index]
-        if instr.kind == "jump":
+        if isinstance(instr, Jump):
             index = instr.next
             continue
         if instr.guard is not None and not holds(instr.guard):
-            decision.skipped.append(instr)
-            index, waited_since = instr.next, None
+            decision.skipped.append(instr)  # a skipped branch skips both of its arms
+            index, waited_since = program_after(program, instr), None
             continue
-        if instr.kind == "branch":
-            assert instr.condition is not None
+        if isinstance(instr, Branch):
             index = instr.next if holds(instr.condition) else instr.alt
             continue
-        if instr.kind == "wait":
-            assert instr.duration is not None
+        if isinstance(instr, Wait):
             started = waited_since or moment
             if now >= started + instr.duration:
                 index, waited_since, moment = instr.next, None, started + instr.duration
                 continue
             return _park(decision, instr, started, started + instr.duration)
-        if instr.kind == "wait_until":
-            assert instr.condition is not None
+        if isinstance(instr, WaitUntil):
             started = waited_since or moment
-            until = started + instr.duration if instr.duration is not None else None
+            until = started + instr.timeout if instr.timeout is not None else None
             if holds(instr.condition):
                 index, waited_since, moment = instr.next, None, now
                 continue
@@ -82,7 +80,7 @@ def decide(
                 index, waited_since, moment = instr.next, None, until
                 continue
             return _park(decision, instr, started, until)
-        if not holdout:
+        if not holdout:  # what is left is a message
             decision.messages.append((instr, moment))
         index, waited_since = instr.next, None
     raise RuntimeError(f"journey loops at step {program[index].step_id!r}")

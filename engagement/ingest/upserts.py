@@ -206,7 +206,6 @@ def record_milestones(db: Database, conn: Connection, events: Sequence[dict[str,
         ["contact_id", "name"],
         {"reached_at": lambda ex: ex.reached_at},
         only_if=lambda ex: ex.reached_at < m.c.reached_at,
-        shape="earliest",
     )
     db.upsert(
         conn,
@@ -215,5 +214,4 @@ def record_milestones(db: Database, conn: Connection, events: Sequence[dict[str,
         ["account_id", "name"],
         {"reached_at": lambda ex: ex.reached_at},
         only_if=lambda ex: ex.reached_at < am.c.reached_at,
-        shape="earliest",
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engagement import vocab
 from engagement.conditions import ast
 from engagement.conditions.parse import Parser
 from engagement.config import Settings
@@ -35,6 +36,7 @@ class Journey:
     exit: ast.Condition | None
     recipients: ast.Condition | None
     holdout: float
+    holdout_by: vocab.HoldoutBy
     program: tuple[Instr, ...]
 
     @property
@@ -56,15 +58,16 @@ class Journey:
         return next((i.index for i in self.program if i.step_id == step_id), None)
 
     def step(self, step_id: str) -> Instr | None:
-        """The message step with this id."""
+        """The instruction with this id."""
         return next((i for i in self.program if i.step_id == step_id), None)
 
     def conditions(self) -> Iterator[ast.Condition]:
         """Every step-level condition (guards, waits, branches)."""
         for instr in self.program:
-            for cond in (instr.guard, instr.condition):
-                if cond is not None:
-                    yield cond
+            if instr.guard is not None:
+                yield instr.guard
+            if isinstance(instr, program.WaitUntil | program.Branch):
+                yield instr.condition
 
 
 @dataclass
@@ -177,7 +180,8 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
             goal=conditions.get(("goal",)),
             exit=conditions.get(("exit",)),
             recipients=conditions.get(("recipients",)),
-            holdout=spec.holdout_fraction(parsed.holdout),
+            holdout=parsed.holdout_share,
+            holdout_by=parsed.holdout_by,
             program=steps,
         ),
         [],
@@ -186,7 +190,7 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
 
 def _check_moved(moved: dict[str, str], steps: tuple[Instr, ...]) -> list[tuple[str, str]]:
     """(old id, message) for each `moved:` entry that names a step still here or a target that is not."""
-    ids = [i.step_id for i in steps if i.kind != "jump"]
+    ids = [i.step_id for i in steps if not isinstance(i, program.Jump)]
     found = []
     for old, new in moved.items():
         if old in ids:
@@ -300,7 +304,13 @@ def _clean(loc: tuple[Any, ...]) -> files.Loc:
     """Drop pydantic's union tags and rename aliased fields back to the file's spelling."""
     out: list[str | int] = []
     for part in loc:
-        if part in spec.STEP_TAGS or part in ("ReEntryAfter", "str", "float", "literal['never','always']"):
+        if part in spec.STEP_TAGS or part in (
+            "ReEntryAfter",
+            "HoldoutSpec",
+            "str",
+            "float",
+            "literal['never','always']",
+        ):
             continue
         if isinstance(part, str) and part.startswith(("literal[", "function-")):
             continue

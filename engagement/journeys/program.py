@@ -12,73 +12,104 @@ journey change can still recognise it (see engagement/evaluation/moves.py).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Literal, TypedDict
 
+from engagement import vocab
 from engagement.conditions import ast
+from engagement.journeys import spec
 
-MESSAGE_KINDS = ("email", "in_app", "notify")
-KINDS = ("email", "in_app", "notify", "wait_until", "wait", "branch")
+MESSAGE_KINDS = tuple(vocab.Channel)
 MAX_ID = 100  # the step_id columns' length
+Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class Instr:
-    """One instruction: a message, a wait, a wait-until, a branch or a jump."""
+@dataclass(frozen=True, kw_only=True)
+class Placed:
+    """What every instruction has: its place, its id, its `if:` and where the journey goes after it."""
 
     index: int
     step_id: str
-    kind: str  # email | in_app | notify | wait | wait_until | branch | jump
-    loc: tuple[str | int, ...]
-    spec: Any = None  # EmailSpec / InAppSpec / NotifySpec
+    loc: Loc
+    next: int
     guard: ast.Condition | None = None  # `if:` on the step
-    condition: ast.Condition | None = None  # wait_until / branch condition
-    duration: timedelta | None = None  # wait, or wait_until timeout
-    next: int = -1
-    alt: int = -1  # branch: where `else` starts
     rescue: str | None = None  # unnamed steps: the same step located from the named step after it
 
-    @property
-    def is_message(self) -> bool:
-        return self.kind in MESSAGE_KINDS
+
+@dataclass(frozen=True, kw_only=True)
+class Email(Placed):
+    """Send an email."""
+
+    kind: Literal[vocab.Channel.EMAIL] = field(default=vocab.Channel.EMAIL, init=False)
+    spec: spec.EmailSpec
 
 
-@dataclass
-class _Draft:
+@dataclass(frozen=True, kw_only=True)
+class InApp(Placed):
+    """Put a nudge in the contact's in-app inbox."""
+
+    kind: Literal[vocab.Channel.IN_APP] = field(default=vocab.Channel.IN_APP, init=False)
+    spec: spec.InAppSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notify(Placed):
+    """Post a message to a named webhook."""
+
+    kind: Literal[vocab.Channel.NOTIFY] = field(default=vocab.Channel.NOTIFY, init=False)
+    spec: spec.NotifySpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wait(Placed):
+    """Wait this long."""
+
+    kind: Literal["wait"] = field(default="wait", init=False)
+    duration: timedelta
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitUntil(Placed):
+    """Wait until the condition holds, or the timeout (if any) passes."""
+
+    kind: Literal["wait_until"] = field(default="wait_until", init=False)
+    condition: ast.Condition
+    timeout: timedelta | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Branch(Placed):
+    """Go on with the `then` arm (at `next`) when the condition holds, else with the `else` arm (at `alt`)."""
+
+    kind: Literal["branch"] = field(default="branch", init=False)
+    condition: ast.Condition
+    alt: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Jump(Placed):
+    """The end of a `then` arm: go on after the `else` arm."""
+
+    kind: Literal["jump"] = field(default="jump", init=False)
+
+
+Message = Email | InApp | Notify
+Instr = Email | InApp | Notify | Wait | WaitUntil | Branch | Jump
+
+
+class _Placing(TypedDict):
+    index: int
     step_id: str
-    kind: str
-    loc: tuple[str | int, ...]
-    spec: Any = None
-    guard: ast.Condition | None = None
-    condition: ast.Condition | None = None
-    duration: timedelta | None = None
-    next: int = -1
-    alt: int = -1
-    rescue: str | None = None
+    loc: Loc
+    next: int
+    guard: ast.Condition | None
+    rescue: str | None
 
 
-def build(steps: list[Any], conditions: dict[tuple[str | int, ...], ast.Condition]) -> tuple[Instr, ...]:
+def build(steps: list[spec.Step], conditions: dict[Loc, ast.Condition]) -> tuple[Instr, ...]:
     """Flatten parsed steps; `conditions` maps each condition's location to its AST."""
-    out: list[_Draft] = []
-    _emit(steps, ("steps",), out, conditions)
-    end = len(out)
-    return tuple(
-        Instr(
-            i,
-            d.step_id,
-            d.kind,
-            d.loc,
-            d.spec,
-            d.guard,
-            d.condition,
-            d.duration,
-            end if d.next == -1 else d.next,
-            d.alt,
-            d.rescue,
-        )
-        for i, d in enumerate(out)
-    )
+    return tuple(_emit(steps, ("steps",), 0, conditions))
 
 
 def _fit(step_id: str) -> str:
@@ -88,7 +119,7 @@ def _fit(step_id: str) -> str:
     return step_id[: MAX_ID - 17] + "~" + hashlib.sha256(step_id.encode()).hexdigest()[:16]
 
 
-def _derived_ids(steps: list[Any], kinds: list[str], prefix: str) -> list[tuple[str, str | None]]:
+def _derived_ids(steps: list[spec.Step], kinds: list[str], prefix: str) -> list[tuple[str, str | None]]:
     """(id, rescue key) of each step of one list: its own id, or one anchored on named neighbours."""
     ids: list[tuple[str, str | None]] = []
     anchor = "^"
@@ -114,48 +145,62 @@ def _derived_ids(steps: list[Any], kinds: list[str], prefix: str) -> list[tuple[
     return ids
 
 
+def _kind(step: spec.Step) -> str:
+    """The step's key in the file: what derived ids and legacy ids call it."""
+    return next(kind for kind in spec.STEP_KINDS if hasattr(step, kind))
+
+
 def _emit(
-    steps: list[Any],
-    loc: tuple[str | int, ...],
-    out: list[_Draft],
-    conds: dict[Any, ast.Condition],
-    prefix: str = "",
-) -> None:
-    kinds = [next(k for k in KINDS if hasattr(step, k)) for step in steps]
-    for i, (step, kind, (step_id, rescue)) in enumerate(
-        zip(steps, kinds, _derived_ids(steps, kinds, prefix), strict=True)
+    steps: list[spec.Step], loc: Loc, start: int, conds: dict[Loc, ast.Condition], prefix: str = ""
+) -> list[Instr]:
+    """The instructions of one list of steps, the first at index `start`; each goes on with the one after it."""
+    out: list[Instr] = []
+    kinds = [_kind(step) for step in steps]
+    for i, (step, (step_id, rescue)) in enumerate(
+        zip(steps, _derived_ids(steps, kinds, prefix), strict=True)
     ):
         here = loc + (i,)
-        draft = _Draft(step_id, kind, here, guard=conds.get(here + ("if",)), rescue=rescue)
-        out.append(draft)
-        if kind in ("email", "in_app", "notify"):
-            draft.spec = getattr(step, kind)
-        elif kind == "wait":
-            draft.duration = step.wait
-        elif kind == "wait_until":
-            draft.condition = conds.get(here + ("wait_until",))
-            draft.duration = step.timeout
-        else:
-            draft.condition = conds.get(here + ("branch", "if"))
-            _emit(step.branch.then, here + ("branch", "then"), out, conds, f"{step_id}:then:")
-            jump = _Draft(_fit(f"{step_id}:end"), "jump", here)
-            out.append(jump)
-            draft.alt = len(out)
-            _emit(step.branch.else_, here + ("branch", "else"), out, conds, f"{step_id}:else:")
-            jump.next = len(out)
-    # sequential fall-through: each non-jump instruction continues with the one after it
-    for idx, draft in enumerate(out):
-        if draft.kind != "jump" and draft.next == -1:
-            draft.next = idx + 1
+        index = start + len(out)
+        at = _Placing(
+            index=index,
+            step_id=step_id,
+            loc=here,
+            next=index + 1,
+            guard=conds.get(here + ("if",)),
+            rescue=rescue,
+        )
+        match step:
+            case spec.EmailStep():
+                out.append(Email(**at, spec=step.email))
+            case spec.InAppStep():
+                out.append(InApp(**at, spec=step.in_app))
+            case spec.NotifyStep():
+                out.append(Notify(**at, spec=step.notify))
+            case spec.WaitStep():
+                out.append(Wait(**at, duration=step.wait))
+            case spec.WaitUntilStep():
+                out.append(WaitUntil(**at, condition=conds[here + ("wait_until",)], timeout=step.timeout))
+            case spec.BranchStep():
+                then = _emit(
+                    step.branch.then, here + ("branch", "then"), index + 1, conds, f"{step_id}:then:"
+                )
+                end = index + 1 + len(then)  # the jump that closes the `then` arm
+                else_ = _emit(
+                    step.branch.else_, here + ("branch", "else"), end + 1, conds, f"{step_id}:else:"
+                )
+                branch = Branch(**at, condition=conds[here + ("branch", "if")], alt=end + 1)
+                jump = Jump(index=end, step_id=_fit(f"{step_id}:end"), loc=here, next=end + 1 + len(else_))
+                out += [branch, *then, jump, *else_]
+    return out
 
 
 def after(program: tuple[Instr, ...], instr: Instr) -> int:
     """Where the journey goes on once `instr` is done (a branch: the step after both arms)."""
-    if instr.kind == "branch":
+    if isinstance(instr, Branch):
         return program[instr.alt - 1].next  # the jump that closes the `then` arm
     return instr.next
 
 
 def legacy_id(instr: Instr) -> str:
     """The positional id earlier versions gave an unnamed step (`wait@1`), to read old enrollments."""
-    return instr.kind + "@" + ".".join(str(p) for p in instr.loc[1:])
+    return f"{instr.kind}@" + ".".join(str(p) for p in instr.loc[1:])

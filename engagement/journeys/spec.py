@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from engagement import vocab
 from engagement.durations import Duration
 
 CONDITION_REF = {"$ref": "#/$defs/Condition"}
@@ -193,6 +194,20 @@ def parse_hours(value: str) -> tuple[int, int]:
     return start, end
 
 
+class HoldoutSpec(Strict):
+    share: str | float = Field(description="share that enters but receives nothing, e.g. '10%'")
+    by: vocab.HoldoutBy = Field(
+        vocab.HoldoutBy.CONTACT,
+        description="account: all contacts of an account share a group (a hash of journey and account id)",
+    )
+
+    @field_validator("share")
+    @classmethod
+    def _share(cls, value: str | float) -> str | float:
+        holdout_fraction(value)
+        return value
+
+
 class JourneySpec(Strict):
     """One journey file."""
 
@@ -206,7 +221,9 @@ class JourneySpec(Strict):
     re_entry: Literal["never", "always"] | ReEntryAfter = "never"
     goal: RawCondition | None = None
     exit: RawCondition | None = None
-    holdout: str | float = Field(0, description="share that enters but receives nothing, e.g. '10%'")
+    holdout: str | float | HoldoutSpec = Field(
+        0, description="share that enters but receives nothing, e.g. '10%' or {share: 10%, by: account}"
+    )
     send_window: SendWindow | None = None
     lookback: Duration = timedelta(days=1)
     priority: int = Field(0, description="higher goes first when the frequency cap holds messages")
@@ -220,9 +237,20 @@ class JourneySpec(Strict):
 
     @field_validator("holdout")
     @classmethod
-    def _holdout(cls, value: str | float) -> str | float:
-        holdout_fraction(value)
+    def _holdout(cls, value: str | float | HoldoutSpec) -> str | float | HoldoutSpec:
+        if not isinstance(value, HoldoutSpec):
+            holdout_fraction(value)
         return value
+
+    @property
+    def holdout_share(self) -> float:
+        """The holdout as a fraction, 0.10 for `10%` or `{share: 10%}`."""
+        return holdout_fraction(self.holdout.share if isinstance(self.holdout, HoldoutSpec) else self.holdout)
+
+    @property
+    def holdout_by(self) -> vocab.HoldoutBy:
+        """What the holdout hashes: `holdout: 10%` is per subject, `{share, by: account}` per account."""
+        return self.holdout.by if isinstance(self.holdout, HoldoutSpec) else vocab.HoldoutBy.CONTACT
 
     @model_validator(mode="after")
     def _recipients_for_accounts(self) -> JourneySpec:

@@ -14,7 +14,7 @@ from engagement.config import Settings
 from engagement.errors import NotFoundError
 from engagement.journeys import catalog as catalogs
 from engagement.journeys.catalog import Catalog
-from engagement.reports import queries, stats
+from engagement.reports import journey_retention, queries, stats, surveys
 from engagement.reports.model import (
     BandDay,
     Counts,
@@ -53,13 +53,17 @@ class JourneyInfo:
     name: str
     audience: str
     goal: ast.Condition | None
+    surveys: tuple[tuple[str, str], ...] = ()  # (step id, kind) of each survey step
 
 
 def infos(catalog: Catalog | None) -> dict[str, JourneyInfo]:
     """Journey facts from a loaded catalog (empty without one)."""
     if catalog is None:
         return {}
-    return {j.id: JourneyInfo(j.id, j.spec.name, j.audience, j.goal) for j in catalog.journeys.values()}
+    return {
+        j.id: JourneyInfo(j.id, j.spec.name, j.audience, j.goal, tuple(surveys.survey_steps(j.spec.steps)))
+        for j in catalog.journeys.values()
+    }
 
 
 def infos_from_settings(settings: Settings) -> dict[str, JourneyInfo]:
@@ -85,8 +89,9 @@ def build(
     *,
     journey: str | None = None,
     min_sample: int = 30,
+    retention_window: timedelta = timedelta(days=90),
 ) -> Report:
-    """The report for every journey (or one) over `period`."""
+    """The report for every journey (or one) over `period`; retention is judged `retention_window` after entry."""
     only = [journey] if journey is not None else None
     with db.begin() as conn:
         recorded = {row.id: row.name for row in conn.execute(schema.journeys.select())}
@@ -111,11 +116,18 @@ def build(
             for j, info in infos_by_id.items()
             if (milestone := goal_milestone(info.goal)) is not None
         }
+        survey_figures = surveys.figures(
+            conn, period, only, {j: list(info.surveys) for j, info in infos_by_id.items()}
+        )
+        kept = journey_retention.retention(conn, period, ids, retention_window, now, min_sample)
         band_rows = queries.bands(conn, period)
         latest, red_rows = queries.turned_red(conn, period)
     journeys = _journeys(
         infos_by_id, period, (delivery_rows, conversion_rows, response_rows, entry_rows), ttv, min_sample
     )
+    for made in journeys:
+        made.retention = kept[made.id]
+        made.surveys = survey_figures.get(made.id, [])
     return Report(
         period=period,
         generated_at=now,
@@ -308,6 +320,10 @@ def _top_steps(journeys: list[JourneyReport]) -> list[TopStep]:
     return ranked[:TOP_STEPS]
 
 
+def _options(settings: Settings) -> dict[str, Any]:
+    return {"min_sample": settings.reports.min_sample, "retention_window": settings.reports.retention_window}
+
+
 def for_settings(
     settings: Settings,
     db: Database,
@@ -334,10 +350,10 @@ def for_settings(
     if period.start < first < period.end:
         # nothing before `first` to count: a range back to the year 1 costs what the recorded days cost
         clipped = Period(first, period.end)
-        made = build(db, found, clipped, now, journey=journey, min_sample=settings.reports.min_sample)
+        made = build(db, found, clipped, now, journey=journey, **_options(settings))
         made.note = note.format(first.date().isoformat())
         return made
-    made = build(db, found, period, now, journey=journey, min_sample=settings.reports.min_sample)
+    made = build(db, found, period, now, journey=journey, **_options(settings))
     if explicit or any(j.totals.entered or j.totals.sent for j in made.journeys):
         return made
     with db.begin() as conn:
@@ -346,7 +362,7 @@ def for_settings(
         return made
     end = datetime.combine(latest.date() + timedelta(days=1), time(), UTC)
     moved = Period(end - (period.end - period.start), end)
-    made = build(db, found, moved, now, journey=journey, min_sample=settings.reports.min_sample)
+    made = build(db, found, moved, now, journey=journey, **_options(settings))
     made.note = (
         f"Nothing happened in the last {(period.end - period.start).days} days; this shows the same span up to "
         f"the latest recorded activity ({latest.date().isoformat()})."

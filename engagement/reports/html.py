@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 from engagement.reports import charts
 from engagement.reports.model import JourneyReport, Report
-from engagement.reports.sheets import ALL_STEPS, Cell, Sheet, sheets
-from engagement.reports.stats import METHOD
+from engagement.reports.sheets import ALL_STEPS, NOT_FOR_KIND, Cell, Sheet, about_kind, sheets
+from engagement.reports.stats import METHOD, NPS_METHOD
 from engagement.reports.tables import LISTED, display
 
 STYLE = """
@@ -115,6 +115,8 @@ def _journey(j: JourneyReport, found: dict[str, Sheet], link: str | None) -> str
         parts.append(f'<p class="verdict">{escape(x.verdict)}</p>')
         lift = [r for r in found["lift"].rows if r[0] == j.id]
         parts.append(_table(found["lift"].metrics[:-2], [r[1:-2] for r in lift]))
+    if j.retention is not None:
+        parts.append(_retention(j, found))
     parts.append(f"<h3>Time-to-value</h3><p class=muted>{escape(j.ttv_note)}</p>")
     if j.ttv:
         weeks = sorted({c.week.isoformat() for c in j.ttv})
@@ -128,7 +130,41 @@ def _journey(j: JourneyReport, found: dict[str, Sheet], link: str | None) -> str
         parts.append(charts.grouped(f"{j.id} median days to value by signup week", weeks, medians, "days"))
         ttv = found["time_to_value"]
         parts.append(_table(ttv.columns[1:], [r[1:] for r in ttv.rows if r[0] == j.id]))
+    if j.surveys:
+        survey = found["surveys"]
+        parts.append(
+            "<h3>Surveys by touch tier</h3><p class=muted>NPS and CSAT from each contact's latest answer; "
+            f"NPS interval: {escape(NPS_METHOD)}</p>"
+        )
+        for kind, skip in NOT_FOR_KIND.items():  # one table per kind, with the figures that kind has
+            rows = [r for r in survey.rows if r[0] == j.id and about_kind(survey, r) == kind]
+            keep = [i for i, c in enumerate(survey.columns) if i and c not in skip]
+            if rows:
+                parts.append(_table([survey.columns[i] for i in keep], [[r[i] for i in keep] for r in rows]))
     parts.append("</section>")
+    return "".join(parts)
+
+
+def _retention(j: JourneyReport, found: dict[str, Sheet]) -> str:
+    """Did it keep customers: each group's accounts and MRR a window after entry, the lift and verdict."""
+    r = j.retention
+    assert r is not None
+    parts = [f"<h3>Did it keep customers? Accounts {r.window_days:g} days after entry</h3>"]
+    if r.kept_lift is not None and r.kept_low is not None and r.kept_high is not None:
+        parts.append(
+            charts.interval(
+                f"{j.id} accounts still paying: lift with its 95% interval",
+                r.kept_lift,
+                r.kept_low,
+                r.kept_high,
+                [("treatment", r.treatment.kept_rate or 0.0), ("holdout", r.holdout.kept_rate or 0.0)],
+            )
+        )
+    parts.append(f'<p class="verdict">Retention: {escape(r.verdict)}</p>')
+    kept = found["retention"]
+    parts.append(_table(kept.columns[1:], [row[1:] for row in kept.rows if row[0] == j.id]))
+    lift = found["retention_lift"]
+    parts.append(_table(lift.metrics[:-2], [row[1:-2] for row in lift.rows if row[0] == j.id]))
     return "".join(parts)
 
 

@@ -90,6 +90,48 @@ class Lift:
 
 
 @dataclass
+class RetentionGroup:
+    """One group's accounts (one entry each) and what they paid at entry and `window` after it."""
+
+    group: str  # treatment | holdout
+    accounts: int  # entries, one per account
+    pending: int  # entered less than the window ago: not judged yet
+    paying_at_entry: int  # judged entries whose account paid at entry (the base of both rates)
+    still_paying: int  # of those, paying at entry + window (MRR > 0)
+    mrr_at_entry: float
+    mrr_after: float  # the same accounts' MRR at entry + window
+
+    @property
+    def judged(self) -> int:
+        return self.accounts - self.pending
+
+    @property
+    def kept_rate(self) -> float | None:
+        return self.still_paying / self.paying_at_entry if self.paying_at_entry else None
+
+    @property
+    def net_mrr_retained(self) -> float | None:
+        return self.mrr_after / self.mrr_at_entry if self.mrr_at_entry > 0 else None
+
+
+@dataclass
+class Retention:
+    """Did the journey keep customers: treatment vs holdout `window_days` after entry, with the lifts."""
+
+    window_days: float
+    treatment: RetentionGroup
+    holdout: RetentionGroup
+    kept_lift: float | None  # treatment - holdout share still paying (fraction; shown in points)
+    kept_low: float | None
+    kept_high: float | None
+    nrr_lift: float | None  # treatment - holdout net MRR retained
+    nrr_low: float | None
+    nrr_high: float | None
+    verdict: str
+    method: str
+
+
+@dataclass
 class TtvCohort:
     """Days from signup to the goal milestone for one weekly signup cohort and one group."""
 
@@ -102,6 +144,36 @@ class TtvCohort:
     within_7: float | None
     within_14: float | None
     within_30: float | None
+
+
+@dataclass
+class SurveyFigures:
+    """One survey step's figures for one touch tier (or all tiers): answers, and NPS or CSAT.
+
+    `answered` counts the step's messages sent in the period that have an answer; the score figures
+    count people, from each contact's latest answer to the step in the period.
+    """
+
+    step: str
+    kind: str  # a vocab.SurveyKind
+    touch: str  # a touch tier, or ALL_TIERS
+    sent: int = 0
+    answered: int = 0
+    respondents: int = 0
+    promoters: int = 0  # NPS 9-10
+    passives: int = 0  # NPS 7-8
+    detractors: int = 0  # NPS 0-6
+    score_sum: int = 0
+    satisfied: int = 0  # CSAT 4-5
+    nps: float | None = None  # -100..100
+    nps_low: float | None = None
+    nps_high: float | None = None
+    csat_mean: float | None = None  # 1..5
+    csat_satisfied: float | None = None  # share of respondents with 4 or 5
+
+    @property
+    def response_rate(self) -> float | None:
+        return self.answered / self.sent if self.sent else None
 
 
 @dataclass
@@ -118,6 +190,8 @@ class JourneyReport:
     lift: Lift | None
     ttv: list[TtvCohort]
     ttv_note: str
+    retention: Retention | None = None
+    surveys: list[SurveyFigures] = field(default_factory=list)
 
     @property
     def conversion_rate(self) -> float | None:

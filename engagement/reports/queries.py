@@ -25,18 +25,16 @@ from sqlalchemy import (
     distinct,
     func,
     literal,
-    literal_column,
     select,
     text,
     true,
-    type_coerce,
     union_all,
 )
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Executable, Select, Subquery
 
 from engagement import vocab
 from engagement.reports.period import Period
-from engagement.store import schema
+from engagement.store import planner, schema
 from engagement.store.types import UTCDateTime
 
 UNSENT_STATUSES = (
@@ -68,13 +66,6 @@ def day_of(dialect: str, column: Any) -> ColumnElement[str]:
     if dialect == "sqlite":  # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
         return func.substr(column, 1, 10, type_=String)
     return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD", type_=String)
-
-
-def _unindexed(dialect: str, column: Any) -> Any:
-    """The column, kept from steering SQLite's index choice (its documented unary-plus idiom)."""
-    if dialect != "sqlite":
-        return column
-    return type_coerce(literal_column(f"+{column.table.name}.{column.name}"), column.type)
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -181,9 +172,16 @@ def deliveries(conn: Connection, period: Period, journeys: Sequence[str] | None)
             .scalar_subquery()
         )
         found += _per_day(conn, k, days, sent=sent)
+    found += [dict(r._mapping) for r in conn.execute(unsent_query(conn.dialect.name, period, journeys))]
+    return found
+
+
+def unsent_query(dialect: str, period: Period, journeys: Sequence[str] | None) -> Select[Any]:
+    """Per (journey, step, channel, day the status was decided): the held, skipped and failed deliveries."""
+    d = schema.deliveries
     at = func.coalesce(d.c.updated_at, d.c.created_at)
-    day = day_of(conn.dialect.name, at).label("day")
-    stmt = (
+    day = day_of(dialect, at).label("day")
+    return (
         select(
             d.c.journey_id,
             d.c.step_id,
@@ -203,10 +201,8 @@ def deliveries(conn: Connection, period: Period, journeys: Sequence[str] | None)
             *_journeys(d.c.journey_id, journeys),
         )
         # the few unsent rows through the status index, not the whole table in step order
-        .group_by(_unindexed(conn.dialect.name, d.c.journey_id), d.c.step_id, d.c.channel, day)
+        .group_by(planner.UnindexedOnSqlite(d.c.journey_id), d.c.step_id, d.c.channel, day)
     )
-    found += [dict(r._mapping) for r in conn.execute(stmt)]
-    return found
 
 
 def step_conversions(conn: Connection, period: Period, journeys: Sequence[str] | None) -> list[Any]:
@@ -260,13 +256,21 @@ def responses(
 
 
 def _distinct_totals(conn: Connection, period: Period, journeys: Sequence[str] | None) -> list[Any]:
-    """Distinct deliveries per (journey, step, kind) in the period, walking ix_response_report in order.
+    """Distinct deliveries per (journey, step, kind) in the period."""
+    stmt, params = distinct_totals_query(conn.dialect.name, period, journeys)
+    return list(conn.execute(stmt, params))
+
+
+def distinct_totals_query(
+    dialect: str, period: Period, journeys: Sequence[str] | None
+) -> tuple[Executable, dict[str, Any]]:
+    """The statement (and its parameters) of `_distinct_totals`, walking ix_response_report in order.
 
     SQLite's planner prefers the per-day index here (then sorts 3M entries for the DISTINCT), so on
     SQLite the index is named; PostgreSQL plans this well by itself.
     """
     r = schema.responses
-    if conn.dialect.name != "sqlite":
+    if dialect != "sqlite":
         stmt = (
             select(r.c.journey_id, r.c.step_id, r.c.kind, func.count(distinct(r.c.delivery_id)).label("n"))
             .where(
@@ -276,11 +280,11 @@ def _distinct_totals(conn: Connection, period: Period, journeys: Sequence[str] |
             )
             .group_by(r.c.journey_id, r.c.step_id, r.c.kind)
         )
-        return list(conn.execute(stmt))
+        return stmt, {}
     only = "AND journey_id IN :journeys " if journeys is not None else ""
     sql = text(
         "SELECT journey_id, step_id, kind, count(DISTINCT delivery_id) AS n "
-        "FROM response INDEXED BY ix_response_report "
+        f"FROM {planner.indexed_by(dialect, r, 'ix_response_report')} "
         f"WHERE occurred_at >= :start AND occurred_at < :end {only}"
         "GROUP BY journey_id, step_id, kind"
     ).bindparams(bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime()))
@@ -288,7 +292,7 @@ def _distinct_totals(conn: Connection, period: Period, journeys: Sequence[str] |
     if journeys is not None:
         sql = sql.bindparams(bindparam("journeys", expanding=True))
         params["journeys"] = list(journeys)
-    return list(conn.execute(sql, params))
+    return sql, params
 
 
 def entries(conn: Connection, period: Period, journeys: Sequence[str] | None) -> list[dict[str, Any]]:

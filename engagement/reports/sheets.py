@@ -45,6 +45,48 @@ LIFT_METRICS = (
     "verdict",
     "method",
 )
+RETENTION_METRICS = (
+    "window_days",
+    "accounts",
+    "pending",
+    "judged",
+    "paying_at_entry",
+    "still_paying",
+    "kept_rate",
+    "mrr_at_entry",
+    "mrr_after",
+    "net_mrr_retained",
+)
+RETENTION_LIFT_METRICS = (
+    "kept_lift",
+    "kept_ci95_low",
+    "kept_ci95_high",
+    "nrr_lift",
+    "nrr_ci95_low",
+    "nrr_ci95_high",
+    "verdict",
+    "method",
+)
+SURVEY_METRICS = (
+    "kind",
+    "sent",
+    "answered",
+    "response_rate",
+    "respondents",
+    "promoters",
+    "passives",
+    "detractors",
+    "nps",
+    "nps_ci95_low",
+    "nps_ci95_high",
+    "csat_mean",
+    "csat_satisfied",
+)
+# a survey step's figures that mean nothing for its kind (left out of the CSV and the tables)
+NOT_FOR_KIND = {
+    "nps": frozenset({"csat_mean", "csat_satisfied"}),
+    "csat": frozenset({"promoters", "passives", "detractors", "nps", "nps_ci95_low", "nps_ci95_high"}),
+}
 TTV_METRICS = ("people", "reached", "median_days", "p75_days", "within_7d", "within_14d", "within_30d")
 
 
@@ -62,6 +104,9 @@ def sheets(report: Report) -> list[Sheet]:
     daily: list[tuple[Cell, ...]] = []
     lift: list[tuple[Cell, ...]] = []
     ttv: list[tuple[Cell, ...]] = []
+    kept: list[tuple[Cell, ...]] = []
+    kept_lift: list[tuple[Cell, ...]] = []
+    survey: list[tuple[Cell, ...]] = []
     for j in report.journeys:
         funnel.append((j.id, ALL_STEPS, "", *_counts(j.totals, j.conversion_rate)))
         for s in j.steps:
@@ -87,6 +132,59 @@ def sheets(report: Report) -> list[Sheet]:
                     x.method,
                 )
             )
+        for f in j.surveys:
+            survey.append(
+                (
+                    j.id,
+                    f.step,
+                    f.touch,
+                    f.kind,
+                    f.sent,
+                    f.answered,
+                    f.response_rate,
+                    f.respondents,
+                    f.promoters,
+                    f.passives,
+                    f.detractors,
+                    f.nps,
+                    f.nps_low,
+                    f.nps_high,
+                    f.csat_mean,
+                    f.csat_satisfied,
+                )
+            )
+        if j.retention is not None:
+            r = j.retention
+            for g in (r.treatment, r.holdout):
+                kept.append(
+                    (
+                        j.id,
+                        g.group,
+                        r.window_days,
+                        g.accounts,
+                        g.pending,
+                        g.judged,
+                        g.paying_at_entry,
+                        g.still_paying,
+                        g.kept_rate,
+                        g.mrr_at_entry,
+                        g.mrr_after,
+                        g.net_mrr_retained,
+                    )
+                )
+            kept_lift.append(
+                (
+                    j.id,
+                    r.kept_lift,
+                    r.kept_low,
+                    r.kept_high,
+                    r.nrr_lift,
+                    r.nrr_low,
+                    r.nrr_high,
+                    r.verdict,
+                    r.method,
+                )
+            )
         for c in j.ttv:
             ttv.append(
                 (
@@ -107,6 +205,9 @@ def sheets(report: Report) -> list[Sheet]:
         Sheet("daily", ("journey", "day"), FUNNEL_METRICS, daily),
         Sheet("lift", ("journey",), LIFT_METRICS, lift),
         Sheet("time_to_value", ("journey", "signup_week", "group"), TTV_METRICS, ttv),
+        Sheet("retention", ("journey", "group"), RETENTION_METRICS, kept),
+        Sheet("retention_lift", ("journey",), RETENTION_LIFT_METRICS, kept_lift),
+        Sheet("surveys", ("journey", "step", "touch"), SURVEY_METRICS, survey),
         Sheet(
             "score_bands",
             ("day", "subject_type"),
@@ -141,7 +242,13 @@ CSV_COLUMNS = (
     "group",
     "subject_type",
     "subject_id",
+    "touch",
 )
+
+
+def about_kind(sheet: Sheet, row: tuple[Cell, ...]) -> Cell:
+    """The survey kind of a row of the surveys sheet."""
+    return row[len(sheet.keys) + sheet.metrics.index("kind")]
 
 
 def to_csv(report: Report) -> str:
@@ -157,6 +264,8 @@ def to_csv(report: Report) -> str:
             for metric, value in zip(sheet.metrics, row[len(sheet.keys) :], strict=True):
                 if value is None and metric in ENROLLMENT_FIELDS:
                     continue  # not meaningful for this row (entries per step)
+                if sheet.name == "surveys" and metric in NOT_FOR_KIND.get(str(about_kind(sheet, row)), ()):
+                    continue  # a CSAT step has no promoters, an NPS step no mean score
                 cells = [sheet.name, *(about.get(c, "") for c in CSV_COLUMNS[1:])]
                 writer.writerow((*cells, metric, "" if value is None else value))
     return out.getvalue()
@@ -186,4 +295,14 @@ def to_json(report: Report) -> dict[str, Any]:
                 del step_data["counts"][name]
         for day, day_data in zip(journey.daily, data["daily"], strict=True):
             day_data["conversion_rate"] = day.conversion_rate
+        if journey.retention is not None:
+            for name in ("treatment", "holdout"):
+                group = getattr(journey.retention, name)
+                data["retention"][name] |= {
+                    "judged": group.judged,
+                    "kept_rate": group.kept_rate,
+                    "net_mrr_retained": group.net_mrr_retained,
+                }
+        for figures, survey_data in zip(journey.surveys, data["surveys"], strict=True):
+            survey_data["response_rate"] = figures.response_rate
     return doc

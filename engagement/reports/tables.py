@@ -7,22 +7,50 @@ from rich.table import Table
 from rich.text import Text
 
 from engagement.reports.model import Report
-from engagement.reports.sheets import ALL_STEPS, Cell, Sheet, sheets
-from engagement.reports.stats import METHOD
+from engagement.reports.sheets import (
+    ALL_STEPS,
+    NOT_FOR_KIND,
+    RETENTION_LIFT_METRICS,
+    Cell,
+    Sheet,
+    about_kind,
+    sheets,
+)
+from engagement.reports.stats import METHOD, NPS_METHOD
 
-PERCENT = {"conversion_rate", "treated_rate", "holdout_rate", "relative_lift", "response_rate"}
-POINTS = {"absolute_lift", "ci95_low", "ci95_high"}
+PERCENT = {
+    "conversion_rate",
+    "treated_rate",
+    "holdout_rate",
+    "relative_lift",
+    "response_rate",
+    "csat_satisfied",
+    "kept_rate",
+    "net_mrr_retained",
+}
+NPS = {"nps", "nps_ci95_low", "nps_ci95_high"}
+SURVEY_SCORES = {*NPS, "csat_mean", "csat_satisfied"}
+POINTS = {
+    "absolute_lift",
+    "ci95_low",
+    "ci95_high",
+    *(m for m in RETENTION_LIFT_METRICS if m not in ("verdict", "method")),
+}
 SHARES = {"within_7d", "within_14d", "within_30d"}
 
 
 def display(metric: str, value: Cell) -> str:
     """How one number reads in a table: rates as %, lifts in percentage points, days with one decimal."""
+    if value is None and metric in SURVEY_SCORES:
+        return "n/a"  # nobody answered
     if value is None or value == "":
         return "–"
     if isinstance(value, str):
         return value
     if metric in PERCENT or metric in SHARES:
         return f"{100 * value:.1f}%"
+    if metric in NPS:
+        return f"{value:+.1f}"
     if metric in POINTS:
         return f"{100 * value:+.1f} pts"
     if isinstance(value, float):
@@ -78,6 +106,25 @@ def lift_table(sheet: Sheet, journey: str) -> Table:
     return table
 
 
+def retention_table(found: dict[str, Sheet], journey: str) -> RenderableType:
+    """One journey's retention evidence: a column per group, then the lifts and the verdict."""
+    rows = [r for r in found["retention"].rows if r[0] == journey]
+    metrics = found["retention"].metrics
+    days = f"{rows[0][2]:g}d" if rows and isinstance(rows[0][2], float | int) else "?"
+    table = Table(title=f"{journey}: retention, {days} after entry", title_justify="left")
+    table.add_column("metric")
+    for r in rows:
+        table.add_column(str(r[1]), justify="right")
+    for i, metric in enumerate(metrics[1:], start=1):
+        table.add_row(metric, *(display(metric, r[2 + i]) for r in rows))
+    [lift] = [r for r in found["retention_lift"].rows if r[0] == journey]
+    lifts = Table("lift", "value", "95% interval")
+    for name, at in (("still paying (treatment - holdout)", 1), ("net MRR retained", 4)):
+        interval = f"[{display('kept_lift', lift[at + 1])}, {display('kept_lift', lift[at + 2])}]"
+        lifts.add_row(name, display("kept_lift", lift[at]), interval if lift[at + 1] is not None else "–")
+    return Group(table, lifts, Text(f"retention: {lift[7]}", style="bold"))
+
+
 def daily_table(sheet: Sheet, journey: str) -> Table:
     """A journey's active days, with only the columns that have something in them."""
     rows = [r for r in sheet.rows if r[0] == journey]
@@ -93,6 +140,27 @@ def daily_table(sheet: Sheet, journey: str) -> Table:
         [(r[1], *(r[len(sheet.keys) + i] for i in keep)) for r in rows],
     )
     return flat_table(narrowed, f"{journey}: by day (days with activity)", skip_zero_rows=True)
+
+
+def survey_tables(sheet: Sheet, journey: str) -> list[Table]:
+    """A table per survey step: a row per figure its kind has, a column for all tiers and each tier."""
+    found = []
+    rows = [r for r in sheet.rows if r[0] == journey]
+    for step in dict.fromkeys(r[1] for r in rows):
+        columns = [r for r in rows if r[1] == step]
+        kind = str(about_kind(sheet, columns[0]))
+        table = Table(
+            title=f"{journey}: {kind.upper()} survey {step} by touch tier (each contact's latest answer)",
+            title_justify="left",
+        )
+        table.add_column("metric")
+        for row in columns:
+            table.add_column(str(row[2]), justify="right")
+        for i, metric in enumerate(sheet.metrics):
+            if metric != "kind" and metric not in NOT_FOR_KIND.get(kind, ()):
+                table.add_row(metric, *(display(metric, row[len(sheet.keys) + i]) for row in columns))
+        found.append(table)
+    return found
 
 
 def render(report: Report) -> RenderableType:
@@ -111,6 +179,8 @@ def render(report: Report) -> RenderableType:
         parts.append(funnel_table(found["funnel"], j.id, f"{j.name} ({j.id})"))
         if j.lift is not None:
             parts.append(lift_table(found["lift"], j.id))
+        if j.retention is not None:
+            parts.append(retention_table(found, j.id))
         ttv = Sheet(
             "ttv",
             found["time_to_value"].keys[1:],
@@ -129,7 +199,11 @@ def render(report: Report) -> RenderableType:
                 )
             )
         parts.append(daily_table(found["daily"], j.id))
+        if j.surveys:
+            parts.extend(survey_tables(found["surveys"], j.id))
     parts.append(Text(f"Interval: {METHOD}.", style="dim"))
+    if any(j.surveys for j in report.journeys):
+        parts.append(Text(f"NPS interval: {NPS_METHOD}.", style="dim"))
     for name, title in (
         ("score_bands", "Engagement score bands by day"),
         ("turned_red", "Moved to red this week"),

@@ -8,20 +8,17 @@ A score row holds its value as of `as_of_day`; a credit at day `t` adds
 "now" the same way (see `conditions.sql.score_expr`). An account's score is the sum of its
 contacts' credits plus the credits of events that name the account without a known contact.
 
-New rows are found by primary key above a watermark. On PostgreSQL a row can commit after a
-row with a higher key (keys are handed out before commit). So each run notes the highest key
-it saw and the transaction-id horizon of that moment, and the watermark moves up to that key
-only once every transaction that was running then has finished; until then the range is read
-again and the keys of `score_credit` absorb the overlap. SQLite has one writer at a time, and
-we hold the write lock, so its watermark moves at once.
+New rows are found by primary key above a watermark (`score_watermark`), moved as store/progress.py
+says: on PostgreSQL a row can commit after a row with a higher key, so the watermark moves up to the
+highest key seen only once every transaction that was running then has finished; until then the range
+is read again and the keys of `score_credit` absorb the overlap.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -37,24 +34,21 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    text,
     true,
     update,
 )
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from engagement import vocab
 from engagement.conditions import sql
 from engagement.conditions.context import EvalContext, day_number
 from engagement.config import Settings
-from engagement.store import schema
+from engagement.store import functions, progress, schema
 from engagement.store.database import Database
 
-GRACE = timedelta(seconds=1)  # covers an INSERT that drew its key before its transaction got an id
 WATERMARK = "scores"
+TABLES = ("response", "event")  # read by key, their positions in score_watermark (store/progress.py)
 ENGINE_SOURCE = "engine"  # events the engine writes about itself are not product use
 RESPONSE_WEIGHTS = {  # response kind -> the weight it earns (one per delivery)
     vocab.ResponseKind.OPEN: "open",
@@ -79,14 +73,11 @@ class _DayNumber(FunctionElement[float]):
     type = Float()
 
 
-@compiles(_DayNumber, "sqlite")
-def _day_number_sqlite(element: _DayNumber, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5)"
-
-
-@compiles(_DayNumber, "postgresql")
-def _day_number_pg(element: _DayNumber, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"(extract(epoch from {compiler.process(element.clauses, **kw)}) / 86400.0)"
+functions.render(
+    _DayNumber,
+    sqlite=lambda _, args: f"(julianday({args[0]}) - 2440587.5)",
+    postgresql=lambda _, args: f"(extract(epoch from {args[0]}) / 86400.0)",
+)
 
 
 def context(settings: Settings, now: datetime, audience: str = "contact") -> EvalContext:
@@ -103,32 +94,6 @@ def context(settings: Settings, now: datetime, audience: str = "contact") -> Eva
     )
 
 
-@dataclass(frozen=True)
-class _Mark:
-    response_settled: int
-    response_pending: int
-    event_settled: int
-    event_pending: int
-    pending_xid: int | None
-    pending_at: datetime | None
-    running: tuple[int, ...] = ()  # PostgreSQL: ids of this database's other running transactions
-    next_xid: int | None = None  # PostgreSQL: the first transaction id not yet handed out
-
-
-XID_SPACE = 2**32
-NEXT_XID = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296")
-# other transactions of this database holding a transaction id (the role must see its own sessions)
-RUNNING_XIDS = text(
-    "SELECT backend_xid::text::bigint FROM pg_stat_activity"
-    " WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
-)
-
-
-def _precedes(a: int, b: int) -> bool:
-    """Whether 32-bit transaction id `a` was handed out before `b` (modulo wraparound)."""
-    return a != b and (b - a) % XID_SPACE < XID_SPACE // 2
-
-
 def credit(db: Database, settings: Settings, now: datetime) -> int:
     """Credit every response and product event not credited yet; return how many credits were added."""
     with db.begin() as conn:
@@ -137,9 +102,9 @@ def credit(db: Database, settings: Settings, now: datetime) -> int:
         top_event = _max_pk(conn, schema.events.c.pk)
         ref = day_number(now)
         ranges = [
-            (_response_credits, mark.response_settled, top_response),
-            (_active_days, mark.event_settled, top_event),
-            (_milestones, mark.event_settled, top_event),
+            (_response_credits, mark.settled["response"], top_response),
+            (_active_days, mark.settled["event"], top_event),
+            (_milestones, mark.settled["event"], top_event),
         ]
         deltas = _Deltas(ref, settings.scoring.half_life_days)
         for query, low, high in ranges:
@@ -151,55 +116,21 @@ def credit(db: Database, settings: Settings, now: datetime) -> int:
     return deltas.count
 
 
-def _lock(db: Database, conn: Connection, now: datetime) -> _Mark:
+def _lock(db: Database, conn: Connection, now: datetime) -> progress.Keys:
     """Take the scorers' lock (the watermark row) and read it."""
     w = schema.score_watermarks
     db.insert_ignore(conn, w, [{"name": WATERMARK}], ["name"])
     conn.execute(update(w).where(w.c.name == WATERMARK).values(ran_at=now))  # row lock until commit
-    row = conn.execute(select(w).where(w.c.name == WATERMARK)).one()
-    running: tuple[int, ...] = ()
-    next_xid = None
-    if db.dialect == "postgresql":
-        next_xid = int(conn.execute(NEXT_XID).scalar_one())
-        running = tuple(int(x) for x in conn.execute(RUNNING_XIDS).scalars())
-    return _Mark(
-        row.response_settled,
-        row.response_pending,
-        row.event_settled,
-        row.event_pending,
-        row.pending_xid,
-        row.pending_at,
-        running,
-        next_xid,
-    )
+    return progress.keys(conn, conn.execute(select(w).where(w.c.name == WATERMARK)).one(), TABLES)
 
 
 def _advance(
-    db: Database, conn: Connection, mark: _Mark, top_response: int, top_event: int, now: datetime
+    db: Database, conn: Connection, mark: progress.Keys, top_response: int, top_event: int, now: datetime
 ) -> None:
-    pending = {
-        "response_pending": top_response,
-        "event_pending": top_event,
-        "pending_xid": mark.next_xid,
-        "pending_at": now,
-    }
-    if db.dialect == "sqlite":
-        values = pending | {"response_settled": top_response, "event_settled": top_event}
-    elif mark.pending_xid is None or mark.pending_at is None or mark.pending_at > now:
-        values = pending  # first run (or the clock went back): start watching from here
-    elif not _waiting(mark) and now - GRACE >= mark.pending_at:
-        # everyone who could still have been writing below the pending keys has finished, and this run read them
-        values = pending | {"response_settled": mark.response_pending, "event_settled": mark.event_pending}
-    else:
-        return  # a transaction from before the pending mark is still running: read the range again next time
-    w = schema.score_watermarks
-    conn.execute(update(w).where(w.c.name == WATERMARK).values(values))
-
-
-def _waiting(mark: _Mark) -> bool:
-    """Whether a transaction that was already running at the pending mark is still running."""
-    assert mark.pending_xid is not None
-    return any(_precedes(xid, mark.pending_xid) for xid in mark.running)
+    values = progress.advanced(db.dialect, mark, {"response": top_response, "event": top_event}, now)
+    if values is not None:
+        w = schema.score_watermarks
+        conn.execute(update(w).where(w.c.name == WATERMARK).values(values))
 
 
 def _max_pk(conn: Connection, column: Any) -> int:
@@ -348,7 +279,7 @@ def _apply(db: Database, conn: Connection, deltas: _Deltas) -> None:
         (schema.account_scores, "account_id", deltas.by_account),
     ):
         rows = [{key: owner, "value": by_owner[owner], "as_of_day": ref} for owner in sorted(by_owner)]
-        db.upsert(conn, table, rows, [key], _rebase(table, half_life), shape=("rebase", half_life))
+        db.upsert(conn, table, rows, [key], _rebase(table, half_life))
 
 
 def _rebase(table: Any, half_life: float) -> dict[str, Any]:

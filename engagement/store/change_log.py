@@ -171,6 +171,12 @@ def drop_statements(dialect: str) -> list[str]:
     return statements
 
 
+def triggers() -> list[tuple[str, str]]:
+    """(table, trigger name) of every trigger created above."""
+    found = [(table, _name(table, op)) for table in SUBJECTS for op in OPS if _wanted(table, op)]
+    return [*found, ("enrollment", ENDED_ON_INSERT)]
+
+
 def create_statements(dialect: str) -> list[str]:
     """The statements creating the triggers of migration 0007, for this dialect."""
     return postgresql_statements() if dialect == "postgresql" else sqlite_statements()

@@ -6,7 +6,7 @@ import functools
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from operator import itemgetter
@@ -32,7 +32,7 @@ from sqlalchemy.sql import ColumnElement, func
 from engagement import errors
 from engagement.delivery import ids
 from engagement.evaluation import holdout
-from engagement.store import change_log, schema, types
+from engagement.store import change_log, progress, schema, types
 
 CHUNK = 500
 BULK = 5000  # rows a driver executemany gets at once
@@ -51,7 +51,7 @@ class Database:
         self.engine: Engine = _make_engine(url, echo=echo)
         self.dialect: str = self.engine.dialect.name
         self._compiled: dict[Any, Any] = {}  # bulk statements compiled for the driver, see _compile
-        self._upserts: dict[Any, Any] = {}  # upsert statements by table, keys and updated columns
+        self._progress_checked = False
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -60,13 +60,18 @@ class Database:
             yield conn
 
     def check_ready(self) -> None:
-        """Raise DatabaseNotReady unless the schema has been created."""
+        """Raise DatabaseNotReady unless the schema has been created, and (once) progress.ProgressNotReady
+        unless the database has what incremental evaluation and scoring need to track what they read."""
         try:
             names = set(inspect(self.engine).get_table_names())
         except OperationalError as exc:
             raise errors.EngagementError(f"cannot open database {self.url}: {exc.orig}") from exc
         if not {"contact", "enrollment", "delivery"} <= names:
             raise DatabaseNotReady()
+        if not self._progress_checked:
+            with self.engine.connect() as conn:
+                progress.check(conn)
+            self._progress_checked = True
 
     def create_all(self) -> None:
         """Create every table directly (tests and throwaway copies; production uses Alembic)."""
@@ -86,40 +91,23 @@ class Database:
         keys: Sequence[str],
         update: dict[str, Any] | Sequence[str] | None = None,
         only_if: Callable[[Any], ColumnElement[bool]] | None = None,
-        shape: Hashable | None = None,
     ) -> None:
         """Insert rows; on a key conflict update `update` columns (or do nothing).
 
         `only_if(excluded)` limits the update to rows where it holds; the others are left unwritten
-        (cheaper than rewriting a row with the value it already has). The statement is built once per
-        table, keys and columns; one whose `update` holds values or functions, or with `only_if`, only
-        when the caller names what those depend on in `shape`.
+        (cheaper than rewriting a row with the value it already has).
         """
         if not rows:
             return
-        plain = not isinstance(update, dict) and only_if is None
-        key = (table.name, tuple(keys), None if update is None else tuple(update), shape)
-        stmt = self._upserts.get(key) if plain or shape is not None else None
-        if stmt is None:
-            stmt = self._upsert(table, keys, update, only_if)
-            if plain or shape is not None:
-                self._upserts[key] = stmt
-        self.executemany(conn, stmt, rows)
-
-    def _upsert(
-        self,
-        table: Table,
-        keys: Sequence[str],
-        update: dict[str, Any] | Sequence[str] | None,
-        only_if: Callable[[Any], ColumnElement[bool]] | None,
-    ) -> Any:
         stmt = self._insert(table)
         if update is None:
-            return stmt.on_conflict_do_nothing(index_elements=list(keys))
-        values = update if isinstance(update, dict) else {c: stmt.excluded[c] for c in update}
-        resolved = {k: (v(stmt.excluded) if callable(v) else v) for k, v in values.items()}
-        where = only_if(stmt.excluded) if only_if is not None else None
-        return stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved, where=where)
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        else:
+            values = update if isinstance(update, dict) else {c: stmt.excluded[c] for c in update}
+            resolved = {k: (v(stmt.excluded) if callable(v) else v) for k, v in values.items()}
+            where = only_if(stmt.excluded) if only_if is not None else None
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved, where=where)
+        self.executemany(conn, stmt, rows)
 
     def insert_ignore(
         self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str] | None

@@ -273,6 +273,27 @@ class Response(SQLModel, table=True):
     provider_event_id: str | None = Field(default=None, max_length=200)
 
 
+class SurveyAnswer(SQLModel, table=True):
+    """A contact's answer to one survey delivery (PRODUCT.md, Surveys); answering again updates it."""
+
+    __tablename__ = "survey_answer"
+    __table_args__ = (
+        Index("ix_survey_answer_contact", "contact_id", "kind", "answered_at"),
+        Index("ix_survey_answer_step", "journey_id", "step_id"),
+        CheckConstraint(vocab.one_of("kind", vocab.SurveyKind), name="kind"),
+        CheckConstraint("score >= 0 AND score <= 10", name="score"),
+    )
+    delivery_id: str = Field(primary_key=True, max_length=36)
+    contact_id: str = Field(max_length=200)
+    account_id: str = Field(max_length=200)
+    journey_id: str = Field(max_length=100)
+    step_id: str = Field(max_length=100)
+    kind: str = Field(max_length=10)
+    score: int
+    comment: str | None = Field(default=None, max_length=5000)
+    answered_at: datetime = _ts(nullable=False)
+
+
 class IntakeMessage(SQLModel, table=True):
     """A Segment messageId already applied (identify and group calls; track and page de-duplicate as events)."""
 
@@ -479,6 +500,7 @@ enrollments = table(Enrollment)
 enrollment_moves = table(EnrollmentMove)
 deliveries = table(Delivery)
 responses = table(Response)
+survey_answers = table(SurveyAnswer)
 intake_messages = table(IntakeMessage)
 nudges = table(Nudge)
 suppressions = table(Suppression)

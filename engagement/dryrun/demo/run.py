@@ -17,12 +17,17 @@ from sqlalchemy import case, func, select
 
 from engagement import config, errors, vocab
 from engagement.clock import ManualClock
-from engagement.dryrun.demo import dataset
+from engagement.dryrun.demo import dataset, revenue
+from engagement.dryrun.demo import surveys as demo_surveys
 from engagement.dryrun.demo.responses import Customers
 from engagement.engine import Engine
 from engagement.ingest import importer
 from engagement.ingest import upserts as ingest
 from engagement.ingest.records import AccountIn, ContactIn, EventIn
+from engagement.reports import build, journey_retention
+from engagement.reports.model import Retention
+from engagement.reports.period import Period
+from engagement.reports.tables import display
 from engagement.scores import score_view, scoring
 from engagement.store import migrate, schema
 from engagement.store.database import Database
@@ -55,6 +60,8 @@ secret = "{unsubscribe}"
 token_secret = "{inapp}"
 [reports]
 session_secret = "{session}"
+# the demo simulates {days} days, so it judges journeys on retention {window} after entry (default 90d)
+retention_window = "{window}"
 """
 
 
@@ -72,7 +79,7 @@ class Summary:
     converted_holdout: int
 
 
-def prepare(directory: Path) -> Path:
+def prepare(directory: Path, days: int = 60) -> Path:
     """Make `directory` a fresh demo folder (only ever wiping a folder a demo made)."""
     if directory.exists() and any(directory.iterdir()) and not (directory / MARKER).exists():
         raise errors.EngagementError(
@@ -88,7 +95,8 @@ def prepare(directory: Path) -> Path:
     shutil.copytree(REPO / "journeys", directory / "journeys")
     shutil.copytree(REPO / "templates" / "email", directory / "templates" / "email")
     made = {key: secrets.token_urlsafe(32) for key in ("unsubscribe", "inapp", "session")}
-    (directory / "config.toml").write_text(CONFIG.format(dir=directory, **made))
+    window = f"{max(1, days - 1)}d"  # entries of the first day are judged by the last
+    (directory / "config.toml").write_text(CONFIG.format(dir=directory, days=days, window=window, **made))
     return directory / "config.toml"
 
 
@@ -96,7 +104,7 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
     """Run the whole demo and print the per-journey summary."""
     console = console or Console()
     began = time.perf_counter()
-    settings = config.load(prepare(directory))
+    settings = config.load(prepare(directory, days))
     db = Database(settings.database_url)
     migrate.upgrade(db)
     data = dataset.generate(start=START, days=days)
@@ -143,6 +151,8 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
                 scoring.snapshot(db, settings, now)  # daily score bands, for trend reports
             bar.update(task, advance=1, day=now.date().isoformat())
     summaries = summarize(db)
+    revenue.record(db, data.accounts, START, end)
+    kept = renewal_retention(db, settings, end)
     scoring.credit(db, settings, end)
     with db.begin() as conn:
         health = {
@@ -151,8 +161,16 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
     line = "; ".join(
         _distribution(audience, health[audience], settings) for audience in ("account", "contact")
     )
-    _print(console, summaries, people, settings, directory, time.perf_counter() - began, line)
+    answered = _surveys(db, settings, end)
+    _print(console, summaries, people, settings, directory, time.perf_counter() - began, line, kept, answered)
     return summaries
+
+
+def _surveys(db: Database, settings: config.Settings, end: datetime) -> str:
+    """Simulated answers to the survey messages the journeys sent (after everything else), and their NPS."""
+    steps = {j: list(info.surveys) for j, info in build.infos_from_settings(settings).items()}
+    demo_surveys.answer(db, steps, seed=7, end=end)
+    return demo_surveys.summary(db, steps, Period(START, end))
 
 
 def _distribution(audience: str, counts: Counter[str], settings: config.Settings) -> str:
@@ -233,6 +251,35 @@ def summarize(db: Database) -> list[Summary]:
     ]
 
 
+def renewal_retention(db: Database, settings: config.Settings, end: datetime) -> Retention:
+    """The renewal journey judged on (simulated) retention, over its entries of the simulated days."""
+    journey = revenue.RENEWAL_JOURNEY
+    window, least = settings.reports.retention_window, settings.reports.min_sample
+    with db.begin() as conn:
+        return journey_retention.retention(conn, Period(START, end), [journey], window, end, least)[journey]
+
+
+def retention_lines(kept: Retention, month_retention: str | None = None) -> list[str]:
+    """The summary's revenue lines: the month's GRR/NRR (`month_retention`, from the monthly retention
+    report) and the renewal journey's retention lift."""
+    t, h = kept.treatment, kept.holdout
+    lift = "–" if kept.kept_lift is None else display("kept_lift", kept.kept_lift)
+    if kept.kept_low is not None and kept.kept_high is not None:
+        lift += f" [{display('kept_lift', kept.kept_low)}, {display('kept_lift', kept.kept_high)}]"
+    lines = [month_retention] if month_retention else []
+    lines.append(
+        f"Renewal journey ({revenue.RENEWAL_JOURNEY}) on simulated revenue, {kept.window_days:g} days after entry: "
+        f"still paying {t.still_paying}/{t.paying_at_entry} treated ({display('kept_rate', t.kept_rate)}) vs "
+        f"{h.still_paying}/{h.paying_at_entry} holdout ({display('kept_rate', h.kept_rate)}), lift {lift}"
+    )
+    lines.append(
+        f"  net MRR retained {display('net_mrr_retained', t.net_mrr_retained)} vs "
+        f"{display('net_mrr_retained', h.net_mrr_retained)}; {t.pending + h.pending} entries pending; "
+        f"{kept.verdict}"
+    )
+    return lines
+
+
 def _rate(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "n/a"
 
@@ -245,6 +292,8 @@ def _print(
     directory: Path,
     seconds: float,
     health: str,
+    kept: Retention,
+    answered: str,
 ) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 132)
@@ -278,7 +327,10 @@ def _print(
     emails = len(list(outbox.glob("*.eml")))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(people.counts.items()))
     console.print(f"[dim]Simulated responses (clearly labelled simulated in the database): {counts}[/dim]")
+    console.print(answered, markup=False)
     console.print(f"Health at the end (engagement scores): {health}")
+    for line in retention_lines(kept):
+        console.print(line, markup=False)
     console.print(f"Outbox: {emails} .eml files in {outbox}")
     console.print(f"Database: {settings.database_url}")
     console.print(
