@@ -115,7 +115,7 @@ def schema_command() -> None:
 
 @app.command("import")
 def import_command(
-    kind: Annotated[str, typer.Argument(help="accounts | contacts | events")],
+    kind: Annotated[str, typer.Argument(help="accounts | contacts | events | revenue")],
     file: Annotated[Path, typer.Argument(help="a .csv (with header) or .jsonl file")],
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="import the good rows, report the bad")
@@ -182,7 +182,8 @@ def tick(now: Annotated[str | None, typer.Option(help="evaluate at this ISO 8601
         )
     d = report.dispatched
     out.print(
-        f"held {d.held}, skipped late {d.skipped_late}, in doubt {d.in_doubt}, rate limited {d.rate_limited}"
+        f"held {d.held}, skipped late {d.skipped_late}, skipped recent {d.skipped_recent}, in doubt {d.in_doubt},"
+        f" rate limited {d.rate_limited}"
     )
     out.print(
         f"sent {d.sent}, suppressed {d.suppressed}, cancelled {d.cancelled}, failed {d.failed} in {report.seconds:.2f}s"
@@ -365,7 +366,7 @@ def report(
     ] = False,
 ) -> None:
     """Funnels, holdout lift, time-to-value, surveys and score trends per journey, in the terminal or as files;
-    `report surveys` lists every survey answer."""
+    `report surveys` lists every survey answer, `report retention` reports revenue retention."""
     if ctx.invoked_subcommand is not None:
         return
     from engagement.api import logins
@@ -387,22 +388,35 @@ def report(
     _check_format(output_format)
     chosen = period.choose(at, since, first, last)
     made = build.for_settings(current, db, chosen, at, journey=journey, explicit=bool(since or first or last))
-    if output_format == "table":
-        console = Console(file=output.open("w"), width=200) if output else out
-        tables.print_report(made, console)
-        return
-    if output_format == "csv":
-        text = sheets.to_csv(made)
-    elif output_format == "json":
-        text = json.dumps(sheets.to_json(made), indent=2) + "\n"
-    else:
-        text = html.page(made)
-    _write(text, output)
+    _emit(made, output_format, output, (tables.print_report, sheets.to_csv, sheets.to_json, html.page))
 
 
 def _check_format(output_format: str) -> None:
     if output_format not in ("table", "csv", "json", "html"):
         raise errors.EngagementError(f"--format: {output_format!r} is not one of table, csv, json, html")
+
+
+def _emit(
+    made: Any,
+    output_format: str,
+    output: Path | None,
+    writers: tuple[Any, Any, Any, Any],
+    *,
+    width: int = 200,
+    console: Console = out,
+) -> None:
+    """A report in `output_format` on `console` (stdout) or in `output`, by its (print, csv, json, html) writers."""
+    print_report, to_csv, to_json, page = writers
+    if output_format == "table":
+        print_report(made, Console(file=output.open("w"), width=width) if output else console)
+        return
+    if output_format == "csv":
+        text = to_csv(made)
+    elif output_format == "json":
+        text = json.dumps(to_json(made), indent=2) + "\n"
+    else:
+        text = page(made)
+    _write(text, output)
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -440,6 +454,38 @@ def report_surveys(
         return
     text = survey_outputs.to_csv(found) if output_format == "csv" else survey_outputs.to_json(found)
     _write(text, output)
+
+
+@report_app.command("retention")
+def report_retention(
+    first: Annotated[
+        str | None, typer.Option("--from", help="first month, YYYY-MM (default: 11 months before --to)")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="last month, YYYY-MM (default: the current month)")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="split every figure by touch | plan | cohort")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table | csv | json | html")] = "table",
+    output: Annotated[Path | None, typer.Option("--out", help="write to this file instead of stdout")] = None,
+    now: Annotated[str | None, typer.Option(help="report as of this ISO 8601 instant")] = None,
+) -> None:
+    """Monthly MRR bridge (new, reactivation, expansion, contraction, churn), GRR, NRR, logo churn, renewals."""
+    from engagement.reports import months, retention, retention_html, retention_sheets
+
+    _check_format(output_format)
+    split = retention.split(by)
+    at = now_or(now)
+    chosen = months.choose(at, first, last)
+    made = retention.build(database(settings()), chosen, at, split)
+    writers = (
+        retention_sheets.print_report,
+        retention_sheets.to_csv,
+        retention_sheets.to_json,
+        retention_html.page,
+    )
+    _emit(made, output_format, output, writers, width=250, console=Console(width=max(out.width, 250)))
 
 
 SimStart = Annotated[

@@ -112,6 +112,15 @@ class Scheduler(Section):
     max_lateness: Duration = timedelta(days=1)
 
 
+class Surveys(Section):
+    min_interval: Duration = Field(
+        timedelta(days=90),
+        description="a contact asked a survey of one kind is not asked that kind again within it",
+    )
+    comment_chars: int = Field(2000, ge=1, le=5000, description="the longest survey comment kept")
+    link_days: int = Field(60, ge=1, description="how long a survey email's links take answers")
+
+
 class Api(Section):
     write_keys: list[str] = []
     server_keys: list[str] = []
@@ -139,6 +148,19 @@ class SendgridWebhook(Section):
     )
 
 
+class StripeWebhook(Section):
+    secret: str | None = Field(
+        None,
+        description="the endpoint's signing secret (whsec_…) from Stripe's dashboard; unset, the webhook answers 503",
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    tolerance: Duration = Field(
+        timedelta(minutes=5),
+        gt=timedelta(0),
+        description="how far a request's signed timestamp may be from now (Stripe's own default, 5 minutes)",
+    )
+
+
 class OutboundWebhook(Section):
     url: str
     headers: dict[str, str] = {}
@@ -150,11 +172,12 @@ class OutboundWebhook(Section):
 
 
 class Webhooks(BaseModel):
-    """`webhooks.sendgrid` verifies inbound events; every other name is a notify target."""
+    """`webhooks.sendgrid` and `webhooks.stripe` verify inbound events; every other name is a notify target."""
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, OutboundWebhook] = Field(init=False)
     sendgrid: SendgridWebhook = SendgridWebhook()
+    stripe: StripeWebhook = StripeWebhook()
 
     def named(self, name: str) -> OutboundWebhook | None:
         """Return the outbound webhook called `name`, if configured."""
@@ -188,6 +211,7 @@ WEIGHTS = {
     "unsubscribe": -20.0,
     "bounce": -5.0,
     "spamreport": -20.0,
+    "survey_answered": 3.0,
 }
 
 
@@ -276,6 +300,7 @@ class Settings(BaseSettings):
     unsubscribe: Unsubscribe = Unsubscribe()
     server: Server = Server()
     limits: Limits = Limits()
+    surveys: Surveys = Surveys()
     scheduler: Scheduler = Scheduler()
     api: Api = Api()
     inapp: Inapp = Inapp()

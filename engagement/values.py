@@ -72,6 +72,10 @@ def text_problem(value: str) -> str | None:
 
 def problem(value: Any, loc: Sequence[str | int] = ()) -> tuple[Loc, str] | None:
     """The first value in a decoded JSON document that no door accepts, with its location, or None."""
+    if type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items()):  # a CSV row
+        text = "".join(value) + "".join(value.values())
+        if text.isascii() and "\x00" not in text:  # ASCII has no surrogates; nothing else can be wrong
+            return None
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, tuple(loc))]
     base = len(loc)
     while stack:

@@ -30,6 +30,9 @@ class DeliveryStatus(StrEnum):
     SUPPRESSED = "suppressed"
     CANCELLED = "cancelled"
     SKIPPED_LATE = "skipped_late"
+    SKIPPED_RECENT = (
+        "skipped_recent"  # a survey: the contact was asked the same kind within surveys.min_interval
+    )
     IN_DOUBT = "in_doubt"
     FAILED = "failed"
 
@@ -97,3 +100,21 @@ class SurveyKind(StrEnum):
 
     NPS = "nps"
     CSAT = "csat"
+
+
+class RevenueSource(StrEnum):
+    """Who wrote a revenue row (PRODUCT.md, Revenue and retention)."""
+
+    IMPORT = "import"  # `engagement import revenue FILE`
+    ACCOUNT = "account"  # an account import that changed the account's mrr
+    SEGMENT = "segment"  # a Segment group call that changed it
+    STRIPE = "stripe"  # a Stripe subscription event
+    DEMO = "demo"  # the demo's generated history
+
+
+class RetentionBy(StrEnum):
+    """What `engagement report retention --by` splits every figure by."""
+
+    TOUCH = "touch"  # the account's touch tier (as it is now: tiers have no history)
+    PLAN = "plan"  # the plan as of the month's start; for an account not paying then, as of its end
+    COHORT = "cohort"  # the account's signup month

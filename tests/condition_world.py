@@ -16,6 +16,7 @@ from engagement.store.database import Database
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 WORLD_TABLES = (
+    schema.survey_answers,
     schema.events,
     schema.milestones,
     schema.account_milestones,
@@ -39,6 +40,7 @@ class World:
     account_milestones: list[Row] = field(default_factory=list)
     contact_scores: list[Row] = field(default_factory=list)
     account_scores: list[Row] = field(default_factory=list)
+    survey_answers: list[Row] = field(default_factory=list)
 
 
 def account(id: str, **fields: Any) -> Row:
@@ -107,7 +109,7 @@ def store(conn: Connection, world: World) -> None:
     for table in WORLD_TABLES:
         conn.execute(table.delete())
     for table in reversed(WORLD_TABLES):
-        rows = getattr(world, table.name + "s")
+        rows = getattr(world, table.name + "s")  # survey_answer -> survey_answers
         if rows:
             conn.execute(table.insert(), rows)
 
@@ -207,7 +209,22 @@ def worlds(draw: st.DrawFn) -> World:
         if draw(st.booleans()):
             value, ago = draw(SCORES)
             world.contact_scores.append({"contact_id": contact_id, "value": value, "as_of_day": _day(ago)})
+        for kind, score, at in draw(
+            st.lists(st.tuples(st.sampled_from(["nps", "csat"]), st.integers(0, 10), INSTANTS), max_size=3)
+        ):
+            world.survey_answers.append(
+                answer(contact_id, account_id, kind, score, at, len(world.survey_answers))
+            )
     return world
+
+
+def answer(contact_id: str, account_id: str, kind: str, score: int, at: datetime, n: int) -> Row:
+    """A survey answer row (delivery ids in an order unrelated to time, so ties in time test the tie-break)."""
+    return {
+        "delivery_id": f"d{(n * 7) % 10}{n}", "contact_id": contact_id, "account_id": account_id,
+        "journey_id": "j", "step_id": "s", "kind": kind, "score": score if kind == "nps" else 1 + score % 5,
+        "comment": None, "answered_at": at,
+    }  # fmt: skip
 
 
 def _day(days_before_now: float) -> float:
@@ -285,7 +302,16 @@ def _bounds(numbers: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]
 def leaves(draw: st.DrawFn, audience: str) -> dict[str, Any]:
     """One condition form other than the combinators."""
     forms = ["milestone", "event_count", "days_since", "days_until", "score", "account_score", "health"]
+    if audience == "contact":
+        forms.append("survey")
     form = draw(st.sampled_from(["attr"] * 4 + forms))
+    if form == "survey":
+        survey: dict[str, Any] = {"kind": draw(st.sampled_from(["nps", "csat"]))}
+        if draw(st.booleans()):
+            survey["score"] = draw(_bounds(st.integers(-1, 11)))
+        if draw(st.booleans()):
+            survey["within"] = draw(DURATIONS)
+        return {"survey": survey}
     if form == "attr":
         return draw(attributes(audience))
     if form == "milestone":

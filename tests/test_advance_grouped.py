@@ -57,7 +57,9 @@ class Steps:
         self.rng, self.conditions, self.count = rng, conditions, 0
 
     def make(self, depth: int = 0) -> list[dict[str, Any]]:
-        kinds = ["email", "in_app", "notify", "wait", "wait_until"] + (["branch"] if depth < 2 else [])
+        kinds = ["email", "in_app", "notify", "survey", "wait", "wait_until"] + (
+            ["branch"] if depth < 2 else []
+        )
         return [self.one(self.rng.choice(kinds), depth) for _ in range(self.rng.randint(1, 4))]
 
     def one(self, kind: str, depth: int) -> dict[str, Any]:
@@ -72,6 +74,11 @@ class Steps:
             step["in_app"] = {"title": "Hi", "body": "There"}
         elif kind == "notify":
             step["notify"] = {"webhook": "csm-alerts", "text": "Look"}
+        elif kind == "survey":
+            channel = rng.choice(["email", "in_app"])
+            step["survey"] = {"kind": rng.choice(["nps", "csat"]), "channel": channel, "question": "Q?"}
+            if channel == "email":
+                step["survey"]["subject"] = "One question"
         elif kind == "wait":
             step["wait"] = rng.choice(["1h", "2d", "5d"])
         elif kind == "wait_until":
@@ -185,8 +192,9 @@ def expected(
                 ]  # fmt: skip
             for recipient, contact_id in targets:
                 deliveries.add((
-                    delivery_id(row.id, instr.step_id, recipient), row.id, journey.id, instr.step_id, instr.kind,
+                    delivery_id(row.id, instr.step_id, recipient), row.id, journey.id, instr.step_id, instr.channel,
                     recipient, contact_id, "queued", journey.spec.priority, moment, now, now,
+                    instr.spec.kind if instr.kind == "survey" else None,
                 ))  # fmt: skip
         if decision.outcome is not None:
             states[row.id] = (None, None, None, "ended", decision.outcome, decision.outcome, now)

@@ -25,8 +25,9 @@ from sqlalchemy import Connection, Table, select
 from engagement.clock import ManualClock
 from engagement.delivery import pause, sendgrid_events, suppression, unsubscribe
 from engagement.dryrun.demo import revenue as demo_revenue
+from engagement.dryrun.demo import surveys as demo_surveys
 from engagement.dryrun.demo.responses import Customers
-from engagement.ingest import intake, segment
+from engagement.ingest import importer, intake, segment, stripe_events, subscriptions
 from engagement.reports import digest
 from engagement.responses import email_events, inbox
 from engagement.scores import scoring
@@ -166,8 +167,14 @@ def test_every_bulk_statement_writes_the_same_rows_both_ways(checked: BothWays, 
         calls: list[tuple[list[str | int], segment.Call]] = [
             ([0], segment.Identify(**stranger, messageId="m1", traits={"email": "s@example.com"})),
             ([1], segment.Track(**stranger, messageId="m2", event="viewed_report")),
+            ([2], segment.Group(groupId="acme", messageId="m3", timestamp=later, traits={"mrr": 120})),
         ]
-        intake.write(db, conn, calls, settings, later)
+        intake.write(db, conn, calls, settings, later)  # acme's new MRR is a revenue row
+        change = stripe_events.Change("evt_1", stripe_events.CREATED, NOW, "sub_1", "acme", "active", 150.0)
+        assert subscriptions.take(db, conn, change, later, settings.touch) == subscriptions.APPLIED
+    revenue_file = tmp_path / "revenue.csv"
+    revenue_file.write_text("account_id,effective_at,mrr\nacme,2026-01-01T00:00:00Z,80\n")
+    importer.import_file(db, settings, "revenue", revenue_file, later)
     with db.begin() as conn:  # the demo's simulated people open what was sent at NOW
         conn.execute(d.update().where(d.c.status == "sent").values(sent_at=NOW))
     Customers(db, seed=7).respond(NOW)
@@ -177,6 +184,10 @@ def test_every_bulk_statement_writes_the_same_rows_both_ways(checked: BothWays, 
     assert demo_revenue.record(
         db, [{**account, "renewal_date": (NOW + timedelta(days=20)).date()}], NOW - timedelta(days=365), NOW
     )
+    with db.begin() as conn:  # the demo's simulated people answer a survey they were sent
+        sent = conn.execute(select(d.c.journey_id, d.c.step_id).where(d.c.status == "sent")).all()
+    steps = {journey: [(step, "nps")] for journey, step in sent}
+    assert steps and demo_surveys.answer(db, steps, seed=7, end=NOW + timedelta(days=30)) > 0
 
     missing = call_sites() - checked.called
     assert not missing, f"bulk statements this scenario never ran: {sorted(missing)}"

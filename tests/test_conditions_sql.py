@@ -15,6 +15,7 @@ from condition_world import (
     account,
     account_reached,
     account_score,
+    answer,
     contact,
     contact_score,
     drop_database,
@@ -556,6 +557,45 @@ CASES = [
         {"a3", "a4"},
     ),
 ]
+
+
+SURVEYS = World(
+    accounts=[account("a1")],
+    contacts=[contact(c, "a1") for c in ("c1", "c2", "c3", "c4", "c5")],
+    survey_answers=[
+        answer(
+            "c1", "a1", "nps", 3, NOW - 100 * D, 0
+        ),  # a detractor long ago, a promoter lately: latest wins
+        answer("c1", "a1", "nps", 10, NOW - 2 * D, 1),
+        answer("c2", "a1", "nps", 9, NOW - 100 * D, 2),  # a promoter long ago, a detractor lately
+        answer("c2", "a1", "nps", 6, NOW - 2 * D, 3),
+        answer("c3", "a1", "nps", 2, NOW - 100 * D, 4),  # only an old detractor answer
+        answer("c4", "a1", "nps", 0, NOW + D, 5),  # answered after now: not yet
+        answer("c4", "a1", "csat", 1, NOW - D, 6),  # CSAT 2 (1 + 1 % 5)
+        answer("c5", "a1", "nps", 1, NOW - 5 * D, 17),  # a tie in time: the larger delivery id is the latest
+        answer("c5", "a1", "nps", 9, NOW - 5 * D, 8),
+    ],
+)
+SURVEY_CASES = [
+    case(
+        "latest nps answer a detractor",
+        SURVEYS,
+        CONTACT,
+        {"survey": {"kind": "nps", "score": {"lte": 6}}},
+        {"c2", "c3", "c5"},
+    ),
+    case(
+        "latest nps detractor within 90d",
+        SURVEYS,
+        CONTACT,
+        {"survey": {"kind": "nps", "score": {"lte": 6}, "within": "90d"}},
+        {"c2", "c5"},
+    ),
+    case("any nps answer", SURVEYS, CONTACT, {"survey": {"kind": "nps"}}, {"c1", "c2", "c3", "c5"}),
+    case("csat answers", SURVEYS, CONTACT, {"survey": {"kind": "csat", "score": {"eq": 2}}}, {"c4"}),
+    case("never answered nps", SURVEYS, CONTACT, {"not": {"survey": {"kind": "nps"}}}, {"c4"}),
+]
+CASES += SURVEY_CASES
 
 
 @pytest.fixture(scope="module")

@@ -129,7 +129,7 @@ def key_problems(text: str) -> list[str]:
             parts = variable.lower().split("__")
             named.append((f"ENGAGEMENT_{variable}", parts))
         for said, parts in named:
-            if parts[0] == "webhooks" and len(parts) > 2 and parts[1] != "sendgrid":
+            if parts[0] == "webhooks" and len(parts) > 2 and parts[1] not in config.Webhooks.model_fields:
                 parts = ["webhooks", "NAME", *parts[2:]]  # any other name is a notify target
             if ".".join(parts) not in known:
                 problems.append(f"{said!r}: no such config key")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -22,10 +23,13 @@ from hypothesis import strategies as st
 from test_webhook_sendgrid import KEY, public_text
 from test_webhook_sendgrid import signed as signed_at
 
-from engagement import errors
+from engagement import errors, values
 from engagement.api.app import create_app
+from engagement.api.auth import contact_token
 from engagement.clock import ManualClock
+from engagement.delivery import survey_links
 from engagement.ingest import importer
+from engagement.store import schema
 from engagement.testing.served import served
 
 
@@ -245,3 +249,87 @@ def test_hostile_values_at_every_door_get_a_clear_answer_and_every_journey_still
 
     assert set(JOURNEYS) <= set(report.journeys)
     assert report.journeys["scored"].enrolled >= 1  # the good contact still enters
+
+
+SURVEY_ID = "00000000-0000-4000-8000-00000000feed"
+NUDGE_SURVEY_ID = "00000000-0000-4000-8000-00000000beef"
+FORM_VALUE = st.one_of(
+    HOSTILE.filter(lambda v: isinstance(v, str)), st.sampled_from(["0", "7", "10", "11", "-1", " 5 "])
+)
+ANSWER_VALUE = st.one_of(JSON_VALUE, st.integers(-3, 12))
+
+
+def sent_surveys(world: World) -> None:
+    """An email survey and an in-app survey already sent to u-1 (rows as dispatch leaves them)."""
+    common = {
+        "enrollment_id": 10**9, "journey_id": "scored", "step_id": "survey-door", "recipient": "u-1", "contact_id": "u-1",
+        "status": "sent", "due_at": NOW, "created_at": NOW, "sent_at": NOW, "survey_kind": "nps",
+    }  # fmt: skip
+    with world.db.begin() as conn:
+        conn.execute(
+            schema.deliveries.insert(),
+            [
+                {**common, "id": SURVEY_ID, "channel": "email"},
+                {**common, "id": NUDGE_SURVEY_ID, "channel": "in_app", "enrollment_id": 10**9 + 1},
+            ],
+        )
+        conn.execute(
+            schema.nudges.insert(),
+            [{"id": NUDGE_SURVEY_ID, "delivery_id": NUDGE_SURVEY_ID, "contact_id": "u-1", "journey_id": "scored",
+              "step_id": "survey-door", "title": "How likely?", "created_at": NOW, "survey_kind": "nps"}],
+        )  # fmt: skip
+
+
+def test_hostile_values_at_the_survey_doors_get_a_clear_answer_and_only_valid_answers_are_stored(
+    doors: Doors,
+) -> None:
+    world = doors.world
+    sent_surveys(world)
+    token = survey_links.make_token(SURVEY_ID, world.settings.unsubscribe.secret, NOW + timedelta(days=1))
+    bearer = {"Authorization": f"Bearer {contact_token('u-1', world.settings.inapp.token_secret)}"}
+
+    @FUZZ
+    @given(
+        st.dictionaries(st.sampled_from(["score", "comment", "\ud800", "x"]), FORM_VALUE, max_size=3),
+        st.booleans(),
+    )
+    def landing(form: dict[str, str], raw_bytes: bool) -> None:
+        body = "&".join(
+            f"{quote(k, errors='surrogatepass')}={quote(v, errors='surrogatepass')}" for k, v in form.items()
+        )
+        content = body.encode("utf-8", "surrogatepass") + (b"&comment=%FF%00" if raw_bytes else b"")
+        answer = doors.http.post(
+            f"{doors.url}/s/{token}",
+            content=content,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert answer.status_code in ANSWERS, answer.text
+        if answer.status_code == 422:
+            assert "score:" in answer.text or "comment:" in answer.text, answer.text
+        score = form.get("score", "")
+        path = quote(score, safe="", errors="surrogatepass") or "x"
+        page = doors.http.get(f"{doors.url}/s/{token}/{path}")
+        assert page.status_code in ANSWERS | {404}, page.text
+
+    @FUZZ
+    @given(
+        st.fixed_dictionaries(
+            {}, optional={"score": ANSWER_VALUE, "comment": ANSWER_VALUE, "extra": ANSWER_VALUE}
+        )
+    )
+    def inapp(doc: dict[str, Any]) -> None:
+        body = json.dumps(doc).encode()
+        answer = doors.http.post(
+            f"{doors.url}/v1/nudges/{NUDGE_SURVEY_ID}/answer",
+            content=body,
+            headers={**bearer, "Content-Type": "application/json"},
+        )
+        assert allowed(answer), answer.text
+
+    landing()
+    inapp()
+    for row in world.rows(schema.survey_answers):
+        assert 0 <= row["score"] <= 10
+        assert row["comment"] is None or values.text_problem(row["comment"]) is None
+    report = world.tick(NOW + timedelta(hours=1))
+    assert set(JOURNEYS) <= set(report.journeys)

@@ -127,15 +127,20 @@ def _console_errors(page: Any) -> list[str]:
     return errors
 
 
-def test_chromium_logs_in_and_renders_every_dashboard_chart(site: str, browser: Any) -> None:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors = _console_errors(page)
-    page.goto(f"{site}/reports")
+def browser_login(page: Any, site: str, start: str) -> None:
+    """Open `start` in the browser, land on the login form, log in as maria and wait for the dashboard."""
+    page.goto(f"{site}{start}")
     page.fill("input[name=username]", "maria")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{site}/reports")
+
+
+def test_chromium_logs_in_and_renders_every_dashboard_chart(site: str, browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = _console_errors(page)
+    browser_login(page, site, "/reports")
     page.fill("input[name=from]", RANGE["from"])
     page.fill("input[name=to]", RANGE["to"])
     page.select_option("select[name=journey]", "onb")

@@ -1,4 +1,4 @@
-"""The web app: health, unsubscribe, intake, the SendGrid webhook, the in-app inbox, erasure and the reports."""
+"""The web app: health, unsubscribe, intake, the SendGrid and Stripe webhooks, the in-app inbox, erasure and the reports."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from engagement.api import (
     inbox_routes,
     intake_routes,
     report_routes,
+    stripe_routes,
     survey_answer_routes,
+    survey_routes,
     unsubscribe_routes,
     webhook_routes,
 )
@@ -48,9 +50,11 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(unsubscribe_routes.router)
+    app.include_router(survey_routes.router)
     app.include_router(report_routes.router)
     app.include_router(intake_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(stripe_routes.router)
     app.include_router(inbox_routes.router)
     app.include_router(contact_routes.router)
     app.include_router(survey_answer_routes.router)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, status
@@ -60,6 +61,16 @@ def _gunzip(raw: bytes, limit: int, what: str) -> bytes:
     if len(plain) > limit or inflater.unconsumed_tail:
         raise too_large(limit, f"{what} (after gzip decoding)")
     return plain
+
+
+def check_fresh(signed_at: datetime, tolerance: timedelta, now: datetime, what: str, key: str) -> None:
+    """403 for a request signed longer than `tolerance` (config `key`) ago or ahead: a replay, or a clock off."""
+    if abs(now - signed_at) > tolerance:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"the {what} was signed at {signed_at.isoformat()}, more than {tolerance} from now "
+            f"({now.isoformat()}): a replay, or a clock that is off ({key})",
+        )
 
 
 def parse_json(raw: bytes) -> Any:

@@ -25,8 +25,18 @@ from starlette.concurrency import run_in_threadpool
 from engagement import errors
 from engagement.api import auth, body, logins, sessions, throttle
 from engagement.api.deps import Services, services
-from engagement.reports import build, html, period, sheets
+from engagement.reports import (
+    build,
+    html,
+    months,
+    period,
+    retention,
+    retention_html,
+    retention_sheets,
+    sheets,
+)
 from engagement.reports.model import Report
+from engagement.reports.retention import RetentionReport
 
 router = APIRouter()
 Svc = Annotated[Services, Depends(services)]
@@ -257,3 +267,47 @@ def engagement_json(
     """Score bands by day, who moved to red this week, and the top responding steps."""
     doc = _json_report(request, svc, None, since, first, last)
     return {k: doc[k] for k in ("period", "generated_at", "bands", "turned_red", "top_steps")}
+
+
+def _retention(svc: Services, first: str | None, last: str | None, by: str | None) -> RetentionReport:
+    now = svc.clock.now()
+    chosen = months.choose(now, first, last, ("from", "to"))
+    return retention.build(svc.db, chosen, now, retention.split(by, "by"))
+
+
+@router.get("/reports/retention", response_class=HTMLResponse)
+def retention_dashboard(
+    request: Request,
+    svc: Svc,
+    first: Annotated[str | None, Query(alias="from")] = None,
+    last: Annotated[str | None, Query(alias="to")] = None,
+    by: str | None = None,
+) -> Response:
+    """The retention page: the MRR bridge, GRR/NRR by month and the tables, for a range of months."""
+    user = _user(request, svc)
+    if user is None:
+        return RedirectResponse("/reports/login", status_code=303)
+    try:
+        made = _retention(svc, first, last, by)
+    except errors.EngagementError as exc:
+        return HTMLResponse(
+            f"<p>{escape(str(exc))}</p><p><a href='/reports/retention'>Back</a></p>", status_code=400
+        )
+    controls = retention_html.Controls(first=made.first_month, last=made.last_month, by=made.by, user=user)
+    return HTMLResponse(retention_html.page(made, controls))
+
+
+@router.get("/v1/reports/retention")
+def retention_json(
+    request: Request,
+    svc: Svc,
+    first: Annotated[str | None, Query(alias="from")] = None,
+    last: Annotated[str | None, Query(alias="to")] = None,
+    by: str | None = None,
+) -> dict[str, Any]:
+    """The retention report as JSON (the same document as `engagement report retention --format json`)."""
+    _json_user(request, svc)
+    try:
+        return retention_sheets.to_json(_retention(svc, first, last, by))
+    except errors.EngagementError as exc:
+        raise HTTPException(400, str(exc)) from exc

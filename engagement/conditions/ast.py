@@ -92,6 +92,15 @@ class Health:
 
 
 @dataclass(frozen=True)
+class Survey:
+    """The contact's latest answer to a survey of `kind` (within a recent window) has a score in bounds."""
+
+    kind: str  # a vocab.SurveyKind
+    within: timedelta | None
+    bounds: tuple[Bound, ...]  # empty: any answer
+
+
+@dataclass(frozen=True)
 class All:
     """Every part holds."""
 
@@ -112,7 +121,7 @@ class Not:
     item: Condition
 
 
-Condition = Attr | Milestone | EventCount | Days | Score | Health | All | AnyOf | Not
+Condition = Attr | Milestone | EventCount | Days | Score | Health | Survey | All | AnyOf | Not
 
 
 def walk(cond: Condition) -> list[Condition]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from engagement import errors
+from engagement import errors, vocab
 from engagement.conditions import ast
 from engagement.durations import parse_duration
 
@@ -16,7 +16,7 @@ BOUND_OPS = ("eq", "ne", "lt", "lte", "gt", "gte")
 COMBINATORS = ("all", "any", "not")
 # conditions inside all/any/not: far beyond any real journey, well inside what SQL engines parse
 MAX_DEPTH = 20
-FORMS = ("milestone", "event_count", "days_since", "days_until", "score", "account_score", "health")
+FORMS = ("milestone", "event_count", "days_since", "days_until", "score", "account_score", "health", "survey")
 
 Path = tuple[str | int, ...]
 
@@ -63,6 +63,8 @@ class Parser:
                 parts.append(ast.Score(scope, bounds) if bounds else None)
             elif key == "health":
                 parts.append(self._health(value, sub))
+            elif key == "survey":
+                parts.append(self._survey(value, sub))
             elif isinstance(key, str) and key.startswith(("contact.", "account.")):
                 parts.append(self._attr(key, value, sub))
             else:
@@ -122,6 +124,29 @@ class Parser:
         if bounds is None:
             return None
         return ast.Days("since" if key == "days_since" else "until", name, bounds)
+
+    def _survey(self, value: Any, path: Path) -> ast.Condition | None:
+        if not isinstance(value, dict):
+            return self._fail(path, "survey takes {kind: nps, score: {lte: 6}, within: 90d}")
+        if self.audience == "account":
+            return self._fail(
+                path, "survey reads a contact's answers; in an account journey use it in `recipients`"
+            )
+        kinds = tuple(vocab.SurveyKind)
+        ok = True
+        for key in value:
+            if key not in ("kind", "score", "within"):
+                ok = bool(self._fail(path + (key,), f"unknown key {key!r}; survey takes kind, score, within"))
+        kind = value.get("kind")
+        if kind not in kinds:
+            ok = bool(self._fail(path + ("kind",), f"kind is one of {', '.join(kinds)}, got {kind!r}"))
+        within = value.get("within")
+        window = self._duration(within, path + ("within",)) if within is not None else None
+        score = value.get("score")
+        bounds = self._bounds(score, path + ("score",), integer=True) if score is not None else ()
+        if not ok or bounds is None or (within is not None and window is None):
+            return None
+        return ast.Survey(str(kind), window, bounds)
 
     def _health(self, value: Any, path: Path) -> ast.Condition | None:
         if value not in ast.BANDS:

@@ -24,6 +24,9 @@ class Facts:
     events: Sequence[tuple[str, datetime]] = ()
     score: tuple[float, float] | None = None  # (value, as_of_day) of the contact
     account_score: tuple[float, float] | None = None
+    answers: Sequence[
+        tuple[str, int, datetime, str]
+    ] = ()  # survey answers: (kind, score, answered_at, delivery)
 
 
 def evaluate(cond: ast.Condition, facts: Facts, ctx: EvalContext) -> bool:
@@ -56,6 +59,8 @@ def evaluate(cond: ast.Condition, facts: Facts, ctx: EvalContext) -> bool:
         return _bounds(_score(cond.scope, facts, ctx), cond.bounds)
     if isinstance(cond, ast.Health):
         return ctx.band(_score(cond.scope, facts, ctx)) == cond.band
+    if isinstance(cond, ast.Survey):
+        return _survey(cond, facts, ctx)
     raise TypeError(f"unknown condition node {cond!r}")
 
 
@@ -126,6 +131,18 @@ def _days(cond: ast.Days, facts: Facts, ctx: EvalContext) -> bool:
     return _bounds(whole, cond.bounds)
 
 
+def _survey(cond: ast.Survey, facts: Facts, ctx: EvalContext) -> bool:
+    start = None if cond.within is None else ctx.window_start(cond.within)
+    answers = [
+        (at, delivery, score)
+        for kind, score, at, delivery in facts.answers
+        if kind == cond.kind and at <= ctx.now and (start is None or at > start)
+    ]
+    if not answers:
+        return False
+    return _bounds(max(answers)[2], cond.bounds)
+
+
 def _score(scope: str, facts: Facts, ctx: EvalContext) -> float:
     stored = facts.account_score if scope == "account" else facts.score
     return 0.0 if stored is None else ctx.decayed(*stored)
@@ -177,9 +194,14 @@ def load_facts(conn: Connection, audience: str, subject_id: str) -> Facts | None
             schema.events.c.contact_id == subject_id
         )
     )
+    a = schema.survey_answers.c
+    answers = conn.execute(
+        select(a.kind, a.score, a.answered_at, a.delivery_id).where(a.contact_id == subject_id)
+    )
     return Facts(
         account=dict(account or {}),
         contact=dict(contact),
+        answers=[(k, int(s), t, d) for k, s, t, d in answers],
         milestones={n: t for n, t in miles},
         events=[(n, t) for n, t in evs],
         score=_stored(conn, schema.contact_scores, schema.contact_scores.c.contact_id, subject_id),

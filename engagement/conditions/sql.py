@@ -215,6 +215,8 @@ def compile_condition(cond: ast.Condition, ctx: EvalContext) -> ColumnElement[bo
         return _bounds(score_expr(cond.scope, ctx), cond.bounds)
     if isinstance(cond, ast.Health):
         return _health(cond, ctx)
+    if isinstance(cond, ast.Survey):
+        return _survey(cond, ctx)
     raise TypeError(f"unknown condition node {cond!r}")
 
 
@@ -311,6 +313,22 @@ def score_expr(scope: str, ctx: EvalContext) -> ColumnElement[Any]:
     factor = func.power(literal(0.5, Float), (now_day(ctx) - s.c.as_of_day) / ctx.half_life_days)
     value = select(s.c.value * factor).where(match).scalar_subquery()
     return func.coalesce(value, literal(0.0, Float))
+
+
+def latest_survey_score(kind: str, within: timedelta | None, ctx: EvalContext) -> ColumnElement[Any]:
+    """The contact's latest answer's score of this kind answered by `now` (and within the window), or NULL."""
+    a = schema.survey_answers
+    where = [a.c.contact_id == schema.contacts.c.id, a.c.kind == kind, a.c.answered_at <= ctx.now]
+    start = None if within is None else ctx.window_start(within)
+    if start is not None:
+        where.append(a.c.answered_at > start)
+    latest = select(a.c.score).where(*where).order_by(a.c.answered_at.desc(), a.c.delivery_id.desc()).limit(1)
+    return latest.scalar_subquery()
+
+
+def _survey(cond: ast.Survey, ctx: EvalContext) -> ColumnElement[bool]:
+    score = latest_survey_score(cond.kind, cond.within, ctx)
+    return and_(score.is_not(None), _bounds(score, cond.bounds))
 
 
 def _health(cond: ast.Health, ctx: EvalContext) -> ColumnElement[bool]:

@@ -20,7 +20,18 @@ from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, se
 
 from engagement import errors, vocab
 from engagement.config import Settings
-from engagement.delivery import ledger, pause, policy, senders, suppression, templates, unsubscribe, windows
+from engagement.delivery import (
+    ledger,
+    pause,
+    policy,
+    senders,
+    suppression,
+    survey_asks,
+    surveys,
+    templates,
+    unsubscribe,
+    windows,
+)
 from engagement.delivery.message import (
     EmailProvider,
     InDoubt,
@@ -65,6 +76,7 @@ class Dispatched:
     suppressed: int = 0
     cancelled: int = 0
     skipped_late: int = 0
+    skipped_recent: int = 0
     failed: int = 0
     in_doubt: int = 0
     rate_limited: int = 0
@@ -178,6 +190,7 @@ class Recipients:
 
     suppressed: frozenset[str]
     recent: Mapping[str, Sequence[datetime]]
+    asked: frozenset[tuple[str, str]]  # (contact, survey kind) asked within surveys.min_interval
 
 
 @dataclass(frozen=True)
@@ -214,7 +227,8 @@ def _claim(
     if not rows:
         return 0, []
     rules = {j: _journey_rules(settings, catalog.journeys[j]) for j in {r.journey_id for r in rows}}
-    judged = _judge(rows, rules, _recipients(db, conn, rows, now), now)
+    known = _recipients(db, conn, rows, now, settings.surveys.min_interval)
+    judged = _judge(rows, rules, known, now)
     _record(db, conn, judged, total, claimed_at)
     return len(rows), [j.row for j in judged if j.claimed]
 
@@ -244,15 +258,20 @@ def _claimable(journeys: list[str], now: datetime, limit: int, *, emails: bool) 
     )
 
 
-def _recipients(db: Database, conn: Connection, rows: Sequence[Any], now: datetime) -> Recipients:
-    """The suppressions and recent emails of the batch's recipients, read under each contact's cap lock."""
+def _recipients(
+    db: Database, conn: Connection, rows: Sequence[Any], now: datetime, survey_interval: timedelta
+) -> Recipients:
+    """The suppressions, recent emails and recent surveys of the batch's recipients, read under each
+    contact's cap lock."""
     emails = [r for r in rows if r.channel == vocab.Channel.EMAIL]
+    asks = [r for r in rows if r.survey_kind]
     blocked = suppression.suppressed(conn, [r.contact_email for r in emails if r.contact_email])
-    capped = sorted({r.contact_id for r in emails if r.contact_id})
-    # Workers judging one contact's emails at once would each miss the other's claim and together pass the
-    # weekly cap: they take turns per contact, and each reads the claims committed before its turn.
+    capped = sorted({r.contact_id for r in (*emails, *asks) if r.contact_id})
+    # Workers judging one contact's emails (or surveys) at once would each miss the other's claim and together
+    # pass the weekly cap: they take turns per contact, and each reads the claims committed before its turn.
     db.advisory_locks(conn, (f"engagement.cap:{contact}" for contact in capped))
-    return Recipients(frozenset(blocked), _recent_emails(conn, capped, now))
+    asked = survey_asks.recent(conn, asks, now, survey_interval)
+    return Recipients(frozenset(blocked), _recent_emails(conn, capped, now), frozenset(asked))
 
 
 def _judge(
@@ -260,6 +279,7 @@ def _judge(
 ) -> list[Judged]:
     """Each row's verdict, in claim order; an email claimed counts against its contact's cap for the rows after it."""
     recent = {contact: list(times) for contact, times in known.recent.items()}
+    asked = set(known.asked)
     judged: list[Judged] = []
     for row in rows:
         candidate = policy.Candidate(
@@ -270,6 +290,7 @@ def _judge(
             contact_erased=row.contact_erased is not None,
             email=row.contact_email,
             suppressed=row.contact_email in known.suppressed,
+            asked_recently=(row.contact_id, row.survey_kind) in asked,
         )
         verdict = policy.judge(
             candidate, _rules(rules[row.journey_id], row), now, recent.get(row.contact_id, [])
@@ -277,6 +298,8 @@ def _judge(
         judged.append(Judged(row, verdict))
         if judged[-1].claimed and row.channel == vocab.Channel.EMAIL and row.contact_id:
             recent.setdefault(row.contact_id, []).append(now)
+        if judged[-1].claimed and row.survey_kind:  # a second survey of this kind in the batch waits too
+            asked.add((row.contact_id, row.survey_kind))
     return judged
 
 
@@ -305,6 +328,7 @@ def _count(total: Dispatched, status: vocab.DeliveryStatus, reason: str | None) 
         vocab.DeliveryStatus.QUEUED: "held",
         vocab.DeliveryStatus.SUPPRESSED: "suppressed",
         vocab.DeliveryStatus.SKIPPED_LATE: "skipped_late",
+        vocab.DeliveryStatus.SKIPPED_RECENT: "skipped_recent",
         vocab.DeliveryStatus.CANCELLED: "cancelled",
         vocab.DeliveryStatus.DROPPED: "cancelled",
     }.get(status)
@@ -460,7 +484,7 @@ def _prepare(
         raise SendError(f"step {row.step_id!r} is no longer in journey {journey.id!r}", permanent=True)
     context = _context(settings, journey, row, contact, account)
     match instr:
-        case program.Email():
+        case program.Email() | program.Survey() if instr.channel == vocab.Channel.EMAIL:
             if contact is None:
                 raise SendError("the email's contact is gone", permanent=True)
             email = _email(settings, renderer, instr, row, contact, context, now)
@@ -475,7 +499,7 @@ def _prepare(
                 },
             )
             return email
-        case program.InApp():
+        case program.InApp() | program.Survey():
             nudge = _nudge(renderer, instr, row, context, now)
             _well_formed("nudge", {"title": nudge["title"], "body": nudge["body"]})
             return _Nudge(nudge, nudge["title"])
@@ -648,13 +672,16 @@ def _context(
 def _email(
     settings: Settings,
     renderer: Renderer,
-    instr: program.Email,
+    instr: program.Email | program.Survey,
     row: Any,
     contact: dict[str, Any],
     context: dict[str, Any],
     now: datetime,
 ) -> OutboundEmail:
-    rendered = renderer.email(instr.spec.template, instr.spec.subject, context)
+    if isinstance(instr, program.Survey):
+        rendered = surveys.email(settings, renderer, instr.spec, row.id, context, now)
+    else:
+        rendered = renderer.email(instr.spec.template, instr.spec.subject, context)
     name = " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p)
     return OutboundEmail(
         delivery_id=row.id,
@@ -676,8 +703,15 @@ def _email(
 
 
 def _nudge(
-    renderer: Renderer, instr: program.InApp, row: Any, context: dict[str, Any], now: datetime
+    renderer: Renderer,
+    instr: program.InApp | program.Survey,
+    row: Any,
+    context: dict[str, Any],
+    now: datetime,
 ) -> dict[str, Any]:
+    if isinstance(instr, program.Survey):
+        fields = surveys.nudge_fields(renderer, instr.spec, context)
+        return {**_nudge_keys(row, now, instr.spec.expires), **fields}
     spec = instr.spec
     label = url = None
     if spec.cta is not None:
@@ -685,17 +719,25 @@ def _nudge(
         if not inbox.safe_link(url):  # a value put into the URL can still make it one
             raise errors.TemplateRenderError(f"cta.url renders to {url!r}: {inbox.LINK_RULE}")
     return {
+        **_nudge_keys(row, now, spec.expires),
+        "title": renderer.text(spec.title, context),
+        "body": renderer.text(spec.body, context),
+        "cta_label": label,
+        "cta_url": url,
+    }
+
+
+def _nudge_keys(row: Any, now: datetime, expires: timedelta | None) -> dict[str, Any]:
+    return {
         "id": row.id,
         "delivery_id": row.id,
         "contact_id": row.contact_id,
         "journey_id": row.journey_id,
         "step_id": row.step_id,
-        "title": renderer.text(spec.title, context),
-        "body": renderer.text(spec.body, context),
-        "cta_label": label,
-        "cta_url": url,
         "created_at": now,
-        "expires_at": now + spec.expires if spec.expires else None,
+        "expires_at": now + expires if expires else None,
+        "survey_kind": None,
+        "survey_comment": None,
     }
 
 

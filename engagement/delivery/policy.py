@@ -24,6 +24,7 @@ class Candidate:
     contact_erased: bool
     email: str | None
     suppressed: bool
+    asked_recently: bool = False  # a survey whose contact was asked the same kind within surveys.min_interval
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ def judge(candidate: Candidate, rules: Rules, now: datetime, recent_emails: Sequ
         return Verdict(
             vocab.DeliveryStatus.SKIPPED_LATE,
             f"due {candidate.due_at.isoformat()}, more than {rules.max_lateness} ago",
+        )
+    if candidate.asked_recently:
+        return Verdict(
+            vocab.DeliveryStatus.SKIPPED_RECENT, "asked the same survey within surveys.min_interval"
         )
     if rules.window is not None and candidate.channel in (vocab.Channel.EMAIL, vocab.Channel.IN_APP):
         opens = windows.next_open(rules.window, now, rules.zone)

@@ -18,11 +18,13 @@ class BadToken(errors.EngagementError):
     """The unsubscribe link is invalid or was altered."""
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """URL-safe base64 without padding."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def unb64(text: str) -> bytes:
+    """The bytes of `b64`."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -30,16 +32,16 @@ def make_token(contact_id: str, secret: str) -> str:
     """A URL-safe token naming the contact, with an HMAC-SHA256 signature."""
     payload = contact_id.encode("utf-8")
     mac = hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).digest()[:16]
-    return f"{_b64(payload)}.{_b64(mac)}"
+    return f"{b64(payload)}.{b64(mac)}"
 
 
 def read_token(token: str, secret: str) -> str:
     """The contact id inside a token; raise BadToken if the signature does not match."""
     try:
         payload_text, mac_text = token.split(".", 1)
-        payload = _unb64(payload_text)
+        payload = unb64(payload_text)
         expected = hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).digest()[:16]
-        if not hmac.compare_digest(expected, _unb64(mac_text)):
+        if not hmac.compare_digest(expected, unb64(mac_text)):
             raise BadToken()
         return payload.decode("utf-8")
     except (ValueError, UnicodeDecodeError) as exc:

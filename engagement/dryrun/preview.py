@@ -9,14 +9,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engagement import errors
+from engagement import errors, vocab
 from engagement.conditions import pure
 from engagement.config import Settings
-from engagement.delivery import templates, unsubscribe
+from engagement.delivery import surveys, templates, unsubscribe
 from engagement.delivery.templates import Renderer
 from engagement.evaluation.tick import context as eval_context
 from engagement.journeys.catalog import Journey
-from engagement.journeys.program import Email, InApp, Message, Notify
+from engagement.journeys.program import Email, InApp, Message, Notify, Survey
 from engagement.store import schema
 from engagement.store.database import Database
 
@@ -73,6 +73,18 @@ def render(
         unsubscribe_url=link,
     )
     match instr:
+        case Survey() if instr.channel == vocab.Channel.EMAIL:  # links signed for a sample delivery, as sent
+            email = surveys.email(settings, renderer, instr.spec, "preview", ctx, now)
+            return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
+        case Survey():
+            question = renderer.text(instr.spec.question, ctx)
+            survey: dict[str, Any] = {
+                "title": question,
+                "survey": surveys.nudge_fields(renderer, instr.spec, ctx),
+            }
+            return Preview(
+                "in_app", question, json.dumps(survey, indent=2), payload=survey, guard_holds=guard
+            )
         case Email():
             email = renderer.email(instr.spec.template, instr.spec.subject, ctx)
             return Preview("email", email.subject, email.text, email.html, guard_holds=guard)

@@ -16,7 +16,7 @@ from engagement.conditions.context import EvalContext
 from engagement.delivery.ids import DeliveryId
 from engagement.evaluation import statements, stepper
 from engagement.journeys.catalog import Journey
-from engagement.journeys.program import Message, Notify, WaitUntil
+from engagement.journeys.program import Message, Notify, Survey, WaitUntil
 from engagement.store import database, schema
 from engagement.store.database import Database
 
@@ -255,6 +255,7 @@ DELIVERY_COLUMNS = [
     "due_at",
     "created_at",
     "updated_at",
+    "survey_kind",
 ]
 
 
@@ -313,7 +314,7 @@ def deliveries(
         en.c.id,
         literal(journey.id),
         literal(instr.step_id),
-        literal(instr.kind.value),
+        literal(instr.channel.value),
         recipient,
         contact,
         literal(vocab.DeliveryStatus.QUEUED.value),
@@ -321,5 +322,6 @@ def deliveries(
         sql.instant(ctx, due - ctx.now, at),
         now,
         now,
+        literal(instr.spec.kind if isinstance(instr, Survey) else None, schema.deliveries.c.survey_kind.type),
     ]
     return select(*cols).select_from(source).where(*where)

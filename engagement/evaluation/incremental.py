@@ -201,6 +201,8 @@ def _atom(node: ast.Condition, audience: str, t0: EvalContext, t1: EvalContext) 
         return [_crossing(node.scope, audience, [n for _, n in node.bounds], t0, t1)]
     if isinstance(node, ast.Health):
         return [_crossing(node.scope, audience, [t1.green, t1.yellow], t0, t1)]
+    if isinstance(node, ast.Survey):
+        return _answers(node, audience, t0, t1)
     if isinstance(node, ast.Attr | ast.All | ast.AnyOf | ast.Not):
         return []  # attributes and the connectives do not depend on time
     # A node this function does not know may depend on time: a new kind in ast.Condition fails the
@@ -237,6 +239,21 @@ def _timed(
             parts.append(select(owner).where(named, at.between(*_shifted(t0, t1, -within, at.type))))
         else:  # both before year 1: the window covers all time at both instants
             t1.unreusable.append(f"within {within}")
+    return parts
+
+
+def _answers(node: ast.Survey, audience: str, t0: EvalContext, t1: EvalContext) -> list[Select[Any]]:
+    """Contacts with an answer of the kind that reached `now`, or left the `within` window, between t0 and t1."""
+    if audience == "account":
+        raise Unbounded
+    a = schema.survey_answers.c
+    kind = a.kind == node.kind
+    parts = [select(a.contact_id).where(kind, a.answered_at.between(t0.now, t1.now))]
+    if node.within is not None:
+        start0, start1 = t0.window_start(node.within), t1.window_start(node.within)
+        if start0 is None or start1 is None:
+            raise Unbounded
+        parts.append(select(a.contact_id).where(kind, a.answered_at.between(start0, start1)))
     return parts
 
 

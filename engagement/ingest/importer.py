@@ -1,4 +1,4 @@
-"""Import accounts, contacts or events from CSV or JSONL: all rows or none."""
+"""Import accounts, contacts, events or revenue rows from CSV or JSONL: all rows or none."""
 
 from __future__ import annotations
 
@@ -12,21 +12,28 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from engagement import errors, values
+from engagement import errors, values, vocab
 from engagement.config import Settings
 from engagement.errors import Problem
+from engagement.ingest import accounts, revenue
 from engagement.ingest import upserts as ingest
-from engagement.ingest.records import AccountIn, ContactIn, EventIn, Record
+from engagement.ingest.records import AccountIn, ContactIn, EventIn, Record, RevenueIn
 from engagement.store import schema
 from engagement.store.database import Database
 
-KINDS: dict[str, type[Record]] = {"accounts": AccountIn, "contacts": ContactIn, "events": EventIn}
+KINDS: dict[str, type[Record]] = {
+    "accounts": AccountIn,
+    "contacts": ContactIn,
+    "events": EventIn,
+    "revenue": RevenueIn,
+}
 CHUNK = 2000
 STATISTICS_AFTER = 10_000  # rows an import writes beyond which it refreshes the planner's statistics
 GROWN = {  # the tables an import of each kind grows (each write also logs a subject_change row)
     "accounts": ["account", "subject_change"],
     "contacts": ["contact", "subject_change"],
     "events": ["event", "milestone", "account_milestone", "subject_change"],
+    "revenue": ["revenue"],
 }
 MAX_SHOWN = 100
 
@@ -125,12 +132,15 @@ def import_file(
 ) -> ImportResult:
     """Validate and write a whole file in one transaction; any bad row aborts it unless skipped."""
     if kind not in KINDS:
-        raise errors.EngagementError(f"unknown import kind {kind!r}; use accounts, contacts or events")
+        raise errors.EngagementError(
+            f"unknown import kind {kind!r}; use accounts, contacts, events or revenue"
+        )
     if not path.is_file():
         raise errors.EngagementError(f"{path}: no such file")
     result = ImportResult(kind)
     model = KINDS[kind]
     with db.begin() as conn:
+        staged = revenue.Staged(db, conn) if kind == "revenue" else None
         pending: list[tuple[int, Record]] = []
         for number, raw in rows(path, kind):
             if isinstance(raw, Problem):
@@ -153,9 +163,11 @@ def import_file(
                     )
                     result.problems.append(Problem(str(path), number, name, message))
             if len(pending) >= CHUNK:
-                _write(db, conn, settings, kind, path, pending, now, result)
+                _write(db, conn, settings, kind, path, pending, now, result, staged)
                 pending = []
-        _write(db, conn, settings, kind, path, pending, now, result)
+        _write(db, conn, settings, kind, path, pending, now, result, staged)
+        if staged is not None:
+            _unknown_accounts(path, staged, result)
         if result.problems and not skip_invalid:
             shown = result.problems[:MAX_SHOWN]
             more = len(result.problems) - len(shown)
@@ -166,6 +178,8 @@ def import_file(
             if more:
                 shown = [*shown, Problem(str(path), None, "", f"… and {more} more")]
             raise errors.ImportFileError(shown, summary)
+        if staged is not None:
+            staged.write(now, settings.touch)
         result.skipped = len({p.line for p in result.problems})
     if result.imported >= STATISTICS_AFTER:  # the next tick plans with the grown tables' statistics
         db.refresh_statistics(GROWN[kind])
@@ -181,14 +195,20 @@ def _write(
     pending: list[tuple[int, Record]],
     now: datetime,
     result: ImportResult,
+    staged: revenue.Staged | None = None,
 ) -> None:
     if not pending:
+        return
+    if staged is not None:  # revenue rows: their accounts are checked once the whole file is held
+        staged.add(cast(list[tuple[int, RevenueIn]], pending))
+        result.imported += len(pending)
         return
     good = _check_references(conn, kind, path, pending, result)
     fresh = _note_repeats(kind, path, good, result)
     records = [r for _, r in good]
     if kind == "accounts":
-        ingest.upsert_accounts(db, conn, cast(list[AccountIn], records), settings.touch, now)
+        given_accounts = cast(list[AccountIn], records)
+        accounts.write(db, conn, given_accounts, settings.touch, now, vocab.RevenueSource.ACCOUNT)
         result.imported += fresh
     elif kind == "contacts":
         ingest.upsert_contacts(db, conn, cast(list[ContactIn], records), now)
@@ -199,6 +219,17 @@ def _write(
         inserted = ingest.insert_events(db, conn, first, now, source="import")
         result.imported += inserted
         result.duplicates += len(first) - inserted
+
+
+def _unknown_accounts(path: Path, staged: revenue.Staged, result: ImportResult) -> None:
+    """A problem for each held revenue row whose account does not exist; all problems in line order."""
+    unknown = staged.unknown_accounts()
+    result.problems.extend(
+        Problem(str(path), line, "account_id", f"unknown account {ref!r} (import accounts first)")
+        for line, ref in unknown
+    )
+    result.problems.sort(key=lambda p: p.line or 0)
+    result.imported -= len(unknown)
 
 
 def _note_repeats(kind: str, path: Path, good: list[tuple[int, Record]], result: ImportResult) -> int:
@@ -229,14 +260,14 @@ def _check_references(
     if kind == "accounts":
         return pending
     column, attr, what = (
-        (schema.accounts.c.id, "account_id", "account")
-        if kind == "contacts"
-        else (schema.contacts.c.id, "contact_id", "contact")
+        (schema.contacts.c.id, "contact_id", "contact")
+        if kind == "events"
+        else (schema.accounts.c.id, "account_id", "account")
     )
-    known = ingest.existing(conn, column, [getattr(r, attr) for _, r in pending])
+    refs = [getattr(r, attr) for _, r in pending]
+    known = ingest.existing(conn, column, refs)
     good: list[tuple[int, Record]] = []
-    for number, record in pending:
-        ref = getattr(record, attr)
+    for (number, record), ref in zip(pending, refs, strict=True):
         if ref in known:
             good.append((number, record))
         else:

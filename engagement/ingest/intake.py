@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
+from engagement import vocab
 from engagement.config import Settings
-from engagement.ingest import segment
+from engagement.ingest import accounts, segment
 from engagement.ingest import upserts as ingest
 from engagement.store import schema
 from engagement.store.database import Database, among
@@ -57,7 +58,8 @@ def write(
         }
         db.insert_ignore(conn, schema.accounts, [placeholder], ["id"])
     if planned.accounts:
-        ingest.upsert_accounts(db, conn, planned.accounts, settings.touch, now)
+        source = vocab.RevenueSource.SEGMENT
+        accounts.write(db, conn, planned.accounts, settings.touch, now, source, planned.mrr_at)
     if planned.contacts:
         ingest.upsert_contacts(db, conn, planned.contacts, now)
     if planned.moved:

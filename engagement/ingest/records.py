@@ -1,4 +1,4 @@
-"""Typed records for what comes in (accounts, contacts, events), validated at the door."""
+"""Typed records for what comes in (accounts, contacts, events, revenue), validated at the door."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class AccountIn(Record):
     id: Id
     name: str = Field("", max_length=300)
     plan: str | None = Field(None, max_length=100)
-    mrr: float = Field(0.0, ge=0)
+    mrr: float = Field(0.0, ge=0, allow_inf_nan=False)
     touch: Literal["high", "low", "tech"] | None = None
     signed_up_at: datetime | None = None
     renewal_date: Day | None = None
@@ -113,3 +113,15 @@ class EventIn(Record):
 
     _ts = field_validator("timestamp", mode="before")(_aware)
     _props = field_validator("properties", mode="before")(_json_object)
+
+
+class RevenueIn(Record):
+    """A revenue row: from `effective_at` on, the account pays `mrr` a month."""
+
+    account_id: Id
+    effective_at: datetime
+    mrr: float = Field(ge=0, allow_inf_nan=False)
+    plan: str | None = Field(None, max_length=100)
+    renewal_date: Day | None = None
+
+    _ts = field_validator("effective_at", mode="before")(_aware)

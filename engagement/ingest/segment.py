@@ -150,6 +150,9 @@ class Plan:
     contacts: list[ContactIn] = field(default_factory=list)
     events: list[EventIn] = field(default_factory=list)
     moved: dict[str, str] = field(default_factory=dict)  # contact → account it joins from no account yet
+    mrr_at: dict[str, datetime] = field(
+        default_factory=dict
+    )  # account → time of the last call giving its mrr
     needs_unassigned: bool = False
     skipped: int = 0
 
@@ -162,6 +165,7 @@ def plan(calls: list[tuple[list[str | int], Call]], known: Known, now: datetime,
     accounts: dict[str, dict[str, Any]] = {}
     contacts: dict[str, dict[str, Any]] = {}
     events: list[EventIn] = []
+    mrr_at: dict[str, datetime] = {}
     skipped = 0
 
     def contact(user: str) -> dict[str, Any]:
@@ -180,6 +184,8 @@ def plan(calls: list[tuple[list[str | int], Call]], known: Known, now: datetime,
         if isinstance(call, Group):
             row = account(call.groupId)
             _merge(row, call.traits, ACCOUNT_TRAITS, _check_account, [*loc, "traits"])
+            if "mrr" in call.traits:
+                mrr_at[call.groupId] = at
             if call.userId is not None:
                 contact(call.userId)["account_id"] = call.groupId
             continue
@@ -202,6 +208,8 @@ def plan(calls: list[tuple[list[str | int], Call]], known: Known, now: datetime,
                     raise InvalidCall([*loc, "traits", "company", "id"], wrong)
                 rest = {k: v for k, v in company.items() if k != "id"}
                 _merge(account(company_id), rest, ACCOUNT_TRAITS, _check_account, [*loc, "traits", "company"])
+                if "mrr" in rest:
+                    mrr_at[company_id] = at
                 row["account_id"] = company_id
         elif isinstance(call, Track):
             events.append(_event(call.messageId, call.userId, call.event, at, call.properties))
@@ -211,7 +219,7 @@ def plan(calls: list[tuple[list[str | int], Call]], known: Known, now: datetime,
                 _event(call.messageId, call.userId, f"{call.type}_viewed", at, {**call.properties, **extra})
             )
 
-    result = Plan(events=events, skipped=skipped)
+    result = Plan(events=events, mrr_at=mrr_at, skipped=skipped)
     for row in accounts.values():
         traits = row.pop("_traits")
         if "traits" in row:

@@ -52,7 +52,12 @@ def upsert_accounts(
         given.append(values)
     for columns, group in by_columns(given).items():
         db.upsert(conn, schema.accounts, group, ["id"], [c for c in columns if c != "id"])
-    ids = [r.id for r in rows]
+    retouch(conn, [r.id for r in rows], rules)
+    return len(rows)
+
+
+def retouch(conn: Connection, ids: Sequence[str], rules: Touch) -> None:
+    """Recompute the touch tier of these accounts from their plan and MRR, unless it was set explicitly."""
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         conn.execute(
@@ -60,7 +65,6 @@ def upsert_accounts(
             .where(schema.accounts.c.id.in_(chunk), schema.accounts.c.touch_explicit.is_(False))
             .values(touch=touch_expr(rules))
         )
-    return len(rows)
 
 
 def upsert_contacts(db: Database, conn: Connection, rows: Sequence[ContactIn], now: datetime) -> int:

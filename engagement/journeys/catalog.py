@@ -14,6 +14,7 @@ from engagement import vocab
 from engagement.conditions import ast
 from engagement.conditions.parse import Parser
 from engagement.config import Settings
+from engagement.delivery import surveys
 from engagement.delivery.templates import Renderer, sample_context
 from engagement.errors import JourneyError, Problem
 from engagement.journeys import files, program, spec
@@ -221,6 +222,8 @@ def _check_message(
     kind: str, body: dict[str, Any], renderer: Renderer, context: dict[str, Any], settings: Settings
 ) -> list[tuple[files.Loc, str]]:
     """Render a message step's templates for a sample recipient; (field path, message) problems."""
+    if kind == "survey":
+        return list(surveys.check(settings, renderer, body, context))
     texts = {"email": ("subject",), "in_app": ("title", "body"), "notify": ("text",)}[kind]
     found: list[tuple[files.Loc, str]] = []
     for field in texts:

@@ -20,7 +20,7 @@ from engagement import vocab
 from engagement.conditions import ast
 from engagement.journeys import spec
 
-MESSAGE_KINDS = tuple(vocab.Channel)
+MESSAGE_KINDS = (*vocab.Channel, "survey")  # the step kinds that send something
 MAX_ID = 100  # the step_id columns' length
 Loc = tuple[str | int, ...]
 
@@ -44,6 +44,11 @@ class Email(Placed):
     kind: Literal[vocab.Channel.EMAIL] = field(default=vocab.Channel.EMAIL, init=False)
     spec: spec.EmailSpec
 
+    @property
+    def channel(self) -> vocab.Channel:
+        """Where the message goes (every message has one: a survey goes by email or in-app)."""
+        return vocab.Channel.EMAIL
+
 
 @dataclass(frozen=True, kw_only=True)
 class InApp(Placed):
@@ -52,6 +57,11 @@ class InApp(Placed):
     kind: Literal[vocab.Channel.IN_APP] = field(default=vocab.Channel.IN_APP, init=False)
     spec: spec.InAppSpec
 
+    @property
+    def channel(self) -> vocab.Channel:
+        """Where the message goes."""
+        return vocab.Channel.IN_APP
+
 
 @dataclass(frozen=True, kw_only=True)
 class Notify(Placed):
@@ -59,6 +69,24 @@ class Notify(Placed):
 
     kind: Literal[vocab.Channel.NOTIFY] = field(default=vocab.Channel.NOTIFY, init=False)
     spec: spec.NotifySpec
+
+    @property
+    def channel(self) -> vocab.Channel:
+        """Where the message goes."""
+        return vocab.Channel.NOTIFY
+
+
+@dataclass(frozen=True, kw_only=True)
+class Survey(Placed):
+    """Ask an NPS or CSAT question, by email or in-app."""
+
+    kind: Literal["survey"] = field(default="survey", init=False)
+    spec: spec.SurveySpec
+
+    @property
+    def channel(self) -> vocab.Channel:
+        """Where the question goes: the survey's own channel."""
+        return vocab.Channel(self.spec.channel)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,8 +122,8 @@ class Jump(Placed):
     kind: Literal["jump"] = field(default="jump", init=False)
 
 
-Message = Email | InApp | Notify
-Instr = Email | InApp | Notify | Wait | WaitUntil | Branch | Jump
+Message = Email | InApp | Notify | Survey
+Instr = Email | InApp | Notify | Survey | Wait | WaitUntil | Branch | Jump
 
 
 class _Placing(TypedDict):
@@ -176,6 +204,8 @@ def _emit(
                 out.append(InApp(**at, spec=step.in_app))
             case spec.NotifyStep():
                 out.append(Notify(**at, spec=step.notify))
+            case spec.SurveyStep():
+                out.append(Survey(**at, spec=step.survey))
             case spec.WaitStep():
                 out.append(Wait(**at, duration=step.wait))
             case spec.WaitUntilStep():

@@ -56,6 +56,25 @@ class NotifySpec(Strict):
     text: str
 
 
+class SurveySpec(Strict):
+    kind: Literal["nps", "csat"] = Field(description="nps (0 to 10) or csat (1 to 5)")
+    channel: Literal["email", "in_app"] = "email"
+    question: str = Field(min_length=1, max_length=300)
+    subject: str | None = Field(
+        None, description="email surveys: Jinja2, e.g. 'One question, {{ contact.first_name }}'"
+    )
+    comment: str | None = Field(None, max_length=300, description="optional: asked after the score")
+    expires: Duration | None = Field(None, description="in-app surveys: how long the question stays up")
+
+    @model_validator(mode="after")
+    def _subject_for_email(self) -> SurveySpec:
+        if self.channel == "email" and not self.subject:
+            raise ValueError("an email survey needs a `subject`")
+        if self.channel == "in_app" and self.subject is not None:
+            raise ValueError("`subject` is for email surveys; an in-app survey shows its `question`")
+        return self
+
+
 class StepBase(Strict):
     id: StepId | None = None
     if_: RawCondition | None = Field(None, alias="if", description="skip the step unless this holds")
@@ -71,6 +90,10 @@ class InAppStep(StepBase):
 
 class NotifyStep(StepBase):
     notify: NotifySpec
+
+
+class SurveyStep(StepBase):
+    survey: SurveySpec
 
 
 class WaitStep(StepBase):
@@ -92,7 +115,7 @@ class BranchStep(StepBase):
     branch: BranchSpec
 
 
-STEP_KINDS = ("email", "in_app", "notify", "wait_until", "wait", "branch")
+STEP_KINDS = ("email", "in_app", "notify", "survey", "wait_until", "wait", "branch")
 STEP_TAGS = {f"<{kind} step>" for kind in STEP_KINDS}
 
 
@@ -106,6 +129,7 @@ Step = Annotated[
     Annotated[EmailStep, Tag("<email step>")]
     | Annotated[InAppStep, Tag("<in_app step>")]
     | Annotated[NotifyStep, Tag("<notify step>")]
+    | Annotated[SurveyStep, Tag("<survey step>")]
     | Annotated[WaitStep, Tag("<wait step>")]
     | Annotated[WaitUntilStep, Tag("<wait_until step>")]
     | Annotated[BranchStep, Tag("<branch step>")],
@@ -336,6 +360,16 @@ def _condition_schema() -> dict[str, Any]:
             "score": {"type": "object", "properties": bounds, "additionalProperties": False},
             "account_score": {"type": "object", "properties": bounds, "additionalProperties": False},
             "health": {"enum": ["green", "yellow", "red"]},
+            "survey": {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {
+                    "kind": {"enum": ["nps", "csat"]},
+                    "score": {"type": "object", "properties": bounds, "additionalProperties": False},
+                    "within": dur,
+                },
+                "additionalProperties": False,
+            },
         },
         "patternProperties": {r"^(contact|account)\.[A-Za-z0-9_.]+$": {"anyOf": [scalar, ops]}},
         "additionalProperties": False,

@@ -52,10 +52,19 @@ def bars(label: str, items: Sequence[tuple[str, int]]) -> str:
     return _svg("funnel", height, len(items), label, body)
 
 
-def lines(label: str, days: Sequence[str], series: Mapping[str, Sequence[int]]) -> str:
-    """One line per series over days, with a y axis and a legend."""
+def lines(
+    label: str,
+    days: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    kind: str = "daily",
+    percent: bool = False,
+) -> str:
+    """One line per series over days (or months), with a y axis and a legend; a None value is a gap."""
     height, left, right, top, bottom = 240, 48, 16, 28, 36
-    peak = _nice_max(max((max(v, default=0) for v in series.values()), default=0))
+    peak = _nice_max(
+        max((max((v for v in vs if v is not None), default=0) for vs in series.values()), default=0)
+    )
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     n = max(len(days), 1)
 
@@ -65,6 +74,9 @@ def lines(label: str, days: Sequence[str], series: Mapping[str, Sequence[int]]) 
     def y(v: float) -> float:
         return top + plot_h * (1 - v / peak)
 
+    def shown(v: float) -> str:
+        return f"{100 * v:.1f}%" if percent else f"{v:g}"
+
     body = [
         f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" stroke="#9ca3af"/>'
     ]
@@ -73,7 +85,7 @@ def lines(label: str, days: Sequence[str], series: Mapping[str, Sequence[int]]) 
         body.append(
             f'<line x1="{left}" y1="{y(value):.1f}" x2="{WIDTH - right}" y2="{y(value):.1f}" stroke="#f3f4f6"/>'
         )
-        body.append(_text(left - 6, y(value) + 4, f"{value:g}", "end"))
+        body.append(_text(left - 6, y(value) + 4, f"{100 * value:g}%" if percent else f"{value:g}", "end"))
     for i in sorted({0, n // 2, n - 1}):
         if i < len(days):
             anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
@@ -81,20 +93,72 @@ def lines(label: str, days: Sequence[str], series: Mapping[str, Sequence[int]]) 
     points = 0
     for s, (name, values) in enumerate(series.items()):
         colour = PALETTE[s % len(PALETTE)]
-        coords = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
-        body.append(
-            f'<polyline class="mark" fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>'
-        )
+        runs: list[list[str]] = [[]]
+        for i, v in enumerate(values):
+            if v is None:
+                runs.append([])
+            else:
+                runs[-1].append(f"{x(i):.1f},{y(v):.1f}")
+        for coords in (" ".join(run) for run in runs if run):
+            body.append(
+                f'<polyline class="mark" fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>'
+            )
         for i, v in enumerate(values):
             if v:
                 body.append(
                     f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{colour}" data-value="{v}">'
-                    f"<title>{escape(name)} {escape(days[i])}: {v}</title></circle>"
+                    f"<title>{escape(name)} {escape(days[i])}: {shown(v)}</title></circle>"
                 )
         points += len(values)
         body.append(f'<rect x="{left + 120 * s}" y="6" width="10" height="10" fill="{colour}"/>')
         body.append(_text(left + 14 + 120 * s, 15, name))
-    return _svg("daily", height, points, label, body)
+    return _svg(kind, height, points, label, body)
+
+
+def bridge(label: str, start: float, steps: Sequence[tuple[str, float]], end: float) -> str:
+    """A waterfall: the start bar, each step floating up (or down, when negative) from the last, the end bar."""
+    height, left, right, top, bottom = 260, 64, 16, 20, 40
+    levels, level = [start], start
+    for _, delta in steps:
+        level += delta
+        levels.append(level)
+    peak = _nice_max(max([*levels, end, 0.0]))
+    plot_w, plot_h = WIDTH - left - right, height - top - bottom
+    slot = plot_w / (len(steps) + 2)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - v / peak)
+
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{WIDTH - right}" y2="{top + plot_h}" stroke="#9ca3af"/>'
+    ]
+    for k in range(5):
+        value = peak * k / 4
+        body.append(_text(left - 6, y(value) + 4, f"{value:,.0f}", "end"))
+    bars = [("start", 0.0, start, PALETTE[0])]
+    level = start
+    for name, delta in steps:
+        bars.append((name, level, level + delta, "#16a34a" if delta >= 0 else "#dc2626"))
+        level += delta
+    bars.append(("end", 0.0, end, PALETTE[0]))
+    for i, (name, low, high, colour) in enumerate(bars):
+        value = high - low
+        y1, y2 = sorted((y(low), y(high)))
+        xx = left + i * slot + slot * 0.15
+        body.append(
+            f'<rect class="mark" x="{xx:.1f}" y="{y1:.1f}" width="{slot * 0.7:.1f}" height="{max(y2 - y1, 1):.1f}" '
+            f'fill="{colour}" data-value="{value:.2f}"><title>{escape(name)}: {value:+,.2f}</title></rect>'
+        )
+        body.append(_text(left + i * slot + slot / 2, height - 22, name, "middle"))
+        body.append(
+            _text(
+                left + i * slot + slot / 2,
+                height - 8,
+                f"{value:+,.0f}" if 0 < i <= len(steps) else f"{value:,.0f}",
+                "middle",
+            )
+        )
+    return _svg("bridge", height, len(bars), label, body)
 
 
 def interval(label: str, estimate: float, low: float, high: float, rates: Sequence[tuple[str, float]]) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, exists, literal, or_, select, update
 
 from engagement.store import schema
 from engagement.store.database import Database
@@ -33,7 +33,7 @@ def safe_link(url: str) -> bool:
 
 def live(conn: Connection, contact_id: str, now: datetime) -> list[dict[str, Any]]:
     """The contact's nudges that are neither expired, clicked nor dismissed: unseen first, newest first."""
-    n, c = schema.nudges, schema.contacts
+    n, c, a = schema.nudges, schema.contacts, schema.survey_answers
     rows = conn.execute(
         select(n)
         .join(c, c.c.id == n.c.contact_id)
@@ -44,6 +44,7 @@ def live(conn: Connection, contact_id: str, now: datetime) -> list[dict[str, Any
             or_(n.c.expires_at.is_(None), n.c.expires_at > now),
             n.c.clicked_at.is_(None),
             n.c.dismissed_at.is_(None),
+            ~exists(select(literal(1)).where(a.c.delivery_id == n.c.delivery_id)),  # an answered survey
         )
         .order_by(n.c.seen_at.is_not(None), n.c.created_at.desc(), n.c.id)
     ).mappings()
@@ -69,6 +70,9 @@ def public(row: Any) -> dict[str, Any]:
         "seen_at": stamp(row["seen_at"]),
         "clicked_at": stamp(row["clicked_at"]),
         "dismissed_at": stamp(row["dismissed_at"]),
+        "survey": (
+            {"kind": row["survey_kind"], "comment": row["survey_comment"]} if row["survey_kind"] else None
+        ),
     }
 
 

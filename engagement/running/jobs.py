@@ -63,6 +63,7 @@ def tick(engine: Engine, now: datetime) -> Counts:
         "sent": d.sent,
         "held": d.held,
         "skipped_late": d.skipped_late,
+        "skipped_recent": d.skipped_recent,
         "in_doubt": d.in_doubt,
         "failed": d.failed,
         "rate_limited": d.rate_limited,

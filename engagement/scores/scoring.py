@@ -60,6 +60,7 @@ RESPONSE_WEIGHTS = {  # response kind -> the weight it earns (one per delivery)
     vocab.ResponseKind.SPAMREPORT: "spamreport",
     vocab.ResponseKind.UNSUBSCRIBE: "unsubscribe",
     vocab.ResponseKind.GROUP_UNSUBSCRIBE: "unsubscribe",
+    vocab.ResponseKind.ANSWERED: "survey_answered",
 }
 CREDIT_COLUMNS = ["key", "contact_id", "account_id", "kind", "detail", "weight", "at_day"]
 RETURNED = ["contact_id", "account_id", "weight", "at_day"]  # what a new credit adds to the scores

@@ -11,6 +11,8 @@ row carries the writing transaction's id, which is what readers order by (see `i
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import Connection
 
 # table -> (contact id, account id, journey id) expressions over one of its rows, aliased `r`;
@@ -23,6 +25,7 @@ SUBJECTS = {
     "account_milestone": ("NULL", "r.account_id", "NULL"),
     "contact_score": ("r.contact_id", "NULL", "NULL"),
     "account_score": ("NULL", "r.account_id", "NULL"),
+    "survey_answer": ("r.contact_id", "NULL", "NULL"),
     "enrollment": (
         "CASE WHEN r.audience = 'contact' THEN r.subject_id END",
         "CASE WHEN r.audience = 'account' THEN r.subject_id END",
@@ -30,6 +33,12 @@ SUBJECTS = {
     ),
 }
 OPS = ("insert", "update", "delete")
+# the tables migration 0007 put triggers on; later migrations add their own tables' (0019: survey_answer)
+AS_OF_0007 = tuple(t for t in SUBJECTS if t != "survey_answer")
+
+
+def _tables(tables: Collection[str] | None) -> list[tuple[str, tuple[str, str, str]]]:
+    return [(t, e) for t, e in SUBJECTS.items() if tables is None or t in tables]
 
 
 def _wanted(table: str, op: str) -> bool:
@@ -42,10 +51,10 @@ def _name(table: str, op: str) -> str:
     return f"subject_change_{table}_{op}"
 
 
-def sqlite_statements() -> list[str]:
-    """CREATE TRIGGER statements for SQLite (row level)."""
+def sqlite_statements(tables: Collection[str] | None = None) -> list[str]:
+    """CREATE TRIGGER statements for SQLite (row level), for `tables` (default: all)."""
     statements = []
-    for table, exprs in SUBJECTS.items():
+    for table, exprs in _tables(tables):
         for op in OPS:
             if not _wanted(table, op):
                 continue
@@ -90,10 +99,10 @@ def _pg_enrollment_row_trigger(op: str, when: str) -> list[str]:
     ]
 
 
-def postgresql_statements() -> list[str]:
-    """CREATE FUNCTION and CREATE TRIGGER statements for PostgreSQL (statement level)."""
+def postgresql_statements(tables: Collection[str] | None = None) -> list[str]:
+    """CREATE FUNCTION and CREATE TRIGGER statements for PostgreSQL (statement level), for `tables`."""
     statements = []
-    for table, (contact, account, journey) in SUBJECTS.items():
+    for table, (contact, account, journey) in _tables(tables):
         for op in OPS:
             if not _wanted(table, op):
                 continue
@@ -153,10 +162,13 @@ def drop_ended_on_insert_statements(dialect: str) -> list[str]:
     return [f"DROP TRIGGER IF EXISTS {ENDED_ON_INSERT}"]
 
 
-def drop_statements(dialect: str) -> list[str]:
-    """Statements removing every trigger (and PostgreSQL function) created above."""
-    statements = drop_ended_on_insert_statements(dialect)
-    for table in SUBJECTS:
+def drop_statements(dialect: str, tables: Collection[str] | None = None) -> list[str]:
+    """Statements removing every trigger (and PostgreSQL function) created above, on `tables`.
+
+    The enrollment-ended-on-insert trigger goes with the enrollment table's.
+    """
+    statements = drop_ended_on_insert_statements(dialect) if tables is None or "enrollment" in tables else []
+    for table, _ in _tables(tables):
         for op in OPS:
             if not _wanted(table, op):
                 continue
@@ -177,9 +189,9 @@ def triggers() -> list[tuple[str, str]]:
     return [*found, ("enrollment", ENDED_ON_INSERT)]
 
 
-def create_statements(dialect: str) -> list[str]:
-    """The statements creating the triggers of migration 0007, for this dialect."""
-    return postgresql_statements() if dialect == "postgresql" else sqlite_statements()
+def create_statements(dialect: str, tables: Collection[str] | None = None) -> list[str]:
+    """The statements creating the triggers on `tables` (default: all), for this dialect."""
+    return postgresql_statements(tables) if dialect == "postgresql" else sqlite_statements(tables)
 
 
 def create(conn: Connection) -> None:

@@ -129,6 +129,24 @@ class Database:
             for chunk in _chunks(rows):
                 conn.execute(stmt, list(chunk))
 
+    def append(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Add rows (all with the same keys) to a table that has no unique key they could hit, at the
+        driver's speed: COPY on PostgreSQL (SQLAlchemy's multi-row VALUES took ~4x the time for 1M rows),
+        the executemany fast path on SQLite."""
+        if not rows:
+            return
+        if self.dialect != "postgresql":
+            self.executemany(conn, table.insert(), rows)
+            return
+        names = list(rows[0])
+        columns = ", ".join(conn.dialect.identifier_preparer.quote(name) for name in names)
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        pick = itemgetter(*names)
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(pick(row) if len(names) > 1 else (pick(row),))
+
     def _driver_executemany(self, conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> int | None:
         """On SQLite, run `stmt` for every row straight through the driver and return the rows changed.
 
@@ -219,6 +237,29 @@ class Database:
         if self.dialect == "sqlite" and result.rowcount < 0:
             return int(conn.execute(CHANGES).scalar_one())
         return int(result.rowcount)
+
+    def upsert_from_select(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: list[str],
+        query: Any,
+        keys: Sequence[str],
+        update: Sequence[str],
+        only_if: Callable[[Any], ColumnElement[bool]],
+    ) -> None:
+        """INSERT … SELECT; a row whose `keys` exist updates its `update` columns where `only_if(excluded)` holds.
+
+        The query must not give one key twice (PostgreSQL updates a row at most once per statement) and
+        should have a WHERE clause (SQLite reads `SELECT … ON CONFLICT` ambiguously without one).
+        """
+        stmt = self._insert(table).from_select(columns, query)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={c: stmt.excluded[c] for c in update},
+            where=only_if(stmt.excluded),
+        )
+        conn.execute(stmt)
 
     def insert_from_select_returning(
         self, conn: Connection, table: Table, columns: list[str], query: Any, returning: Sequence[str]

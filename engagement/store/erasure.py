@@ -108,6 +108,10 @@ def erase(db: Database, contact_id: str, now: datetime, *, outbox: Path | None =
             )
         ).rowcount
         done.responses = conn.execute(update(r).where(r.c.contact_id == contact_id).values(data={})).rowcount
+        answers = schema.survey_answers
+        conn.execute(
+            update(answers).where(answers.c.contact_id == contact_id).values(comment=None)
+        )  # their words
         done.enrollments_ended = conn.execute(
             update(en)
             .where(

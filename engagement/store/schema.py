@@ -66,6 +66,47 @@ class Revenue(SQLModel, table=True):
     recorded_at: datetime | None = _ts()
 
 
+class StripeEvent(SQLModel, table=True):
+    """A Stripe subscription event taken in, once per event id, with the subscription MRR it leaves.
+
+    `applied_at` is empty while the event's account is not known yet; it is applied when the account appears.
+    """
+
+    __tablename__ = "stripe_event"
+    __table_args__ = (
+        Index(
+            "ix_stripe_event_pending",
+            "account_id",
+            sqlite_where=text("applied_at IS NULL"),
+            postgresql_where=text("applied_at IS NULL"),
+        ),
+    )
+    event_id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=100)
+    created: datetime = _ts(nullable=False)  # the event's `created`: when its revenue row takes effect
+    subscription_id: str = Field(max_length=255)
+    account_id: str = Field(max_length=200)
+    status: str = Field(max_length=40)
+    mrr: float = 0.0
+    received_at: datetime = _ts(nullable=False)
+    applied_at: datetime | None = _ts()
+
+
+class StripeSubscription(SQLModel, table=True):
+    """From `effective_at` on, a Stripe subscription adds `mrr` to its account's MRR.
+
+    An account's Stripe MRR at an instant is the sum over its subscriptions of each one's latest row at or
+    before it; the revenue rows with source `stripe` are that sum at each instant a subscription changed.
+    """
+
+    __tablename__ = "stripe_subscription"
+    subscription_id: str = Field(primary_key=True, max_length=255)
+    effective_at: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    account_id: str = Field(max_length=200, index=True)
+    mrr: float = 0.0
+    event_id: str = Field(max_length=255)
+
+
 class Contact(SQLModel, table=True):
     """A user of an account; the person journeys talk to."""
 
@@ -223,6 +264,7 @@ class Delivery(SQLModel, table=True):
         ),
         CheckConstraint(vocab.one_of("status", vocab.DeliveryStatus), name="status"),
         CheckConstraint(vocab.one_of("hold_code", vocab.HoldCode), name="hold_code"),
+        CheckConstraint(vocab.one_of("survey_kind", vocab.SurveyKind), name="survey_kind"),
     )
     id: str = Field(primary_key=True, max_length=36)
     enrollment_id: int = Field(sa_column=Column(BigId, nullable=False))
@@ -246,6 +288,7 @@ class Delivery(SQLModel, table=True):
     hold_code: str | None = Field(
         default=None, max_length=30
     )  # a vocab.HoldCode while held; reports count it
+    survey_kind: str | None = Field(default=None, max_length=10)  # a survey step's vocab.SurveyKind
 
 
 class Response(SQLModel, table=True):
@@ -322,6 +365,8 @@ class Nudge(SQLModel, table=True):
     seen_at: datetime | None = _ts()
     clicked_at: datetime | None = _ts()
     dismissed_at: datetime | None = _ts()
+    survey_kind: str | None = Field(default=None, max_length=10)  # a survey: its score buttons
+    survey_comment: str | None = Field(default=None, max_length=300)  # a survey: the comment question
 
 
 class Suppression(SQLModel, table=True):
@@ -516,3 +561,5 @@ digest_sends = table(DigestSend)
 provider_pauses = table(ProviderPause)
 subject_changes = table(SubjectChange)
 journey_watermarks = table(JourneyWatermark)
+stripe_events = table(StripeEvent)
+stripe_subscriptions = table(StripeSubscription)

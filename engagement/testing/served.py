@@ -36,6 +36,12 @@ def serving(app: Any, sock: socket.socket) -> Iterator[None]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+        # lifespan is off, so the engine app's background scorer is stopped here: a credit pass left
+        # running holds locks the next test's schema setup waits on (a deadlock on PostgreSQL)
+        services = getattr(getattr(app, "state", None), "services", None)
+        scorer = getattr(services, "scorer", None)
+        if scorer is not None:
+            scorer.stop()
 
 
 @contextmanager

@@ -41,13 +41,13 @@ def upgrade() -> None:
         sa.Column("change_mark", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.PrimaryKeyConstraint("journey_id", name=op.f("pk_journey_watermark")),
     )
-    for statement in change_log.create_statements(op.get_context().dialect.name):
+    for statement in change_log.create_statements(op.get_context().dialect.name, change_log.AS_OF_0007):
         op.execute(statement)
 
 
 def downgrade() -> None:
     """Drop the triggers and both tables."""
-    for statement in change_log.drop_statements(op.get_context().dialect.name):
+    for statement in change_log.drop_statements(op.get_context().dialect.name, change_log.AS_OF_0007):
         op.execute(statement)
     op.drop_table("journey_watermark")
     op.drop_index("ix_subject_change_journey", table_name="subject_change")

@@ -76,7 +76,7 @@ def upgrade() -> None:
             for column, words in columns.items():
                 batch.create_check_constraint(op.f(f"ck_{table}_{column}"), _one_of(column, words))
     if dialect == "sqlite":  # IF NOT EXISTS: the other tables' triggers are still there
-        for statement in change_log.create_statements(dialect) + change_log.ended_on_insert_statements(
+        for statement in change_log.create_statements(dialect, change_log.AS_OF_0007) + change_log.ended_on_insert_statements(
             dialect
         ):
             op.execute(statement)
@@ -92,7 +92,7 @@ def downgrade() -> None:
         batch.drop_column("hold_code")
     dialect = op.get_context().dialect.name
     if dialect == "sqlite":
-        for statement in change_log.create_statements(dialect) + change_log.ended_on_insert_statements(
+        for statement in change_log.create_statements(dialect, change_log.AS_OF_0007) + change_log.ended_on_insert_statements(
             dialect
         ):
             op.execute(statement)

@@ -2,7 +2,7 @@
 condition.
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-03 15:45:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | Sequence[str] | None = "0013"
+down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,6 +12,10 @@
  * `clicked` on the call-to-action (then follows its link) and `dismissed` on close. Texts are set with
  * textContent, never as HTML, and only http(s) links are followed. window.EngagementNudges.refresh()
  * reloads the inbox.
+ *
+ * A survey nudge (nudge.survey = {kind: nps|csat, comment}) shows its question with one button per score
+ * (NPS 0-10, CSAT 1-5; real <button>s, so Tab, Enter and Space work), then the comment box if the survey
+ * asks one, and sends {score, comment} to POST /v1/nudges/{id}/answer.
  */
 (function () {
   "use strict";
@@ -48,6 +52,60 @@
     return call("POST", "/v1/nudges/" + encodeURIComponent(id) + "/events", { kind: kind });
   }
 
+  function answer(id, score, comment) {
+    var body = { score: score };
+    if (comment) body.comment = comment;
+    return call("POST", "/v1/nudges/" + encodeURIComponent(id) + "/answer", body);
+  }
+
+  function showSurvey(nudge, card) {
+    var scores = nudge.survey.kind === "nps" ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10] : [1, 2, 3, 4, 5];
+    var group = el("div", "engagement-survey-scores");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", nudge.title);
+    var chosen = null;
+    var form = null;
+    var buttons = [];
+    var done = function () {
+      while (card.childNodes.length > 1) card.removeChild(card.lastChild); // keep the close button
+      card.appendChild(el("p", "engagement-survey-thanks", "Thank you for your answer."));
+    };
+    var send = function (comment) {
+      answer(nudge.id, chosen, comment).then(done, warn);
+    };
+    scores.forEach(function (score) {
+      var button = el("button", "engagement-survey-score", score);
+      button.type = "button";
+      button.setAttribute("aria-pressed", "false");
+      button.setAttribute("data-score", String(score));
+      button.addEventListener("click", function () {
+        chosen = score;
+        buttons.forEach(function (b) { b.setAttribute("aria-pressed", b === button ? "true" : "false"); });
+        if (!nudge.survey.comment) { send(null); return; }
+        if (form) return;
+        form = el("form", "engagement-survey-comment");
+        var label = el("label", "engagement-survey-comment-label", nudge.survey.comment);
+        var box = document.createElement("textarea");
+        box.id = "engagement-survey-comment-" + nudge.id;
+        box.maxLength = 2000;
+        label.htmlFor = box.id;
+        var submit = el("button", "engagement-survey-send", "Send");
+        submit.type = "submit";
+        form.appendChild(label);
+        form.appendChild(box);
+        form.appendChild(submit);
+        form.addEventListener("submit", function (event) {
+          event.preventDefault();
+          send(box.value.trim() || null);
+        });
+        card.appendChild(form);
+      });
+      buttons.push(button);
+      group.appendChild(button);
+    });
+    card.appendChild(group);
+  }
+
   function safeUrl(raw) {
     var url;
     try { url = new URL(raw, location.href); } catch (e) { return null; }
@@ -72,6 +130,12 @@
       ".engagement-nudge-title{display:block;font-weight:600;margin-bottom:4px}" +
       ".engagement-nudge-body{margin:0 0 10px}" +
       ".engagement-nudge-cta{display:inline-block;padding:6px 12px;border-radius:6px;background:#2563eb;color:#fff;text-decoration:none}" +
+      ".engagement-survey-scores{display:flex;flex-wrap:wrap;gap:4px;margin-top:6px}" +
+      ".engagement-survey-score{min-width:24px;padding:4px 6px;border:1px solid #2563eb;border-radius:4px;background:#fff;color:#2563eb;cursor:pointer;font:inherit}" +
+      ".engagement-survey-score[aria-pressed=true]{background:#2563eb;color:#fff}" +
+      ".engagement-survey-comment label{display:block;margin:10px 0 4px}" +
+      ".engagement-survey-comment textarea{width:100%;box-sizing:border-box;min-height:60px;font:inherit}" +
+      ".engagement-survey-send{margin-top:6px;padding:6px 12px;border:0;border-radius:6px;background:#2563eb;color:#fff;cursor:pointer;font:inherit}" +
       ".engagement-nudge-close{position:absolute;top:6px;right:8px;border:0;background:none;font-size:18px;line-height:1;color:#6b7280;cursor:pointer}";
     document.head.appendChild(style);
   }
@@ -103,6 +167,7 @@
     card.appendChild(close);
     card.appendChild(el("strong", "engagement-nudge-title", nudge.title));
     if (nudge.body) card.appendChild(el("p", "engagement-nudge-body", nudge.body));
+    if (nudge.survey) showSurvey(nudge, card);
     var href = nudge.cta ? safeUrl(nudge.cta.url) : null;
     if (href) {
       var link = el("a", "engagement-nudge-cta", nudge.cta.label || "Open");
