@@ -62,8 +62,8 @@ def render_rate(settings: config.Settings, count: int) -> tuple[float, float, in
     size = 0
     cpu, started = cpu_seconds(None), time.perf_counter()
     for contact in contacts:
-        context = dispatch._context(settings, journey, "welcome", contact, by_id[contact["account_id"]])
         row = SimpleNamespace(id=f"d{contact['id']}", journey_id=journey.id, step_id="welcome")
+        context = dispatch._context(settings, journey, row, contact, by_id[contact["account_id"]])
         email = dispatch._email(settings, engine.renderer, instr, row, contact, context, now)
         size = len(json.dumps(payload(email), separators=(",", ":")).encode())
     seconds = time.perf_counter() - started

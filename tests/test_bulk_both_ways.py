@@ -30,6 +30,7 @@ from engagement.dryrun.demo.responses import Customers
 from engagement.ingest import importer, intake, segment, stripe_events, subscriptions
 from engagement.reports import digest
 from engagement.responses import email_events, inbox
+from engagement.responses import surveys as survey_answers
 from engagement.scores import scoring
 from engagement.store import database, schema
 from engagement.store.database import Database
@@ -188,6 +189,14 @@ def test_every_bulk_statement_writes_the_same_rows_both_ways(checked: BothWays, 
         sent = conn.execute(select(d.c.journey_id, d.c.step_id).where(d.c.status == "sent")).all()
     steps = {journey: [(step, "nps")] for journey, step in sent}
     assert steps and demo_surveys.answer(db, steps, seed=7, end=NOW + timedelta(days=30)) > 0
+    with db.begin() as conn:  # a contact answers a survey on its landing page (the first answer, then again)
+        asked = conn.execute(select(d).where(d.c.status == "sent", d.c.contact_id.is_not(None))).first()
+        assert asked is not None
+        survey = survey_answers.Survey(
+            asked.id, asked.contact_id, "acme", asked.journey_id, asked.step_id, "nps"
+        )
+        conn.execute(schema.survey_answers.delete().where(schema.survey_answers.c.delivery_id == asked.id))
+        assert survey_answers.record(db, conn, survey, survey_answers.Answer(3, "slow"), later, "email")
 
     missing = call_sites() - checked.called
     assert not missing, f"bulk statements this scenario never ran: {sorted(missing)}"

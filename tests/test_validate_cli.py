@@ -44,7 +44,7 @@ def test_the_shipped_journeys_validate_with_the_shipped_config() -> None:
     result = CliRunner().invoke(app, ["--config", str(REPO / "config.toml"), "validate"])
 
     assert result.exit_code == 0, result.output
-    assert "4 journey(s) valid" in result.stdout
+    assert "6 journey(s) valid" in result.stdout
 
 
 BROKEN_YAML = """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,9 @@ import httpx
 import pytest
 import stripe
 from engine_world import NOW, World
+from hypothesis import given
+from hypothesis import strategies as st
+from test_hostile_fuzz import ANSWERS, FUZZ, HOSTILE, ID
 
 from engagement import config
 from engagement.api.app import create_app
@@ -369,3 +373,65 @@ def test_the_secret_comes_from_the_environment_like_the_other_webhook_keys(
     stripe_config = config.load(None).webhooks.stripe
 
     assert (stripe_config.secret, stripe_config.tolerance) == (SECRET, timedelta(minutes=2))
+
+
+def test_hostile_values_in_signed_stripe_events_get_a_clear_answer_and_store_only_sound_revenue(
+    hooked: Hooked,
+) -> None:
+    """Signed correctly, so the values themselves are what the door must judge: NaN, huge numbers, surrogates,
+    wrong types, `/` in ids, extreme times. Every answer is 200 (applied, pending or ignored) or a 4xx naming
+    what is wrong; every row written is a finite, non-negative MRR; nothing stops a tick."""
+    h = hooked
+    money = st.one_of(HOSTILE, st.integers(0, 10**6), st.just(-100), st.floats(allow_nan=True))
+    item = st.fixed_dictionaries(
+        {
+            "price": st.fixed_dictionaries(
+                {
+                    "unit_amount": money,
+                    "recurring": st.fixed_dictionaries(
+                        {
+                            "interval": st.one_of(HOSTILE, st.sampled_from(["day", "week", "month", "year"])),
+                            "interval_count": st.one_of(HOSTILE, st.integers(-2, 12)),
+                        }
+                    ),
+                }
+            ),
+            "quantity": st.one_of(HOSTILE, st.integers(-1, 10**9)),
+        }
+    )
+    envelope = st.fixed_dictionaries(
+        {
+            "id": st.one_of(HOSTILE, st.sampled_from(["evt_a", "evt_b"])),
+            "type": st.one_of(HOSTILE, st.sampled_from(sorted(stripe_events.SUBSCRIPTION_EVENTS))),
+            "created": st.one_of(HOSTILE, st.just(int(T0.timestamp())), st.integers(-(2**40), 2**40)),
+            "data": st.fixed_dictionaries(
+                {
+                    "object": st.fixed_dictionaries(
+                        {
+                            "id": st.one_of(HOSTILE, st.just("sub_f")),
+                            "status": st.one_of(HOSTILE, st.sampled_from(["active", "canceled"])),
+                            "metadata": st.one_of(
+                                HOSTILE, st.fixed_dictionaries({"account_id": st.one_of(ID, HOSTILE)})
+                            ),
+                            "items": st.fixed_dictionaries({"data": st.lists(item, max_size=3)}),
+                        }
+                    )
+                }
+            ),
+        }
+    )
+
+    @FUZZ
+    @given(envelope)
+    def door(doc: dict[str, Any]) -> None:
+        body = json.dumps(doc).encode("utf-8", "surrogatepass")  # NaN as JSON's lookalike, surrogates escaped
+        answer = h.post(body, sign(body, h.clock.now()))
+        assert answer.status_code in ANSWERS, answer.text
+        if answer.status_code == 422:
+            assert answer.json()["detail"], answer.text
+
+    door()
+    for row in h.world.rows(revenue):
+        assert math.isfinite(row["mrr"]) and row["mrr"] >= 0, row
+    assert math.isfinite(h.mrr()) and h.mrr() >= 0
+    h.world.tick(NOW + timedelta(hours=1))
