@@ -146,6 +146,55 @@ def test_a_message_is_written_byte_for_byte_as_the_wire_policy_writes_it(changes
     )
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"text": "line one\r\nline two\rline three\n\n\n", "html": "<p>no newline at the end</p>"},
+        {"text": "trailing spaces   \nand a tab\t\nFrom the start\n.\n..\n", "html": "=3D =\n" * 40},
+        {"text": "Grüße, Zoë ✓ " * 30 + "\n", "html": "<p>" + "é" * 500 + "</p>\n"},
+        {"text": "--" + "=" * 15 + "1234==\n", "html": "x" * 77 + "\n" + "y" * 76 + "=" + "\n"},
+        {"subject": "Tabs\tand  spaces", "to_name": "", "sent_at": None, "headers": {}},
+        {"subject": "Zoë", "to_name": "Zoë Ångström"},
+    ],
+)
+def test_the_usual_message_is_written_directly_with_the_bytes_of_emails_generator(
+    changes: dict[str, Any],
+) -> None:
+    message = outbound(**changes)
+    boundary = re.compile(rb"={15}\d+==")
+
+    direct = mime._written(message)
+
+    assert direct is not None
+    assert boundary.sub(b"B", direct) == boundary.sub(
+        b"B", mime.build_mime(message).as_bytes(policy=mime.PLAIN)
+    )
+    assert boundary.sub(b"B", direct) == boundary.sub(
+        b"B", mime.build_mime(message).as_bytes(policy=mime.WIRE)
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"text": ""},
+        {"subject": "Zoë, " + "ünïcödé " * 12},
+        {"headers": {"List-Unsubscribe": "<https://e.example/" + "x" * 1100 + ">"}},
+    ],
+)
+def test_a_message_with_an_empty_part_or_a_header_to_encode_goes_through_emails_generator(
+    changes: dict[str, Any],
+) -> None:
+    message = outbound(**changes)
+    boundary = re.compile(rb"={15}\d+==")
+
+    assert mime._written(message) is None
+    assert boundary.sub(b"B", mime.to_bytes(message)) == boundary.sub(
+        b"B", mime.build_mime(message).as_bytes(policy=mime.WIRE)
+    )
+
+
 def test_the_engine_stamps_each_outbox_email_with_the_tick_time_and_its_delivery_id(world: World) -> None:
     world.journey(one_email("hello", "welcome"))
     world.people(1, first_name="Zoë", last_name="Ångström")

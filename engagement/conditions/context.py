@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -19,6 +19,9 @@ class EvalContext:
     green: float = 60.0  # the bands of the audience's score (health conditions read them)
     yellow: float = 30.0
     contact_bands: tuple[float, float] | None = None  # an account context's contacts' (green, yellow)
+    name: str = "now"  # what SQL parameters of this instant are named after (conditions/sql.py `instant`)
+    # what SQL compiled for this instant alone (a bound beyond the calendar); such a statement is not reused
+    unreusable: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def now_day(self) -> float:
@@ -29,6 +32,11 @@ class EvalContext:
     def today(self) -> date:
         """The UTC calendar date of `now` (date fields count days from it)."""
         return self.now.astimezone(UTC).date()
+
+    @property
+    def rules(self) -> tuple[object, ...]:
+        """Everything but the instant that compiled SQL depends on (part of a cached statement's key)."""
+        return (self.audience, self.half_life_days, self.green, self.yellow, self.contact_bands)
 
     def window_start(self, within: timedelta) -> datetime | None:
         """`now - within`, or None when that is before year 1 (the window covers all time)."""

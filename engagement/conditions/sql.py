@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timedelta
+import re
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -11,6 +13,7 @@ from sqlalchemy import (
     Float,
     Integer,
     and_,
+    bindparam,
     case,
     exists,
     false,
@@ -22,6 +25,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.sql import ColumnElement, FromClause
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
@@ -29,6 +33,7 @@ from engagement.conditions import ast
 from engagement.conditions.context import EvalContext
 from engagement.store import functions, planner, schema
 
+INSTANT = re.compile(r"(\w+?)_([tdn])_(m?)(\d+)")  # see `instant`
 JSON_KINDS = {  # our kind -> (sqlite json_type values, postgres jsonb_typeof values)
     "string": (("text",), ("string",)),
     "number": (("integer", "real"), ("number",)),
@@ -136,6 +141,60 @@ def subjects_from(audience: str) -> tuple[FromClause, ColumnElement[Any]]:
     return joined, schema.contacts.c.id
 
 
+def instant(ctx: EvalContext, offset: timedelta, type_: Any) -> BindParameter[Any]:
+    """`ctx.now + offset` as a parameter named after the offset (`now_t_m86400000000`: a day before), so a statement built
+    at one tick serves the next with its parameters recomputed (`instants`). OverflowError beyond the calendar."""
+    return bindparam(
+        f"{ctx.name}_t_{_signed(offset // timedelta(microseconds=1))}", ctx.now + offset, type_=type_
+    )
+
+
+def day(ctx: EvalContext, days: int, type_: Any) -> BindParameter[Any]:
+    """`ctx.today` plus `days` as a parameter named after them (`now_d_m7`); OverflowError beyond the calendar."""
+    return bindparam(f"{ctx.name}_d_{_signed(days)}", ctx.today + timedelta(days=days), type_=type_)
+
+
+def _signed(number: int) -> str:
+    return f"m{-number}" if number < 0 else str(number)  # a name of letters, digits and _ on every driver
+
+
+def now_day(ctx: EvalContext) -> BindParameter[Any]:
+    """`ctx.now_day` (fractional days since the epoch) as a parameter (`now_n_0`)."""
+    return bindparam(f"{ctx.name}_n_0", ctx.now_day, type_=Float)
+
+
+def instant_keys(stmt: Any) -> tuple[str, ...]:
+    """The names of the parameters `instant`, `day` and `now_day` put into a statement."""
+    keys = (b.key for b in stmt._generate_cache_key().bindparams)
+    return tuple(sorted({k for k in keys if INSTANT.fullmatch(k)}))
+
+
+def instants(keys: Iterable[str], contexts: Mapping[str, EvalContext]) -> dict[str, Any]:
+    """The values of those parameters at the instants of `contexts` (by name); OverflowError beyond the
+    calendar (then the statement must be built for that instant: it reads differently there)."""
+    values: dict[str, Any] = {}
+    for key in keys:
+        match = INSTANT.fullmatch(key)
+        assert match is not None
+        ctx, kind, number = contexts[match[1]], match[2], -int(match[4]) if match[3] else int(match[4])
+        if kind == "t":
+            values[key] = ctx.now + timedelta(microseconds=number)
+        elif kind == "d":
+            values[key] = ctx.today + timedelta(days=number)
+        else:
+            values[key] = ctx.now_day
+    return values
+
+
+def window_start(ctx: EvalContext, within: timedelta, type_: Any) -> BindParameter[Any] | None:
+    """`now - within` as a parameter, or None when that is before year 1 (the window covers all time)."""
+    try:
+        return instant(ctx, -within, type_)
+    except OverflowError:
+        ctx.unreusable.append(f"within {within}")
+        return None
+
+
 def compile_condition(cond: ast.Condition, ctx: EvalContext) -> ColumnElement[bool]:
     """A two-valued SQL boolean (never NULL) equivalent to `evaluate(cond, ...)`."""
     if isinstance(cond, ast.All):
@@ -222,8 +281,8 @@ def _milestone(cond: ast.Milestone, ctx: EvalContext) -> ColumnElement[bool]:
     else:
         m = schema.milestones
         match = m.c.contact_id == schema.contacts.c.id
-    where = [match, m.c.name == cond.name, m.c.reached_at <= ctx.now]
-    start = None if cond.within is None else ctx.window_start(cond.within)
+    where = [match, m.c.name == cond.name, m.c.reached_at <= instant(ctx, timedelta(0), m.c.reached_at.type)]
+    start = None if cond.within is None else window_start(ctx, cond.within, m.c.reached_at.type)
     if start is not None:
         where.append(m.c.reached_at > start)
     return exists(select(literal(1)).select_from(m).where(*where))
@@ -235,8 +294,8 @@ def _event_count(cond: ast.EventCount, ctx: EvalContext) -> ColumnElement[Any]:
         match = e.c.account_id == schema.accounts.c.id
     else:
         match = e.c.contact_id == schema.contacts.c.id
-    where = [match, e.c.name == cond.event, e.c.timestamp <= ctx.now]
-    start = None if cond.within is None else ctx.window_start(cond.within)
+    where = [match, e.c.name == cond.event, e.c.timestamp <= instant(ctx, timedelta(0), e.c.timestamp.type)]
+    start = None if cond.within is None else window_start(ctx, cond.within, e.c.timestamp.type)
     if start is not None:
         where.append(e.c.timestamp > start)
     return select(func.count()).select_from(e).where(*where).scalar_subquery()
@@ -251,9 +310,7 @@ def score_expr(scope: str, ctx: EvalContext) -> ColumnElement[Any]:
     else:
         s = schema.contact_scores
         match = s.c.contact_id == schema.contacts.c.id
-    factor = func.power(
-        literal(0.5, Float), (literal(ctx.now_day, Float) - s.c.as_of_day) / ctx.half_life_days
-    )
+    factor = func.power(literal(0.5, Float), (now_day(ctx) - s.c.as_of_day) / ctx.half_life_days)
     value = select(s.c.value * factor).where(match).scalar_subquery()
     return func.coalesce(value, literal(0.0, Float))
 
@@ -301,24 +358,25 @@ def _days(cond: ast.Days, ctx: EvalContext) -> ColumnElement[bool]:
     scope, _, name = cond.field.partition(".")
     col: ColumnElement[Any] = planner.Unindexed(_column(scope, name))
     is_date = ast.TIME_FIELDS[cond.field] == "date"
-    origin: date | datetime = ctx.today if is_date else ctx.now
     checks: list[ColumnElement[bool]] = [col.is_not(None)]
     for op, number in cond.bounds:
         n = int(number)
-        checks.append(_day_range(col, origin, op, n, cond.direction))
+        checks.append(_day_range(col, ctx, is_date, op, n, cond.direction))
     return and_(*checks)
 
 
 def _day_range(
-    col: ColumnElement[Any], origin: date | datetime, op: str, n: int, direction: str
+    col: ColumnElement[Any], ctx: EvalContext, is_date: bool, op: str, n: int, direction: str
 ) -> ColumnElement[bool]:
+    """Range tests on whole days from the origin (`today` for a date field, else `now`)."""
+
     def ge(k: int) -> ColumnElement[bool]:
         """Whole days (since: floor((origin - col)/day), until: floor((col - origin)/day)) >= k."""
+        days = -k if direction == "since" else k
         try:
-            edge: date | datetime = (
-                origin - timedelta(days=k) if direction == "since" else origin + timedelta(days=k)
-            )
+            edge = day(ctx, days, col.type) if is_date else instant(ctx, timedelta(days=days), col.type)
         except OverflowError:  # beyond year 1 or 9999: no stored value is that many days away
+            ctx.unreusable.append(f"{days} days")
             return false() if k > 0 else true()
         return col <= edge if direction == "since" else col >= edge
 

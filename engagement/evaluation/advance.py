@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, exists, literal, null, select, update
+from sqlalchemy import Connection, bindparam, exists, literal, null, select, update
 from sqlalchemy.sql import ColumnElement, FromClause
 
 from engagement import vocab
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
 from engagement.delivery.ids import DeliveryId
-from engagement.evaluation import stepper
+from engagement.evaluation import statements, stepper
 from engagement.journeys.catalog import Journey
 from engagement.journeys.program import Message, Notify, Survey, WaitUntil
 from engagement.store import database, schema
-from engagement.store.database import Database, among
+from engagement.store.database import Database
 
 en = schema.enrollments
+NOW = timedelta(0)
 
 
 @dataclass
@@ -36,9 +37,17 @@ def holding(
     conn: Connection, journey: Journey, ids: Sequence[str], cond: ast.Condition, ctx: EvalContext
 ) -> set[str]:
     """Which of these subjects satisfy `cond` now (one set-based query)."""
-    source, subject = sql.subjects_from(journey.audience)
-    stmt = select(subject).select_from(source).where(subject.in_(list(ids)), sql.compile_condition(cond, ctx))
-    return set(conn.execute(stmt).scalars())
+
+    def build() -> Any:
+        source, subject = sql.subjects_from(journey.audience)
+        return (
+            select(subject)
+            .select_from(source)
+            .where(subject.in_(bindparam("ids", expanding=True)), sql.compile_condition(cond, ctx))
+        )
+
+    found = statements.run(conn, ("holding", ctx.rules, cond), journey, [ctx], build, {"ids": list(ids)})
+    return set(found.scalars())
 
 
 def end_on_goal_and_exit(
@@ -50,6 +59,7 @@ def end_on_goal_and_exit(
     incremental.py), never by a pass over every subject.
     """
     counts = []
+    dialect = conn.dialect.name
     for cond, outcome in (
         (journey.goal, vocab.EnrollmentOutcome.CONVERTED),
         (journey.exit, vocab.EnrollmentOutcome.EXITED),
@@ -57,24 +67,30 @@ def end_on_goal_and_exit(
         if cond is None:
             counts.append(0)
             continue
-        where = [
-            en.c.journey_id == journey.id,
-            en.c.state == vocab.EnrollmentState.ACTIVE,
-            _subject_holds(journey, cond, ctx),
-        ]
-        if among is not None:
-            where.insert(2, database.among(conn, en.c.subject_id, among))
-        result = conn.execute(
-            update(en)
-            .where(*where)
-            .values(
-                state=vocab.EnrollmentState.ENDED,
-                outcome=outcome,
-                end_reason=outcome,
-                ended_at=ctx.now,
-                next_action_at=None,
+
+        def build(cond: ast.Condition = cond, outcome: str = outcome) -> Any:
+            where = [
+                en.c.journey_id == journey.id,
+                en.c.state == vocab.EnrollmentState.ACTIVE,
+                _subject_holds(journey, cond, ctx),
+            ]
+            if among is not None:
+                where.insert(2, database.among_param(dialect, en.c.subject_id, "among"))
+            return (
+                update(en)
+                .where(*where)
+                .values(
+                    state=vocab.EnrollmentState.ENDED,
+                    outcome=outcome,
+                    end_reason=outcome,
+                    ended_at=sql.instant(ctx, NOW, en.c.ended_at.type),
+                    next_action_at=None,
+                )
             )
-        )
+
+        params = {} if among is None else {"among": database.among_value(dialect, among)}
+        shape = ("end", ctx.rules, outcome, among is None)
+        result = statements.run(conn, shape, journey, [ctx], build, params)
         counts.append(int(result.rowcount or 0))
     return counts[0], counts[1]
 
@@ -85,16 +101,23 @@ def wake_waiters(conn: Connection, journey: Journey, ctx: EvalContext) -> int:
     for instr in journey.program:
         if not isinstance(instr, WaitUntil):
             continue
-        result = conn.execute(
-            update(en)
-            .where(
-                en.c.journey_id == journey.id,
-                en.c.state == vocab.EnrollmentState.ACTIVE,
-                en.c.step_id == instr.step_id,
-                (en.c.next_action_at.is_(None)) | (en.c.next_action_at > ctx.now),
-                _subject_holds(journey, instr.condition, ctx),
+
+        def build(instr: WaitUntil = instr) -> Any:
+            now = sql.instant(ctx, NOW, en.c.next_action_at.type)
+            return (
+                update(en)
+                .where(
+                    en.c.journey_id == journey.id,
+                    en.c.state == vocab.EnrollmentState.ACTIVE,
+                    en.c.step_id == instr.step_id,
+                    (en.c.next_action_at.is_(None)) | (en.c.next_action_at > now),
+                    _subject_holds(journey, instr.condition, ctx),
+                )
+                .values(next_action_at=now)
             )
-            .values(next_action_at=ctx.now)
+
+        result = statements.run(
+            conn, ("wake", ctx.rules, instr.step_id, instr.condition), journey, [ctx], build
         )
         woken += int(result.rowcount or 0)
     return woken
@@ -110,7 +133,7 @@ def _subject_holds(journey: Journey, cond: ast.Condition, ctx: EvalContext) -> C
     )
 
 
-def due(journey_id: str, now: datetime, limit: int) -> Any:
+def due(journey_id: str, now: datetime | ColumnElement[Any], limit: int) -> Any:
     """The next due enrollments of one journey, oldest first (served by `ix_enrollment_due`)."""
     return (
         select(
@@ -141,7 +164,13 @@ def advance_batch(
     holdout flag, so due enrollments are grouped by those, `stepper.decide` runs once per group, and each
     group is written set-based: one UPDATE for its enrollments and one INSERT … SELECT per message queued.
     """
-    rows = conn.execute(due(journey.id, ctx.now, limit).with_for_update(skip_locked=True)).all()
+
+    def claim() -> Any:
+        return due(journey.id, sql.instant(ctx, NOW, en.c.next_action_at.type), limit).with_for_update(
+            skip_locked=True
+        )
+
+    rows = statements.run(conn, ("due", limit), journey, [ctx], claim).all()
     if not rows:
         return None
     conditions = list(set(journey.conditions()))
@@ -153,11 +182,13 @@ def advance_batch(
         key = (row.step_id, row.wait_started_at, row.next_action_at, row.holdout, held)
         groups.setdefault(key, []).append(row.id)
     result = Advanced(stepped=len(rows))
+    dialect = conn.dialect.name
+    chosen = ("chosen", database.among_param(dialect, en.c.id, "chosen"))
     for (step_id, wait_started_at, due_since, in_holdout, held), ids in groups.items():
-        chosen = among(conn, en.c.id, ids)
+        picked = {"chosen": database.among_value(dialect, ids)}
         position = journey.position(step_id)
         if position is None:
-            _write(conn, chosen, _ended(vocab.EnrollmentOutcome.EXITED, "step removed from journey", ctx.now))
+            _write(conn, picked, _ended(vocab.EnrollmentOutcome.EXITED, "step removed from journey", ctx.now))
             continue
         decision = stepper.decide(
             journey.program,
@@ -169,11 +200,9 @@ def advance_batch(
             due_since=due_since,
         )
         for instr, moment in decision.messages:
-            result.queued += db.insert_from_select(
-                conn, schema.deliveries, DELIVERY_COLUMNS, deliveries(journey, instr, chosen, moment, ctx)
-            )
+            result.queued += queue(db, conn, journey, instr, chosen, moment, ctx, picked)
         if decision.outcome is not None:
-            _write(conn, chosen, _ended(decision.outcome, decision.outcome, ctx.now))
+            _write(conn, picked, _ended(decision.outcome, decision.outcome, ctx.now))
             result.completed += len(ids)
         else:
             parked = {
@@ -185,8 +214,32 @@ def advance_batch(
                 "end_reason": None,
                 "ended_at": None,
             }
-            _write(conn, chosen, parked)
+            _write(conn, picked, parked)
     return result
+
+
+def queue(
+    db: Database,
+    conn: Connection,
+    journey: Journey,
+    instr: Message,
+    chosen: tuple[str, ColumnElement[bool]],
+    due: datetime,
+    ctx: EvalContext,
+    params: dict[str, Any],
+) -> int:
+    """Queue one message for the enrollments `chosen` (its name and clause, whose parameters are in
+    `params`) selects; return how many were queued."""
+    name, clause = chosen
+
+    def build() -> Any:
+        return db.insert_select(
+            schema.deliveries, DELIVERY_COLUMNS, deliveries(journey, instr, clause, due, ctx)
+        )
+
+    shape = ("queue", ctx.rules, instr.step_id, due - ctx.now, name)
+    stmt, values = statements.prepared(conn, shape, journey, [ctx], build)
+    return db.inserted(conn, stmt, values | params)
 
 
 DELIVERY_COLUMNS = [
@@ -206,8 +259,19 @@ DELIVERY_COLUMNS = [
 ]
 
 
-def _write(conn: Connection, chosen: ColumnElement[bool], values: dict[str, Any]) -> None:
-    conn.execute(update(en).where(chosen).values(values))
+WRITTEN = ("step_id", "next_action_at", "wait_started_at", "state", "outcome", "end_reason", "ended_at")
+
+
+def _write(conn: Connection, picked: dict[str, Any], values: dict[str, Any]) -> None:
+    """Set `values` (every column of WRITTEN) on the enrollments `picked` names."""
+
+    def build() -> Any:
+        chosen = database.among_param(conn.dialect.name, en.c.id, "chosen")
+        columns = {name: bindparam(f"set_{name}", type_=en.c[name].type) for name in WRITTEN}
+        return update(en).where(chosen).values(columns)
+
+    params = picked | {f"set_{name}": values[name] for name in WRITTEN}
+    statements.run(conn, ("write",), None, [], build, params)
 
 
 def _ended(outcome: str, reason: str, now: datetime) -> dict[str, Any]:
@@ -244,6 +308,7 @@ def deliveries(
             where.append(sql.compile_condition(journey.recipients, contact_ctx))
         recipient = contact = c.id
     at = schema.deliveries.c.due_at.type
+    now = sql.instant(ctx, NOW, at)
     cols = [
         DeliveryId(en.c.id, literal(instr.step_id), recipient),
         en.c.id,
@@ -254,9 +319,9 @@ def deliveries(
         contact,
         literal(vocab.DeliveryStatus.QUEUED.value),
         literal(journey.spec.priority),
-        literal(due, at),
-        literal(ctx.now, at),
-        literal(ctx.now, at),
+        sql.instant(ctx, due - ctx.now, at),
+        now,
+        now,
         literal(instr.spec.kind if isinstance(instr, Survey) else None, schema.deliveries.c.survey_kind.type),
     ]
     return select(*cols).select_from(source).where(*where)

@@ -9,18 +9,32 @@ first moves consult a condition (a guard, a branch, a wait_until) enrolls at its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, case, cast, exists, false, func, literal, not_, or_, select
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.sql import ColumnElement
 
 from engagement import errors, vocab
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
-from engagement.evaluation import advance, holdout, stepper
+from engagement.evaluation import advance, holdout, statements, stepper
 from engagement.journeys.catalog import Journey
 from engagement.journeys.spec import ReEntryAfter
 from engagement.store import database, schema
@@ -43,6 +57,8 @@ COLUMNS = [
     "trigger_ref",
 ]
 en = schema.enrollments
+NOW = timedelta(0)
+TOP = select(func.coalesce(func.max(en.c.id), 0))
 
 
 @dataclass
@@ -90,24 +106,42 @@ def enroll(
     `among` (subject ids, see incremental.py) limits a condition trigger's evaluation to the subjects
     whose answer may have changed since the journey's last evaluation.
     """
-    limit = None if among is None else database.among(conn, sql.subjects_from(journey.audience)[1], among)
+    dialect = conn.dialect.name
     moves = first_moves(journey, ctx.now)
     # ids only grow (SQLite's rowid is max + 1; a sequence hands out higher ids than any committed), and
     # this journey's enrolling holds its lock (tick.py): the ids above `top` are the rows written here
-    top = 0 if moves is None else int(conn.execute(select(func.coalesce(func.max(en.c.id), 0))).scalar_one())
-    entered = Entered(
-        enrolled=db.insert_from_select(conn, en, COLUMNS, candidates(journey, ctx, limit, moves))
-    )
+    top = 0 if moves is None else int(conn.execute(TOP).scalar_one())
+
+    def build() -> Any:
+        limit = (
+            None
+            if among is None
+            else database.among_param(dialect, sql.subjects_from(journey.audience)[1], "among")
+        )
+        return db.insert_select(en, COLUMNS, candidates(journey, ctx, limit, moves))
+
+    shape = ("enroll", ctx.rules, among is None, _shape(moves, ctx.now))
+    stmt, values = statements.prepared(conn, shape, journey, [ctx], build)
+    if among is not None:
+        values["among"] = database.among_value(dialect, among)
+    entered = Entered(enrolled=db.inserted(conn, stmt, values))
     if moves is None or not entered.enrolled:
         return entered
     entered.stepped = entered.enrolled
     if moves.outcome is not None:
         entered.completed = entered.enrolled
-    new = and_(en.c.journey_id == journey.id, en.c.id > top, not_(en.c.holdout))
+    new = and_(en.c.journey_id == journey.id, en.c.id > bindparam("top"), not_(en.c.holdout))
     for instr, moment in moves.messages:
-        query = advance.deliveries(journey, instr, new, moment, ctx)
-        entered.queued += db.insert_from_select(conn, schema.deliveries, advance.DELIVERY_COLUMNS, query)
+        entered.queued += advance.queue(db, conn, journey, instr, ("new", new), moment, ctx, {"top": top})
     return entered
+
+
+def _shape(moves: stepper.Decision | None, now: datetime) -> Hashable:
+    """What of the first moves the enrolling statement reads: the state after them, times from `now`."""
+    if moves is None:
+        return None
+    at = moves.next_action_at, moves.wait_started_at
+    return moves.step_id, moves.outcome, tuple(None if t is None else t - now for t in at)
 
 
 def candidates(
@@ -121,7 +155,8 @@ def candidates(
     source, subject = sql.subjects_from(journey.audience)
     account_col = schema.accounts.c.id
     trigger = journey.spec.trigger
-    now = ctx.now
+    at = en.c.entered_at.type
+    now = sql.instant(ctx, NOW, at)
     occurred: ColumnElement[Any] | None = None
     ref: ColumnElement[Any] = literal(None)
     where: list[ColumnElement[bool]] = []
@@ -135,8 +170,8 @@ def candidates(
         source = source.join(e, owner == subject)
         where += [
             e.c.name == trigger.event,
-            e.c.timestamp <= now,
-            e.c.timestamp > now - journey.spec.lookback,
+            e.c.timestamp <= sql.instant(ctx, NOW, e.c.timestamp.type),
+            e.c.timestamp > sql.instant(ctx, -journey.spec.lookback, e.c.timestamp.type),
         ]
         occurred, ref = e.c.timestamp, func.min(e.c.pk)
     elif trigger.kind == "milestone":
@@ -148,8 +183,8 @@ def candidates(
             source = source.join(m, m.c.contact_id == subject)
         where += [
             m.c.name == trigger.milestone,
-            m.c.reached_at <= now,
-            m.c.reached_at > now - journey.spec.lookback,
+            m.c.reached_at <= sql.instant(ctx, NOW, m.c.reached_at.type),
+            m.c.reached_at > sql.instant(ctx, -journey.spec.lookback, m.c.reached_at.type),
         ]
         occurred = m.c.reached_at
     elif journey.trigger is not None:
@@ -162,10 +197,9 @@ def candidates(
     for cond in (journey.goal, journey.exit):  # already there: nothing to move
         if cond is not None:
             where.append(not_(sql.compile_condition(cond, ctx)))
-    where.append(_re_entry_allows(journey, subject, occurred, now))
+    where.append(_re_entry_allows(journey, subject, occurred, ctx))
     held = holdout.held_sql(journey.id, journey.holdout, journey.holdout_by, subject, account_col)
     in_holdout = false() if held is None else held
-    at = en.c.entered_at.type
     state: dict[str, Any] = {
         "state": vocab.EnrollmentState.ACTIVE,
         "step_id": journey.program[0].step_id,
@@ -185,8 +219,8 @@ def candidates(
     elif moves is not None:
         state |= {
             "step_id": moves.step_id,
-            "next_action_at": moves.next_action_at,
-            "wait_started_at": moves.wait_started_at,
+            "next_action_at": _from_now(ctx, moves.next_action_at),
+            "wait_started_at": _from_now(ctx, moves.wait_started_at),
         }
     cols = [
         literal(journey.id).label("journey_id"),
@@ -201,8 +235,8 @@ def candidates(
             (value if isinstance(value, ColumnElement) else literal(value, en.c[name].type)).label(name)
         )
     cols += [
-        literal(now, at).label("entered_at"),
-        literal(state.get("ended_at"), at).label("ended_at"),
+        now.label("entered_at"),
+        _or_null(state.get("ended_at"), at).label("ended_at"),
         cast(ref, String).label("trigger_ref"),
     ]
     query = select(*cols).select_from(source).where(*where)
@@ -211,8 +245,17 @@ def candidates(
     return query
 
 
+def _from_now(ctx: EvalContext, when: datetime | None) -> ColumnElement[Any] | None:
+    """A time of the first moves as an instant relative to `now` (enroll's key holds the offset)."""
+    return None if when is None else sql.instant(ctx, when - ctx.now, en.c.next_action_at.type)
+
+
+def _or_null(value: Any, type_: Any) -> ColumnElement[Any]:
+    return value if isinstance(value, ColumnElement) else literal(value, type_)
+
+
 def _re_entry_allows(
-    journey: Journey, subject: ColumnElement[Any], occurred: ColumnElement[Any] | None, now: datetime
+    journey: Journey, subject: ColumnElement[Any], occurred: ColumnElement[Any] | None, ctx: EvalContext
 ) -> ColumnElement[bool]:
     mine = and_(en.c.journey_id == journey.id, en.c.subject_id == subject)
     rule = journey.spec.re_entry
@@ -220,7 +263,7 @@ def _re_entry_allows(
         return not_(exists(select(literal(1)).select_from(en).where(mine)))
     blocking: list[ColumnElement[bool]] = [en.c.state == vocab.EnrollmentState.ACTIVE]
     if isinstance(rule, ReEntryAfter):
-        blocking.append(en.c.entered_at > now - rule.after)
+        blocking.append(en.c.entered_at > sql.instant(ctx, -rule.after, en.c.entered_at.type))
     if occurred is not None:  # an occurrence before or during an earlier enrollment is spent
         blocking.append(en.c.ended_at >= occurred)
     return not_(exists(select(literal(1)).select_from(en).where(mine, or_(*blocking))))

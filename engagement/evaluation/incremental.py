@@ -20,15 +20,29 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Never
 
-from sqlalchemy import Connection, Float, and_, delete, exists, func, literal, or_, select, union
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.sql import Select
 
 from engagement import errors
-from engagement.conditions import ast
+from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
+from engagement.evaluation import statements
 from engagement.journeys.catalog import Catalog, Journey
 from engagement.journeys.spec import ReEntryAfter
 from engagement.store import progress, schema
@@ -42,6 +56,7 @@ PRUNE_CHUNK = 2_000  # this many per transaction,
 PRUNE_SECONDS = 0.25  # and no more chunks once this long was spent (a cold page cache makes them slow)
 log = schema.subject_changes
 wm = schema.journey_watermarks
+WATERMARK = select(wm).where(wm.c.journey_id == bindparam("journey"))
 
 
 class Unbounded(errors.EngagementError):
@@ -64,15 +79,22 @@ def signature(journey: Journey, ctx: EvalContext) -> str:
 def plan(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> Plan:
     """Read the mark, then decide whom this evaluation covers (call under the journey's lock)."""
     mark = progress.log_mark(conn)
-    row = conn.execute(select(wm).where(wm.c.journey_id == journey.id)).one_or_none()
+    row = conn.execute(WATERMARK, {"journey": journey.id}).one_or_none()
     if row is None or row.signature != signature(journey, ctx) or row.evaluated_at > ctx.now:
         return Plan(mark)
-    before = EvalContext(row.evaluated_at, ctx.audience, ctx.half_life_days, ctx.green, ctx.yellow)
+    before = EvalContext(row.evaluated_at, ctx.audience, ctx.half_life_days, ctx.green, ctx.yellow, name="t0")
+
+    def build() -> Any:
+        return union(*_changed(db, journey, ctx), *_flipped(journey, before, ctx))
+
+    # the statement reads t1 - t0 (how far scores decayed) and whether a day began in between besides instants
+    shape = ("plan", ctx.rules, ctx.now - before.now, ctx.today == before.today)
     try:
-        parts = _changed(db, journey, row.change_mark, ctx.now) + _flipped(journey, before, ctx)
+        found = list(
+            statements.run(conn, shape, journey, [before, ctx], build, {"mark": row.change_mark}).scalars()
+        )
     except Unbounded:
         return Plan(mark)
-    found = list(conn.execute(union(*parts)).scalars())
     if len(found) > MOST:
         return Plan(mark)  # as many as a full pass would look at: do that instead
     return Plan(mark, found)
@@ -115,9 +137,10 @@ def prune(db: Database, catalog: Catalog, seconds: float = PRUNE_SECONDS) -> int
     return deleted
 
 
-def _changed(db: Database, journey: Journey, mark: int, now: datetime) -> list[Select[Any]]:
-    """Subjects whose facts changed since the mark, and those whose enrollment here ended (re-entry)."""
-    after = progress.log_unread(db.dialect, mark)
+def _changed(db: Database, journey: Journey, ctx: EvalContext) -> list[Select[Any]]:
+    """Subjects whose facts changed since the mark (parameter `mark`), and those whose enrollment here
+    ended (re-entry)."""
+    after = progress.log_unread(db.dialect, bindparam("mark", type_=BigInteger))
     facts = and_(after, log.c.journey_id.is_(None))
     if journey.audience == "account":
         parts = [select(log.c.account_id).where(facts, log.c.account_id.is_not(None))]
@@ -138,7 +161,8 @@ def _changed(db: Database, journey: Journey, mark: int, now: datetime) -> list[S
         parts.append(ended)
     elif isinstance(rule, ReEntryAfter):  # ... unless every enrollment it had here is recent (see _flipped)
         en = schema.enrollments
-        earlier = [en.c.journey_id == journey.id, en.c.subject_id == own, en.c.entered_at <= now - rule.after]
+        lapsed = sql.instant(ctx, -rule.after, en.c.entered_at.type)
+        earlier = [en.c.journey_id == journey.id, en.c.subject_id == own, en.c.entered_at <= lapsed]
         parts.append(ended.where(exists(select(literal(1)).select_from(en).where(*earlier))))
     return parts
 
@@ -155,7 +179,7 @@ def _flipped(journey: Journey, t0: EvalContext, t1: EvalContext) -> list[Select[
     rule = journey.spec.re_entry
     if isinstance(rule, ReEntryAfter):  # `entered_at > now - after` stops blocking
         en = schema.enrollments
-        low, high = _shifted(t0.now, t1.now, -rule.after)
+        low, high = _shifted(t0, t1, -rule.after, en.c.entered_at.type)
         # holdout IN (both): lets the range use ix_enrollment_report (journey_id, holdout, entered_at, …)
         lapsed = [
             en.c.journey_id == journey.id,
@@ -187,9 +211,10 @@ def _atom(node: ast.Condition, audience: str, t0: EvalContext, t1: EvalContext) 
     raise Unbounded(f"no bound for {type(unknown).__name__}")
 
 
-def _shifted(t0: datetime, t1: datetime, by: timedelta) -> tuple[datetime, datetime]:
+def _shifted(t0: EvalContext, t1: EvalContext, by: timedelta, type_: Any) -> tuple[Any, Any]:
+    """Both instants moved `by`, as parameters."""
     try:
-        return t0 + by, t1 + by
+        return sql.instant(t0, by, type_), sql.instant(t1, by, type_)
     except OverflowError as exc:
         raise Unbounded from exc
 
@@ -205,13 +230,15 @@ def _timed(
         table = schema.events
         at, owner = table.c.timestamp, table.c.account_id if audience == "account" else table.c.contact_id
     named = table.c.name == name
-    parts = [select(owner).where(named, at.between(t0.now, t1.now))]
+    parts = [select(owner).where(named, at.between(*_shifted(t0, t1, timedelta(0), at.type)))]
     if within is not None:
         start0, start1 = t0.window_start(within), t1.window_start(within)
         if start0 is not None or start1 is not None:
             if start0 is None or start1 is None:
                 raise Unbounded
-            parts.append(select(owner).where(named, at.between(start0, start1)))
+            parts.append(select(owner).where(named, at.between(*_shifted(t0, t1, -within, at.type))))
+        else:  # both before year 1: the window covers all time at both instants
+            t1.unreusable.append(f"within {within}")
     return parts
 
 
@@ -238,15 +265,17 @@ def _days(node: ast.Days, audience: str, t0: EvalContext, t1: EvalContext) -> li
     table = schema.contacts if scope == "contact" else schema.accounts
     col = table.c[name]
     is_date = ast.TIME_FIELDS[node.field] == "date"
-    origins: tuple[date | datetime, date | datetime] = (t0.today, t1.today) if is_date else (t0.now, t1.now)
-    if origins[0] == origins[1]:
+    if (t0.today == t1.today) if is_date else (t0.now == t1.now):
         return []
     sign = -1 if node.direction == "since" else 1
     ranges = []
     for _, number in node.bounds:
         for k in (int(number), int(number) + 1):
             try:
-                low, high = (o + sign * timedelta(days=k) for o in origins)
+                if is_date:
+                    low, high = sql.day(t0, sign * k, col.type), sql.day(t1, sign * k, col.type)
+                else:
+                    low, high = _shifted(t0, t1, sign * timedelta(days=k), col.type)
             except OverflowError as exc:
                 raise Unbounded from exc
             ranges.append(col.between(low, high))
@@ -268,7 +297,7 @@ def _crossing(
 
     # the score decays by the same factor k from t0 to t1 for every row, so it passes n between them
     # iff its value at t0 lies between n and n / k; widened by a relative margin for rounding (a superset)
-    factor = func.power(literal(0.5, Float), (literal(t0.now_day, Float) - s.c.as_of_day) / t0.half_life_days)
+    factor = func.power(literal(0.5, Float), (sql.now_day(t0) - s.c.as_of_day) / t0.half_life_days)
     at_t0 = s.c.value * factor
     k = 0.5 ** ((t1.now_day - t0.now_day) / t1.half_life_days)
     if k < 1e-6:  # some twenty half-lives in one jump: simpler to evaluate everyone

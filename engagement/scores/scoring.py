@@ -17,15 +17,17 @@ is read again and the keys of `score_credit` absorb the overlap.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Float,
     Integer,
     String,
+    bindparam,
     case,
     cast,
     delete,
@@ -61,6 +63,7 @@ RESPONSE_WEIGHTS = {  # response kind -> the weight it earns (one per delivery)
     vocab.ResponseKind.ANSWERED: "survey_answered",
 }
 CREDIT_COLUMNS = ["key", "contact_id", "account_id", "kind", "detail", "weight", "at_day"]
+RETURNED = ["contact_id", "account_id", "weight", "at_day"]  # what a new credit adds to the scores
 
 
 class _DayNumber(FunctionElement[float]):
@@ -99,23 +102,16 @@ def credit(db: Database, settings: Settings, now: datetime) -> int:
         top_response = _max_pk(conn, schema.responses.c.pk)
         top_event = _max_pk(conn, schema.events.c.pk)
         ref = day_number(now)
-        queries = [
-            _response_credits(settings, mark.settled["response"], top_response, ref),
-            _active_days(settings, mark.settled["event"], top_event, ref),
-            _milestones(settings, mark.settled["event"], top_event, ref),
+        ranges = [
+            (_response_credits, mark.settled["response"], top_response),
+            (_active_days, mark.settled["event"], top_event),
+            (_milestones, mark.settled["event"], top_event),
         ]
         deltas = _Deltas(ref, settings.scoring.half_life_days)
-        for query in queries:
-            if query is not None:
-                deltas.add(
-                    db.insert_from_select_returning(
-                        conn,
-                        schema.score_credits,
-                        CREDIT_COLUMNS,
-                        query,
-                        ["contact_id", "account_id", "weight", "at_day"],
-                    )
-                )
+        for query, low, high in ranges:
+            stmt = _credits(db, settings, query)
+            if stmt is not None and high > low:
+                deltas.add(db.inserted_returning(conn, stmt, {"low": low, "high": high, "ref": ref}))
         _apply(db, conn, deltas)
         _advance(db, conn, mark, top_response, top_event, now)
     return deltas.count
@@ -142,19 +138,36 @@ def _max_pk(conn: Connection, column: Any) -> int:
     return int(conn.execute(select(func.coalesce(func.max(column), 0))).scalar_one())
 
 
-def _at_day(ts: Any, ref: float) -> ColumnElement[float]:
-    """The day a credit counts from; a time in the future (clock skew) counts as now."""
+_built: dict[tuple[str, int, str], tuple[Settings, Any]] = {}  # (dialect, id(settings), query) -> its INSERT
+
+
+def _credits(db: Database, settings: Settings, query: Callable[[Settings], Any]) -> Any:
+    """The INSERT … SELECT … RETURNING of one kind of credit (None when it earns nothing), built once per
+    settings: the range of keys read and the reference day are the parameters `low`, `high` and `ref`."""
+    key = (db.dialect, id(settings), query.__name__)
+    found = _built.get(key)
+    if found is None or found[0] is not settings:  # the entry holds its settings: no other takes the id
+        select_ = query(settings)
+        returned = [schema.score_credits.c[name] for name in RETURNED]
+        stmt = None if select_ is None else db.insert_select(schema.score_credits, CREDIT_COLUMNS, select_)
+        found = _built[key] = (settings, None if stmt is None else stmt.returning(*returned))
+    return found[1]
+
+
+def _at_day(ts: Any) -> ColumnElement[float]:
+    """The day a credit counts from; a time in the future (clock skew) counts as now (parameter `ref`)."""
     day = _DayNumber(ts)
-    return case((day > ref, literal(ref, Float)), else_=day)
+    ref = bindparam("ref", type_=Float)
+    return case((day > ref, ref), else_=day)
 
 
-def _response_credits(settings: Settings, low: int, high: int, ref: float) -> Any:
+def _response_credits(settings: Settings) -> Any:
     weights = {
         kind: settings.scoring.weights[name]
         for kind, name in RESPONSE_WEIGHTS.items()
         if settings.scoring.weights[name] != 0
     }
-    if not weights or high <= low:
+    if not weights:
         return None
     r, d, c = schema.responses, schema.deliveries, schema.contacts
     name = case(RESPONSE_WEIGHTS, value=r.c.kind)
@@ -168,7 +181,7 @@ def _response_credits(settings: Settings, low: int, high: int, ref: float) -> An
             func.min(r.c.occurred_at).label("occurred_at"),
         )
         .select_from(r.outerjoin(d, d.c.id == r.c.delivery_id))
-        .where(r.c.pk > low, r.c.pk <= high, r.c.kind.in_(list(weights)), contact.is_not(None))
+        .where(*_key_range(r.c.pk), r.c.kind.in_(list(weights)), contact.is_not(None))
         .group_by(name, r.c.delivery_id)
         .subquery()
     )
@@ -180,18 +193,23 @@ def _response_credits(settings: Settings, low: int, high: int, ref: float) -> An
         first.c.name.label("kind"),
         first.c.detail,
         case(by_name, value=first.c.name).label("weight"),
-        _at_day(first.c.occurred_at, ref).label("at_day"),
+        _at_day(first.c.occurred_at).label("at_day"),
     ).select_from(first.outerjoin(c, c.c.id == first.c.contact_id))
 
 
-def _event_range(low: int, high: int) -> list[ColumnElement[bool]]:
+def _key_range(pk: Any) -> list[ColumnElement[bool]]:
+    """Keys above parameter `low` up to `high`."""
+    return [pk > bindparam("low", type_=BigInteger), pk <= bindparam("high", type_=BigInteger)]
+
+
+def _event_range() -> list[ColumnElement[bool]]:
     e = schema.events
-    return [e.c.pk > low, e.c.pk <= high, e.c.source != ENGINE_SOURCE]
+    return [*_key_range(e.c.pk), e.c.source != ENGINE_SOURCE]
 
 
-def _active_days(settings: Settings, low: int, high: int, ref: float) -> Any:
+def _active_days(settings: Settings) -> Any:
     weight = settings.scoring.weights["active_day"]
-    if weight == 0 or high <= low:
+    if weight == 0:
         return None
     e = schema.events
     day = _DayNumber(e.c.timestamp)
@@ -202,7 +220,7 @@ def _active_days(settings: Settings, low: int, high: int, ref: float) -> Any:
             e.c.timestamp,
             cast(func.floor(day), Integer).label("day"),
         )
-        .where(*_event_range(low, high))
+        .where(*_event_range())
         .subquery()
     )
     return select(
@@ -212,14 +230,14 @@ def _active_days(settings: Settings, low: int, high: int, ref: float) -> Any:
         literal("active_day").label("kind"),
         literal("").label("detail"),
         literal(weight, Float).label("weight"),
-        _at_day(func.min(used.c.timestamp), ref).label("at_day"),
+        _at_day(func.min(used.c.timestamp)).label("at_day"),
     ).group_by(used.c.contact_id, used.c.day)
 
 
-def _milestones(settings: Settings, low: int, high: int, ref: float) -> Any:
+def _milestones(settings: Settings) -> Any:
     weight = settings.scoring.weights["milestone"]
     names = settings.scoring.milestones
-    if weight == 0 or not names or high <= low:
+    if weight == 0 or not names:
         return None
     e = schema.events
     return (
@@ -230,9 +248,9 @@ def _milestones(settings: Settings, low: int, high: int, ref: float) -> Any:
             literal("milestone").label("kind"),
             e.c.name.label("detail"),
             literal(weight, Float).label("weight"),
-            _at_day(func.min(e.c.timestamp), ref).label("at_day"),
+            _at_day(func.min(e.c.timestamp)).label("at_day"),
         )
-        .where(*_event_range(low, high), e.c.name.in_(names))
+        .where(*_event_range(), e.c.name.in_(names))
         .group_by(e.c.contact_id, e.c.name)
     )
 

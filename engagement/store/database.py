@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sqlite3
@@ -14,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     Table,
     bindparam,
     create_engine,
@@ -223,10 +225,17 @@ class Database:
         Python's sqlite3 gives -1 (a statement that opens with WITH). RETURNING every key only to count them
         made SQLite buffer them all: about a tenth of the first tick.
         """
-        stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing()
-        result = conn.execute(stmt, execution_options={"preserve_rowcount": True})
+        return self.inserted(conn, self.insert_select(table, columns, query))
+
+    def insert_select(self, table: Table, columns: list[str], query: Any) -> Any:
+        """The statement `insert_from_select` runs, to build once and run many times with `inserted`."""
+        return self._insert(table).from_select(columns, query).on_conflict_do_nothing()
+
+    def inserted(self, conn: Connection, stmt: Any, params: dict[str, Any] | None = None) -> int:
+        """Run an `insert_select` statement with `params`; return rows inserted (as `insert_from_select`)."""
+        result = conn.execute(stmt, params, execution_options={"preserve_rowcount": True})
         if self.dialect == "sqlite" and result.rowcount < 0:
-            return int(conn.execute(select(func.changes())).scalar_one())
+            return int(conn.execute(CHANGES).scalar_one())
         return int(result.rowcount)
 
     def upsert_from_select(
@@ -259,8 +268,15 @@ class Database:
 
         The rows come a partition at a time, so a caller that folds them as they come never holds them all.
         """
-        stmt = self._insert(table).from_select(columns, query).on_conflict_do_nothing()
-        for chunk in conn.execute(stmt.returning(*(table.c[name] for name in returning))).partitions(10_000):
+        stmt = self.insert_select(table, columns, query).returning(*(table.c[name] for name in returning))
+        return self.inserted_returning(conn, stmt)
+
+    def inserted_returning(
+        self, conn: Connection, stmt: Any, params: dict[str, Any] | None = None
+    ) -> Iterator[Any]:
+        """Run an `insert_select(…).returning(…)` statement with `params`; yield the rows it returns, a
+        partition at a time (as `insert_from_select_returning`)."""
+        for chunk in conn.execute(stmt, params).partitions(10_000):
             yield from chunk
 
     def update_by_id(
@@ -322,6 +338,7 @@ class Database:
         raise errors.EngagementError(f"unsupported database {self.dialect}: use SQLite or PostgreSQL")
 
 
+CHANGES = select(func.changes())
 LOCK_IN_ORDER = text(
     "SELECT pg_advisory_xact_lock(h) FROM"
     " (SELECT DISTINCT hashtext(n) AS h FROM unnest(CAST(:names AS text[])) AS n ORDER BY h) AS ordered"
@@ -369,6 +386,21 @@ def among(conn: Connection, column: Any, values: Sequence[Any]) -> ColumnElement
         listed = func.json_each(json.dumps(list(values))).table_valued("value")
         return cast(ColumnElement[bool], column.in_(select(listed.c.value)))
     return cast(ColumnElement[bool], column.in_(values))
+
+
+@functools.cache  # the same clause for every statement that takes one (SQLAlchemy elements are immutable)
+def among_param(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """`column IN :name` as `among` writes it, for a statement built once: pass `among_value(dialect,
+    values)` as parameter `name` each time it runs."""
+    if dialect == "sqlite":
+        listed = func.json_each(bindparam(name, type_=String)).table_valued("value")
+        return cast(ColumnElement[bool], column.in_(select(listed.c.value)))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
+def among_value(dialect: str, values: Sequence[Any]) -> Any:
+    """The parameter `among_param` reads: the values as one JSON text on SQLite, a list elsewhere."""
+    return json.dumps(list(values)) if dialect == "sqlite" else list(values)
 
 
 def scalar_list(conn: Connection, stmt: Any) -> list[Any]:

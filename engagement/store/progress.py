@@ -58,8 +58,9 @@ def log_mark(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(log.c.seq), 0))).scalar_one())
 
 
-def log_unread(dialect: str, mark: int) -> ColumnElement[bool]:
-    """Log rows not read by a reader at `mark` (both forms are ranges of ix_subject_change_journey)."""
+def log_unread(dialect: str, mark: int | ColumnElement[int]) -> ColumnElement[bool]:
+    """Log rows not read by a reader at `mark`, a number or a parameter (both forms are ranges of
+    ix_subject_change_journey)."""
     if dialect == "sqlite":
         return and_(log.c.txid.is_(None), log.c.seq > mark)
     return log.c.txid >= mark
