@@ -24,11 +24,12 @@ from sqlalchemy import (
     case,
     func,
     literal,
-    literal_column,
     or_,
     select,
+    true,
     union_all,
 )
+from sqlalchemy.sql.elements import True_
 
 from engagement import vocab
 from engagement.reports.months import Months
@@ -96,21 +97,21 @@ def changes(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Selec
         old_side: Any = 2
     else:
         source, group = _grouped(dialect, by, s)
-        side, wanted, old_side = literal_column("1"), [], 1
+        side, wanted, old_side = None, [], None
+    # unsplit by plan, each state is one side: its conditions drop out (and_ with true() is the other operand)
+    new_side, old_side_is = (true(), true()) if side is None else (side == 1, side == old_side)
     start, end = s.c.prev_mrr, s.c.mrr
     moved = s.c.boundary > months.first
-    arrived = and_(side == 1, moved, start == 0, end > 0)
-    stayed = and_(side == old_side, moved, start > 0)
+    arrived = and_(new_side, moved, start == 0, end > 0)
+    stayed = and_(old_side_is, moved, start > 0)
     new = and_(arrived, ~s.c.paid_before)
     returned = and_(arrived, s.c.paid_before)
     return (
         select(
             s.c.boundary.label("b"),
             group.label("g"),
-            (_total(side == 1, end) - _total(side == old_side, start)).label("mrr_change"),
-            (_count(and_(side == 1, end > 0)) - _count(and_(side == old_side, start > 0))).label(
-                "paying_change"
-            ),
+            (_total(new_side, end) - _total(old_side_is, start)).label("mrr_change"),
+            (_count(and_(new_side, end > 0)) - _count(and_(old_side_is, start > 0))).label("paying_change"),
             _total(new, end).label("new"),
             _count(new).label("new_accounts"),
             _total(returned, end).label("reactivation"),
@@ -163,6 +164,8 @@ def renewals(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sele
 
 
 def _total(condition: Any, value: Any) -> Any:
+    if isinstance(condition, True_):
+        return func.coalesce(func.sum(value), 0)
     return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
 

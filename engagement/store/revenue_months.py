@@ -91,7 +91,7 @@ def states(dialect: str, account_ids: list[str] | None = None, conn: Connection 
         k.renewal_month,
         func.coalesce(func.lag(k.mrr).over(**window), 0.0).label("prev_mrr"),
         func.lag(k.plan).over(**window).label("prev_plan"),
-        func.coalesce(func.lag(k.paid).over(**window), 0) == 1,
+        (func.coalesce(func.lag(k.paid).over(**window), 0) == 1).label("paid_before"),
         func.lead(k.boundary).over(**window).label("next_boundary"),
         func.lead(k.mrr).over(**window).label("next_mrr"),
         func.lead(k.plan).over(**window).label("next_plan"),
