@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     and_,
     case,
+    false,
     func,
     literal,
     or_,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.sql.elements import True_
+from sqlalchemy.sql.elements import False_, True_
 
 from engagement import vocab
 from engagement.reports.months import Months
@@ -79,39 +80,38 @@ def _grouped(dialect: str, by: vocab.RetentionBy | None, s: Any) -> tuple[Any, A
     return s.outerjoin(account, account.c.id == s.c.account_id), group
 
 
-def changes(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Select[Any]:
+def changes(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Any:
     """Per boundary (month number, up to the range's end) and group: the change in MRR and paying accounts and,
     inside the range, the movements."""
     s = REVENUE_MONTH
-    last = months.first + months.count
-    if by == vocab.RetentionBy.PLAN:
-        # a plan change moves an account between groups: its new state joins the new plan (side 1) as its old
-        # state leaves the old one (side 2, only where it paid something)
-        sides = union_all(*(select(literal(n).label("side")) for n in (1, 2))).subquery("sides")
-        side: Any = sides.c.side
-        group: Any = case(
-            (side == 1, func.coalesce(s.c.plan, NO_PLAN)), else_=func.coalesce(s.c.prev_plan, NO_PLAN)
-        )
-        source: Any = s.join(sides, literal(True))
-        wanted: list[Any] = [or_(side == 1, s.c.prev_mrr > 0)]
-        old_side: Any = 2
-    else:
+    if by != vocab.RetentionBy.PLAN:
         source, group = _grouped(dialect, by, s)
-        side, wanted, old_side = None, [], None
-    # unsplit by plan, each state is one side: its conditions drop out (and_ with true() is the other operand)
-    new_side, old_side_is = (true(), true()) if side is None else (side == 1, side == old_side)
+        return _sums(months, source, group, true(), true())
+    # a plan change moves an account between groups: its new state joins the new plan as its old state leaves
+    # the old one (where it paid something); a state that keeps its plan does both in one group
+    plan, old_plan = func.coalesce(s.c.plan, NO_PLAN), func.coalesce(s.c.prev_plan, NO_PLAN)
+    return union_all(
+        _sums(months, s, plan, true(), old_plan == plan),
+        _sums(months, s, old_plan, false(), true(), s.c.prev_mrr > 0, old_plan != plan),
+    )
+
+
+def _sums(months: Months, source: Any, group: Any, joins: Any, leaves: Any, *wanted: Any) -> Select[Any]:
+    """`changes` for the states of `source`: a state's own MRR counts where `joins` holds, its previous
+    state's where `leaves` does."""
+    s = REVENUE_MONTH
     start, end = s.c.prev_mrr, s.c.mrr
     moved = s.c.boundary > months.first
-    arrived = and_(new_side, moved, start == 0, end > 0)
-    stayed = and_(old_side_is, moved, start > 0)
+    arrived = and_(joins, moved, start == 0, end > 0)
+    stayed = and_(leaves, moved, start > 0)
     new = and_(arrived, ~s.c.paid_before)
     returned = and_(arrived, s.c.paid_before)
     return (
         select(
             s.c.boundary.label("b"),
             group.label("g"),
-            (_total(new_side, end) - _total(old_side_is, start)).label("mrr_change"),
-            (_count(and_(new_side, end > 0)) - _count(and_(old_side_is, start > 0))).label("paying_change"),
+            (_total(joins, end) - _total(leaves, start)).label("mrr_change"),
+            (_count(and_(joins, end > 0)) - _count(and_(leaves, start > 0))).label("paying_change"),
             _total(new, end).label("new"),
             _count(new).label("new_accounts"),
             _total(returned, end).label("reactivation"),
@@ -122,7 +122,7 @@ def changes(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Selec
             _count(and_(stayed, end == 0)).label("churned_accounts"),
         )
         .select_from(source)
-        .where(s.c.boundary <= last, *wanted)
+        .where(s.c.boundary <= months.first + months.count, *wanted)
         .group_by(s.c.boundary, group)
     )
 
@@ -164,12 +164,17 @@ def renewals(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sele
 
 
 def _total(condition: Any, value: Any) -> Any:
+    # a condition that is always true or false (and_ with true() is its other operand) costs nothing per row
     if isinstance(condition, True_):
         return func.coalesce(func.sum(value), 0)
+    if isinstance(condition, False_):
+        return literal(0)
     return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
 
 def _count(condition: Any) -> Any:
+    if isinstance(condition, False_):
+        return literal(0)
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
