@@ -69,14 +69,14 @@ def _signup_month(dialect: str, column: Any) -> Any:
 
 
 def _grouped(dialect: str, by: vocab.RetentionBy | None, s: Any) -> tuple[Any, Any]:
-    """The source of the states and their group when split by touch tier or signup month ('' else)."""
+    """The source of the states and their group when split by touch tier or signup month (None else)."""
     account = schema.accounts
     if by == vocab.RetentionBy.TOUCH:
         group: Any = func.coalesce(account.c.touch, UNKNOWN)
     elif by == vocab.RetentionBy.COHORT:
         group = func.coalesce(_signup_month(dialect, account.c.signed_up_at), UNKNOWN)
     else:
-        return s, literal("", String)
+        return s, None
     return s.outerjoin(account, account.c.id == s.c.account_id), group
 
 
@@ -109,7 +109,7 @@ def _sums(months: Months, source: Any, group: Any, joins: Any, leaves: Any, *wan
     return (
         select(
             s.c.boundary.label("b"),
-            group.label("g"),
+            _label(group),
             (_total(joins, end) - _total(leaves, start)).label("mrr_change"),
             (_count(and_(joins, end > 0)) - _count(and_(leaves, start > 0))).label("paying_change"),
             _total(new, end).label("new"),
@@ -123,7 +123,7 @@ def _sums(months: Months, source: Any, group: Any, joins: Any, leaves: Any, *wan
         )
         .select_from(source)
         .where(s.c.boundary <= months.first + months.count, *wanted)
-        .group_by(s.c.boundary, group)
+        .group_by(s.c.boundary, *_keys(group))
     )
 
 
@@ -148,7 +148,7 @@ def renewals(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sele
     return (
         select(
             due_month.label("due_month"),
-            group.label("g"),
+            _label(group),
             func.count().label("due"),
             _count(paying_at_end).label("renewed"),
         )
@@ -159,8 +159,17 @@ def renewals(dialect: str, months: Months, by: vocab.RetentionBy | None) -> Sele
             s.c.boundary <= due_month,
             or_(s.c.next_boundary.is_(None), s.c.next_boundary > due_month),
         )
-        .group_by(due_month, group)
+        .group_by(due_month, *_keys(group))
     )
+
+
+def _label(group: Any) -> Any:
+    return (literal("", String) if group is None else group).label("g")
+
+
+def _keys(group: Any) -> list[Any]:
+    """The group as a GROUP BY key; unsplit none, so SQLite's sums follow the table's order and sort nothing."""
+    return [] if group is None else [group]
 
 
 def _total(condition: Any, value: Any) -> Any:
