@@ -160,7 +160,8 @@ def build(backend: str, url: str | None, accounts: int, rows: int) -> Path:
         finally:
             raw.close()
     began = time.perf_counter()
-    with db.begin() as conn:  # the rows went in behind the writers' backs: their revenue_month states, at once
+    # the rows went in behind the writers' backs: their revenue_month states, at once
+    with db.begin() as conn:
         revenue_months.rebuild(conn)
         if backend != "sqlite":
             conn.exec_driver_sql("ANALYZE revenue_month")
