@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from engagement.store import schema
+from engagement.store import revenue_months, schema
 from engagement.store.database import Database
 
 REVENUE = schema.table(schema.Revenue)
@@ -32,7 +32,8 @@ def at(text: str) -> datetime:
 
 
 def revenue(db: Database, *rows: tuple[str, str, float, str | None, str | None]) -> None:
-    """Revenue rows (account, effective_at, mrr, plan, renewal_date), inserted as they are."""
+    """Revenue rows (account, effective_at, mrr, plan, renewal_date), inserted as they are; like every writer
+    of revenue, it then rewrites those accounts' revenue_month states."""
     with db.begin() as conn:
         conn.execute(
             insert(REVENUE),
@@ -48,6 +49,7 @@ def revenue(db: Database, *rows: tuple[str, str, float, str | None, str | None])
                 for account, effective, mrr, plan, renewal in rows
             ],
         )
+        revenue_months.refresh(conn, [account for account, *_ in rows])
 
 
 def accounts(db: Database, *rows: tuple[str, str, str, str]) -> None:

@@ -283,6 +283,43 @@ def test_a_delivery_held_before_0012_gets_the_code_of_its_reason_text(db: databa
     }
 
 
+def test_revenue_rows_stored_before_0021_get_their_revenue_month_states(db: database.Database) -> None:
+    migrate.upgrade(db, "0019")
+    rows = [
+        ("acme", "2025-12-10 00:00:00", 50.0, "starter"),
+        ("acme", "2026-01-05 00:00:00", 80.0, "pro"),
+        ("acme", "2026-01-25 00:00:00", 0.0, None),
+        ("globex", "2026-03-01 00:00:00", 30.0, "starter"),
+    ]
+    with db.begin() as conn:
+        conn.execute(
+            insert(schema.table(schema.Revenue)),
+            [
+                {
+                    "account_id": a,
+                    "effective_at": datetime.fromisoformat(at).replace(tzinfo=UTC),
+                    "mrr": m,
+                    "plan": p,
+                }
+                for a, at, m, p in rows
+            ],
+        )
+    migrate.upgrade(db)
+    with db.begin() as conn:
+        found = conn.execute(
+            text(
+                "SELECT boundary, account_id, mrr, plan, prev_mrr, next_boundary FROM revenue_month"
+                " ORDER BY account_id, boundary"
+            )
+        ).all()
+    jan, feb, mar = 2026 * 12, 2026 * 12 + 1, 2026 * 12 + 2  # month numbers: year * 12 + month - 1
+    assert [tuple(r) for r in found] == [
+        (jan, "acme", 50.0, "starter", 0.0, feb),
+        (feb, "acme", 0.0, None, 50.0, None),  # January's last row
+        (mar, "globex", 30.0, "starter", 0.0, None),  # a month's first instant belongs to its own boundary
+    ]
+
+
 @pytest.mark.parametrize(
     ("table", "row"),
     [

@@ -1,8 +1,9 @@
 """Revenue rows and the account's current values that follow them.
 
 A revenue row says: from `effective_at` on, the account pays `mrr` a month. Imports, account changes and
-Stripe write rows (`write`); `settle` then gives each account the `mrr` of its latest row, and the plan and
-renewal date of that row when it was just written and gives them, so an older row changes nothing current.
+Stripe write rows (`write`, which also rewrites those accounts' revenue_month states: store/revenue_months.py);
+`settle` then gives each account the `mrr` of its latest row, and the plan and renewal date of that row when
+it was just written and gives them, so an older row changes nothing current.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from engagement import vocab
 from engagement.config import Touch
 from engagement.ingest import upserts
 from engagement.ingest.records import AccountIn, RevenueIn
-from engagement.store import schema
+from engagement.store import revenue_months, schema
 from engagement.store.database import Database, among
 from engagement.store.types import UTCDateTime
 
@@ -66,6 +67,7 @@ def write(db: Database, conn: Connection, rows: Sequence[dict[str, Any]], now: d
     # one row per key and statement (PostgreSQL updates a row at most once per INSERT); the last one wins
     latest = {(row["account_id"], row["effective_at"]): {**row, "recorded_at": now} for row in rows}
     db.upsert(conn, REVENUE, list(latest.values()), KEY, WRITTEN, only_if=_differs)
+    revenue_months.refresh(conn, {account for account, _ in latest})
 
 
 def _differs(new: Any) -> ColumnElement[bool]:
@@ -125,6 +127,7 @@ class Staged:
         )
         names = [*KEY, "mrr", "plan", "renewal_date", "source", "recorded_at"]
         self.db.upsert_from_select(self.conn, REVENUE, names, query, KEY, WRITTEN, _differs)
+        revenue_months.refresh(self.conn, self.accounts)  # an unknown account has no rows: it gets no states
         settle(self.db, self.conn, self.accounts, now, rules)  # an unknown account has no row to update
         STAGED.drop(self.conn)
 

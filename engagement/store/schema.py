@@ -66,6 +66,31 @@ class Revenue(SQLModel, table=True):
     recorded_at: datetime | None = _ts()
 
 
+class RevenueMonth(SQLModel, table=True):
+    """An account's revenue state at a month boundary where it changed, beside its previous and next state.
+
+    Derived from `revenue` (store/revenue_months.py), rewritten for an account whenever one of its revenue
+    rows is: `boundary` is a month number (year * 12 + month - 1) and the state is the account's last
+    revenue row at or before that month's first instant, among the rows after the previous month's (so
+    an account has a state only at boundaries where a row fell). In boundary order on SQLite (no rowid),
+    so the retention report's sums per boundary read it in order and sort nothing.
+    """
+
+    __tablename__ = "revenue_month"
+    __table_args__ = (Index("ix_revenue_month_account_id", "account_id"), {"sqlite_with_rowid": False})
+    boundary: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    account_id: str = Field(primary_key=True, max_length=200)
+    mrr: float  # 0 for a row of 0 or less
+    plan: str | None = Field(default=None, max_length=100)
+    renewal_month: int | None = None  # the month number of the row's renewal date
+    prev_mrr: float  # the previous state's MRR; 0 when there is none
+    prev_plan: str | None = Field(default=None, max_length=100)
+    paid_before: bool  # some row before the previous boundary paid something
+    next_boundary: int | None = None  # the next state's; none when this is the latest
+    next_mrr: float | None = None
+    next_plan: str | None = Field(default=None, max_length=100)
+
+
 class StripeEvent(SQLModel, table=True):
     """A Stripe subscription event taken in, once per event id, with the subscription MRR it leaves.
 

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import select
 
 from engagement.dryrun.demo.dataset import Row
-from engagement.store import schema
+from engagement.store import revenue_months, schema
 from engagement.store.database import Database
 
 SOURCE = "demo"
@@ -109,7 +109,9 @@ def record(db: Database, accounts: list[Row], start: datetime, end: datetime, se
         current[str(row["account_id"])] = float(row["mrr"])  # type: ignore[arg-type]
     rows = past + renewals(accounts, groups, current, start, end, seed)
     with db.begin() as conn:
-        return db.insert_ignore(conn, revenue, rows, ["account_id", "effective_at"])
+        written = db.insert_ignore(conn, revenue, rows, ["account_id", "effective_at"])
+        revenue_months.refresh(conn, (str(row["account_id"]) for row in rows))
+        return written
 
 
 def _account(row: Row) -> _Account:
