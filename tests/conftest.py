@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backends import BACKENDS, postgres_url
+from backends import BACKENDS, POSTGRES_ENV, drop_everything, postgres_url
 from engine_world import World
 
+from engagement.store.database import Database
 from engagement.testing.sendgrid_server import SendgridServer
 
 SECRET_VARIABLES = (
@@ -18,6 +19,17 @@ SECRET_VARIABLES = (
     "ENGAGEMENT_INAPP__TOKEN_SECRET",
     "ENGAGEMENT_REPORTS__SESSION_SECRET",
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_postgres() -> None:
+    """The PostgreSQL test database starts each run empty: a world creates only the tables that are missing,
+    so tables an earlier run of an older checkout left there would keep their old columns."""
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        db = Database(url)
+        drop_everything(db.engine)
+        db.dispose()
 
 
 @pytest.fixture(autouse=True)
