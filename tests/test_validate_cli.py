@@ -20,7 +20,7 @@ from engagement.journeys import catalog
 from engagement.journeys.files import journey_paths
 
 SHIPPED = REPO / "journeys"
-EXAMPLES = Path("/work/shared/spec/examples/journeys")
+EXAMPLES = REPO.parent / "shared" / "spec" / "examples" / "journeys"  # ../shared beside the checkout
 
 
 def write(folder: Path, name: str, text: str) -> Path:
