@@ -189,7 +189,8 @@ def test_expired_tampered_and_other_delivery_tokens_get_a_clear_page_and_write_n
     forged = survey_links.make_token(
         served.delivery["id"], "another-secret-" + "x" * 32, LATER + timedelta(days=1)
     )
-    tampered = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + mac
+    # the first character: base64's last one may carry only padding bits, which decode to the same bytes
+    tampered = ("A" if payload[0] != "A" else "B") + payload[1:] + "." + mac
     for bad, status, says in (
         (tampered, 404, "not valid"),
         (forged, 404, "not valid"),
