@@ -9,7 +9,19 @@ from typing import Any
 
 import pytest
 from backends import postgres_url
-from condition_world import conditions, contexts, drop_database, open_database, store, worlds
+from condition_world import (
+    NOW,
+    World,
+    account,
+    answer,
+    conditions,
+    contact,
+    contexts,
+    drop_database,
+    open_database,
+    store,
+    worlds,
+)
 from condition_world import pure_ids as python_ids
 from condition_world import sql_ids as compiled_ids
 from hypothesis import HealthCheck, given, settings
@@ -101,6 +113,20 @@ def check_reuse(db: Database, scenario: tuple[Any, ...]) -> None:
         except OverflowError:  # beyond the calendar at the later one: statements.py builds afresh
             return
         assert set(conn.execute(built, values).scalars()) == compiled_ids(conn, cond, later)
+
+
+@pytest.mark.parametrize("within", [None, "30d"])
+def test_a_survey_statement_reused_a_day_earlier_does_not_see_an_answer_given_after_it(
+    sqlite_db: Database, within: str | None
+) -> None:
+    # CI found it: the survey condition wrote `now` as a literal, so a statement built at the answer's
+    # instant and run a day earlier still saw the answer (every other form reads `now` as a parameter)
+    world = World(accounts=[account("a0")], contacts=[contact("c0", "a0")])
+    world.survey_answers.append(answer("c0", "a0", "nps", 0, NOW, 0))
+    raw: dict[str, Any] = {"survey": {"kind": "nps"} | ({} if within is None else {"within": within})}
+    ctx = EvalContext(NOW, "contact", 14.0, 60.0, 30.0)
+    check_reuse(sqlite_db, (world, ctx, raw, timedelta(days=-1)))
+    check_reuse(sqlite_db, (world, ctx, raw, timedelta(days=1)))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -318,8 +318,13 @@ def score_expr(scope: str, ctx: EvalContext) -> ColumnElement[Any]:
 def latest_survey_score(kind: str, within: timedelta | None, ctx: EvalContext) -> ColumnElement[Any]:
     """The contact's latest answer's score of this kind answered by `now` (and within the window), or NULL."""
     a = schema.survey_answers
-    where = [a.c.contact_id == schema.contacts.c.id, a.c.kind == kind, a.c.answered_at <= ctx.now]
-    start = None if within is None else ctx.window_start(within)
+    at = a.c.answered_at
+    where = [
+        a.c.contact_id == schema.contacts.c.id,
+        a.c.kind == kind,
+        at <= instant(ctx, timedelta(0), at.type),
+    ]
+    start = None if within is None else window_start(ctx, within, at.type)
     if start is not None:
         where.append(a.c.answered_at > start)
     latest = select(a.c.score).where(*where).order_by(a.c.answered_at.desc(), a.c.delivery_id.desc()).limit(1)
