@@ -369,6 +369,24 @@ def test_a_bad_row_is_reported_with_its_line_and_field_and_nothing_is_imported(
     assert counts(base) == before
 
 
+def test_the_summary_counts_invalid_rows_not_problems(base: World) -> None:
+    path = write(
+        base,
+        "two-bad-fields.csv",
+        """
+        id,account_id,email,timezone
+        cy,acme,not-an-address,Nowhere/Land
+        dee,acme,dee@acme.example,UTC
+    """,
+    )
+
+    with pytest.raises(errors.ImportFileError) as caught:
+        load(base, "contacts", path)
+
+    assert len(caught.value.problems) == 2
+    assert str(caught.value).splitlines()[0].startswith(f"{path}: 1 invalid row(s) (2 problems); nothing")
+
+
 def test_the_cli_exits_1_and_prints_each_bad_row_when_an_import_fails(base: World) -> None:
     path = write(
         base,

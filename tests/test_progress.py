@@ -14,6 +14,7 @@ from backends import migrated, url_for
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from engagement import errors
 from engagement.cli import app
 from engagement.store import progress
 from engagement.store.database import Database
@@ -97,3 +98,15 @@ def test_a_role_that_may_not_write_the_change_log_is_told_the_grants(pg: Databas
         with pg.begin() as conn:
             conn.exec_driver_sql(f"DROP OWNED BY {role}")
             conn.exec_driver_sql(f"DROP ROLE {role}")
+
+
+def test_a_database_that_cannot_be_opened_is_named_without_its_password() -> None:
+    db = Database("postgresql+psycopg://engagement:hunter2-secret@127.0.0.1:1/engagement")  # nothing listens
+    try:
+        with pytest.raises(errors.EngagementError) as caught:
+            db.check_ready()
+    finally:
+        db.dispose()
+
+    assert "hunter2-secret" not in str(caught.value)
+    assert "engagement:***@127.0.0.1:1/engagement" in str(caught.value)

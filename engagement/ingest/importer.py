@@ -171,8 +171,10 @@ def import_file(
         if result.problems and not skip_invalid:
             shown = result.problems[:MAX_SHOWN]
             more = len(result.problems) - len(shown)
+            bad_rows = len({p.line for p in result.problems})  # a row with two bad fields is one invalid row
+            problems = "" if bad_rows == len(result.problems) else f" ({len(result.problems)} problems)"
             summary = (
-                f"{path}: {len(result.problems)} invalid row(s); nothing was imported "
+                f"{path}: {bad_rows} invalid row(s){problems}; nothing was imported "
                 "(use --skip-invalid to import the rest)"
             )
             if more:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import ColumnElement, func
 
@@ -65,7 +66,10 @@ class Database:
         try:
             names = set(inspect(self.engine).get_table_names())
         except OperationalError as exc:
-            raise errors.EngagementError(f"cannot open database {self.url}: {exc.orig}") from exc
+            shown = make_url(self.url).render_as_string(
+                hide_password=True
+            )  # the message reaches logs and terminals
+            raise errors.EngagementError(f"cannot open database {shown}: {exc.orig}") from exc
         if not {"contact", "enrollment", "delivery"} <= names:
             raise DatabaseNotReady()
         if not self._progress_checked:
