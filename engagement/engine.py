@@ -15,6 +15,7 @@ from engagement.delivery.outbox import OutboxEmail, OutboxWebhook
 from engagement.delivery.sendgrid import SendgridEmail
 from engagement.delivery.smtp import SmtpEmail
 from engagement.delivery.templates import Renderer
+from engagement.errors import ConfigError
 from engagement.evaluation import tick
 from engagement.journeys import catalog as catalogs
 from engagement.store.database import Database
@@ -72,12 +73,33 @@ def load_catalog(
 
 
 def email_provider(settings: Settings) -> EmailProvider:
-    """The configured email provider."""
+    """The configured email provider; a real one (SMTP, SendGrid) refuses the shipped example sender."""
+    if settings.email.provider != "outbox":
+        _check_sender(settings)
     if settings.email.provider == "smtp":
         return SmtpEmail.from_settings(settings)
     if settings.email.provider == "sendgrid":
         return SendgridEmail.from_settings(settings)
     return OutboxEmail(settings.path(settings.email.outbox.dir))
+
+
+def _check_sender(settings: Settings) -> None:
+    """ConfigError when real mail would go out as the demo's fictional company: its footer must carry
+    the sender's own name and postal address (CAN-SPAM, and most providers' terms), from an address of its own."""
+    shipped = Settings.model_construct()
+    pairs = (
+        ("email.from", settings.email.from_, shipped.email.from_),
+        ("company.name", settings.company.name, shipped.company.name),
+        ("company.postal_address", settings.company.postal_address, shipped.company.postal_address),
+    )
+    found = [key for key, value, example in pairs if value == example]
+    if found:
+        raise ConfigError(
+            f"email.provider is {settings.email.provider}, but {', '.join(found)} still "
+            f"{'is' if len(found) == 1 else 'are'} the shipped example (the demo's fictional company): "
+            "every email carries them in its From header and footer. Set them in config.toml "
+            "([email] from, [company] name and postal_address) before sending real mail."
+        )
 
 
 def webhook_provider(settings: Settings) -> WebhookProvider:

@@ -28,6 +28,7 @@ from engagement import config, errors
 from engagement.delivery.message import InDoubt, OutboundEmail, SendError
 from engagement.delivery.smtp import SmtpEmail
 from engagement.delivery.templates import Renderer, sample_context
+from engagement.engine import email_provider
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "email"
 
@@ -460,3 +461,26 @@ def test_a_connection_lost_after_the_content_was_received_is_in_doubt_and_not_se
 
     assert "may have accepted it" in caught.value.reason
     assert len(relay.received) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize("provider", ["smtp", "sendgrid"])
+def test_a_real_provider_refuses_the_shipped_example_sender_and_names_each_key(
+    tmp_path: Path, provider: str
+) -> None:
+    file = tmp_path / "config.toml"
+    file.write_text(f'[email]\nprovider = "{provider}"\n[company]\nname = "Acme Analytics, Inc."\n')
+
+    with pytest.raises(errors.ConfigError) as caught:
+        email_provider(config.load(file))
+
+    assert f"email.provider is {provider}, but email.from, company.postal_address still are" in str(
+        caught.value
+    )
+    file.write_text(
+        f'[email]\nprovider = "{provider}"\nfrom = "Acme <cs@acme.example.com>"\n'
+        '[company]\nname = "Acme Analytics, Inc."\npostal_address = "1 Main St, Springfield"\n'
+        '[email.sendgrid]\napi_key = "SG.test"\n'
+    )
+    assert email_provider(config.load(file)) is not None
+    file.write_text('[email]\nprovider = "outbox"\n')  # the demo's and a laptop's: the example is fine
+    assert email_provider(config.load(file)) is not None

@@ -58,6 +58,10 @@ dir = "journeys"
 dir = "{templates}"
 [email]
 provider = "sendgrid"
+from = "Workers Test <success@workers.test>"
+[company]
+name = "Workers Test, Inc."
+postal_address = "1 Test Street, Testville, OR 97000, USA"
 [email.sendgrid]
 api_url = "{api_url}"
 api_key = "{api_key}"

@@ -42,8 +42,11 @@ dir = "journeys"
 dir = "{templates}"
 [email]
 provider = "sendgrid"
-from = "Chartwell <success@chartwell.example>"
-reply_to = "Chartwell Customer Success <help@chartwell.example>"
+from = "Welcome World <success@welcome-world.test>"
+reply_to = "Welcome World Success <help@welcome-world.test>"
+[company]
+name = "Welcome World Test, Inc."
+postal_address = "1 Test Street, Testville, OR 97000, USA"
 [email.sendgrid]
 api_url = "{api_url}"
 api_key = "{api_key}"
