@@ -133,7 +133,8 @@ def import_command(
     notes = [f"skipped {result.skipped} invalid row(s)"] if result.skipped else []
     notes += [f"{len(result.repeats)} row(s) repeat an earlier row's id"] if result.repeats else []
     notes += [f"{result.duplicates} already known by event id"] if result.duplicates else []
-    out.print(f"imported {result.imported} {kind}" + (f" ({'; '.join(notes)})" if notes else ""))
+    what = "revenue row(s)" if kind == "revenue" else kind  # "imported 4 revenue" read as an amount
+    out.print(f"imported {result.imported} {what}" + (f" ({'; '.join(notes)})" if notes else ""))
 
 
 @db_app.command("upgrade")

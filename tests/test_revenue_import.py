@@ -273,7 +273,7 @@ def test_the_command_imports_revenue_and_names_the_kinds(accounts: World) -> Non
     done = accounts.cli("import", "revenue", str(path))
 
     assert done.exit_code == 0, done.output
-    assert "imported 4 revenue" in done.output
+    assert "imported 4 revenue row(s)" in done.output
     assert account(accounts, "acme")["mrr"] == 150.0
     wrong = accounts.cli("import", "payments", str(path))
     assert wrong.exit_code == 1 and "accounts, contacts, events or revenue" in str(wrong.exception)
