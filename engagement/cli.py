@@ -575,7 +575,13 @@ def run(
     current = engine.settings
     app_ = create_app(current, database=engine.db, clock=engine.clock)
     server = uvicorn.Server(
-        uvicorn.Config(app_, host=host, port=port or current.server.port, log_level="warning")
+        uvicorn.Config(
+            app_,
+            host=host,
+            port=port or current.server.port,
+            log_level="warning",
+            forwarded_allow_ips=current.server.forwarded_allow_ips,
+        )
     )
     worker_loop.run(engine, server=server)
 
@@ -601,7 +607,13 @@ def serve(
     _refuse_weak_secrets(current, host, "serve")
     processes = workers or current.server.workers
     if processes == 1:
-        uvicorn.run(create_app(current, database=database(current)), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(current, database=database(current)),
+            host=host,
+            port=port,
+            log_level="info",
+            forwarded_allow_ips=current.server.forwarded_allow_ips,
+        )
         return
     database(current).dispose()  # fail here, once, if the database is not ready
     if State.config_path is not None:  # the worker processes load the same file (see api.app.served_app)
@@ -613,6 +625,7 @@ def serve(
         host=host,
         port=port,
         log_level="info",
+        forwarded_allow_ips=current.server.forwarded_allow_ips,
     )
 
 

@@ -96,6 +96,11 @@ class Server(Section):
     workers: int = Field(
         1, ge=1, le=64, description="`engagement serve` processes sharing the port (uvicorn workers), 1 to 64"
     )
+    forwarded_allow_ips: list[str] = Field(
+        ["127.0.0.1"],
+        description="reverse proxies whose X-Forwarded-For names the client (the login throttle counts "
+        "per client address); `*` trusts any, `[]` none",
+    )
 
 
 class Limits(Section):

@@ -210,3 +210,23 @@ def _healthz_times(url: str, count: int, until: Callable[[], bool] | None = None
             found.append(time.perf_counter() - started)
             time.sleep(0.02)
     return found
+
+
+@pytest.mark.parametrize(("trusted", "codes"), [("[]", [401] * 3 + [429]), ('["127.0.0.1"]', [401] * 4)])
+def test_server_forwarded_allow_ips_decides_whose_x_forwarded_for_names_the_client(
+    tmp_path: Path, hashed: str, trusted: str, codes: list[int]
+) -> None:
+    # four names from four forwarded addresses, three attempts allowed per address: only a trusted
+    # proxy's header spreads them over four addresses; untrusted, all four come from 127.0.0.1
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "e.db"}"\n[server]\nforwarded_allow_ips = {trusted}\n'
+        f'[reports]\nusers = {{ maria = "{hashed}" }}\nlogin_attempts_per_address = 3\n'
+    )
+    migrate.upgrade(Database(config.load(path).database_url))
+    with ApiProcess(path) as api:
+        got = [
+            attempt(api.url, f"user-{i}", "guess", address=f"198.51.100.{i}").status_code for i in range(4)
+        ]
+
+    assert got == codes
