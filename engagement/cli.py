@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Connection, func, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -250,6 +251,38 @@ def preview(
         out.print(f"HTML written to {target}")
     else:
         out.print(shown.text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def explain(
+    journey: Annotated[str, typer.Argument(help="journey id")],
+    contact: Annotated[str | None, typer.Option("--contact", help="contact id")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="account id (account journeys)")] = None,
+    now: Annotated[str | None, typer.Option(help="explain at this instant (default now)")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Why a contact or account is (or is not) in a journey: each part with its value now, then one sentence."""
+    from engagement.dryrun import explain as explaining
+
+    if output_format not in ("table", "json"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, json")
+    current = settings()
+    found = catalogs.load([current.path(current.journeys.dir)], current)
+    found.raise_problems()
+    told = explaining.explain(
+        database(current), current, found.get(journey), now_or(now), contact=contact, account=account
+    )
+    if output_format == "json":
+        print(json.dumps(told.as_dict(), indent=2, default=str))
+        return
+    table = Table(title=f"{told.journey_id} for {told.audience} {told.subject_id} at {told.now.isoformat()}")
+    for column in ("part", "rule", "value now", "holds?"):
+        table.add_column(column)
+    shown = {True: "[green]yes[/green]", False: "[red]no[/red]", None: ""}
+    for part in told.parts:
+        table.add_row(part.part, escape(part.rule), escape(part.value), shown[part.holds])
+    out.print(table)
+    out.print(told.sentence, markup=False, highlight=False)
 
 
 @app.command()
