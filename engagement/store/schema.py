@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import CheckConstraint, Column, Index, Table, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Column, Index, Table, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 from engagement import vocab
@@ -559,6 +559,19 @@ Index(
     table(Delivery).c.priority.desc(),
     table(Delivery).c.id,
 )
+
+# Prefix search on the CS views (views/search.py) reads `lower(column)` indexes: in byte order on
+# PostgreSQL (text_pattern_ops serves `LIKE 'x%'` under any collation); SQLite compares bytes already.
+SEARCH_INDEXES = (
+    ("ix_contact_email_lower", "contact", "email"),
+    ("ix_contact_first_name_lower", "contact", "first_name"),
+    ("ix_contact_last_name_lower", "contact", "last_name"),
+    ("ix_account_name_lower", "account", "name"),
+)
+for _name, _table, _column in SEARCH_INDEXES:
+    _lowered = func.lower(table({"contact": Contact, "account": Account}[_table]).c[_column]).label(_column)
+    Index(_name, _lowered, postgresql_ops={_column: "text_pattern_ops"})
+
 
 accounts = table(Account)
 contacts = table(Contact)
