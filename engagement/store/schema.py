@@ -568,9 +568,13 @@ SEARCH_INDEXES = (
     ("ix_contact_last_name_lower", "contact", "last_name"),
     ("ix_account_name_lower", "account", "name"),
 )
+_SEARCHED = {"contact": table(Contact), "account": table(Account)}
 for _name, _table, _column in SEARCH_INDEXES:
-    _lowered = func.lower(table({"contact": Contact, "account": Account}[_table]).c[_column]).label(_column)
-    Index(_name, _lowered, postgresql_ops={_column: "text_pattern_ops"})
+    Index(
+        _name,
+        func.lower(_SEARCHED[_table].c[_column]).label(_column),
+        postgresql_ops={_column: "text_pattern_ops"},
+    )
 
 
 accounts = table(Account)
