@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from html import escape
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from engagement import errors, values
+from engagement.api import body
 from engagement.api.deps import Services, services
 from engagement.api.report_routes import dashboard_user
 from engagement.dryrun import explain
@@ -22,6 +25,16 @@ from engagement.views import journeys, people, render, search
 router = APIRouter()
 Svc = Annotated[Services, Depends(services)]
 MAX_QUERY = 200
+MAX_PAGE = 1_000_000
+
+
+def _text(name: str, value: str, limit: int) -> None:
+    """422 naming the query parameter when it is too long or holds what no door accepts."""
+    if len(value) > limit:
+        raise body.invalid_field([name], f"at most {limit} characters")
+    wrong = values.problem(value, [name])
+    if wrong is not None:
+        raise body.invalid_field(*wrong)
 
 
 def _catalog(svc: Services) -> catalogs.Catalog:
@@ -30,10 +43,16 @@ def _catalog(svc: Services) -> catalogs.Catalog:
 
 
 def _logged_in(request: Request, svc: Services, make: Callable[[str, datetime], str]) -> Response:
+    """The page `make` renders for a logged-in user; the login form for anyone else; a 404 page (its
+    message escaped) for an id or step that does not exist."""
     user = dashboard_user(request, svc)
     if user is None:
         return RedirectResponse("/reports/login", status_code=303)
-    return HTMLResponse(make(user, svc.clock.now()))
+    try:
+        return HTMLResponse(make(user, svc.clock.now()))
+    except errors.NotFoundError as exc:
+        body = f"<p>{escape(str(exc))}</p><p><a href='/journeys'>Journeys</a></p>"
+        return HTMLResponse(body, status_code=404)
 
 
 @router.get("/journeys", response_class=HTMLResponse)
@@ -53,25 +72,31 @@ def journey_page(
     journey_id: str,
     request: Request,
     svc: Svc,
-    step: Annotated[str | None, Query(max_length=100)] = None,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    step: str | None = None,
+    page: str = "1",
 ) -> Response:
     """One journey drawn as its steps with the people at each now, and who is at `step` (50 a page)."""
+    body.path_id("journey_id", journey_id)
+    if step is not None:
+        _text("step", step, 100)
+    if not page.isascii() or not page.isdigit() or not 1 <= int(page) <= MAX_PAGE:
+        raise body.invalid_field(["page"], f"a page number from 1 to {MAX_PAGE:,}")
+    number = int(page)
 
     def make(user: str, now: datetime) -> str:
         catalog = _catalog(svc)
         if journey_id not in catalog.journeys:
-            raise HTTPException(404, f"journey_id: no journey {journey_id!r}")
+            raise errors.NotFoundError(f"journey_id: no journey {journey_id!r}")
         journey = catalog.journeys[journey_id]
         if step is not None and step not in {s for s, _, _ in journeys.steps_of(journey)}:
-            raise HTTPException(404, f"step: journey {journey_id!r} has no step {step!r}")
+            raise errors.NotFoundError(f"step: journey {journey_id!r} has no step {step!r}")
         with svc.db.begin() as conn:
             [summary] = journeys.summaries(conn, catalog, journey_id)
-            listed, total = journeys.people_at(conn, journey, step, page) if step else ([], 0)
+            listed, total = journeys.people_at(conn, journey, step, number) if step else ([], 0)
         pages = max(1, -(-total // journeys.PAGE))
         return render.page(
             "journey.html.j2", f"Journey {journey_id}", user, now, j=summary, step=step, people=listed,
-            total=total, page=page, pages=pages,
+            total=total, page=number, pages=pages,
         )  # fmt: skip
 
     return _logged_in(request, svc, make)
@@ -89,12 +114,13 @@ def _explained(svc: Services, now: datetime, audiences: tuple[str, ...], **subje
 @router.get("/contacts/{contact_id}", response_class=HTMLResponse)
 def contact_page(contact_id: str, request: Request, svc: Svc) -> Response:
     """A contact: who, score, why (or why not) in each journey, enrollments, messages, answers, timeline."""
+    body.path_id("contact_id", contact_id)
 
     def make(user: str, now: datetime) -> str:
         with svc.db.begin() as conn:
             found = people.contact(conn, svc.settings, contact_id, now)
         if found is None:
-            raise HTTPException(404, f"contact_id: no contact {contact_id!r}")
+            raise errors.NotFoundError(f"contact_id: no contact {contact_id!r}")
         explained = _explained(svc, now, ("contact", "account"), contact=contact_id)
         return render.page(
             "contact.html.j2",
@@ -112,12 +138,13 @@ def contact_page(contact_id: str, request: Request, svc: Svc) -> Response:
 @router.get("/accounts/{account_id}", response_class=HTMLResponse)
 def account_page(account_id: str, request: Request, svc: Svc) -> Response:
     """An account: health, MRR history, contacts, enrollments, messages, answers, timeline, explain."""
+    body.path_id("account_id", account_id)
 
     def make(user: str, now: datetime) -> str:
         with svc.db.begin() as conn:
             found = people.account(conn, svc.settings, account_id, now)
         if found is None:
-            raise HTTPException(404, f"account_id: no account {account_id!r}")
+            raise errors.NotFoundError(f"account_id: no account {account_id!r}")
         explained = _explained(svc, now, ("account",), account=account_id)
         chart = render.mrr_chart(account_id, found.mrr)
         return render.page(
@@ -129,8 +156,9 @@ def account_page(account_id: str, request: Request, svc: Svc) -> Response:
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search_page(request: Request, svc: Svc, q: Annotated[str, Query(max_length=MAX_QUERY)] = "") -> Response:
+def search_page(request: Request, svc: Svc, q: str = "") -> Response:
     """Contacts and accounts by id, email, name or account name (indexed prefixes, at most 20)."""
+    _text("q", q, MAX_QUERY)
 
     def make(user: str, now: datetime) -> str:
         with svc.db.begin() as conn:
