@@ -225,15 +225,41 @@ def preview(
     contact: Annotated[str, typer.Option("--contact", help="contact id")],
     html_out: Annotated[Path | None, typer.Option("--out", help="where to write the HTML")] = None,
     now: Annotated[str | None, typer.Option(help="evaluate the step's `if` at this instant")] = None,
+    send_to: Annotated[
+        str | None,
+        typer.Option(
+            "--send-to",
+            help="also send this email step, rendered for the contact, to this test address through the "
+            "configured provider (marked [test], kept in the test_send ledger, never in reports)",
+        ),
+    ] = None,
 ) -> None:
-    """Render one step for one contact: subject and text here, HTML to a file."""
+    """Render one step for one contact: subject and text here, HTML to a file; `--send-to` test-sends it."""
     from engagement.delivery.templates import Renderer
     from engagement.dryrun import preview as previews
+    from engagement.dryrun import test_send
+    from engagement.engine import email_provider
 
     current = settings()
     renderer = Renderer(current.path(current.templates.dir))
     found = catalogs.load([current.path(current.journeys.dir)], current, renderer)
     found.raise_problems()
+    if send_to is not None:
+        sent = test_send.send(
+            database(current),
+            current,
+            renderer,
+            email_provider(current),
+            found.get(journey),
+            step,
+            contact,
+            send_to,
+            now_or(now),
+            requested_by="cli",
+        )
+        out.print(f"test send {sent.id}: {sent.subject!r} sent to {sent.to} (provider id {sent.provider_message_id})",
+                  markup=False, highlight=False)  # fmt: skip
+        return
     shown = previews.render(
         current, database(current), renderer, found.get(journey), step, contact, now_or(now)
     )
