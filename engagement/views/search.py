@@ -40,8 +40,8 @@ def _prefix(dialect: str, column: Any, text: str) -> Any:
 
 
 def search(conn: Connection, query: str, limit: int = LIMIT) -> list[Hit]:
-    """Contacts and accounts matching `query`: the exact id first, then prefixes of email, first name,
-    last name and account name (case-insensitive), at most `limit`."""
+    """Contacts and accounts matching `query` (at most `limit`): by exact id, and by prefix of email, first
+    name, last name or account name (case-insensitive); an exact id first, then by kind and id."""
     text = query.strip()
     if not text:
         return []
@@ -54,24 +54,34 @@ def search(conn: Connection, query: str, limit: int = LIMIT) -> list[Hit]:
     account = select(a.c.id, a.c.name)
     found: dict[tuple[str, str], Hit] = {}
 
-    def add_contacts(where: Any) -> None:
-        for r in conn.execute(contact.where(where, c.c.erased_at.is_(None)).order_by(c.c.id).limit(limit)):
+    def ordered(query: Any, order: Any) -> Any:
+        # SQLite: by the searched expression, whose index finds and orders the rows, so LIMIT stops early;
+        # PostgreSQL: unordered (a text_pattern_ops index does not order under the database's collation),
+        # so the planner stops at `limit` rows from the index, or from the table for a very common prefix
+        return query if dialect == "postgresql" else query.order_by(order)
+
+    def add_contacts(where: Any, order: Any = c.c.id) -> None:
+        query = ordered(contact.where(where, c.c.erased_at.is_(None)), order).limit(limit)
+        for r in conn.execute(query):
             found.setdefault(
                 ("contact", r.id), Hit("contact", r.id, r.name.strip(), r.email, r.account_id, r.account_name)
             )
 
-    def add_accounts(where: Any) -> None:
-        for r in conn.execute(account.where(where).order_by(a.c.id).limit(limit)):
+    def add_accounts(where: Any, order: Any = a.c.id) -> None:
+        for r in conn.execute(ordered(account.where(where), order).limit(limit)):
             found.setdefault(("account", r.id), Hit("account", r.id, r.name, None, r.id, r.name))
 
     add_contacts(c.c.id == text)
     add_accounts(a.c.id == text)
-    add_contacts(_prefix(dialect, c.c.email, lowered))
+    add_contacts(_prefix(dialect, c.c.email, lowered), func.lower(c.c.email))
     first, _, rest = lowered.partition(" ")
     if rest:  # "ann smi": first name ann, last name starting smi
-        add_contacts((func.lower(c.c.first_name) == first) & _prefix(dialect, c.c.last_name, rest.strip()))
+        last = func.lower(c.c.last_name)
+        add_contacts(
+            (func.lower(c.c.first_name) == first) & _prefix(dialect, c.c.last_name, rest.strip()), last
+        )
     else:
-        add_contacts(_prefix(dialect, c.c.first_name, lowered))
-        add_contacts(_prefix(dialect, c.c.last_name, lowered))
-    add_accounts(_prefix(dialect, a.c.name, lowered))
-    return list(found.values())[:limit]
+        add_contacts(_prefix(dialect, c.c.first_name, lowered), func.lower(c.c.first_name))
+        add_contacts(_prefix(dialect, c.c.last_name, lowered), func.lower(c.c.last_name))
+    add_accounts(_prefix(dialect, a.c.name, lowered), func.lower(a.c.name))
+    return sorted(found.values(), key=lambda h: (h.id != text, h.kind, h.id))[:limit]
