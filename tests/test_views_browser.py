@@ -19,8 +19,10 @@ from engagement.api import logins
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
 from engagement.ingest import revenue
+from engagement.scores import score_view
 from engagement.store import schema
 from engagement.testing.served import served
+from engagement.views import people
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PASSWORD = "correct horse battery staple"
@@ -186,6 +188,12 @@ def test_chromium_searches_a_contact_and_sees_the_databases_numbers(
         world, schema.contacts, schema.contacts.c.account_id == "acme"
     )
     assert page.locator("#mrr svg.chart").count() == 1
+    with world.db.begin() as conn:
+        score = score_view.current(conn, world.settings, "account", "acme", NOW + timedelta(minutes=10))
+        months = people.mrr_history(conn, "acme", NOW)
+    assert page.locator("#health strong.score").inner_text() == f"{score:.1f}"
+    assert [m for _, m in months] == [100.0, 200.0, 300.0]  # the chart's points: one a month
+    assert page.locator("#mrr svg.chart").get_attribute("data-points") == str(len(months))
     assert page.locator("table.messages tbody tr").count() == _count(world, d, d.c.contact_id.like("c%"))
     hostile = page.locator("table.contacts tbody tr", has_text="c2").inner_text()
     assert HOSTILE in hostile  # the <script> name is text, not a script

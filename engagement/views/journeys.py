@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, func, null, select
 
-from engagement import vocab
+from engagement import durations, vocab
 from engagement.journeys.catalog import Catalog, Journey
 from engagement.journeys.program import Branch, Jump, Message, Wait, WaitUntil
 from engagement.store import schema
@@ -70,9 +70,11 @@ def steps_of(journey: Journey) -> list[tuple[str, str, str]]:
         if isinstance(instr, Jump):
             continue
         if isinstance(instr, Wait):
-            detail = f"wait {instr.duration}"
+            detail = f"wait {durations.format_duration(instr.duration)}"
         elif isinstance(instr, WaitUntil):
-            detail = "wait until a condition" + (f", at most {instr.timeout}" if instr.timeout else "")
+            detail = "wait until a condition" + (
+                f", at most {durations.format_duration(instr.timeout)}" if instr.timeout else ""
+            )
         elif isinstance(instr, Branch):
             detail = "branch"
         elif isinstance(instr, Message):

@@ -45,6 +45,7 @@ class Page:
     answers: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[Moment] = field(default_factory=list)
     mrr: list[tuple[str, float]] = field(default_factory=list)  # (YYYY-MM, MRR) per month
+    measures: list[score_view.Contribution] = field(default_factory=list)  # what the score is made of
     more_contacts: int = 0
 
 
@@ -87,6 +88,7 @@ def account(conn: Connection, settings: Settings, account_id: str, now: datetime
     page.answers = _answers(conn, sa_.c.account_id == account_id)
     page.timeline = _timeline(conn, ev.c.account_id == account_id, ms.c.account_id == account_id, page)
     page.mrr = mrr_history(conn, account_id, now)
+    page.measures = score_view.contributions(conn, settings, now, account_id=account_id)
     return page
 
 

@@ -14,7 +14,7 @@ from engagement.reports.html import STYLE
 EXTRA = """
 header nav a{color:#93c5fd}details.explain{margin:.4rem 0}details.explain summary{cursor:pointer}
 td.yes{color:#15803d}td.no{color:#b91c1c;font-weight:600}svg.journey-map{max-width:640px}
-table.facts td,table.timeline td,details.explain td{text-align:left}
+main td,main th{text-align:left}
 @media (max-width:600px){main{padding:.5rem}section{padding:.6rem}header{padding:.6rem}}
 """
 ENV = Environment(
