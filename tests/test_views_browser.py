@@ -25,6 +25,7 @@ from engagement.testing.served import served
 from engagement.views import people
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+BACKENDS = ("sqlite", "postgresql")
 PASSWORD = "correct horse battery staple"
 HOSTILE = "<script>alert('x')</script>"
 JOURNEY = """\
