@@ -376,3 +376,25 @@ def test_verdicts_agree_with_the_next_tick_on_a_thousand_random_subjects(world: 
     assert list(disagree.items())[:5] == [], len(disagree)
     # the world exercises every standing the tick can reach
     assert set(standings) >= set(vocab.Standing) - {vocab.Standing.NO_ACCOUNT}, standings
+
+
+def test_an_account_journey_counts_the_recipients_its_messages_would_go_to(world: World) -> None:
+    world.journey(RENEWAL)
+    _store(
+        world,
+        accounts=[_account("acme")],
+        contacts=[
+            _contact("boss", "acme"),
+            _contact("quitter", "acme", email=None, erased_at=NOW - timedelta(days=1)),
+            _contact("member", "acme", role="member"),
+            _contact("muted", "acme"),
+        ],
+    )
+    world.suppress("muted@example.com")
+    told = _explain(world, "renewal", contact="member")  # an account journey explains the contact's account
+    assert told.subject_id == "acme" and told.standing == vocab.Standing.ENTERS
+    [recipients] = [p for p in told.parts if p.part == "recipients"]
+    assert (recipients.rule, recipients.value) == (
+        "contact.role = admin",
+        "2 contacts, 1 with an address not suppressed",
+    )

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, select
 
 from engagement import durations, errors, vocab
-from engagement.conditions import ast, pure
+from engagement.conditions import ast, pure, sql
 from engagement.conditions.context import EvalContext
 from engagement.config import Settings
 from engagement.delivery import dispatch, policy, suppression, windows
@@ -109,6 +109,7 @@ class Subject:
     facts: pure.Facts
     enrollments: tuple[Enrolled, ...]  # oldest first
     sending: Sending | None  # a contact's; None for an account
+    recipients: tuple[int, int] | None = None  # an account's: contacts `recipients` picks, those emailable
 
 
 def explain(
@@ -182,7 +183,25 @@ def load(conn: Connection, settings: Settings, journey: Journey, subject_id: str
             ),
             weekly_cap=settings.limits.emails_per_contact_per_week,
         )
-    return Subject(subject_id, facts, enrollments, sending)
+    recipients = _recipients(conn, journey, settings, subject_id, now) if facts.contact is None else None
+    return Subject(subject_id, facts, enrollments, sending, recipients)
+
+
+def _recipients(
+    conn: Connection, journey: Journey, settings: Settings, account_id: str, now: datetime
+) -> tuple[int, int]:
+    """How many of the account's contacts an account journey's messages go to (advance.deliveries' rule:
+    not erased, `recipients` holds), and how many of those have an address that is not suppressed."""
+    people, _ = sql.subjects_from("contact")
+    c = schema.contacts.c
+    where = [c.account_id == account_id, c.erased_at.is_(None)]
+    if journey.recipients is not None:
+        where.append(
+            sql.compile_condition(journey.recipients, eval_context(settings, journey, now).for_contacts())
+        )
+    emails = list(conn.execute(select(c.email).select_from(people).where(*where)).scalars())
+    addresses = [e for e in emails if e]
+    return len(emails), len(addresses) - len(suppression.suppressed(conn, addresses))
 
 
 def judge(journey: Journey, ctx: EvalContext, subject: Subject) -> Explanation:
@@ -217,6 +236,11 @@ def judge(journey: Journey, ctx: EvalContext, subject: Subject) -> Explanation:
         _step(journey, active, facts, ctx, parts)
     if subject.sending is not None:
         _sending(journey, subject.sending, now, parts)
+    if subject.recipients is not None:
+        picked, emailable = subject.recipients
+        rule = text(journey.recipients) if journey.recipients is not None else "every contact of the account"
+        value = f"{picked} contacts, {emailable} with an address not suppressed"
+        parts.append(Part("recipients", rule, value, picked > 0))
 
     def result(standing: vocab.Standing, sentence: str, after: After) -> Explanation:
         return Explanation(
