@@ -398,3 +398,40 @@ def test_an_account_journey_counts_the_recipients_its_messages_would_go_to(world
         "contact.role = admin",
         "2 contacts, 1 with an address not suppressed",
     )
+
+
+def test_a_step_removed_from_the_file_is_explained_as_the_tick_moves_it(world: World) -> None:
+    world.journey(ONBOARDING)
+    world.tick(NOW - timedelta(days=3))  # records the journey's outline
+    _store(
+        world,
+        accounts=[_account("acme")],
+        contacts=[_contact(f"p{n}", "acme") for n in range(3)],
+        enrollments=[
+            _enrollment(
+                "onboarding",
+                f"p{n}",
+                "acme",
+                state="active",
+                outcome=None,
+                end_reason=None,
+                step_id=step,
+                entered_at=NOW - timedelta(days=1),
+                ended_at=None,
+                wait_started_at=NOW - timedelta(days=1),
+                next_action_at=NOW + timedelta(days=1),
+            )
+            for n, step in enumerate(["pause", "wait-connect", "stalled"])
+        ],
+    )
+    world.journey(
+        ONBOARDING.replace("  - id: pause\n    wait: 2d\n", "").replace(
+            "  - id: stalled\n", "  - id: stuck\n"
+        )
+    )
+    told = {f"p{n}": _explain(world, "onboarding", contact=f"p{n}") for n in range(3)}
+    assert [p.value for p in told["p0"].parts if p.part == "moved"] == ["to wait-connect (step removed)"]
+    world.tick(NOW)
+    found = _latest(world)
+    assert {s: told[s].after for s in told} == {s: found[("onboarding", s)] for s in told}
+    assert found[("onboarding", "p2")].state == "ended"  # nothing after the renamed last step

@@ -10,7 +10,7 @@ holds it against what the tick does.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +22,7 @@ from engagement.conditions import ast, pure, sql
 from engagement.conditions.context import EvalContext
 from engagement.config import Settings
 from engagement.delivery import dispatch, policy, suppression, windows
-from engagement.evaluation import holdout, stepper
+from engagement.evaluation import holdout, moves, stepper
 from engagement.evaluation.tick import context as eval_context
 from engagement.journeys.catalog import Journey
 from engagement.journeys.program import Instr, Wait, WaitUntil
@@ -110,6 +110,7 @@ class Subject:
     enrollments: tuple[Enrolled, ...]  # oldest first
     sending: Sending | None  # a contact's; None for an account
     recipients: tuple[int, int] | None = None  # an account's: contacts `recipients` picks, those emailable
+    outline: Any = None  # the journey's steps as the database last ran them (evaluation/moves.py)
 
 
 def explain(
@@ -184,7 +185,8 @@ def load(conn: Connection, settings: Settings, journey: Journey, subject_id: str
             weekly_cap=settings.limits.emails_per_contact_per_week,
         )
     recipients = _recipients(conn, journey, settings, subject_id, now) if facts.contact is None else None
-    return Subject(subject_id, facts, enrollments, sending, recipients)
+    outline = conn.execute(select(schema.journeys.c.steps).where(schema.journeys.c.id == journey.id))
+    return Subject(subject_id, facts, enrollments, sending, recipients, outline.scalar_one_or_none())
 
 
 def _recipients(
@@ -214,6 +216,9 @@ def judge(journey: Journey, ctx: EvalContext, subject: Subject) -> Explanation:
 
     latest = subject.enrollments[-1] if subject.enrollments else None
     active = latest if latest is not None and latest.state == vocab.EnrollmentState.ACTIVE else None
+    moved: After | None = None
+    if active is not None and journey.status != "draft" and subject.outline != moves.outline(journey):
+        active, moved = _move(journey, active, subject.outline, now, parts)
     has_account = bool(facts.account)
     erased_at = facts.contact.get("erased_at") if facts.contact is not None else None
     if facts.contact is not None:
@@ -248,6 +253,14 @@ def judge(journey: Journey, ctx: EvalContext, subject: Subject) -> Explanation:
         )
 
     stays = _as_stored(latest)
+    if moved is not None:
+        assert latest is not None
+        return result(
+            Standing.ENROLLED,
+            f"enrolled at step {latest.step_id}, which the journey file no longer has: "
+            f"the next tick ends it ({moved.outcome})",
+            moved,
+        )
     if active is not None:
         return result(Standing.ENROLLED, *_enrolled(journey, active, holds, goal, leave, now))
     if journey.status == "draft":
@@ -310,10 +323,14 @@ def _enrolled(
     if journey.status != "active":
         return f"{said}; the journey is paused: it waits", _as_stored(active)
     position = journey.position(active.step_id)
-    if position is None:
-        return f"{said}; that step was removed: the next tick moves it", _as_stored(active)
-    instr = journey.program[position]
     due_since = active.next_action_at
+    if position is None:  # the file lost the step after its outline was recorded: advancing ends it when due
+        if due_since is None or due_since > now:
+            return f"{said}; that step is gone from the journey file", _as_stored(active)
+        return f"{said}; that step is gone: the next tick ends it", _ended(
+            vocab.EnrollmentOutcome.EXITED, active, None
+        )
+    instr = journey.program[position]
     woken = isinstance(instr, WaitUntil) and (due_since is None or due_since > now) and holds(instr.condition)
     if woken:
         due_since = now
@@ -340,9 +357,33 @@ def _after(decision: stepper.Decision, held: bool) -> After:
     return After(vocab.EnrollmentState.ACTIVE, decision.step_id, None, held)
 
 
-def _ended(outcome: str, active: Enrolled) -> After:
-    """Goal and exit end an enrollment where it stands (it keeps its step)."""
-    return After(vocab.EnrollmentState.ENDED, active.step_id, outcome, active.holdout)
+def _ended(outcome: str, active: Enrolled, step_id: str | None = "") -> After:
+    """Goal and exit end an enrollment where it stands (it keeps its step, unless `step_id` is given)."""
+    return After(
+        vocab.EnrollmentState.ENDED, active.step_id if step_id == "" else step_id, outcome, active.holdout
+    )
+
+
+def _move(
+    journey: Journey, active: Enrolled, outline: Any, now: datetime, parts: list[Part]
+) -> tuple[Enrolled | None, After | None]:
+    """What the tick's first move (moves.apply) does to an enrollment at a step the file no longer has:
+    the enrollment as moved, or None and where it ends."""
+    if journey.position(active.step_id) is not None or active.step_id is None:
+        return active, None
+    target = moves.resolve(active.step_id, outline, journey)
+    where = target.step_id or "the end"
+    parts.append(
+        Part("moved", f"step {active.step_id} is not in the file", f"to {where} ({target.reason})", None)
+    )
+    if target.step_id is None:
+        outcome = target.outcome
+        if outcome == vocab.EnrollmentOutcome.COMPLETED and active.holdout:
+            outcome = vocab.EnrollmentOutcome.HOLDOUT
+        return None, After(vocab.EnrollmentState.ENDED, None, outcome, active.holdout)
+    if target.same_step:
+        return replace(active, step_id=target.step_id), None
+    return replace(active, step_id=target.step_id, next_action_at=now, wait_started_at=None), None
 
 
 def _as_stored(enrolled: Enrolled | None) -> After:
