@@ -69,8 +69,17 @@ def test_the_command_sends_the_step_to_the_test_address_and_no_report_changes(wo
         recent = dispatch.recent_emails(conn, ["c000"], NOW)
     mailed = set(_outbox(world))
 
-    shown = world.cli("preview", "onboarding", "welcome", "--contact", "c000", "--send-to", "qa@example.com",
-                      "--now", NOW.isoformat())  # fmt: skip
+    shown = world.cli(
+        "preview",
+        "onboarding",
+        "welcome",
+        "--contact",
+        "c000",
+        "--send-to",
+        "qa@example.com",
+        "--now",
+        NOW.isoformat(),
+    )
 
     assert shown.exit_code == 0, shown.output
     assert "sent to qa@example.com" in shown.output
@@ -107,8 +116,18 @@ def test_only_email_steps_and_real_unsuppressed_addresses_are_test_sent(world: W
         ("welcome", "blocked@example.com", "on the suppression list"),
     ):
         with pytest.raises(test_send.RefusedError, match=re.escape(says)):
-            test_send.send(world.db, world.settings, renderer, provider, journey, step, "c000", to, NOW,
-                           requested_by="test")  # fmt: skip
+            test_send.send(
+                world.db,
+                world.settings,
+                renderer,
+                provider,
+                journey,
+                step,
+                "c000",
+                to,
+                NOW,
+                requested_by="test",
+            )
     assert world.count(schema.test_sends) == 0
 
 
@@ -179,3 +198,25 @@ def test_chromium_sends_a_test_from_the_contact_page(site: str, world: World, br
     assert (row["contact_id"], row["requested_by"], row["status"]) == ("c001", "maria", "sent")
     assert errors == []
     context.close()
+
+
+def test_erasing_the_contact_removes_what_its_test_sends_rendered(world: World) -> None:
+    _seed(world)
+    mailed = set(_outbox(world))
+    shown = world.cli(
+        "preview",
+        "onboarding",
+        "welcome",
+        "--contact",
+        "c000",
+        "--send-to",
+        "qa@example.com",
+        "--now",
+        NOW.isoformat(),
+    )
+    assert shown.exit_code == 0, shown.output
+    [copy] = set(_outbox(world)) - mailed
+    assert world.cli("contacts", "erase", "c000", "--yes").exit_code == 0
+    [row] = world.rows(schema.test_sends)
+    assert row["subject"] is None and row["status"] == "sent"
+    assert not copy.exists()
