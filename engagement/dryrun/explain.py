@@ -32,6 +32,7 @@ from engagement.store.database import Database
 
 en = schema.enrollments
 Standing = vocab.Standing
+ENROLLED_NOW = "it is enrolled already"
 OPS = {"eq": "=", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "in": "in", "not_in": "not in"}
 
 
@@ -566,7 +567,7 @@ def _re_entry(
     if rule == "never" and enrollments:
         blocked = f"re-entry never, and it was enrolled {_when(enrollments[-1].entered_at)}"
     elif any(e.state == vocab.EnrollmentState.ACTIVE for e in enrollments):
-        blocked = "it is enrolled already"
+        blocked = ENROLLED_NOW
     elif isinstance(rule, ReEntryAfter):
         recent = [e.entered_at for e in enrollments if e.entered_at > ctx.now - rule.after]
         if recent:
@@ -577,7 +578,10 @@ def _re_entry(
         if ends and all(at <= max(ends) for at in occurrences):
             last, ended = _when(max(occurrences)), _when(max(ends))
             spent = f"the trigger's last occurrence ({last}) came before its last enrollment ended ({ended})"
-    parts.append(Part("re-entry", str(shown), value, blocked is None and spent is None))
+    if blocked == ENROLLED_NOW:  # not a question while it is in the journey
+        parts.append(Part("re-entry", str(shown), "enrolled now", None))
+    else:
+        parts.append(Part("re-entry", str(shown), value, blocked is None and spent is None))
     return blocked, spent
 
 
