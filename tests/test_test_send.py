@@ -58,6 +58,12 @@ def _report(world: World) -> dict[str, Any]:
     return doc
 
 
+def _send_from_the_command(world: World) -> Any:
+    """`engagement preview onboarding welcome --contact c000 --send-to qa@example.com` at NOW."""
+    args = ("--contact", "c000", "--send-to", "qa@example.com", "--now", NOW.isoformat())
+    return world.cli("preview", "onboarding", "welcome", *args)
+
+
 def _outbox(world: World) -> list[Path]:
     return sorted((world.root / "outbox").glob("*.eml"))
 
@@ -69,17 +75,7 @@ def test_the_command_sends_the_step_to_the_test_address_and_no_report_changes(wo
         recent = dispatch.recent_emails(conn, ["c000"], NOW)
     mailed = set(_outbox(world))
 
-    shown = world.cli(
-        "preview",
-        "onboarding",
-        "welcome",
-        "--contact",
-        "c000",
-        "--send-to",
-        "qa@example.com",
-        "--now",
-        NOW.isoformat(),
-    )
+    shown = _send_from_the_command(world)
 
     assert shown.exit_code == 0, shown.output
     assert "sent to qa@example.com" in shown.output
@@ -203,17 +199,7 @@ def test_chromium_sends_a_test_from_the_contact_page(site: str, world: World, br
 def test_erasing_the_contact_removes_what_its_test_sends_rendered(world: World) -> None:
     _seed(world)
     mailed = set(_outbox(world))
-    shown = world.cli(
-        "preview",
-        "onboarding",
-        "welcome",
-        "--contact",
-        "c000",
-        "--send-to",
-        "qa@example.com",
-        "--now",
-        NOW.isoformat(),
-    )
+    shown = _send_from_the_command(world)
     assert shown.exit_code == 0, shown.output
     [copy] = set(_outbox(world)) - mailed
     assert world.cli("contacts", "erase", "c000", "--yes").exit_code == 0
