@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import Connection, func, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -225,15 +226,41 @@ def preview(
     contact: Annotated[str, typer.Option("--contact", help="contact id")],
     html_out: Annotated[Path | None, typer.Option("--out", help="where to write the HTML")] = None,
     now: Annotated[str | None, typer.Option(help="evaluate the step's `if` at this instant")] = None,
+    send_to: Annotated[
+        str | None,
+        typer.Option(
+            "--send-to",
+            help="also send this email step, rendered for the contact, to this test address through the "
+            "configured provider (marked [test], kept in the test_send ledger, never in reports)",
+        ),
+    ] = None,
 ) -> None:
-    """Render one step for one contact: subject and text here, HTML to a file."""
+    """Render one step for one contact: subject and text here, HTML to a file; `--send-to` test-sends it."""
     from engagement.delivery.templates import Renderer
     from engagement.dryrun import preview as previews
+    from engagement.dryrun import test_send
+    from engagement.engine import email_provider
 
     current = settings()
     renderer = Renderer(current.path(current.templates.dir))
     found = catalogs.load([current.path(current.journeys.dir)], current, renderer)
     found.raise_problems()
+    if send_to is not None:
+        sent = test_send.send(
+            database(current),
+            current,
+            renderer,
+            email_provider(current),
+            found.get(journey),
+            step,
+            contact,
+            send_to,
+            now_or(now),
+            requested_by="cli",
+        )
+        out.print(f"test send {sent.id}: {sent.subject!r} sent to {sent.to} (provider id {sent.provider_message_id})",
+                  markup=False, highlight=False)  # fmt: skip
+        return
     shown = previews.render(
         current, database(current), renderer, found.get(journey), step, contact, now_or(now)
     )
@@ -251,6 +278,38 @@ def preview(
         out.print(f"HTML written to {target}")
     else:
         out.print(shown.text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def explain(
+    journey: Annotated[str, typer.Argument(help="journey id")],
+    contact: Annotated[str | None, typer.Option("--contact", help="contact id")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="account id (account journeys)")] = None,
+    now: Annotated[str | None, typer.Option(help="explain at this instant (default now)")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Why a contact or account is (or is not) in a journey: each part with its value now, then one sentence."""
+    from engagement.dryrun import explain as explaining
+
+    if output_format not in ("table", "json"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, json")
+    current = settings()
+    found = catalogs.load([current.path(current.journeys.dir)], current)
+    found.raise_problems()
+    told = explaining.explain(
+        database(current), current, found.get(journey), now_or(now), contact=contact, account=account
+    )
+    if output_format == "json":
+        print(json.dumps(told.as_dict(), indent=2, default=str))
+        return
+    table = Table(title=f"{told.journey_id} for {told.audience} {told.subject_id} at {told.now.isoformat()}")
+    for column in ("part", "rule", "value now", "holds?"):
+        table.add_column(column)
+    shown = {True: "[green]yes[/green]", False: "[red]no[/red]", None: ""}
+    for part in told.parts:
+        table.add_row(part.part, escape(part.rule), escape(part.value), shown[part.holds])
+    out.print(table)
+    out.print(told.sentence, markup=False, highlight=False)
 
 
 @app.command()

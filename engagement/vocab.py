@@ -68,6 +68,23 @@ class HoldoutBy(StrEnum):
     ACCOUNT = "account"  # every contact of an account lands in the same group
 
 
+class Standing(StrEnum):
+    """Where one subject stands in one journey (`engagement explain`): enrolled, entering, or why not."""
+
+    ENROLLED = "enrolled"  # an active enrollment
+    ENTERS = "enters"  # not enrolled; the next tick enrolls it
+    DRAFT = "draft"  # the journey is a draft: it never runs
+    PAUSED = "paused"  # the journey is paused: nobody enters
+    NO_ACCOUNT = "no_account"  # a contact whose account is not imported (conditions read both)
+    ERASED = "erased"
+    RE_ENTRY = "re_entry"  # enrolled before and `re_entry` does not allow another
+    CONVERTED = "converted"  # enrolled before, converted, and `re_entry` does not allow another
+    TRIGGER = "trigger"
+    FILTER = "filter"
+    GOAL_REACHED = "goal_reached"  # the goal already holds: nothing to move
+    EXIT = "exit"  # the exit condition holds
+
+
 def one_of(column: str, words: type[StrEnum]) -> str:
     """A CHECK constraint's condition: `column` holds one of `words` (or NULL)."""
     return f"{column} IN ({', '.join(repr(w.value) for w in words)})"

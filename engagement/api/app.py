@@ -1,4 +1,5 @@
-"""The web app: health, unsubscribe, intake, the SendGrid and Stripe webhooks, the in-app inbox, erasure and the reports."""
+"""The web app: health, unsubscribe, intake, the SendGrid and Stripe webhooks, the in-app inbox, erasure, the reports
+and the CS views."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from engagement.api import (
     survey_answer_routes,
     survey_routes,
     unsubscribe_routes,
+    view_routes,
     webhook_routes,
 )
 from engagement.api.deps import Services
@@ -52,6 +54,7 @@ def create_app(
     app.include_router(unsubscribe_routes.router)
     app.include_router(survey_routes.router)
     app.include_router(report_routes.router)
+    app.include_router(view_routes.router)
     app.include_router(intake_routes.router)
     app.include_router(webhook_routes.router)
     app.include_router(stripe_routes.router)

@@ -84,7 +84,7 @@ def _hashing_limiter(request: Request) -> CapacityLimiter:
     return limiter
 
 
-def _user(request: Request, svc: Services) -> str | None:
+def dashboard_user(request: Request, svc: Services) -> str | None:
     """Who is asking: the session cookie's user, or a Bearer server key."""
     if auth.is_server_key(svc, auth.bearer(request)):
         return SERVER_KEY_USER
@@ -187,7 +187,7 @@ def dashboard(
     last: Annotated[str | None, Query(alias="to")] = None,
 ) -> Response:
     """The dashboard: every journey (or one), for a date range."""
-    user = _user(request, svc)
+    user = dashboard_user(request, svc)
     if user is None:
         return RedirectResponse("/reports/login", status_code=303)
     try:
@@ -207,7 +207,7 @@ def dashboard(
 
 
 def _json_user(request: Request, svc: Services) -> None:
-    if _user(request, svc) is None:
+    if dashboard_user(request, svc) is None:
         raise auth.unauthorized("a server key (Authorization: Bearer KEY) or a dashboard login is required")
 
 
@@ -284,7 +284,7 @@ def retention_dashboard(
     by: str | None = None,
 ) -> Response:
     """The retention page: the MRR bridge, GRR/NRR by month and the tables, for a range of months."""
-    user = _user(request, svc)
+    user = dashboard_user(request, svc)
     if user is None:
         return RedirectResponse("/reports/login", status_code=303)
     try:

@@ -103,3 +103,17 @@ def end(db: Database, settings: Settings, cookie: str | None) -> None:
     if token is not None:
         with db.begin() as conn:
             conn.execute(delete(t).where(t.c.token_hash == _hash(token)))
+
+
+def form_token(settings: Settings, cookie: str | None, form: str) -> str:
+    """The CSRF token of one form for one session: an HMAC of the session cookie, so only a page served
+    to that session can carry it (the cookie is HttpOnly and SameSite=Lax besides)."""
+    return _mac(settings.reports.session_secret, f"form\0{form}\0{cookie or ''}")
+
+
+def form_token_ok(settings: Settings, cookie: str | None, form: str, sent: str) -> bool:
+    """Whether a posted form's token is the one this session's page carried."""
+    if not cookie or not sent:
+        return False
+    expected = form_token(settings, cookie, form)
+    return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("ascii"))

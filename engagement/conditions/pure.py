@@ -116,31 +116,63 @@ def _bounds(actual: float, bounds: tuple[ast.Bound, ...]) -> bool:
 
 
 def _days(cond: ast.Days, facts: Facts, ctx: EvalContext) -> bool:
+    whole = _whole_days(cond, facts, ctx)
+    return whole is not None and _bounds(whole, cond.bounds)
+
+
+def _whole_days(cond: ast.Days, facts: Facts, ctx: EvalContext) -> int | None:
     scope, _, name = cond.field.partition(".")
     row = facts.contact if scope == "contact" else facts.account
     value = row.get(name) if row is not None else None
     if value is None:
-        return False
+        return None
     if isinstance(value, datetime):
         delta = ctx.now - value if cond.direction == "since" else value - ctx.now
-        whole = delta // timedelta(days=1)
-    else:
-        assert isinstance(value, date)
-        today = ctx.today
-        whole = (today - value).days if cond.direction == "since" else (value - today).days
-    return _bounds(whole, cond.bounds)
+        return delta // timedelta(days=1)
+    assert isinstance(value, date)
+    today = ctx.today
+    return (today - value).days if cond.direction == "since" else (value - today).days
 
 
 def _survey(cond: ast.Survey, facts: Facts, ctx: EvalContext) -> bool:
+    latest = _latest_answer(cond, facts, ctx)
+    return latest is not None and _bounds(latest, cond.bounds)
+
+
+def _latest_answer(cond: ast.Survey, facts: Facts, ctx: EvalContext) -> int | None:
     start = None if cond.within is None else ctx.window_start(cond.within)
     answers = [
         (at, delivery, score)
         for kind, score, at, delivery in facts.answers
         if kind == cond.kind and at <= ctx.now and (start is None or at > start)
     ]
-    if not answers:
-        return False
-    return _bounds(max(answers)[2], cond.bounds)
+    return max(answers)[2] if answers else None
+
+
+def reading(cond: ast.Condition, facts: Facts, ctx: EvalContext) -> Any:
+    """What a leaf condition reads for this subject now (None: nothing there), for explanations."""
+    if isinstance(cond, ast.Attr):
+        return _lookup(cond, facts)
+    if isinstance(cond, ast.Milestone):
+        reached = facts.milestones.get(cond.name)
+        return reached if reached is not None and reached <= ctx.now else None
+    if isinstance(cond, ast.EventCount):
+        start = None if cond.within is None else ctx.window_start(cond.within)
+        return sum(
+            1
+            for name, at in facts.events
+            if name == cond.event and at <= ctx.now and (start is None or at > start)
+        )
+    if isinstance(cond, ast.Days):
+        return _whole_days(cond, facts, ctx)
+    if isinstance(cond, ast.Score):
+        return round(_score(cond.scope, facts, ctx), 2)
+    if isinstance(cond, ast.Health):
+        score = _score(cond.scope, facts, ctx)
+        return f"{ctx.band(score)} ({score:.1f})"
+    if isinstance(cond, ast.Survey):
+        return _latest_answer(cond, facts, ctx)
+    raise TypeError(f"not a leaf condition: {cond!r}")
 
 
 def _score(scope: str, facts: Facts, ctx: EvalContext) -> float:

@@ -226,7 +226,7 @@ def _claim(
     rows = conn.execute(_claimable(journeys, now, settings.limits.in_flight, emails=emails)).all()
     if not rows:
         return 0, []
-    rules = {j: _journey_rules(settings, catalog.journeys[j]) for j in {r.journey_id for r in rows}}
+    rules = {j: journey_rules(settings, catalog.journeys[j]) for j in {r.journey_id for r in rows}}
     known = _recipients(db, conn, rows, now, settings.surveys.min_interval)
     judged = _judge(rows, rules, known, now)
     _record(db, conn, judged, total, claimed_at)
@@ -271,7 +271,7 @@ def _recipients(
     # pass the weekly cap: they take turns per contact, and each reads the claims committed before its turn.
     db.advisory_locks(conn, (f"engagement.cap:{contact}" for contact in capped))
     asked = survey_asks.recent(conn, asks, now, survey_interval)
-    return Recipients(frozenset(blocked), _recent_emails(conn, capped, now), frozenset(asked))
+    return Recipients(frozenset(blocked), recent_emails(conn, capped, now), frozenset(asked))
 
 
 def _judge(
@@ -336,7 +336,7 @@ def _count(total: Dispatched, status: vocab.DeliveryStatus, reason: str | None) 
         total.add(field, reason if field == "held" else None)  # skips name their own due time: not a reason
 
 
-def _journey_rules(settings: Settings, journey: Journey) -> tuple[policy.Rules, str]:
+def journey_rules(settings: Settings, journey: Journey) -> tuple[policy.Rules, str]:
     """A journey's rules with the zone still to resolve per recipient, and its zone setting."""
     spec = journey.spec
     rules = policy.Rules(
@@ -357,7 +357,7 @@ def _rules(journey: tuple[policy.Rules, str], row: Any) -> policy.Rules:
     return dataclasses.replace(rules, zone=zone)
 
 
-def _recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) -> dict[str, list[datetime]]:
+def recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) -> dict[str, list[datetime]]:
     """Each contact's emails of the last week (sent, or possibly sent)."""
     found: dict[str, list[datetime]] = {}
     when = func.coalesce(d.c.sent_at, d.c.updated_at)

@@ -210,7 +210,8 @@ def _controls(c: Controls) -> str:
         f'<label>From <input type="date" name="from" value="{escape(c.first)}"></label>'
         f'<label>To <input type="date" name="to" value="{escape(c.last)}"></label>'
         '<button type="submit">Show</button></form>'
-        f'<span class="muted">{escape(c.user)} · <a href="/reports/logout">log out</a></span>'
+        f'<span class="muted"><a href="/journeys">CS views</a> · <a href="/reports/retention">retention</a> · '
+        f'{escape(c.user)} · <a href="/reports/logout">log out</a></span>'
     )
 
 

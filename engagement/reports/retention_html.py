@@ -86,7 +86,7 @@ def _controls(c: Controls) -> str:
         f'<label>To <input type="month" name="to" value="{escape(c.last)}"></label>'
         f'<label>Split <select name="by">{"".join(options)}</select></label>'
         '<button type="submit">Show</button></form>'
-        f'<span class="muted"><a href="/reports">journeys</a> · {escape(c.user)} · '
+        f'<span class="muted"><a href="/reports">journeys</a> · <a href="/journeys">CS views</a> · {escape(c.user)} · '
         '<a href="/reports/logout">log out</a></span>'
     )
 

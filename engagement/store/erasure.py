@@ -4,8 +4,8 @@ What stays: the contact row as an anonymous tombstone (`erased_at`, account, rol
 time), event names and times, deliveries' statuses, responses' kinds and times, enrollments,
 scores, and the suppression of the address as a hash only, so the address stays unsubscribed
 and every count in reports stays right. What goes: name, address, traits, event properties,
-rendered subjects and addresses of deliveries, nudge texts, responses' provider payloads, and
-the rendered copies in the file outbox. Active enrollments end (`end_reason = 'erased'`) and
+rendered subjects and addresses of deliveries and the subjects of test sends, nudge texts, responses'
+provider payloads, and the rendered copies in the file outbox. Active enrollments end (`end_reason = 'erased'`) and
 the dispatcher never messages an erased contact.
 
 On SQLite the erasure then checkpoints and truncates the write-ahead log (which still held the pages
@@ -108,6 +108,11 @@ def erase(db: Database, contact_id: str, now: datetime, *, outbox: Path | None =
             )
         ).rowcount
         done.responses = conn.execute(update(r).where(r.c.contact_id == contact_id).values(data={})).rowcount
+        tests = (
+            schema.test_sends
+        )  # a test send's subject was rendered for the contact; its address is a tester's
+        test_ids = list(conn.execute(select(tests.c.id).where(tests.c.contact_id == contact_id)).scalars())
+        conn.execute(update(tests).where(tests.c.contact_id == contact_id).values(subject=None))
         answers = schema.survey_answers
         conn.execute(
             update(answers).where(answers.c.contact_id == contact_id).values(comment=None)
@@ -129,7 +134,7 @@ def erase(db: Database, contact_id: str, now: datetime, *, outbox: Path | None =
         ).rowcount
     done.log_truncated = db.forget_old_pages()
     if outbox is not None:
-        for delivery_id in delivery_ids:
+        for delivery_id in [*delivery_ids, *test_ids]:
             for copy in (outbox / f"{delivery_id}.eml", outbox / "notify" / f"{delivery_id}.json"):
                 if copy.exists():
                     copy.unlink()

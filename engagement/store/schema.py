@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import CheckConstraint, Column, Index, Table, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Column, Index, Table, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 from engagement import vocab
@@ -504,6 +504,30 @@ class DigestSend(SQLModel, table=True):
     sent_at: datetime = _ts(nullable=False)
 
 
+class TestSend(SQLModel, table=True):
+    """One step rendered for a contact and sent to a test address (`preview --send-to`, the contact page).
+
+    Its own ledger, not a `delivery`: it belongs to no enrollment, may be sent any number of times, and no
+    report, cap or dispatch query can count it by forgetting a filter.
+    """
+
+    __tablename__ = "test_send"
+    __table_args__ = (Index("ix_test_send_contact", "contact_id", "created_at"),)
+    id: str = Field(primary_key=True, max_length=36)
+    journey_id: str = Field(max_length=100)
+    step_id: str = Field(max_length=100)
+    contact_id: str = Field(max_length=200)
+    to_address: str = Field(max_length=320)
+    subject: str | None = Field(default=None, max_length=1000)
+    provider: str = Field(max_length=20)
+    provider_message_id: str | None = Field(default=None, max_length=200)
+    status: str = Field(max_length=20)  # sending | sent | failed
+    status_reason: str | None = Field(default=None, max_length=1000)
+    requested_by: str = Field(max_length=200)  # the dashboard user, or "cli"
+    created_at: datetime = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+
+
 class ProviderPause(SQLModel, table=True):
     """Until when a provider asked us to stop sending (a 429), shared by every worker and restart."""
 
@@ -560,6 +584,23 @@ Index(
     table(Delivery).c.id,
 )
 
+# Prefix search on the CS views (views/search.py) reads `lower(column)` indexes: in byte order on
+# PostgreSQL (text_pattern_ops serves `LIKE 'x%'` under any collation); SQLite compares bytes already.
+SEARCH_INDEXES = (
+    ("ix_contact_email_lower", "contact", "email"),
+    ("ix_contact_first_name_lower", "contact", "first_name"),
+    ("ix_contact_last_name_lower", "contact", "last_name"),
+    ("ix_account_name_lower", "account", "name"),
+)
+_SEARCHED = {"contact": table(Contact), "account": table(Account)}
+for _name, _table, _column in SEARCH_INDEXES:
+    Index(
+        _name,
+        func.lower(_SEARCHED[_table].c[_column]).label(_column),
+        postgresql_ops={_column: "text_pattern_ops"},
+    )
+
+
 accounts = table(Account)
 contacts = table(Contact)
 events = table(Event)
@@ -584,6 +625,7 @@ score_credits = table(ScoreCredit)
 score_watermarks = table(ScoreWatermark)
 digest_sends = table(DigestSend)
 provider_pauses = table(ProviderPause)
+test_sends = table(TestSend)
 subject_changes = table(SubjectChange)
 journey_watermarks = table(JourneyWatermark)
 stripe_events = table(StripeEvent)
