@@ -256,6 +256,7 @@ DELIVERY_COLUMNS = [
     "created_at",
     "updated_at",
     "survey_kind",
+    "journey_version",
 ]
 
 
@@ -323,5 +324,6 @@ def deliveries(
         now,
         now,
         literal(instr.spec.kind if isinstance(instr, Survey) else None, schema.deliveries.c.survey_kind.type),
+        literal(journey.version, schema.deliveries.c.journey_version.type),
     ]
     return select(*cols).select_from(source).where(*where)

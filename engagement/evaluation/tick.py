@@ -15,6 +15,7 @@ from engagement.config import Settings
 from engagement.delivery import dispatch
 from engagement.delivery.templates import Renderer
 from engagement.evaluation import advance, enroll, incremental, moves
+from engagement.journeys import versions
 from engagement.journeys.catalog import Catalog, Journey
 from engagement.scores import scoring
 from engagement.store import schema
@@ -103,7 +104,7 @@ def context(settings: Settings, journey: Journey, now: datetime) -> EvalContext:
 
 
 def sync_journeys(db: Database, catalog: Catalog, now: datetime) -> None:
-    """Record each journey's status and version as the engine last saw it."""
+    """Record each journey's status and version as the engine last saw it, and keep each version it runs."""
     rows = [
         {
             "id": j.id,
@@ -115,11 +116,23 @@ def sync_journeys(db: Database, catalog: Catalog, now: datetime) -> None:
         }
         for j in catalog.journeys.values()
     ]
+    kept = [
+        {
+            "journey_id": j.id,
+            "version": j.version,
+            "content": j.content,
+            "shape": versions.shape(j),
+            "first_run_at": now,
+        }
+        for j in catalog.journeys.values()
+        if j.status != "draft"  # a draft never runs
+    ]
     if rows:
         with db.begin() as conn:
             db.upsert(
                 conn, schema.journeys, rows, ["id"], ["name", "status", "version", "source", "updated_at"]
             )
+            db.upsert(conn, schema.journey_versions, kept, ["journey_id", "version"])
 
 
 def run(

@@ -30,7 +30,8 @@ class Journey:
 
     spec: spec.JourneySpec
     source: Path
-    version: str
+    version: str  # a hash of the file's bytes: the version id enrollments and deliveries name
+    content: str  # the file's text, kept with its version (schema.JourneyVersion)
     trigger: ast.Condition | None
     filter: ast.Condition | None
     goal: ast.Condition | None
@@ -171,11 +172,13 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
     problems += [problem(("moved", old), message) for old, message in _check_moved(parsed.moved, steps)]
     if problems:
         return None, problems
+    raw = path.read_bytes()
     return (
         Journey(
             spec=parsed,
             source=path,
-            version=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+            version=hashlib.sha256(raw).hexdigest()[:16],
+            content=raw.decode("utf-8", errors="replace"),
             trigger=conditions.get(("trigger", "condition")),
             filter=conditions.get(("filter",)),
             goal=conditions.get(("goal",)),
