@@ -95,16 +95,46 @@ def validate(
 ) -> None:
     """Check journey files and their templates; every problem as file:line: field: message."""
     current = settings()
-    targets = paths or [current.path(current.journeys.dir)]
-    found = catalogs.load(targets, current)
+    found = _valid(paths, current)
+    out.print(
+        f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}"
+    )
+
+
+def _valid(paths: list[Path] | None, current: config.Settings) -> catalogs.Catalog:
+    """The journeys under `paths` (default the journeys folder); every problem printed and exit 1 if any."""
+    found = catalogs.load(paths or [current.path(current.journeys.dir)], current)
     for problem in found.problems:
         print(problem)
     if found.problems:
         err.print(f"[red]{len(found.problems)} problem(s)[/red] in journey files")
         raise typer.Exit(1)
-    out.print(
-        f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}"
-    )
+    return found
+
+
+@app.command()
+def plan(
+    paths: Annotated[list[Path] | None, typer.Argument(help="journey files or folders")] = None,
+    now: Annotated[str | None, typer.Option(help="plan the tick at this ISO 8601 instant")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """What the journey files would change against what the database last ran; writes nothing.
+
+    Exit 0: no changes, or none that moves anyone; 2: enrollments would move or end; 1: invalid files.
+    """
+    from engagement.dryrun import plan as plans
+
+    if output_format not in ("text", "json"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of text, json")
+    current = settings()
+    found = _valid(paths, current)
+    made = plans.plan(database(current), current, found, now_or(now), every=not paths)
+    if output_format == "json":
+        print(json.dumps(made.as_json(), indent=2))
+    else:
+        for line in plans.lines(made):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(made.exit_code)
 
 
 @app.command("schema")
