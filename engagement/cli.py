@@ -270,6 +270,8 @@ def preview(
         err.print(
             "[yellow]note[/yellow]: this step's `if` is false for this contact now; the step would be skipped"
         )
+    if shown.variant is not None:
+        out.print(f"[bold]Variant:[/bold] {shown.variant}", highlight=False)
     if shown.kind == "email":
         target = html_out or Path(f"preview-{journey}-{step}-{contact}.html")
         target.write_text(shown.html or "", encoding="utf-8")
@@ -324,13 +326,14 @@ def simulate(
         table.add_row(day.isoformat(), *(str(counts.get(k, 0)) for k in keys), str(sum(counts.values())))
     out.print(table)
     timeline = Table(
-        "when (UTC)", "journey", "step", "channel", "contact", "email", "status", title="timeline"
+        "when (UTC)", "journey", "step", "variant", "channel", "contact", "email", "status", title="timeline"
     )
     for item in result.timeline[:show]:
         timeline.add_row(
             f"{item.at:%Y-%m-%d %H:%M}",
             item.journey_id,
             item.step_id,
+            item.variant or "",
             item.channel,
             item.contact_id or "",
             item.email or "",
@@ -344,13 +347,16 @@ def simulate(
     if csv_out:
         with csv_out.open("w", newline="", encoding="utf-8") as handle:
             writer = spreadsheet.writer(handle)
-            writer.writerow(["at", "journey", "step", "channel", "contact_id", "email", "subject", "status"])
+            writer.writerow(
+                ["at", "journey", "step", "variant", "channel", "contact_id", "email", "subject", "status"]
+            )
             for item in result.timeline:
                 writer.writerow(
                     [
                         item.at.isoformat(),
                         item.journey_id,
                         item.step_id,
+                        item.variant,
                         item.channel,
                         item.contact_id,
                         item.email,

@@ -14,7 +14,7 @@ from engagement import vocab
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
 from engagement.delivery.ids import DeliveryId
-from engagement.evaluation import statements, stepper
+from engagement.evaluation import statements, stepper, variants
 from engagement.journeys.catalog import Journey
 from engagement.journeys.program import Message, Notify, Survey, WaitUntil
 from engagement.store import database, schema
@@ -257,6 +257,7 @@ DELIVERY_COLUMNS = [
     "updated_at",
     "survey_kind",
     "journey_version",
+    "variant",
 ]
 
 
@@ -325,5 +326,6 @@ def deliveries(
         now,
         literal(instr.spec.kind if isinstance(instr, Survey) else None, schema.deliveries.c.survey_kind.type),
         literal(journey.version, schema.deliveries.c.journey_version.type),
+        variants.chosen_sql(journey.id, instr, recipient),
     ]
     return select(*cols).select_from(source).where(*where)
