@@ -400,6 +400,12 @@ def report(
     hash_password: Annotated[
         bool, typer.Option("--hash-password", help="print a hash for reports.users (asks for the password)")
     ] = False,
+    variants: Annotated[
+        bool, typer.Option("--variants", help="with --journey: each message variant against the step's first")
+    ] = False,
+    by: Annotated[
+        str | None, typer.Option("--by", help="with --journey: `version`, each journey version")
+    ] = None,
 ) -> None:
     """Funnels, holdout lift, time-to-value, surveys and score trends per journey, in the terminal or as files;
     `report surveys` lists every survey answer, `report retention` reports revenue retention."""
@@ -423,8 +429,56 @@ def report(
         return
     _check_format(output_format)
     chosen = period.choose(at, since, first, last)
+    if variants or by is not None:
+        _split_report(db, current, journey, chosen, variants, by, output_format, output)
+        return
     made = build.for_settings(current, db, chosen, at, journey=journey, explicit=bool(since or first or last))
     _emit(made, output_format, output, (tables.print_report, sheets.to_csv, sheets.to_json, html.page))
+
+
+def _split_report(
+    db: Database,
+    current: config.Settings,
+    journey: str | None,
+    chosen: Any,
+    variants: bool,
+    by: str | None,
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """`report --journey J --variants` and `report --journey J --by version`."""
+    from engagement.journeys import program
+    from engagement.reports import splits
+
+    if journey is None:
+        raise errors.EngagementError("--variants and --by need --journey: the journey to split")
+    if by not in (None, "version"):
+        raise errors.EngagementError(f"--by: {by!r} is not one of: version")
+    if output_format == "html":
+        raise errors.EngagementError("--format html: the split reports are table, csv or json")
+    found = catalogs.load([current.path(current.journeys.dir)], current)
+    steps = found.journeys[journey].program if journey in found.journeys else ()
+    order = {i.step_id: [v.id for v in i.variants] for i in steps if isinstance(i, program.Varied)}
+    with db.begin() as conn:
+        if variants:
+            groups = splits.variants(conn, journey, chosen, order)
+        else:
+            groups = splits.versions(conn, journey, chosen)
+    title = f"{journey}: by {'variant' if variants else 'version'}, {chosen.label()}"
+    if output_format == "table":
+        console = Console(file=output.open("w"), width=200) if output else out
+        console.print(splits.table(groups, title))
+        return
+    found_rows = splits.rows(groups)
+    if output_format == "json":
+        _write(json.dumps(found_rows, indent=2), output)
+        return
+    handle = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    writer = spreadsheet.writer(handle)
+    names = list(found_rows[0]) if found_rows else ["step_id", "group"]
+    writer.writerow(names)
+    for row in found_rows:
+        writer.writerow([row[n] for n in names])
 
 
 def _check_format(output_format: str) -> None:
