@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from engine_world import NOW, World
+from test_variants import HEAD, HELLO
 
 from engagement.engine import load_catalog
 from engagement.evaluation import variants as assignment
@@ -15,20 +16,7 @@ from engagement.store import schema
 
 BACKENDS = ("sqlite", "postgresql")
 
-JOURNEY = """\
-id: welcome
-name: Welcome
-status: active
-trigger: {event: signed_up}
-goal: {milestone: first_report_created}
-steps:
-  - id: hello
-    email: {template: onboarding/welcome, subject: "Welcome, {{ contact.first_name }}"}
-    variants:
-      - {id: plain}
-      - {id: warm, subject: "So glad you are here, {{ contact.first_name }}"}
-  - wait: 3d
-"""
+JOURNEY = HEAD + "goal: {milestone: first_report_created}\nsteps:\n" + HELLO + "  - wait: 3d\n"
 LATER = NOW + timedelta(hours=2)
 
 

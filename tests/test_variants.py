@@ -22,17 +22,19 @@ from engagement.store.database import Database
 
 BACKENDS = ("sqlite", "postgresql")
 
-WELCOME = """\
-id: welcome
-name: Welcome
-status: active
-trigger: {event: signed_up}
-steps:
+HEAD = "id: welcome\nname: Welcome\nstatus: active\ntrigger: {event: signed_up}\n"
+HELLO = """\
   - id: hello
     email: {template: onboarding/welcome, subject: "Welcome, {{ contact.first_name }}"}
     variants:
       - {id: plain}
       - {id: warm, subject: "So glad you are here, {{ contact.first_name }}"}
+"""
+WELCOME = (
+    HEAD
+    + "steps:\n"
+    + HELLO
+    + """\
     weights: {plain: 1, warm: 3}
   - wait: 1d
   - id: nudge
@@ -41,6 +43,7 @@ steps:
       - {id: short}
       - {id: long, body: "Reports need a data source. It takes two minutes, and we can help."}
 """
+)
 
 
 def three_to_one(weights: tuple[int, ...] = (1, 3)) -> tuple[program.Variant[spec.EmailSpec], ...]:
