@@ -56,8 +56,8 @@ def cohorts(world: World) -> dict[str, list[str]]:
     return {"first": first, "second": second, "third": third, "fourth": fourth}
 
 
-def planned(world: World) -> plans.JourneyPlan:
-    made = plans.plan(world.db, world.settings, load_catalog(world.settings), LATER)
+def planned(world: World, at: Any = LATER) -> plans.JourneyPlan:
+    made = plans.plan(world.db, world.settings, load_catalog(world.settings), at)
     [journey] = made.journeys
     return journey
 
@@ -176,3 +176,16 @@ def test_an_invalid_file_exits_1_with_its_problems(world: World) -> None:
 
     assert result.exit_code == 1
     assert "drip.yaml" in result.output
+
+
+def test_a_new_journey_counts_who_enters_at_once_and_what_its_first_tick_queues(world: World) -> None:
+    people = world.people(5)
+    signed_up(world, people[:3], NOW - timedelta(hours=1))
+    write(world, WELCOME, WAIT, TIPS)
+
+    journey = planned(world, NOW)
+
+    assert (journey.change, journey.from_version, journey.entering) == (plans.Change.NEW, None, 3)
+    assert journey.steps == [] and not journey.moves_people
+    assert world.tick(NOW).journeys["drip"].enrolled == 3
+    assert planned(world, NOW).change == plans.Change.UNCHANGED
