@@ -204,3 +204,23 @@ def test_a_bad_variant_is_reported_with_its_file_line_and_field(
     assert result.exit_code == 1
     found = [line_ for line_ in result.output.splitlines() if line_.startswith(f"{path}:{line}: {field}:")]
     assert found and message in found[0], result.output
+
+
+def test_an_in_app_survey_asks_each_contact_its_variants_question(world: World) -> None:
+    world.journey(
+        HEAD
+        + "steps:\n  - id: ask\n    survey: {kind: nps, channel: in_app, question: 'How likely are you to recommend us?'}\n"
+        + "    variants:\n      - {id: plain}\n      - {id: friendly, question: 'Would you tell a friend about us?'}\n"
+    )
+    people = world.people(12)
+    world.events(*({"contact_id": p, "name": "signed_up", "timestamp": NOW} for p in people))
+    world.tick(NOW)
+
+    chosen = {r["recipient"]: r["variant"] for r in world.rows(schema.deliveries)}
+    asked = {n["contact_id"]: n["title"] for n in world.rows(schema.nudges)}
+    assert set(chosen.values()) == {"plain", "friendly"}
+    for contact, variant in chosen.items():
+        friendly = variant == "friendly"
+        assert asked[contact] == (
+            "Would you tell a friend about us?" if friendly else "How likely are you to recommend us?"
+        )
