@@ -96,16 +96,46 @@ def validate(
 ) -> None:
     """Check journey files and their templates; every problem as file:line: field: message."""
     current = settings()
-    targets = paths or [current.path(current.journeys.dir)]
-    found = catalogs.load(targets, current)
+    found = _valid(paths, current)
+    out.print(
+        f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}"
+    )
+
+
+def _valid(paths: list[Path] | None, current: config.Settings) -> catalogs.Catalog:
+    """The journeys under `paths` (default the journeys folder); every problem printed and exit 1 if any."""
+    found = catalogs.load(paths or [current.path(current.journeys.dir)], current)
     for problem in found.problems:
         print(problem)
     if found.problems:
         err.print(f"[red]{len(found.problems)} problem(s)[/red] in journey files")
         raise typer.Exit(1)
-    out.print(
-        f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}"
-    )
+    return found
+
+
+@app.command()
+def plan(
+    paths: Annotated[list[Path] | None, typer.Argument(help="journey files or folders")] = None,
+    now: Annotated[str | None, typer.Option(help="plan the tick at this ISO 8601 instant")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """What the journey files would change against what the database last ran; writes nothing.
+
+    Exit 0: no changes, or none that moves anyone; 2: enrollments would move or end; 1: invalid files.
+    """
+    from engagement.dryrun import plan as plans
+
+    if output_format not in ("text", "json"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of text, json")
+    current = settings()
+    found = _valid(paths, current)
+    made = plans.plan(database(current), current, found, now_or(now), every=not paths)
+    if output_format == "json":
+        print(json.dumps(made.as_json(), indent=2))
+    else:
+        for line in plans.lines(made):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(made.exit_code)
 
 
 @app.command("schema")
@@ -268,6 +298,8 @@ def preview(
         err.print(
             "[yellow]note[/yellow]: this step's `if` is false for this contact now; the step would be skipped"
         )
+    if shown.variant is not None:
+        out.print(f"[bold]Variant:[/bold] {shown.variant}", highlight=False)
     if shown.kind == "email":
         target = html_out or Path(f"preview-{journey}-{step}-{contact}.html")
         target.write_text(shown.html or "", encoding="utf-8")
@@ -354,13 +386,14 @@ def simulate(
         table.add_row(day.isoformat(), *(str(counts.get(k, 0)) for k in keys), str(sum(counts.values())))
     out.print(table)
     timeline = Table(
-        "when (UTC)", "journey", "step", "channel", "contact", "email", "status", title="timeline"
+        "when (UTC)", "journey", "step", "variant", "channel", "contact", "email", "status", title="timeline"
     )
     for item in result.timeline[:show]:
         timeline.add_row(
             f"{item.at:%Y-%m-%d %H:%M}",
             item.journey_id,
             item.step_id,
+            item.variant or "",
             item.channel,
             item.contact_id or "",
             item.email or "",
@@ -374,13 +407,16 @@ def simulate(
     if csv_out:
         with csv_out.open("w", newline="", encoding="utf-8") as handle:
             writer = spreadsheet.writer(handle)
-            writer.writerow(["at", "journey", "step", "channel", "contact_id", "email", "subject", "status"])
+            writer.writerow(
+                ["at", "journey", "step", "variant", "channel", "contact_id", "email", "subject", "status"]
+            )
             for item in result.timeline:
                 writer.writerow(
                     [
                         item.at.isoformat(),
                         item.journey_id,
                         item.step_id,
+                        item.variant,
                         item.channel,
                         item.contact_id,
                         item.email,
@@ -424,6 +460,12 @@ def report(
     hash_password: Annotated[
         bool, typer.Option("--hash-password", help="print a hash for reports.users (asks for the password)")
     ] = False,
+    variants: Annotated[
+        bool, typer.Option("--variants", help="with --journey: each message variant against the step's first")
+    ] = False,
+    by: Annotated[
+        str | None, typer.Option("--by", help="with --journey: `version`, each journey version")
+    ] = None,
 ) -> None:
     """Funnels, holdout lift, time-to-value, surveys and score trends per journey, in the terminal or as files;
     `report surveys` lists every survey answer, `report retention` reports revenue retention."""
@@ -447,8 +489,56 @@ def report(
         return
     _check_format(output_format)
     chosen = period.choose(at, since, first, last)
+    if variants or by is not None:
+        _split_report(db, current, journey, chosen, variants, by, output_format, output)
+        return
     made = build.for_settings(current, db, chosen, at, journey=journey, explicit=bool(since or first or last))
     _emit(made, output_format, output, (tables.print_report, sheets.to_csv, sheets.to_json, html.page))
+
+
+def _split_report(
+    db: Database,
+    current: config.Settings,
+    journey: str | None,
+    chosen: Any,
+    variants: bool,
+    by: str | None,
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """`report --journey J --variants` and `report --journey J --by version`."""
+    from engagement.journeys import program
+    from engagement.reports import splits
+
+    if journey is None:
+        raise errors.EngagementError("--variants and --by need --journey: the journey to split")
+    if by not in (None, "version"):
+        raise errors.EngagementError(f"--by: {by!r} is not one of: version")
+    if output_format == "html":
+        raise errors.EngagementError("--format html: the split reports are table, csv or json")
+    found = catalogs.load([current.path(current.journeys.dir)], current)
+    steps = found.journeys[journey].program if journey in found.journeys else ()
+    order = {i.step_id: [v.id for v in i.variants] for i in steps if isinstance(i, program.Varied)}
+    with db.begin() as conn:
+        if variants:
+            groups = splits.variants(conn, journey, chosen, order)
+        else:
+            groups = splits.versions(conn, journey, chosen)
+    title = f"{journey}: by {'variant' if variants else 'version'}, {chosen.label()}"
+    if output_format == "table":
+        console = Console(file=output.open("w"), width=200) if output else out
+        console.print(splits.table(groups, title))
+        return
+    found_rows = splits.rows(groups)
+    if output_format == "json":
+        _write(json.dumps(found_rows, indent=2), output)
+        return
+    handle = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    writer = spreadsheet.writer(handle)
+    names = list(found_rows[0]) if found_rows else ["step_id", "group"]
+    writer.writerow(names)
+    for row in found_rows:
+        writer.writerow([row[n] for n in names])
 
 
 def _check_format(output_format: str) -> None:

@@ -135,3 +135,14 @@ class RetentionBy(StrEnum):
     TOUCH = "touch"  # the account's touch tier (as it is now: tiers have no history)
     PLAN = "plan"  # the plan as of the month's start; for an account not paying then, as of its end
     COHORT = "cohort"  # the account's signup month
+
+
+class PlanChange(StrEnum):
+    """What `engagement plan` says a journey file does to a journey (and to one of its steps)."""
+
+    NEW = "new"  # the engine never ran this journey
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    DRAFT = "draft"  # a draft never runs: nothing it says happens
+    ADDED = "added"  # a step
+    REMOVED = "removed"

@@ -24,7 +24,7 @@ from sqlalchemy import literal, select
 
 from engagement.delivery.ids import DeliveryId, delivery_id
 from engagement.engine import load_catalog
-from engagement.evaluation import advance, enroll, holdout, stepper, tick
+from engagement.evaluation import advance, enroll, holdout, stepper, tick, variants
 from engagement.journeys.catalog import Journey
 from engagement.store import md5, schema
 
@@ -194,7 +194,8 @@ def expected(
                 deliveries.add((
                     delivery_id(row.id, instr.step_id, recipient), row.id, journey.id, instr.step_id, instr.channel,
                     recipient, contact_id, "queued", journey.spec.priority, moment, now, now,
-                    instr.spec.kind if instr.kind == "survey" else None,
+                    instr.spec.kind if instr.kind == "survey" else None, journey.version,
+                    variants.variant_for(journey, instr.step_id, recipient),
                 ))  # fmt: skip
         if decision.outcome is not None:
             states[row.id] = (None, None, None, "ended", decision.outcome, decision.outcome, now)

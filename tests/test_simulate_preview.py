@@ -91,7 +91,7 @@ def test_simulating_a_draft_journey_by_name_runs_it_as_if_active_and_keeps_it_a_
     assert result.exit_code == 0, result.output
     assert "4 message(s); enrolled: new-onboarding 2" in result.stdout
     plan = (world.root / "plan.csv").read_text().splitlines()
-    assert plan[0] == "at,journey,step,channel,contact_id,email,subject,status"
+    assert plan[0] == "at,journey,step,variant,channel,contact_id,email,subject,status"
     assert sorted(line.split(",")[2] for line in plan[1:]) == ["connect", "connect", "welcome", "welcome"]
     assert world.count(en) == 0 and world.count(d) == 0
     assert not (world.root / "outbox").exists()

@@ -679,9 +679,10 @@ def _email(
     now: datetime,
 ) -> OutboundEmail:
     if isinstance(instr, program.Survey):
-        rendered = surveys.email(settings, renderer, instr.spec, row.id, context, now)
+        rendered = surveys.email(settings, renderer, instr.message(row.variant), row.id, context, now)
     else:
-        rendered = renderer.email(instr.spec.template, instr.spec.subject, context)
+        chosen = instr.message(row.variant)  # the delivery's variant, fixed when it was queued
+        rendered = renderer.email(chosen.template, chosen.subject, context)
     name = " ".join(p for p in (contact.get("first_name"), contact.get("last_name")) if p)
     return OutboundEmail(
         delivery_id=row.id,
@@ -710,9 +711,10 @@ def _nudge(
     now: datetime,
 ) -> dict[str, Any]:
     if isinstance(instr, program.Survey):
-        fields = surveys.nudge_fields(renderer, instr.spec, context)
-        return {**_nudge_keys(row, now, instr.spec.expires), **fields}
-    spec = instr.spec
+        asked = instr.message(row.variant)
+        fields = surveys.nudge_fields(renderer, asked, context)
+        return {**_nudge_keys(row, now, asked.expires), **fields}
+    spec = instr.message(row.variant)
     label = url = None
     if spec.cta is not None:
         label, url = renderer.text(spec.cta.label, context), renderer.text(spec.cta.url, context)

@@ -14,6 +14,7 @@ from engagement.conditions import pure
 from engagement.config import Settings
 from engagement.delivery import surveys, templates, unsubscribe
 from engagement.delivery.templates import Renderer
+from engagement.evaluation import variants
 from engagement.evaluation.tick import context as eval_context
 from engagement.journeys.catalog import Journey
 from engagement.journeys.program import Email, InApp, Message, Notify, Survey
@@ -31,6 +32,7 @@ class Preview:
     html: str | None = None
     payload: dict[str, Any] | None = None
     guard_holds: bool | None = None
+    variant: str | None = None  # the step's variant this contact gets (None: the step has no variants)
 
 
 def render(
@@ -72,24 +74,37 @@ def render(
         company=settings.company.model_dump(),
         unsubscribe_url=link,
     )
+    shown = _render(settings, renderer, instr, ctx, now, variants.variant_for(journey, step_id, contact_id))
+    shown.guard_holds = guard
+    return shown
+
+
+def _render(
+    settings: Settings,
+    renderer: Renderer,
+    instr: Message,
+    ctx: dict[str, Any],
+    now: datetime,
+    variant: str | None,
+) -> Preview:
     match instr:
         case Survey() if instr.channel == vocab.Channel.EMAIL:  # links signed for a sample delivery, as sent
-            email = surveys.email(settings, renderer, instr.spec, "preview", ctx, now)
-            return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
+            email = surveys.email(settings, renderer, instr.message(variant), "preview", ctx, now)
+            return Preview("email", email.subject, email.text, email.html, variant=variant)
         case Survey():
-            question = renderer.text(instr.spec.question, ctx)
+            asked = instr.message(variant)
+            question = renderer.text(asked.question, ctx)
             survey: dict[str, Any] = {
                 "title": question,
-                "survey": surveys.nudge_fields(renderer, instr.spec, ctx),
+                "survey": surveys.nudge_fields(renderer, asked, ctx),
             }
-            return Preview(
-                "in_app", question, json.dumps(survey, indent=2), payload=survey, guard_holds=guard
-            )
+            return Preview("in_app", question, json.dumps(survey, indent=2), payload=survey, variant=variant)
         case Email():
-            email = renderer.email(instr.spec.template, instr.spec.subject, ctx)
-            return Preview("email", email.subject, email.text, email.html, guard_holds=guard)
+            chosen = instr.message(variant)
+            email = renderer.email(chosen.template, chosen.subject, ctx)
+            return Preview("email", email.subject, email.text, email.html, variant=variant)
         case InApp():
-            spec = instr.spec
+            spec = instr.message(variant)
             title = renderer.text(spec.title, ctx)
             payload = {
                 "title": title,
@@ -100,9 +115,9 @@ def render(
                     else None
                 ),
             }
-            return Preview("in_app", title, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)
+            return Preview("in_app", title, json.dumps(payload, indent=2), payload=payload, variant=variant)
         case Notify():
             target = settings.webhooks.named(instr.spec.webhook)
             render_text = renderer.slack_text if target is None or target.escape == "slack" else renderer.text
             payload = {"webhook": instr.spec.webhook, "text": render_text(instr.spec.text, ctx)}
-            return Preview("notify", None, json.dumps(payload, indent=2), payload=payload, guard_holds=guard)
+            return Preview("notify", None, json.dumps(payload, indent=2), payload=payload, variant=variant)

@@ -34,6 +34,7 @@ class Planned:
     email: str | None
     subject: str | None
     status: str
+    variant: str | None = None  # the step's variant it carries
 
 
 @dataclass
@@ -149,6 +150,7 @@ def run(
                     c.c.email,
                     d.c.subject,
                     d.c.status,
+                    d.c.variant,
                 )
                 .select_from(d.outerjoin(c, c.c.id == d.c.contact_id))
                 .where(d.c.created_at >= start)

@@ -14,7 +14,7 @@ from engagement import vocab
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
 from engagement.delivery.ids import DeliveryId
-from engagement.evaluation import statements, stepper
+from engagement.evaluation import statements, stepper, variants
 from engagement.journeys.catalog import Journey
 from engagement.journeys.program import Message, Notify, Survey, WaitUntil
 from engagement.store import database, schema
@@ -256,6 +256,8 @@ DELIVERY_COLUMNS = [
     "created_at",
     "updated_at",
     "survey_kind",
+    "journey_version",
+    "variant",
 ]
 
 
@@ -323,5 +325,7 @@ def deliveries(
         now,
         now,
         literal(instr.spec.kind if isinstance(instr, Survey) else None, schema.deliveries.c.survey_kind.type),
+        literal(journey.version, schema.deliveries.c.journey_version.type),
+        variants.chosen_sql(journey.id, instr, recipient),
     ]
     return select(*cols).select_from(source).where(*where)

@@ -55,6 +55,7 @@ COLUMNS = [
     "entered_at",
     "ended_at",
     "trigger_ref",
+    "journey_version",
 ]
 en = schema.enrollments
 NOW = timedelta(0)
@@ -238,6 +239,7 @@ def candidates(
         now.label("entered_at"),
         _or_null(state.get("ended_at"), at).label("ended_at"),
         cast(ref, String).label("trigger_ref"),
+        literal(journey.version, en.c.journey_version.type).label("journey_version"),
     ]
     query = select(*cols).select_from(source).where(*where)
     if occurred is not None:

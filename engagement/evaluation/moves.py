@@ -83,7 +83,7 @@ def resolve(old: str, recorded: dict[str, Any] | None, journey: Journey) -> Targ
         return Target(journey.spec.moved[old], "as the file's moved: says")
     ids = {i.step_id for i in journey.program}
     rescued = {i.rescue: i.step_id for i in journey.program if i.rescue is not None}
-    entries = {e["id"]: e for e in (recorded or {}).get("steps", [])} if _readable(recorded) else {}
+    entries = {e["id"]: e for e in (recorded or {}).get("steps", [])} if readable(recorded) else {}
     entry = entries.get(old)
     if entry is not None:
         if entry["rescue"] in rescued:
@@ -107,7 +107,8 @@ def resolve(old: str, recorded: dict[str, Any] | None, journey: Journey) -> Targ
     return Target(None, "step removed from journey", outcome=vocab.EnrollmentOutcome.EXITED)
 
 
-def _readable(recorded: dict[str, Any] | None) -> bool:
+def readable(recorded: dict[str, Any] | None) -> bool:
+    """The recorded outline is one this version of the code reads."""
     return isinstance(recorded, dict) and recorded.get("v") == OUTLINE
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from engagement.conditions.context import EvalContext
@@ -15,6 +17,7 @@ from engagement.config import Settings
 from engagement.delivery import dispatch
 from engagement.delivery.templates import Renderer
 from engagement.evaluation import advance, enroll, incremental, moves
+from engagement.journeys import versions
 from engagement.journeys.catalog import Catalog, Journey
 from engagement.scores import scoring
 from engagement.store import schema
@@ -59,21 +62,30 @@ def describe(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}".splitlines()[0]
 
 
-def _evaluate(
+Begin = Callable[[], AbstractContextManager[Connection]]
+
+
+def evaluate(
     db: Database,
     settings: Settings,
     journey: Journey,
     ctx: EvalContext,
     counts: JourneyCounts,
-    report: TickReport,
-    stopping: Callable[[], bool],
+    moved: list[moves.Move],
+    stopping: Callable[[], bool] = dispatch.never,
+    begin: Begin | None = None,
 ) -> None:
-    """One journey's share of a tick; each transaction's counts are added once it has committed."""
-    with db.begin() as conn:
+    """One journey's share of a tick; each transaction's counts (and `moved`) are added once it has committed.
+
+    `begin` opens each transaction (default `db.begin`); `engagement plan` passes one that runs them all
+    in a single transaction it then rolls back (dryrun/plan.py), so it counts what this would write.
+    """
+    begin = begin or db.begin
+    with begin() as conn:
         db.advisory_lock(conn, f"engagement.evaluation.enroll:{journey.id}")
-        moved = moves.apply(db, conn, journey, ctx.now)
-    report.moves += moved
-    with db.begin() as conn:
+        done = moves.apply(db, conn, journey, ctx.now)
+    moved += done
+    with begin() as conn:
         db.advisory_lock(conn, f"engagement.evaluation.enroll:{journey.id}")
         covered = incremental.plan(db, conn, journey, ctx)
         converted, exited = advance.end_on_goal_and_exit(conn, journey, ctx, covered.subjects)
@@ -88,7 +100,7 @@ def _evaluate(
     if journey.status != "active":
         return
     while not stopping():
-        with db.begin() as conn:
+        with begin() as conn:
             batch = advance.advance_batch(db, conn, journey, ctx, settings.limits.batch_size)
         if batch is None:
             break
@@ -103,7 +115,7 @@ def context(settings: Settings, journey: Journey, now: datetime) -> EvalContext:
 
 
 def sync_journeys(db: Database, catalog: Catalog, now: datetime) -> None:
-    """Record each journey's status and version as the engine last saw it."""
+    """Record each journey's status and version as the engine last saw it, and keep each version it runs."""
     rows = [
         {
             "id": j.id,
@@ -115,11 +127,23 @@ def sync_journeys(db: Database, catalog: Catalog, now: datetime) -> None:
         }
         for j in catalog.journeys.values()
     ]
+    kept = [
+        {
+            "journey_id": j.id,
+            "version": j.version,
+            "content": j.content,
+            "shape": versions.shape(j),
+            "first_run_at": now,
+        }
+        for j in catalog.journeys.values()
+        if j.status != "draft"  # a draft never runs
+    ]
     if rows:
         with db.begin() as conn:
             db.upsert(
                 conn, schema.journeys, rows, ["id"], ["name", "status", "version", "source", "updated_at"]
             )
+            db.upsert(conn, schema.journey_versions, kept, ["journey_id", "version"])
 
 
 def run(
@@ -154,7 +178,8 @@ def run(
             continue
         counts = report.journeys.setdefault(journey.id, JourneyCounts())
         try:
-            _evaluate(db, settings, journey, context(settings, journey, now), counts, report, stopping)
+            ctx = context(settings, journey, now)
+            evaluate(db, settings, journey, ctx, counts, report.moves, stopping)
         except Exception as exc:  # one journey that cannot be evaluated must not stop the others
             log.exception("journey %s failed at the tick of %s", journey.id, now.isoformat())
             report.failures[journey.id] = describe(exc)

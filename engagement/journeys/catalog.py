@@ -30,7 +30,8 @@ class Journey:
 
     spec: spec.JourneySpec
     source: Path
-    version: str
+    version: str  # a hash of the file's bytes: the version id enrollments and deliveries name
+    content: str  # the file's text, kept with its version (schema.JourneyVersion)
     trigger: ast.Condition | None
     filter: ast.Condition | None
     goal: ast.Condition | None
@@ -164,6 +165,8 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
         if kind in program.MESSAGE_KINDS and isinstance(body, dict):
             for field, message in _check_message(kind, body, renderer, context, settings):
                 problems.append(problem(loc + (kind, *field), message))
+            for field, message in _check_variants(kind, step, renderer, context, settings):
+                problems.append(problem(loc + field, message))
 
     if problems or parsed is None:
         return None, problems
@@ -171,11 +174,13 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
     problems += [problem(("moved", old), message) for old, message in _check_moved(parsed.moved, steps)]
     if problems:
         return None, problems
+    raw = path.read_bytes()
     return (
         Journey(
             spec=parsed,
             source=path,
-            version=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+            version=hashlib.sha256(raw).hexdigest()[:16],
+            content=raw.decode("utf-8", errors="replace"),
             trigger=conditions.get(("trigger", "condition")),
             filter=conditions.get(("filter",)),
             goal=conditions.get(("goal",)),
@@ -240,6 +245,63 @@ def _check_message(
         found.append((("webhook",), f"no webhook {name!r} in config; add [webhooks.{name}] url = ..."))
     if kind == "in_app" and isinstance(body.get("cta"), dict):
         found += [(("cta", *f), m) for f, m in _check_cta(body["cta"], renderer, context)]
+    return found
+
+
+MESSAGE_SPECS: dict[str, type[spec.Strict]] = {
+    "email": spec.EmailSpec,
+    "in_app": spec.InAppSpec,
+    "survey": spec.SurveySpec,
+}
+
+
+def _check_variants(
+    kind: str, step: dict[str, Any], renderer: Renderer, context: dict[str, Any], settings: Settings
+) -> list[tuple[files.Loc, str]]:
+    """A message step's `variants` and `weights`: ids unique, weights naming them, each variant (the step's
+    message with the variant's keys) a full message whose templates render; (field path, message)."""
+    variants, weights, body = step.get("variants"), step.get("weights"), step.get(kind)
+    found: list[tuple[files.Loc, str]] = []
+    if variants is None:
+        if weights is not None:
+            found.append((("weights",), "weights are for a step with `variants`"))
+        return found
+    if kind not in MESSAGE_SPECS:
+        return [(("variants",), f"{kind} steps have no variants (email, in_app and survey steps do)")]
+    if not isinstance(variants, list) or not isinstance(body, dict):
+        return found  # the schema said what is wrong
+    ids: list[str] = []
+    for i, variant in enumerate(variants):
+        if not isinstance(variant, dict):
+            continue
+        vid = variant.get("id")
+        if isinstance(vid, str):
+            if vid in ids:
+                found.append((("variants", i, "id"), f"duplicate variant id {vid!r}"))
+            ids.append(vid)
+        fields = MESSAGE_SPECS[kind].model_fields  # a key no message has: the schema reports it already
+        changed = {k: v for k, v in variant.items() if k != "id" and k in fields}
+        try:
+            MESSAGE_SPECS[kind].model_validate({**body, **changed})
+        except ValidationError as exc:
+            found += [
+                (("variants", i, *loc), msg) for loc, msg in _schema_errors(exc) if loc and loc[0] in changed
+            ]
+            continue
+        for field, message in _check_message(kind, {**body, **changed}, renderer, context, settings):
+            if field and field[0] in changed:
+                found.append((("variants", i, *field), message))
+    if isinstance(weights, dict):
+        for name in weights:
+            if name not in ids:
+                found.append(
+                    (("weights", name), f"no variant {name!r}; this step's variants: {', '.join(ids)}")
+                )
+        missing = [v for v in ids if v not in weights]
+        if missing:
+            found.append(
+                (("weights",), f"no weight for variant(s) {', '.join(missing)}: give every variant one")
+            )
     return found
 
 

@@ -14,15 +14,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal, TypedDict
+from typing import Generic, Literal, TypedDict, TypeVar
 
 from engagement import vocab
 from engagement.conditions import ast
 from engagement.journeys import spec
+from engagement.journeys.spec import EmailSpec, InAppSpec, SurveySpec
 
 MESSAGE_KINDS = (*vocab.Channel, "survey")  # the step kinds that send something
 MAX_ID = 100  # the step_id columns' length
 Loc = tuple[str | int, ...]
+S = TypeVar("S", spec.EmailSpec, spec.InAppSpec, spec.SurveySpec)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,12 +39,26 @@ class Placed:
     rescue: str | None = None  # unnamed steps: the same step located from the named step after it
 
 
+@dataclass(frozen=True)
+class Variant(Generic[S]):
+    """One variant of a message step: its id, its weight and its whole message (the step's, with its keys)."""
+
+    id: str
+    weight: int
+    spec: S
+
+
 @dataclass(frozen=True, kw_only=True)
 class Email(Placed):
     """Send an email."""
 
     kind: Literal[vocab.Channel.EMAIL] = field(default=vocab.Channel.EMAIL, init=False)
     spec: spec.EmailSpec
+    variants: tuple[Variant[EmailSpec], ...] = ()
+
+    def message(self, variant: str | None) -> EmailSpec:
+        """The email a recipient of `variant` gets (the step's own when it has no such variant)."""
+        return _chosen(self.variants, variant, self.spec)
 
     @property
     def channel(self) -> vocab.Channel:
@@ -56,6 +72,11 @@ class InApp(Placed):
 
     kind: Literal[vocab.Channel.IN_APP] = field(default=vocab.Channel.IN_APP, init=False)
     spec: spec.InAppSpec
+    variants: tuple[Variant[InAppSpec], ...] = ()
+
+    def message(self, variant: str | None) -> InAppSpec:
+        """The nudge a recipient of `variant` gets."""
+        return _chosen(self.variants, variant, self.spec)
 
     @property
     def channel(self) -> vocab.Channel:
@@ -82,6 +103,11 @@ class Survey(Placed):
 
     kind: Literal["survey"] = field(default="survey", init=False)
     spec: spec.SurveySpec
+    variants: tuple[Variant[SurveySpec], ...] = ()
+
+    def message(self, variant: str | None) -> SurveySpec:
+        """The survey a recipient of `variant` is asked."""
+        return _chosen(self.variants, variant, self.spec)
 
     @property
     def channel(self) -> vocab.Channel:
@@ -123,6 +149,24 @@ class Jump(Placed):
 
 
 Message = Email | InApp | Notify | Survey
+Varied = Email | InApp | Survey  # the message steps that may carry variants
+
+
+def _chosen(variants: tuple[Variant[S], ...], chosen: str | None, own: S) -> S:
+    return next((v.spec for v in variants if v.id == chosen), own)
+
+
+def _variants(step: spec.EmailStep | spec.InAppStep | spec.SurveyStep, own: S) -> tuple[Variant[S], ...]:
+    """The step's variants, each the step's message with the variant's keys (catalog.py checked them)."""
+    weights = step.weights or {}
+    made = []
+    for v in step.variants or []:
+        changed = v.model_dump(exclude_unset=True, exclude={"id"})
+        merged = type(own).model_validate({**own.model_dump(by_alias=True), **changed})
+        made.append(Variant(v.id, weights.get(v.id, 1), merged))
+    return tuple(made)
+
+
 Instr = Email | InApp | Notify | Survey | Wait | WaitUntil | Branch | Jump
 
 
@@ -199,13 +243,13 @@ def _emit(
         )
         match step:
             case spec.EmailStep():
-                out.append(Email(**at, spec=step.email))
+                out.append(Email(**at, spec=step.email, variants=_variants(step, step.email)))
             case spec.InAppStep():
-                out.append(InApp(**at, spec=step.in_app))
+                out.append(InApp(**at, spec=step.in_app, variants=_variants(step, step.in_app)))
             case spec.NotifyStep():
                 out.append(Notify(**at, spec=step.notify))
             case spec.SurveyStep():
-                out.append(Survey(**at, spec=step.survey))
+                out.append(Survey(**at, spec=step.survey, variants=_variants(step, step.survey)))
             case spec.WaitStep():
                 out.append(Wait(**at, duration=step.wait))
             case spec.WaitUntilStep():

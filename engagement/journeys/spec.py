@@ -80,12 +80,49 @@ class StepBase(Strict):
     if_: RawCondition | None = Field(None, alias="if", description="skip the step unless this holds")
 
 
+Weight = Annotated[int, Field(gt=0, le=1_000_000)]
+VARIANTS = "a message's variants: each changes some of the step's keys for its share of recipients"
+WEIGHTS = "each variant's share, by id: {a: 3, b: 1} sends a to three in four (default: equal shares)"
+
+
+class EmailVariant(Strict):
+    """One variant of an email step: the keys it changes; the others are the step's."""
+
+    id: StepId
+    template: str | None = None
+    subject: str | None = None
+
+
+class InAppVariant(Strict):
+    """One variant of an in-app step: the keys it changes; the others are the step's."""
+
+    id: StepId
+    title: str | None = None
+    body: str | None = None
+    cta: Cta | None = None
+    expires: Duration | None = None
+
+
+class SurveyVariant(Strict):
+    """One variant of a survey step: the keys it changes; the others are the step's."""
+
+    id: StepId
+    question: str | None = Field(None, min_length=1, max_length=300)
+    subject: str | None = None
+    comment: str | None = Field(None, max_length=300)
+    expires: Duration | None = None
+
+
 class EmailStep(StepBase):
     email: EmailSpec
+    variants: list[EmailVariant] | None = Field(None, min_length=2, description=VARIANTS)
+    weights: dict[str, Weight] | None = Field(None, description=WEIGHTS)
 
 
 class InAppStep(StepBase):
     in_app: InAppSpec
+    variants: list[InAppVariant] | None = Field(None, min_length=2, description=VARIANTS)
+    weights: dict[str, Weight] | None = Field(None, description=WEIGHTS)
 
 
 class NotifyStep(StepBase):
@@ -94,6 +131,8 @@ class NotifyStep(StepBase):
 
 class SurveyStep(StepBase):
     survey: SurveySpec
+    variants: list[SurveyVariant] | None = Field(None, min_length=2, description=VARIANTS)
+    weights: dict[str, Weight] | None = Field(None, description=WEIGHTS)
 
 
 class WaitStep(StepBase):

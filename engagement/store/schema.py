@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import CheckConstraint, Column, Index, Table, UniqueConstraint, func, text
+from sqlalchemy import CheckConstraint, Column, Index, Table, Text, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 from engagement import vocab
@@ -213,6 +213,17 @@ class JourneyRecord(SQLModel, table=True):
     steps: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
 
 
+class JourneyVersion(SQLModel, table=True):
+    """A version of a journey file the engine ran: its text and its shape (journeys/versions.py), kept for good."""
+
+    __tablename__ = "journey_version"
+    journey_id: str = Field(primary_key=True, max_length=100)
+    version: str = Field(primary_key=True, max_length=64)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    shape: dict[str, Any] = _json()
+    first_run_at: datetime = _ts(nullable=False)
+
+
 class Enrollment(SQLModel, table=True):
     """One contact (or account) in one journey, from entry to exit."""
 
@@ -255,6 +266,7 @@ class Enrollment(SQLModel, table=True):
     entered_at: datetime = _ts(nullable=False)
     ended_at: datetime | None = _ts()
     trigger_ref: str | None = Field(default=None, max_length=200)
+    journey_version: str | None = Field(default=None, max_length=64)  # the version it entered under
 
 
 class EnrollmentMove(SQLModel, table=True):
@@ -314,6 +326,8 @@ class Delivery(SQLModel, table=True):
         default=None, max_length=30
     )  # a vocab.HoldCode while held; reports count it
     survey_kind: str | None = Field(default=None, max_length=10)  # a survey step's vocab.SurveyKind
+    journey_version: str | None = Field(default=None, max_length=64)  # the version that queued it
+    variant: str | None = Field(default=None, max_length=100)  # the step's variant this recipient got
 
 
 class Response(SQLModel, table=True):
@@ -607,6 +621,7 @@ events = table(Event)
 milestones = table(Milestone)
 account_milestones = table(AccountMilestone)
 journeys = table(JourneyRecord)
+journey_versions = table(JourneyVersion)
 enrollments = table(Enrollment)
 enrollment_moves = table(EnrollmentMove)
 deliveries = table(Delivery)
