@@ -435,3 +435,56 @@ def test_a_step_removed_from_the_file_is_explained_as_the_tick_moves_it(world: W
     found = _latest(world)
     assert {s: told[s].after for s in told} == {s: found[("onboarding", s)] for s in told}
     assert found[("onboarding", "p2")].state == "ended"  # nothing after the renamed last step
+
+
+VARIANTS = """\
+id: trial
+name: Trial
+status: active
+trigger: {event: signed_up}
+re_entry: never
+steps:
+  - id: pause
+    wait: 1d
+  - id: welcome
+    email: {template: onboarding/welcome, subject: "Welcome aboard, {{ contact.first_name }}"}
+    variants:
+      - {id: plain}
+      - {id: warm, subject: "So glad you are here, {{ contact.first_name }}"}
+"""
+
+
+def test_explain_names_the_variant_the_next_tick_records_on_the_delivery(world: World) -> None:
+    world.journey(VARIANTS)
+    world.tick(NOW - timedelta(days=3))  # records the journey's outline
+    people = [f"v{n}" for n in range(12)]
+    waiting = {"state": "active", "outcome": None, "end_reason": None, "ended_at": None}
+    _store(
+        world,
+        accounts=[_account("acme")],
+        contacts=[_contact(p, "acme") for p in people],
+        enrollments=[
+            _enrollment(
+                "trial",
+                p,
+                "acme",
+                **waiting,
+                step_id="welcome",
+                entered_at=NOW - timedelta(days=1),
+                next_action_at=NOW - timedelta(minutes=5),
+            )
+            for p in people
+        ],
+    )
+    told = {}
+    for p in people:
+        [part] = [part for part in _explain(world, "trial", contact=p).parts if part.part == "variant"]
+        assert part.rule == "welcome: one of plain, warm"
+        told[p] = part.value
+    world.tick(NOW)
+    d = schema.deliveries.c
+    with world.db.begin() as conn:
+        sent = dict(conn.execute(select(d.contact_id, d.variant).where(d.journey_id == "trial")).all())
+
+    assert sent == told
+    assert set(told.values()) == {"plain", "warm"}  # twelve people fall in both halves

@@ -22,10 +22,10 @@ from engagement.conditions import ast, pure, sql
 from engagement.conditions.context import EvalContext
 from engagement.config import Settings
 from engagement.delivery import dispatch, policy, suppression, windows
-from engagement.evaluation import holdout, moves, stepper
+from engagement.evaluation import holdout, moves, stepper, variants
 from engagement.evaluation.tick import context as eval_context
 from engagement.journeys.catalog import Journey
-from engagement.journeys.program import Instr, Wait, WaitUntil
+from engagement.journeys.program import Email, InApp, Instr, Survey, Wait, WaitUntil
 from engagement.journeys.spec import ReEntryAfter
 from engagement.store import schema
 from engagement.store.database import Database
@@ -240,6 +240,7 @@ def judge(journey: Journey, ctx: EvalContext, subject: Subject) -> Explanation:
     held = _holdout(journey, subject, active, parts)
     if active is not None:
         _step(journey, active, facts, ctx, parts)
+        _variant(journey, active, subject.subject_id, parts)
     if subject.sending is not None:
         _sending(journey, subject.sending, now, parts)
     if subject.recipients is not None:
@@ -627,6 +628,19 @@ def _step(journey: Journey, active: Enrolled, facts: pure.Facts, ctx: EvalContex
         )
         if instr.guard is not None:
             _condition(parts, "step if", instr.guard, facts, ctx)
+
+
+def _variant(journey: Journey, active: Enrolled, subject_id: str, parts: list[Part]) -> None:
+    """Add which variant the current message step sends (each recipient's own, in an account journey)."""
+    instr = journey.step(active.step_id) if active.step_id is not None else None
+    if not isinstance(instr, Email | InApp | Survey) or not instr.variants:
+        return
+    ids = ", ".join(v.id for v in instr.variants)
+    if journey.audience == "contact":
+        value = str(variants.variant_for(journey, str(active.step_id), subject_id))
+    else:
+        value = "one per recipient, by a hash of journey, step and contact"
+    parts.append(Part("variant", f"{active.step_id}: one of {ids}", value, None))
 
 
 def _sending(journey: Journey, sending: Sending, now: datetime, parts: list[Part]) -> None:
