@@ -78,7 +78,7 @@ def test_a_logged_out_cookie_no_longer_opens_the_dashboard(world: World, hashed:
         other = _login(url, "maria", PASSWORD)
         assert _opens(url, cookie)
         with httpx.Client(cookies={logins.COOKIE: cookie}) as client:
-            assert client.get(f"{url}/reports/logout").status_code == 303
+            assert client.post(f"{url}/reports/logout").status_code == 303
 
         assert not _opens(url, cookie)  # a copy of the cookie kept elsewhere is dead too
         assert httpx.get(f"{url}/reports", cookies={logins.COOKIE: cookie}).status_code == 303

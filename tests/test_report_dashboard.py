@@ -70,7 +70,9 @@ def test_a_configured_user_logs_in_and_sees_the_report(site: str) -> None:
     with httpx.Client(follow_redirects=True) as client:
         landed = _login(client, site, "maria", PASSWORD)
         page = client.get(f"{site}/reports", params=RANGE)
-        out = client.get(f"{site}/reports/logout")
+        asked = client.get(f"{site}/reports/logout")  # a link or an image elsewhere: ends nothing
+        still = client.get(f"{site}/reports", params=RANGE, follow_redirects=False)
+        out = client.post(f"{site}/reports/logout")
         after = client.get(f"{site}/reports", params=RANGE, follow_redirects=False)
 
     assert landed.status_code == 200 and "maria" in landed.text
@@ -79,6 +81,9 @@ def test_a_configured_user_logs_in_and_sees_the_report(site: str) -> None:
         and 'id="journey-onb"' in page.text
         and "14 entered (4 in holdout)" in page.text
     )
+    assert 'method="post" action="/reports/logout"' in page.text
+    assert asked.status_code == 200 and 'method="post" action="/reports/logout"' in asked.text
+    assert still.status_code == 200
     assert out.url.path == "/reports/login"
     assert after.status_code == 303
 

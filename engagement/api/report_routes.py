@@ -168,7 +168,13 @@ async def login(request: Request, svc: Svc) -> Response:
     return response
 
 
-@router.get("/reports/logout")
+@router.get("/reports/logout", response_class=HTMLResponse)
+def logout_page() -> HTMLResponse:
+    """Ends nothing: a page with the logout button (for an old bookmark of the former GET link)."""
+    return HTMLResponse(f"<!doctype html><title>Log out</title><p>{html.LOGOUT_FORM}</p>")
+
+
+@router.post("/reports/logout")
 def logout(request: Request, svc: Svc) -> Response:
     """End the session (its row is deleted, so a copy of the cookie stops working too)."""
     sessions.end(svc.db, svc.settings, request.cookies.get(sessions.COOKIE))

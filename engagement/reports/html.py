@@ -27,6 +27,11 @@ th,td{padding:.2rem .55rem;border-bottom:1px solid #f3f4f6;text-align:right;whit
 th:first-child,td:first-child{text-align:left}th{background:#f9fafb;font-weight:600}
 .verdict{font-weight:600}.muted{color:#6b7280;font-size:.9em}.grid{display:grid;grid-template-columns:1fr;gap:.5rem}
 """
+LOGOUT_FORM = (  # a POST: a link or an image elsewhere must not end a session (the cookie is SameSite=Lax)
+    '<form method="post" action="/reports/logout" style="display:inline;margin:0">'
+    '<button type="submit" style="font:inherit;color:inherit;background:none;border:0;padding:0;'
+    'text-decoration:underline;cursor:pointer">log out</button></form>'
+)
 FUNNEL_BARS = (
     ("entered", "entered"),
     ("sent", "sent"),
@@ -211,7 +216,7 @@ def _controls(c: Controls) -> str:
         f'<label>To <input type="date" name="to" value="{escape(c.last)}"></label>'
         '<button type="submit">Show</button></form>'
         f'<span class="muted"><a href="/journeys">CS views</a> · <a href="/reports/retention">retention</a> · '
-        f'{escape(c.user)} · <a href="/reports/logout">log out</a></span>'
+        f"{escape(c.user)} · {LOGOUT_FORM}</span>"
     )
 
 

@@ -7,7 +7,7 @@ from html import escape
 
 from engagement import vocab
 from engagement.reports import charts
-from engagement.reports.html import STYLE
+from engagement.reports.html import LOGOUT_FORM, STYLE
 from engagement.reports.retention import ALL, RetentionReport, Series
 from engagement.reports.retention_sheets import METRICS, compounded, display
 
@@ -87,7 +87,7 @@ def _controls(c: Controls) -> str:
         f'<label>Split <select name="by">{"".join(options)}</select></label>'
         '<button type="submit">Show</button></form>'
         f'<span class="muted"><a href="/reports">journeys</a> · <a href="/journeys">CS views</a> · {escape(c.user)} · '
-        '<a href="/reports/logout">log out</a></span>'
+        f"{LOGOUT_FORM}</span>"
     )
 
 

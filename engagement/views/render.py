@@ -9,7 +9,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from engagement.reports import charts
-from engagement.reports.html import STYLE
+from engagement.reports.html import LOGOUT_FORM, STYLE
 
 EXTRA = """
 header nav a{color:#93c5fd}details.explain{margin:.4rem 0}details.explain summary{cursor:pointer}
@@ -36,7 +36,9 @@ ENV.globals["percent"] = percent
 def page(name: str, title: str, user: str, now: datetime, **values: Any) -> str:
     """Render one template with the shared header (navigation, search box) and style."""
     template = ENV.get_template(name)
-    return template.render(title=title, user=user, now=now, style=Markup(STYLE + EXTRA), **values)
+    return template.render(
+        title=title, user=user, now=now, style=Markup(STYLE + EXTRA), logout=Markup(LOGOUT_FORM), **values
+    )
 
 
 def mrr_chart(account_id: str, months: list[tuple[str, float]]) -> Markup | None:
