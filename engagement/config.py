@@ -238,6 +238,27 @@ class Scoring(Section):
         return {**WEIGHTS, **weights}  # a table in config.toml changes only the weights it names
 
 
+NOT_ACTIVITY = ["payment_*", "invoice_*", "ticket_*", "subscription_*", "survey_*"]
+GLOB_FORBIDDEN = (
+    "[]\\"  # character classes and escapes: SQLite's GLOB and PostgreSQL's LIKE read them differently
+)
+
+
+class Events(Section):
+    not_activity: list[str] = Field(
+        list(NOT_ACTIVITY),
+        description="glob patterns (* and ?) of event names that are not product use: never an active day",
+    )
+
+    @field_validator("not_activity")
+    @classmethod
+    def _plain_globs(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not pattern or any(ch in GLOB_FORBIDDEN for ch in pattern):
+                raise ValueError(f"pattern {pattern!r}: write names with the wildcards * and ? only")
+        return patterns
+
+
 class TouchRule(Section):
     touch: Literal["high", "low", "tech"]
     min_mrr: float | None = None
@@ -307,6 +328,7 @@ class Settings(BaseSettings):
     webhooks: Webhooks = Webhooks()
     notify: Notify = Notify()
     scoring: Scoring = Scoring()
+    events: Events = Events()
     touch: Touch = Touch()
     reports: Reports = Reports()
 

@@ -44,12 +44,13 @@ from engagement import vocab
 from engagement.conditions import sql
 from engagement.conditions.context import EvalContext, day_number
 from engagement.config import Settings
+from engagement.scores import activity
 from engagement.store import functions, progress, schema
 from engagement.store.database import Database
 
 WATERMARK = "scores"
 TABLES = ("response", "event")  # read by key, their positions in score_watermark (store/progress.py)
-ENGINE_SOURCE = "engine"  # events the engine writes about itself are not product use
+ENGINE_SOURCE = activity.ENGINE_SOURCE
 RESPONSE_WEIGHTS = {  # response kind -> the weight it earns (one per delivery)
     vocab.ResponseKind.OPEN: "open",
     vocab.ResponseKind.CLICK: "click",
@@ -220,7 +221,7 @@ def _active_days(settings: Settings) -> Any:
             e.c.timestamp,
             cast(func.floor(day), Integer).label("day"),
         )
-        .where(*_event_range())
+        .where(*_event_range(), activity.is_activity(e.c.name, settings.events.not_activity))
         .subquery()
     )
     return select(
