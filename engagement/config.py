@@ -306,6 +306,20 @@ class Reports(Section):
         gt=timedelta(0),
         description="journeys judged on retention: accounts still paying and MRR kept this long after entry",
     )
+    calibration_lead: Duration = Field(
+        timedelta(days=90),
+        gt=timedelta(0),
+        description="`report health` reads each account's band this long before its renewal date",
+    )
+
+
+class Health(Section):
+    dir: str = Field(
+        "scorecards", description="scorecard files (YAML or TOML); none there: health is the engagement bands"
+    )
+    refresh: Duration = Field(
+        timedelta(hours=1), gt=timedelta(0), description="the scheduler recomputes health scores this often"
+    )
 
 
 class Settings(BaseSettings):
@@ -329,6 +343,7 @@ class Settings(BaseSettings):
     notify: Notify = Notify()
     scoring: Scoring = Scoring()
     events: Events = Events()
+    health: Health = Health()
     touch: Touch = Touch()
     reports: Reports = Reports()
 

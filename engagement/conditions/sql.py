@@ -404,3 +404,8 @@ def _day_range(
 def case_band(score: ColumnElement[Any], ctx: EvalContext) -> ColumnElement[str]:
     """The health band of a score expression, in SQL."""
     return case((score >= ctx.green, "green"), (score >= ctx.yellow, "yellow"), else_="red")
+
+
+def trait_number(column: Any, path: tuple[str, ...]) -> ColumnElement[Any]:
+    """A JSON trait's value if it is a number, else NULL."""
+    return _TraitValue(column, path, "number")

@@ -67,7 +67,7 @@ CREDIT_COLUMNS = ["key", "contact_id", "account_id", "kind", "detail", "weight",
 RETURNED = ["contact_id", "account_id", "weight", "at_day"]  # what a new credit adds to the scores
 
 
-class _DayNumber(FunctionElement[float]):
+class DayNumber(FunctionElement[float]):
     """A timestamp as fractional days since the Unix epoch (the unit of `as_of_day`)."""
 
     inherit_cache = True
@@ -76,7 +76,7 @@ class _DayNumber(FunctionElement[float]):
 
 
 functions.render(
-    _DayNumber,
+    DayNumber,
     sqlite=lambda _, args: f"(julianday({args[0]}) - 2440587.5)",
     postgresql=lambda _, args: f"(extract(epoch from {args[0]}) / 86400.0)",
 )
@@ -157,7 +157,7 @@ def _credits(db: Database, settings: Settings, query: Callable[[Settings], Any])
 
 def _at_day(ts: Any) -> ColumnElement[float]:
     """The day a credit counts from; a time in the future (clock skew) counts as now (parameter `ref`)."""
-    day = _DayNumber(ts)
+    day = DayNumber(ts)
     ref = bindparam("ref", type_=Float)
     return case((day > ref, ref), else_=day)
 
@@ -213,7 +213,7 @@ def _active_days(settings: Settings) -> Any:
     if weight == 0:
         return None
     e = schema.events
-    day = _DayNumber(e.c.timestamp)
+    day = DayNumber(e.c.timestamp)
     used = (
         select(
             e.c.contact_id,
