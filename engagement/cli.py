@@ -93,23 +93,41 @@ def main_options(
 def validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="journey files or folders")] = None,
 ) -> None:
-    """Check journey files and their templates; every problem as file:line: field: message."""
+    """Check journey files and their templates (and, without PATHS, the scorecards in health.dir); every
+    problem as file:line: field: message."""
+    from engagement.health import cards as scorecards
+
     current = settings()
     targets = paths or [current.path(current.journeys.dir)]
     found = catalogs.load(targets, current)
-    for problem in found.problems:
+    cards = scorecards.load(current) if paths is None else scorecards.Cards([], [])
+    problems = found.problems + cards.problems
+    for problem in problems:
         print(problem)
-    if found.problems:
-        err.print(f"[red]{len(found.problems)} problem(s)[/red] in journey files")
+    if problems:
+        err.print(f"[red]{len(problems)} problem(s)[/red] in journey and scorecard files")
         raise typer.Exit(1)
     out.print(
         f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}"
     )
+    if cards.cards:
+        out.print(
+            f"[green]ok[/green]: {len(cards.cards)} scorecard(s) valid: {', '.join(c.id for c in cards.cards)}"
+        )
 
 
 @app.command("schema")
-def schema_command() -> None:
-    """Print the JSON Schema of journey files (for editors)."""
+def schema_command(
+    kind: Annotated[str, typer.Option("--kind", help="journey | scorecard")] = "journey",
+) -> None:
+    """Print the JSON Schema of journey files, or of scorecard files with --kind scorecard (for editors)."""
+    if kind == "scorecard":
+        from engagement.health import spec as scorecard_spec
+
+        out.print_json(json.dumps(scorecard_spec.json_schema()))
+        return
+    if kind != "journey":
+        raise errors.EngagementError(f"--kind is journey or scorecard, got {kind!r}")
     out.print_json(json.dumps(spec.json_schema()))
 
 
@@ -833,6 +851,111 @@ def _band_tables(conn: Connection, current: config.Settings, at: datetime, limit
 
 def _limits(bands: config.Bands) -> dict[str, str]:
     return {"green": f">= {bands.green:g}", "yellow": f">= {bands.yellow:g}", "red": f"< {bands.yellow:g}"}
+
+
+@app.command()
+def health(
+    account: Annotated[
+        str | None, typer.Option("--account", help="one account: each measure's value, points, share")
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="recompute every account's health first")
+    ] = False,
+    now: Annotated[str | None, typer.Option(help="at this ISO 8601 instant")] = None,
+) -> None:
+    """Scorecard health: accounts and MRR per band and touch tier, MRR at risk, the largest drops by MRR."""
+    from engagement.health import cards as scorecards
+    from engagement.health import compute, view
+
+    current = settings()
+    db = database(current)
+    at = now_or(now)
+    cards = scorecards.load(current)
+    cards.raise_problems()
+    if not cards.cards:
+        raise errors.EngagementError(
+            f"no scorecard files in {current.path(current.health.dir)} (health.dir): health is the engagement "
+            "bands (`engagement scores`)"
+        )
+    if refresh:
+        done = compute.refresh(db, current, cards, at)
+        out.print(f"refreshed {done.accounts} account(s); {done.changed} changed")
+    elif compute.last_refresh(db) is None:
+        raise errors.EngagementError("health was never computed: run `engagement health --refresh`")
+    with db.begin() as conn:
+        if account is not None:
+            found = view.account_health(conn, cards, account)
+            if found is None:
+                raise errors.EngagementError(
+                    f"no health for account {account!r} (run `engagement health --refresh`)"
+                )
+            _account_health_table(found)
+            return
+        _health_tables(view.bands(conn, at), view.drops(conn, at))
+
+
+HEALTH_STYLE = {"green": "green", "yellow": "yellow", "red": "red", "unknown": "dim"}
+
+
+def _health_tables(rows: list[Any], drops: list[Any]) -> None:
+    from engagement.health import view
+
+    cells = {(r.band, r.touch): r for r in rows}
+    table = Table(
+        "band",
+        *(f"{t} accounts" for t in view.TIERS),
+        *(f"{t} MRR" for t in view.TIERS),
+        title="Health by touch tier",
+    )
+    for band in view.BANDS:
+        found = [cells.get((band, t)) for t in view.TIERS]
+        table.add_row(
+            f"[{HEALTH_STYLE[band]}]{band}[/]",
+            *(str(r.accounts if r else 0) for r in found),
+            *(f"{r.mrr if r else 0:,.0f}" for r in found),
+        )
+    out.print(table)
+    at_risk = sum(r.mrr for r in rows if r.band == "red")
+    out.print(f"MRR at risk (red): {at_risk:,.0f}")
+    drop_table = Table(
+        "account",
+        "name",
+        "touch",
+        "14 days ago",
+        "now",
+        "change",
+        "MRR",
+        title="Largest drops in 14 days, by MRR",
+    )
+    for d in drops:
+        drop_table.add_row(
+            d.account_id,
+            d.name,
+            d.touch,
+            f"{d.before:.1f}",
+            f"{d.after:.1f}",
+            f"{d.change:+.1f}",
+            f"{d.mrr:,.0f}",
+        )
+    out.print(drop_table)
+
+
+def _account_health_table(found: Any) -> None:
+    score = "n/a" if found.score is None else f"{found.score:.1f}"
+    title = (
+        f"{found.account_id}: {found.scorecard_name or 'no scorecard applies'}, score {score}, {found.band}"
+    )
+    table = Table("measure", "metric", "value", "points", "weight", "share of score", title=title)
+    for m in found.measures:
+        table.add_row(
+            m.id,
+            m.metric,
+            "none" if m.value is None else f"{m.value:.3g}",
+            "skipped" if m.points is None else f"{m.points:.1f}",
+            f"{m.weight:g}",
+            "" if m.share is None else f"{m.share:.1f}",
+        )
+    out.print(table)
 
 
 @contacts_app.command("erase")

@@ -259,7 +259,7 @@ def worlds(draw: st.DrawFn) -> dict[Any, list[dict[str, Any]]]:
         for _ in range(draw(st.integers(0, 3)))
     }
     scores = [
-        account_score(f"a{i}", draw(st.floats(0, 60)), NOW - draw(st.floats(0, 20)) * DAY)
+        account_score(f"a{i}", draw(st.floats(0, 60, allow_subnormal=False)), NOW - draw(st.floats(0, 20, allow_subnormal=False)) * DAY)
         for i in range(n)
         if draw(st.booleans())
     ]

@@ -100,7 +100,13 @@ def _load_one(path: Path) -> tuple[Scorecard | None, list[Problem]]:
     try:
         parsed = spec.ScorecardSpec.model_validate(source.data)
     except ValidationError as exc:
-        problems += [problem(loc, msg) for loc, msg in catalog.schema_errors(exc)]
+        for loc, msg in catalog.schema_errors(exc):
+            clean = tuple(
+                part for part in loc if not (isinstance(part, str) and part.startswith("constrained-"))
+            )
+            problems.append(
+                problem(clean, msg.replace("`engagement schema`", "`engagement schema --kind scorecard`"))
+            )
     condition: ast.Condition | None = None
     raw = source.data.get("applies_to")
     if raw is not None:

@@ -176,3 +176,19 @@ def _differs(new: Any) -> ColumnElement[bool]:
         | hs.c.score.is_distinct_from(new.score)
         | hs.c.band.is_distinct_from(new.band)
     )
+
+
+def snapshot(db: Database, settings: Settings, cards: scorecards.Cards, now: datetime) -> int:
+    """Refresh, then record every account's health for `now`'s UTC day; return rows written.
+
+    Running it again the same day replaces that day's rows (like the engagement score's snapshot).
+    """
+    refresh(db, settings, cards, now)
+    s = schema.health_snapshots
+    day = now.date()
+    with db.begin() as conn:
+        conn.execute(delete(s).where(s.c.day == day))
+        rows = select(
+            literal(day, s.c.day.type).label("day"), hs.c.account_id, hs.c.scorecard_id, hs.c.score, hs.c.band
+        ).where(true())
+        return db.insert_from_select(conn, s, ["day", "account_id", "scorecard_id", "score", "band"], rows)

@@ -6,7 +6,7 @@ import itertools
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engagement.durations import Duration
 from engagement.journeys import spec as journey_spec
@@ -129,14 +129,14 @@ class Measure(Strict):
         "skip", description="skip: leave the measure out of the score; a number: the points to use"
     )
 
-    @model_validator(mode="after")
-    def _points_rise(self) -> Measure:
-        xs = [x for x, _ in self.points]
-        if any(b <= a for a, b in itertools.pairwise(xs)):
-            raise ValueError("points: the values (first of each pair) must increase")
-        if any(not 0 <= y <= 100 for _, y in self.points):
-            raise ValueError("points: the points (second of each pair) are between 0 and 100")
-        return self
+    @field_validator("points")
+    @classmethod
+    def _points_rise(cls, pairs: list[Point]) -> list[Point]:
+        if any(b <= a for (a, _), (b, _) in itertools.pairwise(pairs)):
+            raise ValueError("the values (first of each pair) must increase")
+        if any(not 0 <= y <= 100 for _, y in pairs):
+            raise ValueError("the points (second of each pair) are between 0 and 100")
+        return pairs
 
 
 class Bands(Strict):
@@ -146,7 +146,7 @@ class Bands(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Bands:
         if self.yellow > self.green:
-            raise ValueError("bands: yellow must not be above green")
+            raise ValueError("yellow must not be above green")
         return self
 
 

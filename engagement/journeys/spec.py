@@ -360,6 +360,13 @@ def condition_schema() -> dict[str, Any]:
             "score": {"type": "object", "properties": bounds, "additionalProperties": False},
             "account_score": {"type": "object", "properties": bounds, "additionalProperties": False},
             "health": {"enum": ["green", "yellow", "red"]},
+            "health_score": {"type": "object", "properties": bounds, "additionalProperties": False},
+            "health_change": {
+                "type": "object",
+                "required": ["within"],
+                "properties": {"within": {"type": "string", "pattern": r"^\d+[dw]$"}, **bounds},
+                "additionalProperties": False,
+            },
             "survey": {
                 "type": "object",
                 "required": ["kind"],

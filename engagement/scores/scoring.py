@@ -44,6 +44,7 @@ from engagement import vocab
 from engagement.conditions import sql
 from engagement.conditions.context import EvalContext, day_number
 from engagement.config import Settings
+from engagement.journeys import files
 from engagement.scores import activity
 from engagement.store import functions, progress, schema
 from engagement.store.database import Database
@@ -93,7 +94,14 @@ def context(settings: Settings, now: datetime, audience: str = "contact") -> Eva
         own.green,
         own.yellow,
         contact_bands=(people.green, people.yellow),
+        scorecards=has_scorecards(settings),
     )
+
+
+def has_scorecards(settings: Settings) -> bool:
+    """Whether `health.dir` holds a scorecard file (then health conditions read the scorecard bands)."""
+    folder = settings.path(settings.health.dir)
+    return folder.is_dir() and any(p.suffix in files.SUFFIXES and p.is_file() for p in folder.rglob("*"))
 
 
 def credit(db: Database, settings: Settings, now: datetime) -> int:
