@@ -506,6 +506,51 @@ def report_retention(
     _emit(made, output_format, output, writers, width=250, console=Console(width=max(out.width, 250)))
 
 
+@report_app.command("health")
+def report_health(
+    first: Annotated[
+        str | None, typer.Option("--from", help="first month, YYYY-MM (default: 11 months before --to)")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="last month, YYYY-MM (default: the current month)")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    now: Annotated[str | None, typer.Option(help="report as of this ISO 8601 instant")] = None,
+) -> None:
+    """Is the health score right? Renewal rate and churn share by the band each account had
+    `reports.calibration_lead` before."""
+    from engagement.health import calibration
+    from engagement.reports import months
+
+    if output_format not in ("table", "json"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, json")
+    current = settings()
+    at = now_or(now)
+    made = calibration.build(
+        database(current),
+        months.choose(at, first, last),
+        current.reports.calibration_lead,
+        at,
+        current.reports.min_sample,
+    )
+    if output_format == "json":
+        _write(json.dumps(calibration.to_json(made), indent=2) + "\n", None)
+        return
+    lead = made.lead.days
+    table = Table(
+        f"band {lead}d before", "renewals due", "renewed", "renewal rate", "churned", "share of churn",
+        title=f"Health calibration, {made.months.describe()}",
+    )  # fmt: skip
+    for row in made.rows:
+        rate, share = row.renewal_rate, made.churn_share(row)
+        table.add_row(
+            row.band, str(row.due), str(row.renewed), "" if rate is None else f"{rate:.0%}", str(row.churned),
+            "" if share is None else f"{share:.0%}",
+        )  # fmt: skip
+    out.print(table)
+    out.print(made.verdict)
+
+
 SimStart = Annotated[
     str | None,
     typer.Option(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,12 @@ def clear(conn: Connection) -> None:
         conn.execute(table.delete())
 
 
-def revenue(account_id: str, at: datetime, mrr: float) -> Row:
+def revenue(account_id: str, at: datetime, mrr: float, renewal_date: date | None = None) -> Row:
     """A revenue row."""
-    return {"account_id": account_id, "effective_at": at, "mrr": mrr, "source": "import", "recorded_at": at}
+    return {
+        "account_id": account_id, "effective_at": at, "mrr": mrr, "renewal_date": renewal_date,
+        "source": "import", "recorded_at": at,
+    }  # fmt: skip
 
 
 def answer(delivery: str, contact_id: str, account_id: str, kind: str, score: int, at: datetime) -> Row:
