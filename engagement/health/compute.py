@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, case, delete, func, literal, null, select, true, update
+from sqlalchemy import Float, and_, case, delete, func, literal, null, select, true, union_all, update
 from sqlalchemy.sql import ColumnElement
 
 from engagement.conditions import sql as condition_sql
@@ -78,9 +78,8 @@ def refresh(db: Database, settings: Settings, cards: scorecards.Cards, now: date
     with db.begin() as conn:
         _lock(db, conn, now)
         conn.execute(delete(hm).where(true()))
-        for card in cards.cards:
-            for measure in card.spec.measures:
-                conn.execute(_measure_insert(db, card, measure, choice, settings, now))
+        for group in _groups(cards):
+            conn.execute(_measure_insert(db, group, choice, settings, now))
         score = (
             select(
                 hm.c.account_id, (func.sum(hm.c.weight * hm.c.points) / func.sum(hm.c.weight)).label("score")
@@ -126,30 +125,57 @@ def last_refresh(db: Database) -> datetime | None:
         return conn.execute(select(w.c.ran_at).where(w.c.name == WATERMARK)).scalar_one_or_none()
 
 
+Slot = list[tuple[scorecards.Scorecard, spec.Measure]]  # at most one measure of each scorecard
+
+
+def _groups(cards: scorecards.Cards) -> list[list[Slot]]:
+    """The measures of every scorecard by metric (metrics.key), each group one statement, so a metric used
+    by several measures is computed once; a group's slots hold at most one measure of a scorecard each."""
+    groups: dict[str, list[Slot]] = {}
+    for card in cards.cards:
+        seen: dict[str, int] = {}
+        for measure in card.spec.measures:
+            k = metrics.key(measure.metric)
+            n = seen[k] = seen.get(k, -1) + 1
+            slots = groups.setdefault(k, [])
+            if n == len(slots):
+                slots.append([])
+            slots[n].append((card, measure))
+    return list(groups.values())
+
+
 def _measure_insert(
-    db: Database,
-    card: scorecards.Scorecard,
-    measure: spec.Measure,
-    choice: ColumnElement[Any],
-    settings: Settings,
-    now: datetime,
+    db: Database, group: list[Slot], choice: ColumnElement[Any], settings: Settings, now: datetime
 ) -> Any:
-    metric = metrics.select_for(measure.metric, settings, now).subquery("metric")
-    value: ColumnElement[Any] = metric.c.value
-    if measure.metric.kind in metrics.ZERO_WHEN_ABSENT:
-        value = func.coalesce(value, literal(0.0, Float))
-    query = (
-        select(
-            acc.id,
-            literal(measure.id),
-            literal(card.id),
-            value,
-            points(measure, value),
-            literal(measure.weight, Float),
+    """INSERT … SELECT of one metric's measures, for every account whose scorecard has one of them: the
+    metric's SELECT is a CTE that each slot's SELECT reads (UNION ALL)."""
+    metric = metrics.select_for(group[0][0][1].metric, settings, now).cte("metric")
+
+    def value(measure: spec.Measure) -> ColumnElement[Any]:
+        found: ColumnElement[Any] = metric.c[metrics.column(measure.metric)]
+        if measure.metric.kind in metrics.ZERO_WHEN_ABSENT:
+            found = func.coalesce(found, literal(0.0, Float))
+        return found
+
+    def one(slot: Slot) -> Any:
+        def by_card(pick: Any) -> ColumnElement[Any]:
+            return case(*((choice == card.id, pick(measure)) for card, measure in slot), else_=null())
+
+        return (
+            select(
+                acc.id.label("account_id"),
+                by_card(lambda m: literal(m.id)).label("measure_id"),
+                choice.label("scorecard_id"),
+                by_card(value).label("value"),
+                by_card(lambda m: points(m, value(m))).label("points"),
+                by_card(lambda m: literal(m.weight, Float)).label("weight"),
+            )
+            .select_from(schema.accounts.outerjoin(metric, metric.c.account_id == acc.id))
+            .where(choice.in_([card.id for card, _ in slot]))
         )
-        .select_from(schema.accounts.outerjoin(metric, metric.c.account_id == acc.id))
-        .where(choice == card.id)
-    )
+
+    selects = [one(slot) for slot in group]
+    query = selects[0] if len(selects) == 1 else union_all(*selects)
     return db.insert_select(hm, MEASURE_COLUMNS, query)
 
 

@@ -7,11 +7,13 @@ over an account's contacts have no value for an account without contacts.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Integer, Select, case, cast, func, literal, select
+from sqlalchemy import Float, Select, case, cast, func, literal, select
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from engagement.conditions import sql as condition_sql
 from engagement.conditions.context import EPOCH, day_number
@@ -19,7 +21,7 @@ from engagement.config import Settings
 from engagement.health import spec
 from engagement.reports import journey_retention
 from engagement.scores import activity, scoring, survey_metrics
-from engagement.store import schema
+from engagement.store import functions, schema
 
 ZERO_WHEN_ABSENT = ("event_count", "milestones")
 e, c, acc = schema.events.c, schema.contacts.c, schema.accounts.c
@@ -66,9 +68,37 @@ def _window(column: Any, now: datetime, within: timedelta) -> list[ColumnElement
     return [column > now - within, column <= now]
 
 
+class _UtcDay(FunctionElement[Any]):
+    """A stored timestamp's UTC calendar day, cheaply: SQLite keeps 'YYYY-MM-DD HH:MM:SS…' UTC text."""
+
+    inherit_cache = True
+    name = "utc_day"
+
+
+functions.render(
+    _UtcDay,
+    sqlite=lambda _, args: f"substr({args[0]}, 1, 10)",
+    postgresql=lambda _, args: f"(({args[0]}) AT TIME ZONE 'UTC')::date",
+)
+
+
+def key(metric: spec.Metric) -> str:
+    """Metrics with the same key are one SELECT: active_days and active_share of one window share theirs."""
+    if metric.kind in ("active_days", "active_share"):
+        events = getattr(metric.params, "events", None)
+        return json.dumps(["per_contact", metric.params.within.total_seconds(), sorted(events or [])])
+    return metric.model_dump_json()
+
+
+def column(metric: spec.Metric) -> str:
+    """The column of the metric's SELECT that holds its value."""
+    return "share" if metric.kind == "active_share" else "value"
+
+
 def _per_contact(kind: str, params: Any, settings: Settings, now: datetime) -> Select[Any]:
-    """Each contact's distinct UTC days with a product event in the window, averaged (or the share > 0)."""
-    day = cast(func.floor(scoring.DayNumber(e.timestamp)), Integer)
+    """Each contact's distinct UTC days with a product event in the window, averaged (`value`), and the
+    share of contacts with at least one (`share`): one pass over the window's events for both."""
+    day = _UtcDay(e.timestamp)
     used = [
         *_window(e.timestamp, now, params.within),
         e.source != activity.ENGINE_SOURCE,
@@ -81,9 +111,9 @@ def _per_contact(kind: str, params: Any, settings: Settings, now: datetime) -> S
         select(e.contact_id, func.count(func.distinct(day)).label("days")).where(*used).group_by(e.contact_id)
     ).subquery("days")
     n = func.coalesce(days.c.days, 0)
-    per = cast(n, Float) if kind == "active_days" else case((n > 0, 1.0), else_=0.0)
+    share = func.avg(case((n > 0, 1.0), else_=0.0))
     return (
-        select(c.account_id, func.avg(per).label("value"))
+        select(c.account_id, func.avg(cast(n, Float)).label("value"), share.label("share"))
         .select_from(schema.contacts.outerjoin(days, days.c.contact_id == c.id))
         .where(c.erased_at.is_(None))
         .group_by(c.account_id)

@@ -166,7 +166,9 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         Index("ix_event_contact_name_ts", "contact_id", "name", "timestamp"),
         Index("ix_event_account_name_ts", "account_id", "name", "timestamp"),
-        Index("ix_event_name_ts", "name", "timestamp"),
+        # covering for the scorecards' set-based metrics (health/metrics.py): an active-day or event count
+        # over every account reads this index alone, never the rows (migration 0022 widened it)
+        Index("ix_event_name_ts", "name", "timestamp", "account_id", "contact_id", "source"),
     )
     pk: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
     event_id: str | None = Field(default=None, unique=True, max_length=200)

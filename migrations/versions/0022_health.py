@@ -1,6 +1,7 @@
 """Health scorecards: health_score (each account's scorecard, score and band), health_measure (each
 measure's value and points at the last refresh), health_snapshot (daily), and change-log triggers on
-health_score (a refresh that moves a score is a change the next tick's incremental evaluation must see).
+health_score (a refresh that moves a score is a change the next tick's incremental evaluation must see),
+and ix_event_name_ts widened to cover the scorecards' event metrics.
 
 Revision ID: 0022
 Revises: 0021
@@ -57,9 +58,14 @@ def upgrade() -> None:
     )
     for statement in change_log.create_statements(op.get_context().dialect.name, TABLES):
         op.execute(statement)
+    # covering for the scorecards' metrics: counted over every account from the index alone
+    op.drop_index("ix_event_name_ts", table_name="event")
+    op.create_index("ix_event_name_ts", "event", ["name", "timestamp", "account_id", "contact_id", "source"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_event_name_ts", table_name="event")
+    op.create_index("ix_event_name_ts", "event", ["name", "timestamp"])
     for statement in change_log.drop_statements(op.get_context().dialect.name, TABLES):
         op.execute(statement)
     op.drop_table("health_snapshot")
