@@ -99,3 +99,18 @@ def test_report_health_prints_the_bands_and_the_verdict_as_json(world: World) ->
     }  # fmt: skip
     table = world.cli(*args)
     assert "too few renewals" in table.stdout
+
+
+def test_a_missed_snapshot_day_takes_the_latest_of_the_week_before(db: Database) -> None:
+    renewal(db, "g1", date(2026, 3, 10), None, True)
+    renewal(db, "g2", date(2026, 3, 20), None, True)
+    with db.begin() as conn:
+        conn.execute(
+            insert(schema.health_snapshots),
+            [
+                {"day": date(2026, 3, 10) - LEAD - timedelta(days=3), "account_id": "g1", "band": "green"},
+                {"day": date(2026, 3, 20) - LEAD - timedelta(days=8), "account_id": "g2", "band": "green"},
+            ],
+        )
+    made = calibration.build(db, MARCH_TO_MAY, LEAD, NOW)
+    assert {r.band: r.due for r in made.rows if r.due} == {"green": 1, "none": 1}

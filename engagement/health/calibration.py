@@ -2,7 +2,8 @@
 
 For every renewal due in the range (an account's `renewal_date`, on the account or on any of its revenue
 rows, falling in the range and not after now): renewed when the account still pays at the end of that day,
-and its band is its daily health snapshot `reports.calibration_lead` before the renewal date. For every
+and its band is its health snapshot `reports.calibration_lead` before the renewal date (or the latest in
+the week before that day). For every
 churn in the range (a revenue row of MRR 0 after a paying one): its band at the same lead before the day it
 churned. Every figure is one GROUP BY over all accounts; without a snapshot that far back an account is
 counted under `none`.
@@ -24,6 +25,7 @@ from engagement.store import functions, schema
 from engagement.store.database import Database
 
 BANDS = ("green", "yellow", "red", "unknown", "none")  # none: no snapshot at the lead
+SNAPSHOT_GAP = 7  # days: the band at the lead is the latest snapshot at most this much older
 MIN_SEPARATION = 0.10  # green's renewal rate must beat red's by this much to call the score separating
 rev, acc, snap = schema.table(schema.Revenue).c, schema.accounts.c, schema.health_snapshots.c
 
@@ -119,8 +121,16 @@ def build(db: Database, months: Months, lead: timedelta, now: datetime, min_samp
     return Calibration(months, lead, rows, verdict(rows, min_sample))
 
 
-def _band_at(account: Any, day: Any) -> ColumnElement[Any]:
-    found = select(snap.band).where(snap.account_id == account, snap.day == day).scalar_subquery()
+def _band_at(account: Any, day: Any, before: Any) -> ColumnElement[Any]:
+    """The band of the account's latest snapshot in (before, day]: a day the snapshot missed (downtime, or a
+    weekly cadence) takes the one before it, never one older than SNAPSHOT_GAP."""
+    found = (
+        select(snap.band)
+        .where(snap.account_id == account, snap.day <= day, snap.day > before)
+        .order_by(snap.day.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     return func.coalesce(found, literal("none"))
 
 
@@ -142,7 +152,11 @@ def _renewals(conn: Connection, start: datetime, end: datetime, lead_days: int) 
     paying = case((func.coalesce(latest, 0.0) > 0, 1), else_=0)
     per = (
         select(
-            _band_at(dated.c.account_id, shifted(dated.c.renewal_date, -lead_days)).label("band"),
+            _band_at(
+                dated.c.account_id,
+                shifted(dated.c.renewal_date, -lead_days),
+                shifted(dated.c.renewal_date, -lead_days - SNAPSHOT_GAP),
+            ).label("band"),
             paying.label("renewed"),
         )
         .select_from(dated)
@@ -162,7 +176,13 @@ def _churned(conn: Connection, start: datetime, end: datetime, lead_days: int) -
         .scalar_subquery()
     )
     churns = (
-        select(_band_at(r.c.account_id, shifted(r.c.effective_at, -lead_days, instant=True)).label("band"))
+        select(
+            _band_at(
+                r.c.account_id,
+                shifted(r.c.effective_at, -lead_days, instant=True),
+                shifted(r.c.effective_at, -lead_days - SNAPSHOT_GAP, instant=True),
+            ).label("band")
+        )
         .select_from(r)
         .where(and_(r.c.mrr <= 0, r.c.effective_at >= start, r.c.effective_at < end, previous > 0))
     )
