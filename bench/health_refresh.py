@@ -27,7 +27,8 @@ from engagement.store.database import Database
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parent.parent
-NAMES = ["report_viewed"] * 14 + ["ticket_opened", "payment_failed", "first_login", "report_shared", "invoice_paid", "ticket_opened"]
+NAMES = ["report_viewed"] * 14 + ["ticket_opened", "payment_failed", "first_login", "report_shared"]
+NAMES += ["invoice_paid", "ticket_opened"]
 
 
 def _ts(at: datetime) -> str:
@@ -43,11 +44,13 @@ def build(path: Path, accounts: int) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     touch = ["high"] * 1 + ["low"] * 9 + ["tech"] * 90
     conn.executemany(
-        "INSERT INTO account (id, name, mrr, touch, touch_explicit, traits, signed_up_at) VALUES (?, ?, ?, ?, 0, '{}', ?)",
+        "INSERT INTO account (id, name, mrr, touch, touch_explicit, traits, signed_up_at) "
+        "VALUES (?, ?, ?, ?, 0, '{}', ?)",
         ((f"a{i}", f"A{i}", 100.0, touch[i % 100], _ts(NOW - timedelta(days=400))) for i in range(accounts)),
     )
     conn.executemany(
-        "INSERT INTO contact (id, account_id, email, first_name, last_name, timezone, traits) VALUES (?, ?, ?, '', '', 'UTC', '{}')",
+        "INSERT INTO contact (id, account_id, email, first_name, last_name, timezone, traits) "
+        "VALUES (?, ?, ?, '', '', 'UTC', '{}')",
         ((f"c{i}", f"a{i // 5}", f"c{i}@example.com") for i in range(accounts * 5)),
     )
 
@@ -59,13 +62,23 @@ def build(path: Path, accounts: int) -> None:
             yield (f"c{c}", f"a{a}", rng.choice(NAMES), at, at)
 
     conn.executemany(
-        "INSERT INTO event (contact_id, account_id, name, timestamp, properties, source, received_at) VALUES (?, ?, ?, ?, '{}', 'product', ?)",
+        "INSERT INTO event (contact_id, account_id, name, timestamp, properties, source, received_at) "
+        "VALUES (?, ?, ?, ?, '{}', 'product', ?)",
         events(),
     )
     conn.executemany(
         "INSERT INTO survey_answer (delivery_id, contact_id, account_id, journey_id, step_id, kind, score, answered_at) "
         "VALUES (?, ?, ?, 'j', 's', 'nps', ?, ?)",
-        ((f"d{i}", f"c{i * 10}", f"a{i * 2}", rng.randrange(11), _ts(NOW - timedelta(days=rng.randrange(170)))) for i in range(accounts // 2)),
+        (
+            (
+                f"d{i}",
+                f"c{i * 10}",
+                f"a{i * 2}",
+                rng.randrange(11),
+                _ts(NOW - timedelta(days=rng.randrange(170))),
+            )
+            for i in range(accounts // 2)
+        ),
     )
     conn.executemany(
         "INSERT INTO revenue (account_id, effective_at, mrr, source) VALUES (?, ?, ?, 'import')",
@@ -79,7 +92,10 @@ def build(path: Path, accounts: int) -> None:
 def timed(label: str, work):  # type: ignore[no-untyped-def]
     wall, cpu = time.perf_counter(), time.process_time()
     result = work()
-    print(f"{label}: wall {time.perf_counter() - wall:.2f} s, CPU {time.process_time() - cpu:.2f} s ({result})", flush=True)
+    print(
+        f"{label}: wall {time.perf_counter() - wall:.2f} s, CPU {time.process_time() - cpu:.2f} s ({result})",
+        flush=True,
+    )
     return result
 
 
@@ -91,14 +107,20 @@ def main() -> None:
     args.folder.mkdir(parents=True, exist_ok=True)
     path = args.folder / f"health-{args.accounts}.db"
     if not path.exists():
-        timed(f"build {args.accounts:,} accounts / {args.accounts * 5:,} contacts / {args.accounts * 25:,} events", lambda: build(path, args.accounts))
+        size = f"{args.accounts:,} accounts / {args.accounts * 5:,} contacts / {args.accounts * 25:,} events"
+        timed(f"build {size}", lambda: build(path, args.accounts))
     settings = config.Settings()
     cards = scorecards.load(settings, [REPO / "scorecards"])
     cards.raise_problems()
     db = Database(f"sqlite:///{path}")
     timed("first refresh", lambda: compute.refresh(db, settings, cards, NOW))
-    timed("refresh, nothing changed", lambda: compute.refresh(db, settings, cards, NOW + timedelta(minutes=1)))
-    timed("daily snapshot (a refresh, then the copy)", lambda: compute.snapshot(db, settings, cards, NOW + timedelta(minutes=2)))
+    timed(
+        "refresh, nothing changed", lambda: compute.refresh(db, settings, cards, NOW + timedelta(minutes=1))
+    )
+    timed(
+        "daily snapshot (a refresh, then the copy)",
+        lambda: compute.snapshot(db, settings, cards, NOW + timedelta(minutes=2)),
+    )
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print(json.dumps({"scorecards": [c.id for c in cards.cards]}))
 

@@ -474,14 +474,18 @@ def report_surveys(
     _write(text, output)
 
 
+FirstMonth = Annotated[
+    str | None, typer.Option("--from", help="first month, YYYY-MM (default: 11 months before --to)")
+]
+LastMonth = Annotated[
+    str | None, typer.Option("--to", help="last month, YYYY-MM (default: the current month)")
+]
+
+
 @report_app.command("retention")
 def report_retention(
-    first: Annotated[
-        str | None, typer.Option("--from", help="first month, YYYY-MM (default: 11 months before --to)")
-    ] = None,
-    last: Annotated[
-        str | None, typer.Option("--to", help="last month, YYYY-MM (default: the current month)")
-    ] = None,
+    first: FirstMonth = None,
+    last: LastMonth = None,
     by: Annotated[
         str | None, typer.Option("--by", help="split every figure by touch | plan | cohort")
     ] = None,
@@ -508,12 +512,8 @@ def report_retention(
 
 @report_app.command("health")
 def report_health(
-    first: Annotated[
-        str | None, typer.Option("--from", help="first month, YYYY-MM (default: 11 months before --to)")
-    ] = None,
-    last: Annotated[
-        str | None, typer.Option("--to", help="last month, YYYY-MM (default: the current month)")
-    ] = None,
+    first: FirstMonth = None,
+    last: LastMonth = None,
     output_format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
     now: Annotated[str | None, typer.Option(help="report as of this ISO 8601 instant")] = None,
 ) -> None:

@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from condition_world import WORLD_TABLES
+from backends import url_for
+from condition_world import WORLD_TABLES, drop_database, open_database
 from sqlalchemy import Connection
 
 from engagement import config
 from engagement.health import cards as scorecards
 from engagement.store import schema
+from engagement.store.database import Database
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SETTINGS = config.Settings()
 TABLES = (schema.health_measures, schema.health_scores, schema.table(schema.Revenue), *WORLD_TABLES)
 
 Row = dict[str, Any]
+
+
+@contextmanager
+def fresh_database(backend: str) -> Iterator[Database]:
+    """An empty database with every table, dropped again afterwards."""
+    handle = open_database(url_for(backend))
+    try:
+        yield handle
+    finally:
+        drop_database(handle)
 
 
 def write_cards(folder: Path, *cards: Row) -> scorecards.Cards:

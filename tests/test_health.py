@@ -18,7 +18,7 @@ from condition_world import (
     event,
     open_database,
 )
-from health_world import NOW, SETTINGS, answer, clear, revenue, write_cards
+from health_world import NOW, SETTINGS, answer, clear, fresh_database, revenue, write_cards
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
@@ -61,11 +61,8 @@ TECH = {  # a second scorecard, chosen by applies_to for tech-touch accounts
 
 @pytest.fixture
 def db(backend: str) -> Iterator[Database]:
-    handle = open_database(url_for(backend))
-    try:
+    with fresh_database(backend) as handle:
         yield handle
-    finally:
-        drop_database(handle)
 
 
 @pytest.fixture
@@ -167,12 +164,19 @@ def test_the_python_twin_gives_the_same_health_for_the_small_world(
 ) -> None:
     small_world(db)
     compute.refresh(db, SETTINGS, cards, NOW)
+    for account_id, found in twins(db, cards).items():
+        assert (found.scorecard, found.score, found.band) == stored(db)[account_id]
+
+
+def twins(db: Database, cards: scorecards.Cards) -> dict[str, twin.Health]:
+    """The Python twin's health of every account the refresh stored."""
+    found = {}
     with db.begin() as conn:
-        for account_id, (card, score, band) in stored(db).items():
+        for account_id in stored(db):
             facts = twin.load_facts(conn, account_id)
             assert facts is not None
-            found = twin.health(cards, facts, SETTINGS, NOW)
-            assert (found.scorecard, found.score, found.band) == (card, score, band)
+            found[account_id] = twin.health(cards, facts, SETTINGS, NOW)
+    return found
 
 
 def test_a_refresh_that_changes_nothing_rewrites_no_score(db: Database, cards: scorecards.Cards) -> None:
@@ -259,7 +263,11 @@ def worlds(draw: st.DrawFn) -> dict[Any, list[dict[str, Any]]]:
         for _ in range(draw(st.integers(0, 3)))
     }
     scores = [
-        account_score(f"a{i}", draw(st.floats(0, 60, allow_subnormal=False)), NOW - draw(st.floats(0, 20, allow_subnormal=False)) * DAY)
+        account_score(
+            f"a{i}",
+            draw(st.floats(0, 60, allow_subnormal=False)),
+            NOW - draw(st.floats(0, 20, allow_subnormal=False)) * DAY,
+        )
         for i in range(n)
         if draw(st.booleans())
     ]
@@ -301,23 +309,19 @@ def test_the_sql_refresh_and_the_python_twin_agree(
             if table_rows:
                 conn.execute(insert(table), table_rows)
     compute.refresh(db, SETTINGS, cards, NOW)
-    with db.begin() as conn:
-        for account_id, (card, score, band) in stored(db).items():
-            facts = twin.load_facts(conn, account_id)
-            assert facts is not None
-            found = twin.health(cards, facts, SETTINGS, NOW)
-            assert found.scorecard == card
-            assert (found.score is None) == (score is None)
-            if score is not None:
-                assert found.score == pytest.approx(score, abs=0.0101)
-            if score is None or found.score == score:
-                assert found.band == band
-            for measure_id, (value, points) in measures(db, account_id).items():
-                want_value, want_points, _ = found.measures[measure_id]
-                assert (value is None, points is None) == (want_value is None, want_points is None), (
-                    measure_id
-                )
-                if value is not None:
-                    assert value == pytest.approx(want_value, rel=1e-9, abs=1e-9), measure_id
-                if points is not None:
-                    assert points == pytest.approx(want_points, rel=1e-9, abs=1e-9), measure_id
+    python = twins(db, cards)
+    for account_id, (card, score, band) in stored(db).items():
+        found = python[account_id]
+        assert found.scorecard == card
+        assert (found.score is None) == (score is None)
+        if score is not None:
+            assert found.score == pytest.approx(score, abs=0.0101)
+        if score is None or found.score == score:
+            assert found.band == band
+        for measure_id, (value, points) in measures(db, account_id).items():
+            want_value, want_points, _ = found.measures[measure_id]
+            assert (value is None, points is None) == (want_value is None, want_points is None), measure_id
+            if value is not None:
+                assert value == pytest.approx(want_value, rel=1e-9, abs=1e-9), measure_id
+            if points is not None:
+                assert points == pytest.approx(want_points, rel=1e-9, abs=1e-9), measure_id

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from backends import url_for
-from condition_world import account, drop_database, open_database
+from condition_world import account
 from engine_world import World
-from health_world import revenue
+from health_world import fresh_database, revenue
 from sqlalchemy import insert
 
 from engagement.health import calibration
@@ -25,11 +24,8 @@ LEAD = timedelta(days=30)
 
 @pytest.fixture
 def db(backend: str) -> Iterator[Database]:
-    handle = open_database(url_for(backend))
-    try:
+    with fresh_database(backend) as handle:
         yield handle
-    finally:
-        drop_database(handle)
 
 
 def renewal(db: Database, account_id: str, due: date, band: str | None, renews: bool) -> None:
