@@ -174,8 +174,8 @@ def _measure_insert(
             .where(choice.in_([card.id for card, _ in slot]))
         )
 
-    selects = [one(slot) for slot in group]
-    query = selects[0] if len(selects) == 1 else union_all(*selects)
+    selects: list[Any] = [one(slot) for slot in group]
+    query: Any = selects[0] if len(selects) == 1 else union_all(*selects)
     return db.insert_select(hm, MEASURE_COLUMNS, query)
 
 
