@@ -85,3 +85,14 @@ def test_health_without_scorecards_points_at_the_engagement_bands(world: World) 
     result = world.cli("health")
     assert result.exit_code == 1
     assert "engagement scores" in str(result.exception)
+
+
+def test_the_scheduler_jobs_refresh_and_snapshot_health(world: World) -> None:
+    from engagement.running import jobs
+
+    assert jobs.health_refresh(world.engine, NOW) == {"scorecards": 0}  # no scorecard files: nothing to do
+    world_with_health(world)
+    assert jobs.health_refresh(world.engine, NOW) == {"accounts": 4, "changed": 1}
+    assert jobs.health_snapshot(world.engine, NOW) == {"rows": 4}
+    assert {job.id for job in jobs.JOBS} >= {"health-refresh", "health-snapshot"}
+    assert jobs.every_health_refresh(world.settings).interval.total_seconds() == 3600  # type: ignore[attr-defined]

@@ -187,7 +187,7 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
 def _surveys(db: Database, settings: config.Settings, end: datetime) -> str:
     """Simulated answers to the survey messages the journeys sent (after everything else), and their NPS."""
     steps = {j: list(info.surveys) for j, info in build.infos_from_settings(settings).items()}
-    demo_surveys.answer(db, steps, seed=7, end=end)
+    demo_surveys.answer(db, steps, seed=7, end=end, troubled=signals.churned(db, START, end))
     return demo_surveys.summary(db, steps, Period(START, end))
 
 

@@ -1,4 +1,5 @@
-"""Simulated account signals for the demo's health scorecards: support tickets and failed payments.
+"""Simulated account signals for the demo's health scorecards: support tickets and failed payments (and,
+in demo/surveys.py, lower NPS answers from the accounts that churn).
 
 Added after the simulated days, once the renewals are decided (demo/revenue.py), so the journeys' results
 stay what they were. An account whose renewal churned had trouble first, most of the time: tickets and
@@ -73,3 +74,15 @@ def record(db: Database, accounts: list[Row], start: datetime, end: datetime, se
                 )
     with db.begin() as conn:
         return ingest.insert_events(db, conn, events, end, source="simulated")
+
+
+def churned(db: Database, start: datetime, end: datetime) -> frozenset[str]:
+    """The accounts whose demo revenue fell to 0 in (start, end] (their people answer surveys lower)."""
+    r = revenue.c
+    with db.begin() as conn:
+        found = conn.execute(
+            select(r.account_id).where(
+                r.source == SOURCE, r.effective_at > start, r.effective_at <= end, r.mrr <= 0
+            )
+        )
+        return frozenset(found.scalars())
