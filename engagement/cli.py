@@ -30,6 +30,7 @@ from engagement.store.database import Database, select
 if TYPE_CHECKING:
     from engagement.delivery.dispatch import Dispatched
     from engagement.engine import Engine
+    from engagement.health.cards import Cards
 
 app = typer.Typer(
     help="Tech-touch customer success engine: journeys as code.",
@@ -94,23 +95,33 @@ def main_options(
 def validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="journey files or folders")] = None,
 ) -> None:
-    """Check journey files and their templates; every problem as file:line: field: message."""
+    """Check journey files and their templates (and, without PATHS, the scorecards in health.dir); every
+    problem as file:line: field: message."""
     current = settings()
-    found = _valid(paths, current)
+    found, cards = _valid(paths, current)
     out.print(
         f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}"
     )
+    if cards.cards:
+        out.print(
+            f"[green]ok[/green]: {len(cards.cards)} scorecard(s) valid: {', '.join(c.id for c in cards.cards)}"
+        )
 
 
-def _valid(paths: list[Path] | None, current: config.Settings) -> catalogs.Catalog:
-    """The journeys under `paths` (default the journeys folder); every problem printed and exit 1 if any."""
+def _valid(paths: list[Path] | None, current: config.Settings) -> tuple[catalogs.Catalog, Cards]:
+    """The journeys under `paths` (default the journeys folder, with the scorecards in health.dir); every
+    problem printed and exit 1 if any."""
+    from engagement.health import cards as scorecards
+
     found = catalogs.load(paths or [current.path(current.journeys.dir)], current)
-    for problem in found.problems:
+    cards = scorecards.load(current) if paths is None else scorecards.Cards([], [])
+    problems = found.problems + cards.problems
+    for problem in problems:
         print(problem)
-    if found.problems:
-        err.print(f"[red]{len(found.problems)} problem(s)[/red] in journey files")
+    if problems:
+        err.print(f"[red]{len(problems)} problem(s)[/red] in journey and scorecard files")
         raise typer.Exit(1)
-    return found
+    return found, cards
 
 
 @app.command()
@@ -128,7 +139,7 @@ def plan(
     if output_format not in ("text", "json"):
         raise errors.EngagementError(f"--format: {output_format!r} is not one of text, json")
     current = settings()
-    found = _valid(paths, current)
+    found, _ = _valid(paths, current)
     made = plans.plan(database(current), current, found, now_or(now), every=not paths)
     if output_format == "json":
         print(json.dumps(made.as_json(), indent=2))
@@ -139,8 +150,17 @@ def plan(
 
 
 @app.command("schema")
-def schema_command() -> None:
-    """Print the JSON Schema of journey files (for editors)."""
+def schema_command(
+    kind: Annotated[str, typer.Option("--kind", help="journey | scorecard")] = "journey",
+) -> None:
+    """Print the JSON Schema of journey files, or of scorecard files with --kind scorecard (for editors)."""
+    if kind == "scorecard":
+        from engagement.health import spec as scorecard_spec
+
+        out.print_json(json.dumps(scorecard_spec.json_schema()))
+        return
+    if kind != "journey":
+        raise errors.EngagementError(f"--kind is journey or scorecard, got {kind!r}")
     out.print_json(json.dumps(spec.json_schema()))
 
 
@@ -606,14 +626,18 @@ def report_surveys(
     _write(text, output)
 
 
+FirstMonth = Annotated[
+    str | None, typer.Option("--from", help="first month, YYYY-MM (default: 11 months before --to)")
+]
+LastMonth = Annotated[
+    str | None, typer.Option("--to", help="last month, YYYY-MM (default: the current month)")
+]
+
+
 @report_app.command("retention")
 def report_retention(
-    first: Annotated[
-        str | None, typer.Option("--from", help="first month, YYYY-MM (default: 11 months before --to)")
-    ] = None,
-    last: Annotated[
-        str | None, typer.Option("--to", help="last month, YYYY-MM (default: the current month)")
-    ] = None,
+    first: FirstMonth = None,
+    last: LastMonth = None,
     by: Annotated[
         str | None, typer.Option("--by", help="split every figure by touch | plan | cohort")
     ] = None,
@@ -636,6 +660,47 @@ def report_retention(
         retention_html.page,
     )
     _emit(made, output_format, output, writers, width=250, console=Console(width=max(out.width, 250)))
+
+
+@report_app.command("health")
+def report_health(
+    first: FirstMonth = None,
+    last: LastMonth = None,
+    output_format: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+    now: Annotated[str | None, typer.Option(help="report as of this ISO 8601 instant")] = None,
+) -> None:
+    """Is the health score right? Renewal rate and churn share by the band each account had
+    `reports.calibration_lead` before."""
+    from engagement.health import calibration
+    from engagement.reports import months
+
+    if output_format not in ("table", "json"):
+        raise errors.EngagementError(f"--format: {output_format!r} is not one of table, json")
+    current = settings()
+    at = now_or(now)
+    made = calibration.build(
+        database(current),
+        months.choose(at, first, last),
+        current.reports.calibration_lead,
+        at,
+        current.reports.min_sample,
+    )
+    if output_format == "json":
+        _write(json.dumps(calibration.to_json(made), indent=2) + "\n", None)
+        return
+    lead = made.lead.days
+    table = Table(
+        f"band {lead}d before", "renewals due", "renewed", "renewal rate", "churned", "share of churn",
+        title=f"Health calibration, {made.months.describe()}",
+    )  # fmt: skip
+    for row in made.rows:
+        rate, share = row.renewal_rate, made.churn_share(row)
+        table.add_row(
+            row.band, str(row.due), str(row.renewed), "" if rate is None else f"{rate:.0%}", str(row.churned),
+            "" if share is None else f"{share:.0%}",
+        )  # fmt: skip
+    out.print(table)
+    out.print(made.verdict)
 
 
 SimStart = Annotated[
@@ -996,6 +1061,111 @@ def _band_tables(conn: Connection, current: config.Settings, at: datetime, limit
 
 def _limits(bands: config.Bands) -> dict[str, str]:
     return {"green": f">= {bands.green:g}", "yellow": f">= {bands.yellow:g}", "red": f"< {bands.yellow:g}"}
+
+
+@app.command()
+def health(
+    account: Annotated[
+        str | None, typer.Option("--account", help="one account: each measure's value, points, share")
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="recompute every account's health first")
+    ] = False,
+    now: Annotated[str | None, typer.Option(help="at this ISO 8601 instant")] = None,
+) -> None:
+    """Scorecard health: accounts and MRR per band and touch tier, MRR at risk, the largest drops by MRR."""
+    from engagement.health import cards as scorecards
+    from engagement.health import compute, view
+
+    current = settings()
+    db = database(current)
+    at = now_or(now)
+    cards = scorecards.load(current)
+    cards.raise_problems()
+    if not cards.cards:
+        raise errors.EngagementError(
+            f"no scorecard files in {current.path(current.health.dir)} (health.dir): health is the engagement "
+            "bands (`engagement scores`)"
+        )
+    if refresh:
+        done = compute.refresh(db, current, cards, at)
+        out.print(f"refreshed {done.accounts} account(s); {done.changed} changed")
+    elif compute.last_refresh(db) is None:
+        raise errors.EngagementError("health was never computed: run `engagement health --refresh`")
+    with db.begin() as conn:
+        if account is not None:
+            found = view.account_health(conn, cards, account)
+            if found is None:
+                raise errors.EngagementError(
+                    f"no health for account {account!r} (run `engagement health --refresh`)"
+                )
+            _account_health_table(found)
+            return
+        _health_tables(view.bands(conn, at), view.drops(conn, at))
+
+
+HEALTH_STYLE = {"green": "green", "yellow": "yellow", "red": "red", "unknown": "dim"}
+
+
+def _health_tables(rows: list[Any], drops: list[Any]) -> None:
+    from engagement.health import view
+
+    cells = {(r.band, r.touch): r for r in rows}
+    table = Table(
+        "band",
+        *(f"{t} accounts" for t in view.TIERS),
+        *(f"{t} MRR" for t in view.TIERS),
+        title="Health by touch tier",
+    )
+    for band in view.BANDS:
+        found = [cells.get((band, t)) for t in view.TIERS]
+        table.add_row(
+            f"[{HEALTH_STYLE[band]}]{band}[/]",
+            *(str(r.accounts if r else 0) for r in found),
+            *(f"{r.mrr if r else 0:,.0f}" for r in found),
+        )
+    out.print(table)
+    at_risk = sum(r.mrr for r in rows if r.band == "red")
+    out.print(f"MRR at risk (red): {at_risk:,.0f}")
+    drop_table = Table(
+        "account",
+        "name",
+        "touch",
+        "14 days ago",
+        "now",
+        "change",
+        "MRR",
+        title="Largest drops in 14 days, by MRR",
+    )
+    for d in drops:
+        drop_table.add_row(
+            d.account_id,
+            d.name,
+            d.touch,
+            f"{d.before:.1f}",
+            f"{d.after:.1f}",
+            f"{d.change:+.1f}",
+            f"{d.mrr:,.0f}",
+        )
+    out.print(drop_table)
+
+
+def _account_health_table(found: Any) -> None:
+    score = "n/a" if found.score is None else f"{found.score:.1f}"
+    title = (
+        f"{found.account_id}: {found.scorecard_name or 'no scorecard applies'}, score {score}, {found.band}"
+    )
+    table = Table("measure", "metric", "value", "points", "weight", "share of score", title=title)
+    for m in found.measures:
+        table.add_row(
+            m.id,
+            m.metric,
+            "none" if m.value is None else f"{m.value:.3g}",
+            "skipped" if m.points is None else f"{m.points:.1f}",
+            f"{m.weight:g}",
+            "" if m.share is None else f"{m.share:.1f}",
+        )
+    out.print(table)
 
 
 @contacts_app.command("erase")

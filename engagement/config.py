@@ -243,6 +243,27 @@ class Scoring(Section):
         return {**WEIGHTS, **weights}  # a table in config.toml changes only the weights it names
 
 
+NOT_ACTIVITY = ["payment_*", "invoice_*", "ticket_*", "subscription_*", "survey_*"]
+GLOB_FORBIDDEN = (
+    "[]\\"  # character classes and escapes: SQLite's GLOB and PostgreSQL's LIKE read them differently
+)
+
+
+class Events(Section):
+    not_activity: list[str] = Field(
+        list(NOT_ACTIVITY),
+        description="glob patterns (* and ?) of event names that are not product use: never an active day",
+    )
+
+    @field_validator("not_activity")
+    @classmethod
+    def _plain_globs(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not pattern or any(ch in GLOB_FORBIDDEN for ch in pattern):
+                raise ValueError(f"pattern {pattern!r}: write names with the wildcards * and ? only")
+        return patterns
+
+
 class TouchRule(Section):
     touch: Literal["high", "low", "tech"]
     min_mrr: float | None = None
@@ -290,6 +311,20 @@ class Reports(Section):
         gt=timedelta(0),
         description="journeys judged on retention: accounts still paying and MRR kept this long after entry",
     )
+    calibration_lead: Duration = Field(
+        timedelta(days=90),
+        gt=timedelta(0),
+        description="`report health` reads each account's band this long before its renewal date",
+    )
+
+
+class Health(Section):
+    dir: str = Field(
+        "scorecards", description="scorecard files (YAML or TOML); none there: health is the engagement bands"
+    )
+    refresh: Duration = Field(
+        timedelta(hours=1), gt=timedelta(0), description="the scheduler recomputes health scores this often"
+    )
 
 
 class Settings(BaseSettings):
@@ -312,6 +347,8 @@ class Settings(BaseSettings):
     webhooks: Webhooks = Webhooks()
     notify: Notify = Notify()
     scoring: Scoring = Scoring()
+    events: Events = Events()
+    health: Health = Health()
     touch: Touch = Touch()
     reports: Reports = Reports()
 

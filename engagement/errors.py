@@ -63,3 +63,7 @@ class NotFoundError(EngagementError):
 
 class TemplateRenderError(EngagementError):
     """A template failed to render for this recipient."""
+
+
+class ScorecardError(ProblemsError):
+    """A scorecard file is invalid; run `engagement validate` for every problem at once."""

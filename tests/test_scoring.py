@@ -14,7 +14,7 @@ from sqlalchemy import func, insert, select
 
 from engagement import config
 from engagement.conditions.context import day_number
-from engagement.scores import scoring
+from engagement.scores import activity, scoring
 from engagement.store import progress, schema
 from engagement.store.database import Database
 
@@ -195,3 +195,31 @@ def test_snapshot_records_each_contact_and_account_band_once_a_day(db: Database)
 def test_transaction_ids_compare_across_wraparound() -> None:
     assert progress.precedes(5, 10) and not progress.precedes(10, 5) and not progress.precedes(7, 7)
     assert progress.precedes(2**32 - 3, 4)  # handed out just before the 32-bit counter wrapped
+
+
+def test_events_that_are_not_usage_earn_no_active_day(db: Database) -> None:
+    day = NOW - timedelta(days=1)
+    event(db, "c1", "payment_failed", day)
+    event(db, "c1", "ticket_opened", day - timedelta(days=1))
+    event(db, "c2", "paymentXfailed", day)  # `_` is a letter in a pattern, not LIKE's one-character wildcard
+    event(db, "c3", "Payment_failed", day, account="a2")  # patterns are case-sensitive on both engines
+    scoring.credit(db, SETTINGS, NOW)
+    assert score(db, schema.contact_scores, "c1") == 0.0
+    assert score(db, schema.contact_scores, "c2") == pytest.approx(2.0 * 0.5 ** (1 / 10))
+    assert score(db, schema.contact_scores, "c3") == pytest.approx(2.0 * 0.5 ** (1 / 10))
+
+
+def test_not_activity_patterns_read_the_same_in_sql_and_python(db: Database) -> None:
+    patterns = ["payment_*", "x?z", "100%*"]
+    names = ["payment_failed", "paymentXfailed", "payment_", "xyz", "xz", "xyyz", "100%off", "100off", "Xyz"]
+    e = schema.events
+    with db.begin() as conn:
+        conn.execute(insert(e), [event_row("c1", name, NOW) for name in names])
+        found = set(conn.execute(select(e.c.name).where(activity.is_activity(e.c.name, patterns))).scalars())
+    assert found == {n for n in names if activity.counts_as_activity(n, patterns)}
+    assert found == {"paymentXfailed", "xz", "xyyz", "100off", "Xyz"}
+
+
+def test_a_not_activity_pattern_with_a_character_class_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"\[ab\]"):
+        config.Events(not_activity=["[ab]*"])

@@ -92,6 +92,21 @@ class Health:
 
 
 @dataclass(frozen=True)
+class HealthScore:
+    """The account's scorecard score (0 to 100) is in bounds; an account without a score matches nothing."""
+
+    bounds: tuple[Bound, ...]
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    """The account's scorecard score now minus its daily snapshot `within` ago is in bounds."""
+
+    within: timedelta
+    bounds: tuple[Bound, ...]
+
+
+@dataclass(frozen=True)
 class Survey:
     """The contact's latest answer to a survey of `kind` (within a recent window) has a score in bounds."""
 
@@ -121,7 +136,20 @@ class Not:
     item: Condition
 
 
-Condition = Attr | Milestone | EventCount | Days | Score | Health | Survey | All | AnyOf | Not
+Condition = (
+    Attr
+    | Milestone
+    | EventCount
+    | Days
+    | Score
+    | Health
+    | HealthScore
+    | HealthChange
+    | Survey
+    | All
+    | AnyOf
+    | Not
+)
 
 
 def walk(cond: Condition) -> list[Condition]:

@@ -19,6 +19,9 @@ class EvalContext:
     green: float = 60.0  # the bands of the audience's score (health conditions read them)
     yellow: float = 30.0
     contact_bands: tuple[float, float] | None = None  # an account context's contacts' (green, yellow)
+    scorecards: bool = (
+        False  # health conditions read the scorecards' health_score (else the engagement bands)
+    )
     name: str = "now"  # what SQL parameters of this instant are named after (conditions/sql.py `instant`)
     # what SQL compiled for this instant alone (a bound beyond the calendar); such a statement is not reused
     unreusable: list[str] = field(default_factory=list, compare=False, repr=False)
@@ -36,7 +39,14 @@ class EvalContext:
     @property
     def rules(self) -> tuple[object, ...]:
         """Everything but the instant that compiled SQL depends on (part of a cached statement's key)."""
-        return (self.audience, self.half_life_days, self.green, self.yellow, self.contact_bands)
+        return (
+            self.audience,
+            self.half_life_days,
+            self.green,
+            self.yellow,
+            self.contact_bands,
+            self.scorecards,
+        )
 
     def window_start(self, within: timedelta) -> datetime | None:
         """`now - within`, or None when that is before year 1 (the window covers all time)."""

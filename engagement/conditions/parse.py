@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from engagement import errors, vocab
@@ -16,7 +16,18 @@ BOUND_OPS = ("eq", "ne", "lt", "lte", "gt", "gte")
 COMBINATORS = ("all", "any", "not")
 # conditions inside all/any/not: far beyond any real journey, well inside what SQL engines parse
 MAX_DEPTH = 20
-FORMS = ("milestone", "event_count", "days_since", "days_until", "score", "account_score", "health", "survey")
+FORMS = (
+    "milestone",
+    "event_count",
+    "days_since",
+    "days_until",
+    "score",
+    "account_score",
+    "health",
+    "health_score",
+    "health_change",
+    "survey",
+)
 
 Path = tuple[str | int, ...]
 
@@ -63,6 +74,11 @@ class Parser:
                 parts.append(ast.Score(scope, bounds) if bounds else None)
             elif key == "health":
                 parts.append(self._health(value, sub))
+            elif key == "health_score":
+                bounds = self._bounds(value, sub)
+                parts.append(ast.HealthScore(bounds) if bounds else None)
+            elif key == "health_change":
+                parts.append(self._health_change(value, sub))
             elif key == "survey":
                 parts.append(self._survey(value, sub))
             elif isinstance(key, str) and key.startswith(("contact.", "account.")):
@@ -152,6 +168,19 @@ class Parser:
         if value not in ast.BANDS:
             return self._fail(path, f"health is one of {', '.join(ast.BANDS)}, got {value!r}")
         return ast.Health(self.audience, value)
+
+    def _health_change(self, value: Any, path: Path) -> ast.Condition | None:
+        if not isinstance(value, dict) or "within" not in value:
+            return self._fail(path, "health_change takes {within: 14d, lte: -15}")
+        window = self._duration(value["within"], path + ("within",))
+        if window is not None and window < timedelta(days=1):
+            return self._fail(
+                path + ("within",), "health_change compares with a daily snapshot: within is at least 1d"
+            )
+        bounds = self._bounds({k: v for k, v in value.items() if k != "within"}, path)
+        if window is None or bounds is None:
+            return None
+        return ast.HealthChange(window, bounds)
 
     def _bounds(self, value: Any, path: Path, *, integer: bool = False) -> tuple[ast.Bound, ...] | None:
         if not isinstance(value, dict) or not value:

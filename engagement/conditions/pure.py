@@ -27,6 +27,8 @@ class Facts:
     answers: Sequence[
         tuple[str, int, datetime, str]
     ] = ()  # survey answers: (kind, score, answered_at, delivery)
+    health: tuple[float | None, str] | None = None  # the account's stored scorecard (score, band)
+    health_snapshots: Mapping[date, float | None] = field(default_factory=dict)  # the account's, by day
 
 
 def evaluate(cond: ast.Condition, facts: Facts, ctx: EvalContext) -> bool:
@@ -57,8 +59,15 @@ def evaluate(cond: ast.Condition, facts: Facts, ctx: EvalContext) -> bool:
         return _days(cond, facts, ctx)
     if isinstance(cond, ast.Score):
         return _bounds(_score(cond.scope, facts, ctx), cond.bounds)
+    if isinstance(cond, ast.Health) and ctx.scorecards:
+        return facts.health is not None and facts.health[1] == cond.band
     if isinstance(cond, ast.Health):
         return ctx.band(_score(cond.scope, facts, ctx)) == cond.band
+    if isinstance(cond, ast.HealthScore):
+        score = None if facts.health is None else facts.health[0]
+        return score is not None and _bounds(score, cond.bounds)
+    if isinstance(cond, ast.HealthChange):
+        return _health_change(cond, facts, ctx)
     if isinstance(cond, ast.Survey):
         return _survey(cond, facts, ctx)
     raise TypeError(f"unknown condition node {cond!r}")
@@ -167,12 +176,37 @@ def reading(cond: ast.Condition, facts: Facts, ctx: EvalContext) -> Any:
         return _whole_days(cond, facts, ctx)
     if isinstance(cond, ast.Score):
         return round(_score(cond.scope, facts, ctx), 2)
+    if isinstance(cond, ast.Health) and ctx.scorecards:
+        if facts.health is None:
+            return None
+        stored, band = facts.health
+        return band if stored is None else f"{band} ({stored:.1f})"
     if isinstance(cond, ast.Health):
         score = _score(cond.scope, facts, ctx)
         return f"{ctx.band(score)} ({score:.1f})"
+    if isinstance(cond, ast.HealthScore):
+        return None if facts.health is None else facts.health[0]
+    if isinstance(cond, ast.HealthChange):
+        return _change(cond, facts, ctx)
     if isinstance(cond, ast.Survey):
         return _latest_answer(cond, facts, ctx)
     raise TypeError(f"not a leaf condition: {cond!r}")
+
+
+def _change(cond: ast.HealthChange, facts: Facts, ctx: EvalContext) -> float | None:
+    """The scorecard score now minus the daily snapshot `within` ago (None: either is missing)."""
+    now_score = None if facts.health is None else facts.health[0]
+    try:
+        then_day = ctx.today - timedelta(days=cond.within.days)
+    except OverflowError:
+        return None
+    then = facts.health_snapshots.get(then_day)
+    return None if now_score is None or then is None else now_score - then
+
+
+def _health_change(cond: ast.HealthChange, facts: Facts, ctx: EvalContext) -> bool:
+    change = _change(cond, facts, ctx)
+    return change is not None and _bounds(change, cond.bounds)
 
 
 def _score(scope: str, facts: Facts, ctx: EvalContext) -> float:
@@ -205,6 +239,7 @@ def load_facts(conn: Connection, audience: str, subject_id: str) -> Facts | None
             account_score=_stored(
                 conn, schema.account_scores, schema.account_scores.c.account_id, subject_id
             ),
+            **_health(conn, subject_id),
         )
     contact = (
         conn.execute(select(schema.contacts).where(schema.contacts.c.id == subject_id)).mappings().first()
@@ -240,7 +275,19 @@ def load_facts(conn: Connection, audience: str, subject_id: str) -> Facts | None
         account_score=_stored(
             conn, schema.account_scores, schema.account_scores.c.account_id, contact["account_id"]
         ),
+        **_health(conn, contact["account_id"]),
     )
+
+
+def _health(conn: Connection, account_id: str) -> dict[str, Any]:
+    """The account's stored scorecard health and its daily snapshots (Facts fields)."""
+    h, s = schema.health_scores.c, schema.health_snapshots.c
+    row = conn.execute(select(h.score, h.band).where(h.account_id == account_id)).first()
+    snaps = conn.execute(select(s.day, s.score).where(s.account_id == account_id))
+    return {
+        "health": None if row is None else (None if row[0] is None else float(row[0]), str(row[1])),
+        "health_snapshots": {d: None if v is None else float(v) for d, v in snaps},
+    }
 
 
 def _stored(conn: Connection, table: Any, key: Any, value: str) -> tuple[float, float] | None:

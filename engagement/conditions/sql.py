@@ -214,7 +214,12 @@ def compile_condition(cond: ast.Condition, ctx: EvalContext) -> ColumnElement[bo
     if isinstance(cond, ast.Score):
         return _bounds(score_expr(cond.scope, ctx), cond.bounds)
     if isinstance(cond, ast.Health):
-        return _health(cond, ctx)
+        return _scorecard_band(cond, ctx) if ctx.scorecards else _health(cond, ctx)
+    if isinstance(cond, ast.HealthScore):
+        score = _health_score(ctx)
+        return and_(score.is_not(None), _bounds(score, cond.bounds))
+    if isinstance(cond, ast.HealthChange):
+        return _health_change(cond, ctx)
     if isinstance(cond, ast.Survey):
         return _survey(cond, ctx)
     raise TypeError(f"unknown condition node {cond!r}")
@@ -341,6 +346,38 @@ def _health(cond: ast.Health, ctx: EvalContext) -> ColumnElement[bool]:
     return case_band(score_expr(cond.scope, ctx), ctx) == cond.band
 
 
+def _owner_account(ctx: EvalContext) -> ColumnElement[Any]:
+    return schema.accounts.c.id if ctx.audience == "account" else schema.contacts.c.account_id
+
+
+def _scorecard_band(cond: ast.Health, ctx: EvalContext) -> ColumnElement[bool]:
+    """The band the last health refresh stored for the subject's account (a contact: its account's)."""
+    h = schema.health_scores
+    return exists(
+        select(literal(1)).select_from(h).where(h.c.account_id == _owner_account(ctx), h.c.band == cond.band)
+    )
+
+
+def _health_score(ctx: EvalContext) -> ColumnElement[Any]:
+    h = schema.health_scores
+    return select(h.c.score).where(h.c.account_id == _owner_account(ctx)).scalar_subquery()
+
+
+def _health_change(cond: ast.HealthChange, ctx: EvalContext) -> ColumnElement[bool]:
+    """The stored score now minus the daily snapshot of the day `within` before today (both must exist)."""
+    s = schema.health_snapshots
+    try:
+        then_day = day(ctx, -cond.within.days, s.c.day.type)
+    except OverflowError:
+        ctx.unreusable.append(f"within {cond.within}")
+        return false()
+    then = (
+        select(s.c.score).where(s.c.account_id == _owner_account(ctx), s.c.day == then_day).scalar_subquery()
+    )
+    now_score = _health_score(ctx)
+    return and_(now_score.is_not(None), then.is_not(None), _bounds(now_score - then, cond.bounds))
+
+
 def _bounds(value: ColumnElement[Any], bounds: tuple[ast.Bound, ...]) -> ColumnElement[bool]:
     checks = []
     for op, number in bounds:
@@ -404,3 +441,8 @@ def _day_range(
 def case_band(score: ColumnElement[Any], ctx: EvalContext) -> ColumnElement[str]:
     """The health band of a score expression, in SQL."""
     return case((score >= ctx.green, "green"), (score >= ctx.yellow, "yellow"), else_="red")
+
+
+def trait_number(column: Any, path: tuple[str, ...]) -> ColumnElement[Any]:
+    """A JSON trait's value if it is a number, else NULL."""
+    return _TraitValue(column, path, "number")

@@ -518,6 +518,10 @@ def text(cond: ast.Condition) -> str:
         return f"{'account_score' if cond.scope == 'account' else 'score'} {_bounds(cond.bounds)}"
     if isinstance(cond, ast.Health):
         return f"health {cond.band}"
+    if isinstance(cond, ast.HealthScore):
+        return f"health_score {_bounds(cond.bounds)}"
+    if isinstance(cond, ast.HealthChange):
+        return f"health_change{_within(cond.within)} {_bounds(cond.bounds)}"
     return f"survey {cond.kind}{_within(cond.within)} {_bounds(cond.bounds)}".rstrip()
 
 

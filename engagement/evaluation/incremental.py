@@ -73,7 +73,8 @@ class Plan:
 
 def signature(journey: Journey, ctx: EvalContext) -> str:
     """Everything besides the facts that decides the answers: journey file and status, scoring rules."""
-    return f"{VERSION}:{journey.version}:{journey.status}:{ctx.half_life_days}:{ctx.green}:{ctx.yellow}"
+    rules = f"{ctx.half_life_days}:{ctx.green}:{ctx.yellow}:{int(ctx.scorecards)}"
+    return f"{VERSION}:{journey.version}:{journey.status}:{rules}"
 
 
 def plan(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> Plan:
@@ -82,7 +83,15 @@ def plan(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> 
     row = conn.execute(WATERMARK, {"journey": journey.id}).one_or_none()
     if row is None or row.signature != signature(journey, ctx) or row.evaluated_at > ctx.now:
         return Plan(mark)
-    before = EvalContext(row.evaluated_at, ctx.audience, ctx.half_life_days, ctx.green, ctx.yellow, name="t0")
+    before = EvalContext(
+        row.evaluated_at,
+        ctx.audience,
+        ctx.half_life_days,
+        ctx.green,
+        ctx.yellow,
+        name="t0",
+        scorecards=ctx.scorecards,
+    )
 
     def build() -> Any:
         return union(*_changed(db, journey, ctx), *_flipped(journey, before, ctx))
@@ -199,8 +208,16 @@ def _atom(node: ast.Condition, audience: str, t0: EvalContext, t1: EvalContext) 
         return _days(node, audience, t0, t1)
     if isinstance(node, ast.Score):
         return [_crossing(node.scope, audience, [n for _, n in node.bounds], t0, t1)]
+    if isinstance(node, ast.Health) and t1.scorecards:
+        return []  # the stored band: a refresh that changes it writes health_score, which the log records
     if isinstance(node, ast.Health):
         return [_crossing(node.scope, audience, [t1.green, t1.yellow], t0, t1)]
+    if isinstance(node, ast.HealthScore):
+        return []  # stored, like the band
+    if isinstance(node, ast.HealthChange):
+        if t0.today != t1.today:  # the snapshot `within` ago is another day's now
+            raise Unbounded("health_change reads another day's snapshot")
+        return []
     if isinstance(node, ast.Survey):
         return _answers(node, audience, t0, t1)
     if isinstance(node, ast.Attr | ast.All | ast.AnyOf | ast.Not):

@@ -140,7 +140,7 @@ def _load_one(path: Path, settings: Settings, renderer: Renderer) -> tuple[Journ
     try:
         parsed = spec.JourneySpec.model_validate(source.data)
     except ValidationError as exc:
-        problems += [problem(loc, msg) for loc, msg in _schema_errors(exc)]
+        problems += [problem(loc, msg) for loc, msg in schema_errors(exc)]
 
     audience: ast.Scope = "account" if source.data.get("audience") == "account" else "contact"
     conditions: dict[files.Loc, ast.Condition] = {}
@@ -285,7 +285,7 @@ def _check_variants(
             MESSAGE_SPECS[kind].model_validate({**body, **changed})
         except ValidationError as exc:
             found += [
-                (("variants", i, *loc), msg) for loc, msg in _schema_errors(exc) if loc and loc[0] in changed
+                (("variants", i, *loc), msg) for loc, msg in schema_errors(exc) if loc and loc[0] in changed
             ]
             continue
         for field, message in _check_message(kind, {**body, **changed}, renderer, context, settings):
@@ -322,7 +322,7 @@ def _check_cta(
     return found
 
 
-def _schema_errors(exc: ValidationError) -> list[tuple[files.Loc, str]]:
+def schema_errors(exc: ValidationError) -> list[tuple[files.Loc, str]]:
     """Pydantic's errors as (location, message), without the noise of union alternatives."""
     found = [(_clean(err["loc"]), _message(err), err["type"]) for err in exc.errors()]
     locs = [loc for loc, _, _ in found]

@@ -336,24 +336,24 @@ BranchSpec.model_rebuild()
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a journey file, with the condition language spelled out."""
-    schema: dict[str, Any] = _swap_markers(JourneySpec.model_json_schema(by_alias=True))
+    schema: dict[str, Any] = swap_markers(JourneySpec.model_json_schema(by_alias=True))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "engagement journey"
-    schema.setdefault("$defs", {})["Condition"] = _condition_schema()
+    schema.setdefault("$defs", {})["Condition"] = condition_schema()
     return schema
 
 
-def _swap_markers(node: Any) -> Any:
+def swap_markers(node: Any) -> Any:
     if node == _MARKER:
         return dict(CONDITION_REF)
     if isinstance(node, dict):
-        return {k: _swap_markers(v) for k, v in node.items()}
+        return {k: swap_markers(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_swap_markers(v) for v in node]
+        return [swap_markers(v) for v in node]
     return node
 
 
-def _condition_schema() -> dict[str, Any]:
+def condition_schema() -> dict[str, Any]:
     ref = CONDITION_REF
     number = {"type": "number"}
     bounds = {k: number for k in ("eq", "ne", "lt", "lte", "gt", "gte")}
@@ -399,6 +399,13 @@ def _condition_schema() -> dict[str, Any]:
             "score": {"type": "object", "properties": bounds, "additionalProperties": False},
             "account_score": {"type": "object", "properties": bounds, "additionalProperties": False},
             "health": {"enum": ["green", "yellow", "red"]},
+            "health_score": {"type": "object", "properties": bounds, "additionalProperties": False},
+            "health_change": {
+                "type": "object",
+                "required": ["within"],
+                "properties": {"within": {"type": "string", "pattern": r"^\d+[dw]$"}, **bounds},
+                "additionalProperties": False,
+            },
             "survey": {
                 "type": "object",
                 "required": ["kind"],

@@ -19,6 +19,7 @@ from engagement.clock import ManualClock
 from engagement.config import Settings
 from engagement.delivery import ledger
 from engagement.engine import Engine
+from engagement.health import cards, compute
 from engagement.reports import digest
 from engagement.scores import scoring
 
@@ -83,6 +84,30 @@ def score_snapshot(engine: Engine, now: datetime) -> Counts:
     return {"rows": scoring.snapshot(engine.db, engine.settings, now)}
 
 
+def every_health_refresh(settings: Settings) -> BaseTrigger:
+    """Every `health.refresh`."""
+    return IntervalTrigger(seconds=max(1, int(settings.health.refresh.total_seconds())), timezone=UTC)
+
+
+def health_refresh(engine: Engine, now: datetime) -> Counts:
+    """Recompute every account's scorecard health (nothing without scorecard files)."""
+    found = cards.load(engine.settings)
+    found.raise_problems()
+    if not found.cards:
+        return {"scorecards": 0}
+    done = compute.refresh(engine.db, engine.settings, found, now)
+    return {"accounts": done.accounts, "changed": done.changed}
+
+
+def health_snapshot(engine: Engine, now: datetime) -> Counts:
+    """Record today's health of every account, for `health_change` and the drops."""
+    found = cards.load(engine.settings)
+    found.raise_problems()
+    if not found.cards:
+        return {"scorecards": 0}
+    return {"rows": compute.snapshot(engine.db, engine.settings, found, now)}
+
+
 def weekly_digest(engine: Engine, now: datetime) -> Counts:
     """Send the week's digest once, on the first run on or after `reports.digest_weekday`."""
     return {"sent": digest.send_digest(engine.settings, engine.db, ManualClock(now))}
@@ -93,6 +118,10 @@ JOBS: tuple[Job, ...] = (
     Job("in-doubt-sweep", every_lease, sweep_in_doubt),
     Job(
         "score-snapshot", daily(0, 15), score_snapshot, at_start=True
+    ),  # at start too: a missed day is filled
+    Job("health-refresh", every_health_refresh, health_refresh, at_start=True),
+    Job(
+        "health-snapshot", daily(0, 20), health_snapshot, at_start=True
     ),  # at start too: a missed day is filled
     Job("weekly-digest", daily(8), weekly_digest),  # daily: it sends only once a week, on its weekday
 )

@@ -44,12 +44,14 @@ from engagement import vocab
 from engagement.conditions import sql
 from engagement.conditions.context import EvalContext, day_number
 from engagement.config import Settings
+from engagement.journeys import files
+from engagement.scores import activity
 from engagement.store import functions, progress, schema
 from engagement.store.database import Database
 
 WATERMARK = "scores"
 TABLES = ("response", "event")  # read by key, their positions in score_watermark (store/progress.py)
-ENGINE_SOURCE = "engine"  # events the engine writes about itself are not product use
+ENGINE_SOURCE = activity.ENGINE_SOURCE
 RESPONSE_WEIGHTS = {  # response kind -> the weight it earns (one per delivery)
     vocab.ResponseKind.OPEN: "open",
     vocab.ResponseKind.CLICK: "click",
@@ -66,7 +68,7 @@ CREDIT_COLUMNS = ["key", "contact_id", "account_id", "kind", "detail", "weight",
 RETURNED = ["contact_id", "account_id", "weight", "at_day"]  # what a new credit adds to the scores
 
 
-class _DayNumber(FunctionElement[float]):
+class DayNumber(FunctionElement[float]):
     """A timestamp as fractional days since the Unix epoch (the unit of `as_of_day`)."""
 
     inherit_cache = True
@@ -75,7 +77,7 @@ class _DayNumber(FunctionElement[float]):
 
 
 functions.render(
-    _DayNumber,
+    DayNumber,
     sqlite=lambda _, args: f"(julianday({args[0]}) - 2440587.5)",
     postgresql=lambda _, args: f"(extract(epoch from {args[0]}) / 86400.0)",
 )
@@ -92,7 +94,14 @@ def context(settings: Settings, now: datetime, audience: str = "contact") -> Eva
         own.green,
         own.yellow,
         contact_bands=(people.green, people.yellow),
+        scorecards=has_scorecards(settings),
     )
+
+
+def has_scorecards(settings: Settings) -> bool:
+    """Whether `health.dir` holds a scorecard file (then health conditions read the scorecard bands)."""
+    folder = settings.path(settings.health.dir)
+    return folder.is_dir() and any(p.suffix in files.SUFFIXES and p.is_file() for p in folder.rglob("*"))
 
 
 def credit(db: Database, settings: Settings, now: datetime) -> int:
@@ -156,7 +165,7 @@ def _credits(db: Database, settings: Settings, query: Callable[[Settings], Any])
 
 def _at_day(ts: Any) -> ColumnElement[float]:
     """The day a credit counts from; a time in the future (clock skew) counts as now (parameter `ref`)."""
-    day = _DayNumber(ts)
+    day = DayNumber(ts)
     ref = bindparam("ref", type_=Float)
     return case((day > ref, ref), else_=day)
 
@@ -212,7 +221,7 @@ def _active_days(settings: Settings) -> Any:
     if weight == 0:
         return None
     e = schema.events
-    day = _DayNumber(e.c.timestamp)
+    day = DayNumber(e.c.timestamp)
     used = (
         select(
             e.c.contact_id,
@@ -220,7 +229,7 @@ def _active_days(settings: Settings) -> Any:
             e.c.timestamp,
             cast(func.floor(day), Integer).label("day"),
         )
-        .where(*_event_range())
+        .where(*_event_range(), activity.is_activity(e.c.name, settings.events.not_activity))
         .subquery()
     )
     return select(

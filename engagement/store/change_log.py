@@ -26,6 +26,7 @@ SUBJECTS = {
     "contact_score": ("r.contact_id", "NULL", "NULL"),
     "account_score": ("NULL", "r.account_id", "NULL"),
     "survey_answer": ("r.contact_id", "NULL", "NULL"),
+    "health_score": ("NULL", "r.account_id", "NULL"),
     "enrollment": (
         "CASE WHEN r.audience = 'contact' THEN r.subject_id END",
         "CASE WHEN r.audience = 'account' THEN r.subject_id END",
@@ -33,8 +34,9 @@ SUBJECTS = {
     ),
 }
 OPS = ("insert", "update", "delete")
-# the tables migration 0007 put triggers on; later migrations add their own tables' (0019: survey_answer)
-AS_OF_0007 = tuple(t for t in SUBJECTS if t != "survey_answer")
+# the tables migration 0007 put triggers on; later migrations add their own tables' (0019: survey_answer,
+# 0022: health_score)
+AS_OF_0007 = tuple(t for t in SUBJECTS if t not in ("survey_answer", "health_score"))
 
 
 def _tables(tables: Collection[str] | None) -> list[tuple[str, tuple[str, str, str]]]:

@@ -251,8 +251,9 @@ class Database:
         keys: Sequence[str],
         update: Sequence[str],
         only_if: Callable[[Any], ColumnElement[bool]],
-    ) -> None:
+    ) -> int:
         """INSERT … SELECT; a row whose `keys` exist updates its `update` columns where `only_if(excluded)` holds.
+        Return the rows inserted or updated (as `inserted` counts).
 
         The query must not give one key twice (PostgreSQL updates a row at most once per statement) and
         should have a WHERE clause (SQLite reads `SELECT … ON CONFLICT` ambiguously without one).
@@ -263,7 +264,7 @@ class Database:
             set_={c: stmt.excluded[c] for c in update},
             where=only_if(stmt.excluded),
         )
-        conn.execute(stmt)
+        return self.inserted(conn, stmt)
 
     def insert_from_select_returning(
         self, conn: Connection, table: Table, columns: list[str], query: Any, returning: Sequence[str]

@@ -166,7 +166,9 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         Index("ix_event_contact_name_ts", "contact_id", "name", "timestamp"),
         Index("ix_event_account_name_ts", "account_id", "name", "timestamp"),
-        Index("ix_event_name_ts", "name", "timestamp"),
+        # covering for the scorecards' set-based metrics (health/metrics.py): an active-day or event count
+        # over every account reads this index alone, never the rows (migration 0022 widened it)
+        Index("ix_event_name_ts", "name", "timestamp", "account_id", "contact_id", "source"),
     )
     pk: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
     event_id: str | None = Field(default=None, unique=True, max_length=200)
@@ -509,6 +511,48 @@ class ScoreSnapshot(SQLModel, table=True):
     band: str = Field(default="red", max_length=10)
 
 
+class HealthScore(SQLModel, table=True):
+    """An account's scorecard health: the scorecard that applies, its score (0 to 100) and band.
+
+    Rewritten by a refresh only where the scorecard, score or band changed (`changed_at`), so the
+    change log's triggers mark exactly the accounts whose health moved. No score: band `unknown`.
+    """
+
+    __tablename__ = "health_score"
+    __table_args__ = (Index("ix_health_score_band", "band"),)
+    account_id: str = Field(primary_key=True, max_length=200)
+    scorecard_id: str | None = Field(default=None, max_length=100)
+    score: float | None = None
+    band: str = Field(default="unknown", max_length=10)
+    changed_at: datetime | None = _ts()
+
+
+class HealthMeasure(SQLModel, table=True):
+    """One measure of an account's scorecard at the last refresh: its value, points and weight.
+
+    `value` NULL: the metric had no value; `points` NULL: the measure was skipped (`missing: skip`).
+    """
+
+    __tablename__ = "health_measure"
+    account_id: str = Field(primary_key=True, max_length=200)
+    measure_id: str = Field(primary_key=True, max_length=100)
+    scorecard_id: str = Field(max_length=100)
+    value: float | None = None
+    points: float | None = None
+    weight: float = 0.0
+
+
+class HealthSnapshot(SQLModel, table=True):
+    """A daily record of each account's health score and band, for `health_change` and drops."""
+
+    __tablename__ = "health_snapshot"
+    day: date = Field(primary_key=True)
+    account_id: str = Field(primary_key=True, max_length=200)
+    scorecard_id: str | None = Field(default=None, max_length=100)
+    score: float | None = None
+    band: str = Field(default="unknown", max_length=10)
+
+
 class DigestSend(SQLModel, table=True):
     """One weekly digest sent to one recipient, so the scheduler sends each week's once."""
 
@@ -645,3 +689,6 @@ subject_changes = table(SubjectChange)
 journey_watermarks = table(JourneyWatermark)
 stripe_events = table(StripeEvent)
 stripe_subscriptions = table(StripeSubscription)
+health_scores = table(HealthScore)
+health_measures = table(HealthMeasure)
+health_snapshots = table(HealthSnapshot)

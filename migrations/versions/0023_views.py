@@ -5,7 +5,7 @@ Prefix search (views/search.py) reads them as `lower(x) LIKE 'p%'` on PostgreSQL
 any collation serves it) and as a range `lower(x) >= 'p' AND lower(x) < 'p' || U+10FFFF` on SQLite.
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-03 18:30:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from engagement.store import schema
 
 revision: str = "0023"
-down_revision: str | Sequence[str] | None = "0021"
+down_revision: str | Sequence[str] | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -17,7 +17,8 @@ from sqlalchemy import case, func, select
 
 from engagement import config, errors, vocab
 from engagement.clock import ManualClock
-from engagement.dryrun.demo import dataset, revenue
+from engagement.dryrun.demo import dataset, revenue, signals
+from engagement.dryrun.demo import health as demo_health
 from engagement.dryrun.demo import surveys as demo_surveys
 from engagement.dryrun.demo.responses import Customers
 from engagement.engine import Engine
@@ -62,6 +63,8 @@ token_secret = "{inapp}"
 session_secret = "{session}"
 # the demo simulates {days} days, so it judges journeys on retention {window} after entry (default 90d)
 retention_window = "{window}"
+# and reads each renewal's health band three weeks before it (default 90d)
+calibration_lead = "21d"
 """
 
 
@@ -152,6 +155,7 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
             bar.update(task, advance=1, day=now.date().isoformat())
     summaries = summarize(db)
     revenue.record(db, data.accounts, START, end)
+    signals.record(db, data.accounts, START, end)
     kept = renewal_retention(db, settings, end)
     scoring.credit(db, settings, end)
     with db.begin() as conn:
@@ -162,16 +166,28 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
         _distribution(audience, health[audience], settings) for audience in ("account", "contact")
     )
     answered = _surveys(db, settings, end)
+    scorecard_lines = demo_health.summary(REPO, directory, db, settings, START, end)
     month = retention.last_month_line(db, end)
     seconds = time.perf_counter() - began
-    _print(console, summaries, people, settings, directory, seconds, line, (month, kept), answered, days)
+    _print(
+        console,
+        summaries,
+        people,
+        settings,
+        directory,
+        seconds,
+        (line, scorecard_lines),
+        (month, kept),
+        answered,
+        days,
+    )
     return summaries
 
 
 def _surveys(db: Database, settings: config.Settings, end: datetime) -> str:
     """Simulated answers to the survey messages the journeys sent (after everything else), and their NPS."""
     steps = {j: list(info.surveys) for j, info in build.infos_from_settings(settings).items()}
-    demo_surveys.answer(db, steps, seed=7, end=end)
+    demo_surveys.answer(db, steps, seed=7, end=end, troubled=signals.churned(db, START, end))
     return demo_surveys.summary(db, steps, Period(START, end))
 
 
@@ -293,7 +309,7 @@ def _print(
     settings: config.Settings,
     directory: Path,
     seconds: float,
-    health: str,
+    health: tuple[str, list[str]],
     kept: tuple[str, Retention],
     answered: str,
     days: int,
@@ -331,7 +347,9 @@ def _print(
     counts = ", ".join(f"{k} {v}" for k, v in sorted(people.counts.items()))
     console.print(f"[dim]Simulated responses (clearly labelled simulated in the database): {counts}[/dim]")
     console.print(answered, markup=False)
-    console.print(f"Health at the end (engagement scores): {health}")
+    console.print(f"Health at the end (engagement scores): {health[0]}")
+    for text in health[1]:
+        console.print(text, markup=False)
     for line in retention_lines(kept[1], kept[0]):
         console.print(line, markup=False)
     console.print(f"Outbox: {emails} .eml files in {outbox}")

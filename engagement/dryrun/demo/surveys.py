@@ -23,6 +23,7 @@ from engagement.store.database import Database
 ANSWER_SHARE = 0.35  # of survey messages sent
 # NPS scores 0..10 and CSAT 1..5 by weight: a plausible spread with some detractors to follow up
 NPS_WEIGHTS = (2, 1, 1, 2, 2, 4, 6, 10, 16, 26, 30)
+TROUBLED_NPS_WEIGHTS = (8, 6, 8, 10, 12, 14, 14, 12, 8, 5, 3)  # accounts heading for churn: mostly detractors
 CSAT_WEIGHTS = (0, 5, 8, 17, 40, 30)
 COMMENTS = {
     "detractor": "[simulated] Reports take too long to set up.",
@@ -54,11 +55,17 @@ def _group(kind: str, score: int) -> str:
     return "detractor" if score <= surveys.DETRACTOR_UP_TO else "passive"
 
 
-def answer(db: Database, steps: dict[str, list[tuple[str, str]]], seed: int, end: datetime) -> int:
+def answer(
+    db: Database,
+    steps: dict[str, list[tuple[str, str]]],
+    seed: int,
+    end: datetime,
+    troubled: frozenset[str] = frozenset(),
+) -> int:
     """Answer a deterministic share of the survey messages sent before `end`; return how many answers were new.
 
     `steps` names the survey steps (journey -> [(step, kind)]); an answer comes 1 to 72 hours after the
-    message and never after `end`.
+    message and never after `end`. People of a `troubled` account (one that churns) answer NPS lower.
     """
     kinds = {(journey, step): kind for journey, found in steps.items() for step, kind in found}
     if not kinds:
@@ -82,7 +89,8 @@ def answer(db: Database, steps: dict[str, list[tuple[str, str]]], seed: int, end
             if _draw(seed, row.id, "answers") >= ANSWER_SHARE or at >= end:
                 continue
             kind = kinds[(row.journey_id, row.step_id)]
-            weights = NPS_WEIGHTS if kind == vocab.SurveyKind.NPS else CSAT_WEIGHTS
+            nps = TROUBLED_NPS_WEIGHTS if row.account_id in troubled else NPS_WEIGHTS
+            weights = nps if kind == vocab.SurveyKind.NPS else CSAT_WEIGHTS
             score = _score(_draw(seed, row.id, "score"), weights)
             comment = COMMENTS[_group(kind, score)] if _draw(seed, row.id, "comment") < 0.5 else None
             answers.append(

@@ -1,0 +1,1 @@
+"""Health scorecards: account health from many signals, as code (PRODUCT.md, "Health scorecards")."""
