@@ -18,6 +18,8 @@ from engagement import vocab
 from engagement.api import logins
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
+from engagement.health import cards as scorecards
+from engagement.health import compute
 from engagement.ingest import revenue
 from engagement.scores import score_view
 from engagement.store import schema
@@ -116,10 +118,27 @@ def _seed(world: World) -> None:
     world.tick(NOW + timedelta(minutes=5))  # c5's goal (first_report) converts it
 
 
+SCORECARD = """\
+id: tech
+name: Tech <health>
+applies_to: {account.touch: tech}
+bands: {green: 70, yellow: 40}
+measures:
+  - {id: adoption, weight: 50, metric: {active_days: {within: 30d}}, points: [[0, 0], [2, 100]]}
+  - {id: support, weight: 20, metric: {event_count: {event: ticket_opened, within: 30d}}, points: [[0, 100], [3, 0]]}
+  - {id: nps, weight: 30, metric: {nps: {within: 180d}}, points: [[-100, 0], [100, 100]]}
+"""
+
+
 @pytest.fixture
 def site(world: World, hashed: str) -> Iterator[str]:
     world.configure(f'[reports]\nusers = {{ maria = "{hashed}" }}\nsession_secret = "test-session-secret"\n')
+    cards_dir = world.config_path.parent / "scorecards"
+    cards_dir.mkdir()
+    (cards_dir / "tech.yaml").write_text(SCORECARD)
+    world.configure(f'[health]\ndir = "{cards_dir}"\n')
     _seed(world)
+    compute.refresh(world.db, world.settings, scorecards.load(world.settings), NOW + timedelta(minutes=6))
     with served(
         create_app(world.settings, database=world.db, clock=ManualClock(NOW + timedelta(minutes=10)))
     ) as url:
@@ -193,6 +212,17 @@ def test_chromium_searches_a_contact_and_sees_the_databases_numbers(
         score = score_view.current(conn, world.settings, "account", "acme", NOW + timedelta(minutes=10))
         months = people.mrr_history(conn, "acme", NOW)
     assert page.locator("#health strong.score").inner_text() == f"{score:.1f}"
+    hs, hm = schema.health_scores.c, schema.health_measures.c
+    with world.db.begin() as conn:
+        stored = conn.execute(select(hs.score, hs.band).where(hs.account_id == "acme")).one()
+        measured = dict(conn.execute(select(hm.measure_id, hm.points).where(hm.account_id == "acme")).all())
+    assert page.locator("#scorecard strong.scorecard").inner_text() == "Tech <health>"  # text, escaped
+    assert page.locator("#scorecard strong.health-score").inner_text() == f"{stored.score:.1f}"
+    assert page.locator("#scorecard strong.health-band").inner_text() == stored.band
+    assert measured["nps"] == 100.0  # c1's 9: one promoter, NPS +100
+    for measure, points in measured.items():
+        shown = page.locator(f"tr[data-measure={measure}] td.points").inner_text()
+        assert shown == ("skipped" if points is None else f"{points:.1f}")
     assert [m for _, m in months] == [100.0, 200.0, 300.0]  # the chart's points: one a month
     assert page.locator("#mrr svg.chart").get_attribute("data-points") == str(len(months))
     assert page.locator("table.messages tbody tr").count() == _count(world, d, d.c.contact_id.like("c%"))

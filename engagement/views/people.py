@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from engagement.config import Settings
+from engagement.health import cards as scorecards
+from engagement.health.view import AccountHealth, account_health
 from engagement.scores import score_view
 from engagement.scores.scoring import context
 from engagement.store import revenue_months, schema
@@ -47,6 +49,7 @@ class Page:
     mrr: list[tuple[str, float]] = field(default_factory=list)  # (YYYY-MM, MRR) per month
     measures: list[score_view.Contribution] = field(default_factory=list)  # what the score is made of
     more_contacts: int = 0
+    health: AccountHealth | None = None  # the account's scorecard (health/view.py), when scorecards exist
 
 
 def contact(conn: Connection, settings: Settings, contact_id: str, now: datetime) -> Page | None:
@@ -89,6 +92,7 @@ def account(conn: Connection, settings: Settings, account_id: str, now: datetime
     page.timeline = _timeline(conn, ev.c.account_id == account_id, ms.c.account_id == account_id, page)
     page.mrr = mrr_history(conn, account_id, now)
     page.measures = score_view.contributions(conn, settings, now, account_id=account_id)
+    page.health = account_health(conn, scorecards.load(settings), account_id)
     return page
 
 
