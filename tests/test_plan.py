@@ -189,3 +189,18 @@ def test_a_new_journey_counts_who_enters_at_once_and_what_its_first_tick_queues(
     assert journey.steps == [] and not journey.moves_people
     assert world.tick(NOW).journeys["drip"].enrolled == 3
     assert planned(world, NOW).change == plans.Change.UNCHANGED
+
+
+def test_a_version_run_before_versions_were_kept_is_said_to_be_compared_by_step_ids_only(
+    world: World, cohorts: dict[str, list[str]]
+) -> None:
+    with world.db.begin() as conn:  # as a database upgraded to 0024 after its last tick has it
+        conn.execute(schema.journey_versions.delete())
+    write(world, WELCOME, WAIT, TIPS.replace("Tips for", "Your tips,"), PAUSE, STALLED)
+
+    journey = planned(world)
+    result = world.cli("plan", "--now", LATER.isoformat())
+
+    assert not journey.compared and journey.steps == []  # the subject change is not visible by step id
+    assert "ran before versions were kept: its steps are known by id only" in result.output
+    assert "entry rules changed" not in result.output

@@ -73,6 +73,8 @@ class JourneyPlan:
     entering: int | None = None  # subjects entering now, when the journey is new or an entry rule changed
     converted: int | None = None  # when the goal changed: active enrollments it ends as converted now
     exited: int | None = None  # when the exit changed: active enrollments it ends now
+    compared: bool = True  # False: the version last run was not kept (run before versions were), so its
+    # entry rules and step keys are unknown: every entry rule counts as changed, steps by id only
 
     @property
     def moves_people(self) -> bool:
@@ -88,6 +90,7 @@ class JourneyPlan:
             "from_version": self.from_version,
             "to_version": self.to_version,
             "moves_people": self.moves_people,
+            "compared": self.compared,
             "steps": [s.as_json() for s in self.steps],
             "entry": {
                 "changed": self.entry,
@@ -176,6 +179,7 @@ def _journey_plan(
         journey.id, Change.NEW if version is None else Change.CHANGED, version, journey.version
     )
     result.entry = entry if version is not None else []
+    result.compared = before is not None or version is None
     run = _dry_run(db, settings, journey, now)
     old_steps: dict[str, dict[str, Any] | None] = dict(versions.steps(before)) if before is not None else {}
     if before is None and version is not None and moves.readable(run.outline):
@@ -273,7 +277,12 @@ def lines(result: Plan) -> list[str]:
         out.append(f"{j.journey_id}: {head}")
         for s in j.steps:
             out.append("  " + _step_line(s))
-        if j.entry:
+        if not j.compared:
+            out.append(
+                f"  version {j.from_version} ran before versions were kept: its steps are known by id only "
+                "and every entry rule is counted as changed"
+            )
+        elif j.entry:
             out.append(f"  entry rules changed: {', '.join(j.entry)}")
         if j.entering is not None:
             out.append(f"  {j.entering} subject(s) would enter now")
