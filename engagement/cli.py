@@ -1095,6 +1095,9 @@ def health(
     with db.begin() as conn:
         if account is not None:
             found = view.account_health(conn, cards, account)
+            known = conn.execute(select(schema.accounts.c.id).where(schema.accounts.c.id == account)).first()
+            if found is None and known is None:
+                raise errors.NotFoundError(f"--account: no account {account!r}")
             if found is None:
                 raise errors.EngagementError(
                     f"no health for account {account!r} (run `engagement health --refresh`)"

@@ -70,6 +70,8 @@ def test_health_account_shows_each_measure_value_points_and_share(world: World) 
     assert result.exit_code == 0, result.output
     assert "Level health, score 30.0, red" in result.stdout
     assert "skipped" in result.stdout
+    unknown = world.cli("health", "--account", "nobody", "--now", NOW.isoformat())
+    assert unknown.exit_code == 1 and "--account: no account 'nobody'" in str(unknown.exception)
 
 
 def test_health_without_a_refresh_says_how_to_get_one(world: World) -> None:
