@@ -662,11 +662,11 @@ def _sending(journey: Journey, sending: Sending, now: datetime, parts: list[Part
     else:
         parts.append(Part("suppression", "email not on the suppression list", "no email address", False))
     if sending.weekly_cap is None:
-        parts.append(Part("cap", "no weekly cap", f"{len(sending.recent_emails)} emails in 7 days", True))
+        parts.append(Part("cap", "no weekly cap", f"{len(sending.recent_emails)} email(s) in 7 days", True))
     else:
         release = policy.cap_release(sending.recent_emails, sending.weekly_cap, now)
         counted = sum(1 for t in sending.recent_emails if now - policy.WEEK < t <= now)
-        value = f"{counted} emails in 7 days" + ("" if release is None else f", next from {_when(release)}")
+        value = f"{counted} email(s) in 7 days" + ("" if release is None else f", next from {_when(release)}")
         parts.append(Part("cap", f"at most {sending.weekly_cap} emails a week", value, release is None))
     spec = journey.spec.send_window
     if spec is None:
