@@ -129,8 +129,9 @@ def _email_steps(catalog: catalogs.Catalog) -> list[tuple[str, str]]:
     ]
 
 
-def _explained(svc: Services, now: datetime, audiences: tuple[str, ...], **subject: str) -> list[Any]:
-    catalog = _catalog(svc)
+def _explained(
+    svc: Services, catalog: catalogs.Catalog, now: datetime, audiences: tuple[str, ...], **subject: str
+) -> list[Any]:
     return [
         explain.explain(svc.db, svc.settings, j, now, **subject)
         for j in sorted(catalog.journeys.values(), key=lambda j: j.id)
@@ -149,7 +150,7 @@ def contact_page(contact_id: str, request: Request, svc: Svc) -> Response:
         if found is None:
             raise errors.NotFoundError(f"contact_id: no contact {contact_id!r}")
         catalog = _catalog(svc)
-        explained = _explained(svc, now, ("contact", "account"), contact=contact_id)
+        explained = _explained(svc, catalog, now, ("contact", "account"), contact=contact_id)
         token = sessions.form_token(svc.settings, request.cookies.get(sessions.COOKIE), TEST_SEND_FORM)
         return render.page(
             "contact.html.j2",
@@ -177,7 +178,7 @@ def account_page(account_id: str, request: Request, svc: Svc) -> Response:
             found = people.account(conn, svc.settings, account_id, now)
         if found is None:
             raise errors.NotFoundError(f"account_id: no account {account_id!r}")
-        explained = _explained(svc, now, ("account",), account=account_id)
+        explained = _explained(svc, _catalog(svc), now, ("account",), account=account_id)
         chart = render.mrr_chart(account_id, found.mrr)
         return render.page(
             "account.html.j2",
