@@ -72,6 +72,9 @@ def test_with_a_cap_of_one_the_held_emails_go_out_a_week_apart_in_priority_order
 
     assert first.dispatched.sent == 1 and first.dispatched.held == 2
     assert [m.subject for m in world.email.sent] == ["high"]
+    assert first.dispatched.sent_ids == [
+        r["id"] for r in world.rows(d, d.c.status == "sent")
+    ]  # held: not in it
     held = world.rows(d, d.c.status == "queued")
     assert {r["journey_id"]: r["due_at"] for r in held} == {"low": NOW + WEEK, "mid": NOW + WEEK}
     assert {r["status_reason"] for r in held} == {"held: weekly email cap reached"}

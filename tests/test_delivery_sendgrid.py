@@ -110,6 +110,7 @@ def test_an_address_sendgrid_refuses_fails_permanently_with_sendgrids_reason_and
     run.tick(NOW + MINUTE)
 
     assert (report.dispatched.sent, report.dispatched.failed) == (1, 1)
+    assert report.dispatched.sent_ids == [run.delivery("c000")["id"]]  # the failed one is not in it
     row = run.delivery("odd")
     assert row["status"] == "failed"
     assert row["status_reason"] == (

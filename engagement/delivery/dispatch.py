@@ -81,6 +81,7 @@ class Dispatched:
     in_doubt: int = 0
     rate_limited: int = 0
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sent_ids: list[str] = field(default_factory=list)  # the deliveries this pass sent, in the order sent
 
     def add(self, outcome: str, reason: str | None) -> None:
         """Count one message that ended as `outcome` (a counter's name) for `reason`."""
@@ -443,6 +444,7 @@ def _send(
         # A webhook event may already have moved a row on (SendGrid's `delivered` can beat this commit):
         # the send's outcome only replaces the states a send leaves behind.
         db.update_by_id(conn, d, results, updated_at=now, status=_unless_moved_on())
+    total.sent_ids.extend(o["_id"] for o in results if o["status"] == vocab.DeliveryStatus.SENT)
     return (paused.until, paused.since) if paused.until is not None else None
 
 

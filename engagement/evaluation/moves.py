@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, literal, select, update
+from sqlalchemy import Connection, bindparam, case, func, literal, select, update
 from sqlalchemy.sql import ColumnElement
 
 from engagement import vocab
@@ -30,6 +30,9 @@ from engagement.store.database import Database
 OUTLINE = 1  # the outline format's version
 REMOVED = "step removed"
 en, moves_log, journeys = schema.enrollments, schema.enrollment_moves, schema.journeys
+RECORDED = select(journeys.c.steps).where(
+    journeys.c.id == bindparam("journey")
+)  # built once: read every tick
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ def apply(db: Database, conn: Connection, journey: Journey, now: datetime) -> li
     unchanged journey costs one row read. Call under the journey's lock (tick.py).
     """
     current = outline(journey)
-    recorded = conn.execute(select(journeys.c.steps).where(journeys.c.id == journey.id)).scalar_one_or_none()
+    recorded = conn.execute(RECORDED, {"journey": journey.id}).scalar_one_or_none()
     if recorded == current:
         return []
     ids = [i.step_id for i in journey.program]

@@ -81,25 +81,24 @@ def evaluate(
     in a single transaction it then rolls back (dryrun/plan.py), so it counts what this would write.
     """
     begin = begin or db.begin
-    with begin() as conn:
+    active = journey.status == "active"  # paused: nobody enters, nobody moves; goal and exit still end
+    with begin() as conn:  # moves and the evaluation in one transaction: a commit fewer per journey and tick
         db.advisory_lock(conn, f"engagement.evaluation.enroll:{journey.id}")
         done = moves.apply(db, conn, journey, ctx.now)
-    moved += done
-    with begin() as conn:
-        db.advisory_lock(conn, f"engagement.evaluation.enroll:{journey.id}")
         covered = incremental.plan(db, conn, journey, ctx)
         converted, exited = advance.end_on_goal_and_exit(conn, journey, ctx, covered.subjects)
         entered = enroll.Entered()
-        if journey.status == "active":  # paused: nobody enters, nobody moves; goal and exit still end
+        if active:
             entered = enroll.enroll(db, conn, journey, ctx, covered.subjects)
             advance.wake_waiters(conn, journey, ctx)
         incremental.record(db, conn, journey, ctx, covered)
+    moved += done
     counts.converted, counts.exited = converted, exited
     counts.enrolled, counts.stepped, counts.queued = entered.enrolled, entered.stepped, entered.queued
     counts.completed = entered.completed
-    if journey.status != "active":
+    if not active:
         return
-    while not stopping():
+    while not stopping():  # batches outside the lock: several workers advance one journey at once
         with begin() as conn:
             batch = advance.advance_batch(db, conn, journey, ctx, settings.limits.batch_size)
         if batch is None:

@@ -16,6 +16,7 @@ is read again and the keys of `score_credit` absorb the overlap.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -50,6 +51,11 @@ from engagement.store import functions, progress, schema
 from engagement.store.database import Database
 
 WATERMARK = "scores"
+_w = schema.score_watermarks
+RAN = (
+    update(_w).where(_w.c.name == WATERMARK).values(ran_at=bindparam("now", type_=_w.c.ran_at.type))
+)  # built once
+WATERMARK_ROW = select(_w).where(_w.c.name == WATERMARK)
 TABLES = ("response", "event")  # read by key, their positions in score_watermark (store/progress.py)
 ENGINE_SOURCE = activity.ENGINE_SOURCE
 RESPONSE_WEIGHTS = {  # response kind -> the weight it earns (one per delivery)
@@ -128,10 +134,9 @@ def credit(db: Database, settings: Settings, now: datetime) -> int:
 
 def _lock(db: Database, conn: Connection, now: datetime) -> progress.Keys:
     """Take the scorers' lock (the watermark row) and read it."""
-    w = schema.score_watermarks
-    db.insert_ignore(conn, w, [{"name": WATERMARK}], ["name"])
-    conn.execute(update(w).where(w.c.name == WATERMARK).values(ran_at=now))  # row lock until commit
-    return progress.keys(conn, conn.execute(select(w).where(w.c.name == WATERMARK)).one(), TABLES)
+    db.insert_ignore(conn, schema.score_watermarks, [{"name": WATERMARK}], ["name"])
+    conn.execute(RAN, {"now": now})  # row lock until commit
+    return progress.keys(conn, conn.execute(WATERMARK_ROW).one(), TABLES)
 
 
 def _advance(
@@ -144,7 +149,12 @@ def _advance(
 
 
 def _max_pk(conn: Connection, column: Any) -> int:
-    return int(conn.execute(select(func.coalesce(func.max(column), 0))).scalar_one())
+    return int(conn.execute(_top(column)).scalar_one())
+
+
+@functools.cache  # built once per table: read every tick
+def _top(column: Any) -> Any:
+    return select(func.coalesce(func.max(column), 0))
 
 
 _built: dict[tuple[str, int, str], tuple[Settings, Any]] = {}  # (dialect, id(settings), query) -> its INSERT

@@ -42,6 +42,7 @@ RUNNING_XIDS = text(
 FUNCTIONS = ("pg_current_xact_id()", "pg_current_snapshot()", "pg_snapshot_xmin(pg_snapshot)",
              "pg_snapshot_xmax(pg_snapshot)")  # fmt: skip
 log = schema.subject_changes
+LAST_SEQ = select(func.coalesce(func.max(log.c.seq), 0))  # SQLite's mark, read every tick per journey
 
 
 class ProgressNotReady(errors.EngagementError):
@@ -55,7 +56,7 @@ def log_mark(conn: Connection) -> int:
     """The change log's mark now: rows after it are unread (call before reading what it covers)."""
     if conn.dialect.name == "postgresql":
         return int(conn.execute(OLDEST_RUNNING).scalar_one())
-    return int(conn.execute(select(func.coalesce(func.max(log.c.seq), 0))).scalar_one())
+    return int(conn.execute(LAST_SEQ).scalar_one())
 
 
 def log_unread(dialect: str, mark: int | ColumnElement[int]) -> ColumnElement[bool]:

@@ -8,6 +8,7 @@ properties.simulated = true). Contacts who click our messages progress faster, s
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from engagement import vocab
 from engagement.ingest import upserts as ingest
 from engagement.ingest.records import EventIn
 from engagement.store import schema
-from engagement.store.database import Database
+from engagement.store.database import Database, among
 
 FUNNEL = ("first_login", "integration_connected", "first_report_created")
 DAILY_HAZARD = {"first_login": 0.30, "integration_connected": 0.09, "first_report_created": 0.055}
@@ -36,21 +37,26 @@ class Customers:
     counts: dict[str, int] = field(default_factory=dict)
     base: dict[str, float] = field(default_factory=dict)
 
-    def respond(self, now: datetime) -> None:
-        """React to the messages sent at `now`."""
+    def respond(self, now: datetime, sent: Sequence[str]) -> None:
+        """React to the messages sent at `now` (`sent`: the ids the tick's dispatch sent)."""
         rng = random.Random(f"{self.seed}:respond:{now.isoformat()}")
         d = schema.deliveries
         with self.db.begin() as conn:
-            sent = conn.execute(
+            delivered = conn.execute(
                 select(d.c.id, d.c.channel, d.c.contact_id, d.c.journey_id, d.c.step_id)
                 .where(
-                    d.c.status == vocab.DeliveryStatus.SENT, d.c.sent_at == now, d.c.contact_id.is_not(None)
+                    among(
+                        conn, d.c.id, sent
+                    ),  # by key: a scan of every delivery sent so far took ~3% of the demo
+                    d.c.status == vocab.DeliveryStatus.SENT,
+                    d.c.sent_at == now,
+                    d.c.contact_id.is_not(None),
                 )
                 .order_by(d.c.id)
             ).all()
             rows: list[dict[str, Any]] = []
             nudge_updates: list[dict[str, Any]] = []
-            for delivery in sent:
+            for delivery in delivered:
                 if delivery.channel == "notify":
                     continue
                 self.last_touch[delivery.contact_id] = now

@@ -148,8 +148,9 @@ def main(directory: Path, *, days: int = 60, console: Console | None = None) -> 
             _arrive(db, settings, arrivals.get(index, dataset.Dataset([], [], [])), now)
             if now.hour == 12:
                 people.live(now)
-            if engine.tick(now).dispatched.sent:  # nothing sent, nothing to react to
-                people.respond(now)
+            sent = engine.tick(now).dispatched.sent_ids
+            if sent:  # nothing sent, nothing to react to
+                people.respond(now, sent)
             if now.hour == 0:
                 scoring.snapshot(db, settings, now)  # daily score bands, for trend reports
             bar.update(task, advance=1, day=now.date().isoformat())
