@@ -1140,6 +1140,12 @@ def _health_tables(rows: list[Any], drops: list[Any]) -> None:
         "MRR",
         title="Largest drops in 14 days, by MRR",
     )
+    if not drops:
+        out.print(
+            "Largest drops in 14 days: none (no account's score is below its daily snapshot of 14 days ago;"
+            " a database younger than 14 days has no such snapshot yet)"
+        )
+        return
     for d in drops:
         drop_table.add_row(
             d.account_id,

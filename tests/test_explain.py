@@ -396,7 +396,7 @@ def test_an_account_journey_counts_the_recipients_its_messages_would_go_to(world
     [recipients] = [p for p in told.parts if p.part == "recipients"]
     assert (recipients.rule, recipients.value) == (
         "contact.role = admin",
-        "2 contacts, 1 with an address not suppressed",
+        "2 contact(s), 1 with an address not suppressed",
     )
 
 

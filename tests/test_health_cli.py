@@ -55,6 +55,16 @@ def test_health_refresh_prints_bands_by_tier_with_mrr_at_risk_and_the_drops(worl
     assert "Big Co" in drops and "-60.0" in drops and "Mid Co" not in drops
 
 
+def test_health_without_a_snapshot_of_14_days_ago_says_why_there_are_no_drops(world: World) -> None:
+    folder = world.settings.path(world.settings.health.dir)
+    folder.mkdir()
+    (folder / "level.yaml").write_text(json.dumps(CARD))
+    world.accounts({"id": "big", "name": "Big Co", "mrr": 5000, "touch": "high", "traits": {"level": 30}})
+    result = world.cli("health", "--refresh", "--now", NOW.isoformat())
+    assert result.exit_code == 0, result.output
+    assert "Largest drops in 14 days: none (no account's score is below its daily snapshot" in result.stdout
+
+
 def test_health_account_shows_each_measure_value_points_and_share(world: World) -> None:
     cards = world_with_health(world)
     compute.refresh(world.db, world.settings, cards, NOW)

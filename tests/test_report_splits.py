@@ -150,3 +150,18 @@ def test_variant_ids_in_reports_are_the_ones_recorded_not_recomputed(
     journey = load_catalog(world.settings).get("welcome")
     for name, rows in sent.items():
         assert {assignment.variant_for(journey, "hello", str(r["recipient"])) for r in rows} == {name}
+
+
+def test_a_variant_with_no_sends_in_the_period_is_listed_with_zeros(
+    world: World, sent: dict[str, list[dict[str, object]]]
+) -> None:
+    before = period.choose(NOW, "7d", None, None)  # ends at NOW: the sends at NOW fall after it
+    with world.db.begin() as conn:
+        groups = splits.variants(conn, "welcome", before, {"hello": ["plain", "warm"]})
+
+    assert [(g.step_id, g.key, g.sends, g.opens, g.converted) for g in groups] == [
+        ("hello", "plain", 0, 0, 0),
+        ("hello", "warm", 0, 0, 0),
+    ]
+    assert groups[1].differences == {"open_rate": None, "click_rate": None, "conversion_rate": None}
+    assert groups[1].rate("open_rate") is None

@@ -91,6 +91,32 @@ def test_a_toml_scorecard_problem_names_its_line(world: World) -> None:
     )
 
 
+def test_a_metric_or_points_of_the_wrong_shape_say_what_shape_they_take(world: World) -> None:
+    path = write(
+        world.root / "scorecards",
+        "shapes.toml",
+        """
+        id = "shapes"
+        [[measures]]
+        id = "use"
+        weight = 1
+        metric = "active_days"
+        points = [{gte = 10, points = 100}]
+        """,
+    )
+    result = world.cli("validate")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert (
+        f"{path}:5: measures[0].metric: expected a mapping (key: value), got 'active_days'; one metric by"
+        " name, e.g. `metric: {active_days: {within: 30d}}`"
+    ) in lines, lines
+    assert (
+        f"{path}:6: measures[0].points[0]: expected a pair of two values, e.g. [0, 100],"
+        " got {'gte': 10, 'points': 100}"
+    ) in lines, lines
+
+
 def test_applies_to_cannot_read_health_and_ids_are_unique(world: World) -> None:
     folder = world.root / "scorecards"
     write(

@@ -143,6 +143,39 @@ NESTED_TOML = """
 """
 
 
+MISPLACED = """
+    id: misplaced
+    name: Misplaced
+    status: active
+    audience: account
+    trigger:
+      days_until: {field: account.renewal_date, lte: 30}
+    steps:
+      - email:
+          id: heads-up
+          template: renew
+          subject: Hi
+          to: admins
+          variants: [{id: a}, {id: b}]
+"""
+
+
+def test_a_known_key_in_the_wrong_place_says_where_it_belongs(world: World) -> None:
+    path = write(world.root / "drafts", "misplaced.yaml", MISPLACED)
+
+    code, printed = validate(world, path)
+
+    assert code == 1
+    text = "\n".join(printed)
+    assert (
+        f"{path}:6: trigger.days_until: unknown key: a condition that starts the journey goes under"
+        " `trigger: {condition: {days_until: …}}`"
+    ) in text
+    assert f"{path}:9: steps[0].email.id: unknown key here: `id` belongs to the step, beside `email:`" in text
+    assert f"{path}:13: steps[0].email.variants: unknown key here: `variants` belongs to the step" in text
+    assert f"{path}:12: steps[0].email.to: unknown key here: " in text and "`recipients:`" in text
+
+
 @pytest.mark.parametrize(
     ("name", "text", "lines"),
     [("nested.yaml", NESTED_YAML, (11, 13)), ("nested.toml", NESTED_TOML, (17, 20))],

@@ -246,7 +246,7 @@ def judge(journey: Journey, ctx: EvalContext, subject: Subject) -> Explanation:
     if subject.recipients is not None:
         picked, emailable = subject.recipients
         rule = text(journey.recipients) if journey.recipients is not None else "every contact of the account"
-        value = f"{picked} contacts, {emailable} with an address not suppressed"
+        value = f"{picked} contact(s), {emailable} with an address not suppressed"
         parts.append(Part("recipients", rule, value, picked > 0))
 
     def result(standing: vocab.Standing, sentence: str, after: After) -> Explanation:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from engagement import vocab
 from engagement.conditions import ast
-from engagement.conditions.parse import Parser
+from engagement.conditions.parse import COMBINATORS, FORMS, Parser
 from engagement.config import Settings
 from engagement.delivery import surveys
 from engagement.delivery.templates import Renderer, sample_context
@@ -324,7 +324,7 @@ def _check_cta(
 
 def schema_errors(exc: ValidationError) -> list[tuple[files.Loc, str]]:
     """Pydantic's errors as (location, message), without the noise of union alternatives."""
-    found = [(_clean(err["loc"]), _message(err), err["type"]) for err in exc.errors()]
+    found = [(loc, _message(err, loc), err["type"]) for err in exc.errors() for loc in [_clean(err["loc"])]]
     locs = [loc for loc, _, _ in found]
     kept: list[tuple[files.Loc, str]] = []
     for loc, message, kind in found:
@@ -383,11 +383,48 @@ def _clean(loc: tuple[Any, ...]) -> files.Loc:
     return tuple(out)
 
 
-def _message(err: Any) -> str:
+STEP_KEYS = ("id", "if", "variants", "weights")  # keys of a message step that sit beside its `email:`, …
+MESSAGES = ("email", "in_app", "survey", "notify")
+SHAPES = {  # what a mapping of this class looks like, for "expected a mapping" (scorecards)
+    "Metric": "one metric by name, e.g. `metric: {active_days: {within: 30d}}`",
+}
+
+
+def _message(err: Any, loc: files.Loc) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; `engagement schema` lists every key)"
+        return _unknown_key(loc)
     if kind == "missing":
         return "required key is missing"
+    if kind in ("model_type", "dict_type"):
+        shape = SHAPES.get(str((err.get("ctx") or {}).get("class_name")), "")
+        return f"expected a mapping (key: value), got {_shown(err.get('input'))}" + (
+            f"; {shape}" if shape else ""
+        )
+    if kind == "tuple_type":
+        return f"expected a pair of two values, e.g. [0, 100], got {_shown(err.get('input'))}"
     msg = str(err["msg"])
     return msg.removeprefix("Value error, ")
+
+
+def _unknown_key(loc: files.Loc) -> str:
+    """The message for an unknown key, with where it belongs when it is a known key in the wrong place."""
+    key = loc[-1] if loc else None
+    if len(loc) >= 2 and loc[-2] in MESSAGES and key in STEP_KEYS:
+        return f"unknown key here: `{key}` belongs to the step, beside `{loc[-2]}:`"
+    if len(loc) >= 2 and loc[-2] in MESSAGES and key in ("to", "recipients"):
+        return (
+            "unknown key here: a contact journey messages its contact; an account journey picks whom it"
+            " messages with a journey-level `recipients:` condition (e.g. `recipients: {contact.role: admin}`)"
+        )
+    condition = isinstance(key, str) and (
+        key in (*COMBINATORS, *FORMS) or key.startswith(("account.", "contact."))
+    )
+    if len(loc) == 2 and loc[0] == "trigger" and condition:
+        return f"unknown key: a condition that starts the journey goes under `trigger: {{condition: {{{key}: …}}}}`"
+    return "unknown key (check the spelling; `engagement schema` lists every key)"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -83,7 +83,8 @@ def _sent(journey_id: str, period: Period) -> list[ColumnElement[bool]]:
 
 def variants(conn: Connection, journey_id: str, period: Period, order: dict[str, list[str]]) -> list[Group]:
     """Per message step with variants, per variant: its figures over the sends in `period`; `order` gives each
-    step's variants in file order (the first is the one the others are compared with)."""
+    step's variants in file order (the first is the one the others are compared with), each one listed even
+    when none of its sends fall in `period`."""
     converted = func.sum(case((e.c.outcome == vocab.EnrollmentOutcome.CONVERTED, 1), else_=0))
     query = (
         select(d.c.step_id, d.c.variant, func.count(), _counted(OPENED), _counted(CLICKED), converted)
@@ -94,6 +95,13 @@ def variants(conn: Connection, journey_id: str, period: Period, order: dict[str,
     groups = [
         Group(step, variant, int(n), int(o or 0), int(c or 0), int(n), int(v or 0))
         for step, variant, n, o, c, v in conn.execute(query)
+    ]
+    present = {(g.step_id, g.key) for g in groups}  # a variant nobody got in `period` shows with no sends
+    groups += [
+        Group(step, key, 0, 0, 0, 0, 0)
+        for step, keys in order.items()
+        for key in keys
+        if (step, key) not in present
     ]
 
     def place(g: Group) -> tuple[str, int, str]:
