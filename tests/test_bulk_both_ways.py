@@ -181,7 +181,8 @@ def test_every_bulk_statement_writes_the_same_rows_both_ways(checked: BothWays, 
     importer.import_file(db, settings, "revenue", revenue_file, later)
     with db.begin() as conn:  # the demo's simulated people open what was sent at NOW
         conn.execute(d.update().where(d.c.status == "sent").values(sent_at=NOW))
-    Customers(db, seed=7).respond(NOW)
+        sent = list(conn.execute(select(d.c.id).where(d.c.status == "sent").order_by(d.c.id)).scalars())
+    Customers(db, seed=7).respond(NOW, sent)
     assert digest.send_digest(settings, db, ManualClock(later), force=True) == 1
     scoring.credit(db, settings, later + timedelta(minutes=1))
     account = {"id": "acme", "plan": "pro", "mrr": 99.0, "signed_up_at": NOW - timedelta(days=400)}
