@@ -1130,6 +1130,12 @@ def _health_tables(rows: list[Any], drops: list[Any]) -> None:
     out.print(table)
     at_risk = sum(r.mrr for r in rows if r.band == "red")
     out.print(f"MRR at risk (red): {at_risk:,.0f}")
+    if not drops:
+        out.print(
+            "Largest drops in 14 days: none (no account's score is below its daily snapshot of 14 days ago;"
+            " a database younger than 14 days has no such snapshot yet)"
+        )
+        return
     drop_table = Table(
         "account",
         "name",
@@ -1140,12 +1146,6 @@ def _health_tables(rows: list[Any], drops: list[Any]) -> None:
         "MRR",
         title="Largest drops in 14 days, by MRR",
     )
-    if not drops:
-        out.print(
-            "Largest drops in 14 days: none (no account's score is below its daily snapshot of 14 days ago;"
-            " a database younger than 14 days has no such snapshot yet)"
-        )
-        return
     for d in drops:
         drop_table.add_row(
             d.account_id,

@@ -30,9 +30,8 @@ from engagement.store.database import Database
 OUTLINE = 1  # the outline format's version
 REMOVED = "step removed"
 en, moves_log, journeys = schema.enrollments, schema.enrollment_moves, schema.journeys
-RECORDED = select(journeys.c.steps).where(
-    journeys.c.id == bindparam("journey")
-)  # built once: read every tick
+# built once: read every tick
+RECORDED = select(journeys.c.steps).where(journeys.c.id == bindparam("journey"))
 
 
 @dataclass(frozen=True)

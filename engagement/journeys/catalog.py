@@ -324,7 +324,8 @@ def _check_cta(
 
 def schema_errors(exc: ValidationError) -> list[tuple[files.Loc, str]]:
     """Pydantic's errors as (location, message), without the noise of union alternatives."""
-    found = [(loc, _message(err, loc), err["type"]) for err in exc.errors() for loc in [_clean(err["loc"])]]
+    cleaned = [(_clean(err["loc"]), err) for err in exc.errors()]
+    found = [(loc, _message(err, loc), err["type"]) for loc, err in cleaned]
     locs = [loc for loc, _, _ in found]
     kept: list[tuple[files.Loc, str]] = []
     for loc, message, kind in found:
@@ -410,9 +411,10 @@ def _message(err: Any, loc: files.Loc) -> str:
 def _unknown_key(loc: files.Loc) -> str:
     """The message for an unknown key, with where it belongs when it is a known key in the wrong place."""
     key = loc[-1] if loc else None
-    if len(loc) >= 2 and loc[-2] in MESSAGES and key in STEP_KEYS:
+    in_message = len(loc) >= 2 and loc[-2] in MESSAGES
+    if in_message and key in STEP_KEYS:
         return f"unknown key here: `{key}` belongs to the step, beside `{loc[-2]}:`"
-    if len(loc) >= 2 and loc[-2] in MESSAGES and key in ("to", "recipients"):
+    if in_message and key in ("to", "recipients"):
         return (
             "unknown key here: a contact journey messages its contact; an account journey picks whom it"
             " messages with a journey-level `recipients:` condition (e.g. `recipients: {contact.role: admin}`)"

@@ -52,9 +52,8 @@ from engagement.store.database import Database
 
 WATERMARK = "scores"
 _w = schema.score_watermarks
-RAN = (
-    update(_w).where(_w.c.name == WATERMARK).values(ran_at=bindparam("now", type_=_w.c.ran_at.type))
-)  # built once
+# the lock's statements, built once: run every tick
+RAN = update(_w).where(_w.c.name == WATERMARK).values(ran_at=bindparam("now", type_=_w.c.ran_at.type))
 WATERMARK_ROW = select(_w).where(_w.c.name == WATERMARK)
 TABLES = ("response", "event")  # read by key, their positions in score_watermark (store/progress.py)
 ENGINE_SOURCE = activity.ENGINE_SOURCE

@@ -42,12 +42,11 @@ class Customers:
         rng = random.Random(f"{self.seed}:respond:{now.isoformat()}")
         d = schema.deliveries
         with self.db.begin() as conn:
+            # by key: a scan of every delivery sent so far for `sent_at = now` took ~3% of the demo
             delivered = conn.execute(
                 select(d.c.id, d.c.channel, d.c.contact_id, d.c.journey_id, d.c.step_id)
                 .where(
-                    among(
-                        conn, d.c.id, sent
-                    ),  # by key: a scan of every delivery sent so far took ~3% of the demo
+                    among(conn, d.c.id, sent),
                     d.c.status == vocab.DeliveryStatus.SENT,
                     d.c.sent_at == now,
                     d.c.contact_id.is_not(None),
