@@ -117,6 +117,29 @@ def test_a_metric_or_points_of_the_wrong_shape_say_what_shape_they_take(world: W
     ) in lines, lines
 
 
+def test_nan_or_infinity_anywhere_in_a_scorecard_is_refused_as_not_finite(world: World) -> None:
+    path = write(
+        world.root / "scorecards",
+        "nan.toml",
+        """
+        id = "nan"
+        bands = {green = nan, yellow = 40}
+        [[measures]]
+        id = "use"
+        weight = inf
+        missing = nan
+        metric = {active_days = {within = "30d"}}
+        points = [[nan, 0], [10, 100]]
+        """,
+    )
+    result = world.cli("validate")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    for line, field in ((2, "bands.green"), (5, "measures[0].weight"), (6, "measures[0].missing"),
+                        (8, "measures[0].points[0][0]")):  # fmt: skip
+        assert f"{path}:{line}: {field}: Input should be a finite number" in lines, (field, lines)
+
+
 def test_applies_to_cannot_read_health_and_ids_are_unique(world: World) -> None:
     folder = world.root / "scorecards"
     write(

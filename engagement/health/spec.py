@@ -114,18 +114,19 @@ class Metric(Strict):
         return getattr(self.params, "within", None)
 
 
-Point = tuple[float, float]
+Finite = Annotated[float, Field(allow_inf_nan=False)]  # NaN or infinity would make every score NaN
+Point = tuple[Finite, Finite]
 
 
 class Measure(Strict):
     id: Id
-    weight: float = Field(gt=0, le=1000)
+    weight: float = Field(gt=0, le=1000, allow_inf_nan=False)
     metric: Metric
     points: list[Point] = Field(
         min_length=1,
         description="[value, points] pairs, values increasing; linear between, flat beyond the ends",
     )
-    missing: Literal["skip"] | Annotated[float, Field(ge=0, le=100)] = Field(
+    missing: Literal["skip"] | Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = Field(
         "skip", description="skip: leave the measure out of the score; a number: the points to use"
     )
 
@@ -140,8 +141,8 @@ class Measure(Strict):
 
 
 class Bands(Strict):
-    green: float = Field(70.0, ge=0, le=100)
-    yellow: float = Field(40.0, ge=0, le=100)
+    green: float = Field(70.0, ge=0, le=100, allow_inf_nan=False)
+    yellow: float = Field(40.0, ge=0, le=100, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> Bands:
