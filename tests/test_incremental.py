@@ -27,7 +27,7 @@ from engagement.conditions import ast
 from engagement.conditions.context import day_number
 from engagement.engine import load_catalog
 from engagement.evaluation import incremental, tick
-from engagement.store import schema
+from engagement.store import change_log, schema
 from engagement.store.database import Database
 
 BACKENDS = ("sqlite", "postgresql")  # each `world` test runs on both (PostgreSQL when configured)
@@ -108,6 +108,29 @@ re_entry: {after: 12h}
 steps:
   - id: quiet
     in_app: {title: All quiet, body: Nothing new today.}
+""",
+    "fan": """
+id: fan
+name: Fan
+status: active
+trigger: {condition: {score: {gte: 60}}}
+re_entry: always
+exit: {score: {lt: 30}}
+steps:
+  - wait: 2d
+  - id: thanks
+    in_app: {title: Thanks, body: You are a fan.}
+""",
+    "unhappy": """
+id: unhappy
+name: Unhappy
+status: active
+trigger: {condition: {survey: {kind: csat, score: {lte: 2}, within: 3d}}}
+re_entry: {after: 1d}
+exit: {survey: {kind: nps, score: {gte: 9}}}
+steps:
+  - id: sorry
+    in_app: {title: Sorry, body: We hear you.}
 """,
     "signup-week": """
 id: signup-week
@@ -199,6 +222,14 @@ def _facts(rng: random.Random, now: datetime, serial: list[int], known: dict[str
         if known["accounts"]:
             batch.append(("account_score", {"account_id": rng.choice(known["accounts"]),
                                             "value": rng.uniform(0, 100), "as_of_day": day_number(now)}))  # fmt: skip
+    for _ in range(rng.randint(0, 2)):
+        if known["contacts"]:
+            kind = rng.choice(["nps", "csat"])
+            serial[0] += 1
+            batch.append(("survey", {"delivery_id": f"s{serial[0]}", "contact_id": rng.choice(known["contacts"]),
+                                     "account_id": "-", "journey_id": "j", "step_id": "ask", "kind": kind,
+                                     "score": rng.randint(0, 10) if kind == "nps" else rng.randint(1, 5),
+                                     "answered_at": now - timedelta(hours=rng.uniform(0, 24 * 6))}))  # fmt: skip
     if known["contacts"] and rng.random() < 0.15:
         batch.append(("erase", rng.choice(known["contacts"])))
     return batch
@@ -219,6 +250,9 @@ def _apply(world: World, batch: list[Any], now: datetime) -> None:
                 conn.execute(a.update().where(a.c.id == aid).values(plan=plan, touch=touch))
         elif kind == "erase":
             world.erase(row, now)
+        elif kind == "survey":
+            with world.db.begin() as conn:
+                conn.execute(schema.survey_answers.insert(), [row])
         else:
             table = schema.contact_scores if kind == "contact_score" else schema.account_scores
             key = "contact_id" if kind == "contact_score" else "account_id"
@@ -274,6 +308,7 @@ def test_incremental_and_full_evaluation_agree_at_every_tick(worlds: tuple[World
     outcomes = {row[3] for row in enrollments}
     assert {"converted", "exited", "completed"} <= outcomes, outcomes
     assert len({row[0] for row in enrollments}) >= 6 and deliveries
+    assert {"unhappy", "nps-detractor-follow-up", "fan"} <= {row[0] for row in enrollments}  # surveys, scores
     with incremental.db.begin() as conn:
         assert conn.execute(select(func.count()).select_from(schema.journey_watermarks)).scalar_one() > 0
     assert evaluated == ROUNDS
@@ -283,9 +318,11 @@ def test_every_writer_leaves_a_trace_in_the_change_log(world: World) -> None:
     world.people(2, account="acme")
     world.events({"contact_id": "c000", "name": "report_shared", "timestamp": NOW})
     with world.db.begin() as conn:
-        rows = {(r.contact_id, r.account_id) for r in conn.execute(select(schema.subject_changes))}
-    assert ("c000", None) in rows and ("c001", None) in rows  # contacts, and the milestone
-    assert (None, "acme") in rows and ("c000", "acme") in rows  # the account, the event
+        rows = {(r.contact_id, r.account_id, r.fact) for r in conn.execute(select(schema.subject_changes))}
+    assert {("c000", None, "contact"), ("c001", None, "contact"), (None, "acme", "account")} <= rows
+    assert ("c000", "acme", "event:report_shared") in rows
+    assert ("c000", None, "milestone:report_shared") in rows
+    assert (None, "acme", "account_milestone:report_shared") in rows
 
 
 def test_prune_deletes_only_what_every_journey_has_read(
@@ -351,3 +388,90 @@ def test_a_condition_node_incremental_does_not_know_makes_the_evaluation_a_full_
     with world.db.begin() as conn:
         assert incremental.plan(world.db, conn, known, ctx).subjects == []  # nothing changed, nothing to do
         assert incremental.plan(world.db, conn, unknown, ctx).subjects is None  # everyone, not no one
+    assert incremental.facts_read(unknown) is None  # and every change, were it planned
+
+
+PLANNED = {  # journey id -> (audience, trigger): each trigger reads one kind of fact
+    "by-event": ("contact", "{event_count: {event: report_shared, gte: 1}}"),
+    "by-score": ("contact", "{score: {gte: 50}}"),
+    "by-health": ("contact", "{health: green}"),
+    "by-survey": ("contact", "{survey: {kind: csat}}"),
+    "by-milestone": ("contact", "{milestone: integration_connected}"),
+    "by-plan": ("contact", "{account.plan: business}"),
+    "by-account-milestone": ("account", "{milestone: integration_connected}"),
+}
+
+
+def test_a_plan_holds_the_subjects_whose_change_its_conditions_read_and_no_others(world: World) -> None:
+    for journey_id, (audience, trigger) in PLANNED.items():
+        world.journey(f"""
+            id: {journey_id}
+            name: {journey_id}
+            status: active
+            audience: {audience}
+            trigger: {{condition: {trigger}}}
+            steps:
+              - id: hello
+                in_app: {{title: Hello, body: Hi.}}
+        """)
+    world.people(5, account="acme")  # c000 … c004
+    world.people(1, account="beta", prefix="b")
+    world.people(1, account="delta", prefix="d")
+    world.tick(NOW)  # everyone evaluated: the next plans are incremental
+    with world.db.begin() as conn:  # an account's own row: every journey reads it (plan, touch, dates)
+        conn.execute(schema.accounts.update().where(schema.accounts.c.id == "delta").values(plan="business"))
+    earlier = NOW - timedelta(hours=1)  # before the last evaluation: no time-dependent part flips
+    world.events(
+        {"contact_id": "c001", "name": "active_day", "timestamp": earlier},  # read by no journey here
+        {"contact_id": "c002", "name": "report_shared", "timestamp": earlier},
+        {"contact_id": "b000", "name": "integration_connected", "timestamp": earlier},
+    )
+    with world.db.begin() as conn:
+        world.db.upsert(conn, schema.contact_scores, [{"contact_id": "c003", "value": 15.0,
+                        "as_of_day": day_number(NOW)}], ["contact_id"], ["value", "as_of_day"])  # fmt: skip
+        conn.execute(schema.survey_answers.insert(), [{"delivery_id": "d1", "contact_id": "c004",
+                     "account_id": "acme", "journey_id": "j", "step_id": "s", "kind": "csat", "score": 2,
+                     "answered_at": earlier}])  # fmt: skip
+        # rows logged before migration 0025 name no fact: they may be any fact, so every journey reads them
+        txid = None if world.db.dialect == "sqlite" else text(change_log.XID)  # as the triggers write it
+        for contact, account in (("c000", None), (None, "gamma")):
+            conn.execute(
+                schema.subject_changes.insert().values(contact_id=contact, account_id=account, txid=txid)
+            )
+    catalog = load_catalog(world.settings)
+    later = NOW + timedelta(minutes=1)
+    planned = {}
+    with world.db.begin() as conn:
+        for journey_id in PLANNED:
+            journey = catalog.get(journey_id)
+            subjects = incremental.plan(
+                world.db, conn, journey, tick.context(world.settings, journey, later)
+            ).subjects
+            planned[journey_id] = None if subjects is None else sorted(subjects)
+    assert planned == {
+        "by-event": ["c000", "c002", "d000"],
+        "by-score": ["c000", "c003", "d000"],
+        "by-health": ["c000", "c003", "d000"],
+        "by-survey": ["c000", "c004", "d000"],
+        "by-milestone": ["b000", "c000", "d000"],
+        "by-plan": ["c000", "d000"],
+        "by-account-milestone": ["beta", "delta", "gamma"],
+    }
+
+
+def test_what_each_condition_reads_of_the_change_log() -> None:
+    cases: dict[str, tuple[str, ast.Condition]] = {
+        "milestone:first_login": ("contact", ast.Milestone("first_login")),
+        "account_milestone:first_login": ("account", ast.Milestone("first_login")),
+        "event:active_day": ("contact", ast.EventCount("active_day", None, (("gte", 1.0),))),
+        "account_score": ("contact", ast.Score("account", (("lt", 5.0),))),
+        "survey_answer:nps": ("contact", ast.Survey("nps", None, ())),
+    }
+    for fact, (audience, cond) in cases.items():
+        assert incremental._facts(cond, audience) == {fact}
+    assert incremental._facts(ast.Health("contact", "red"), "contact") == {"contact_score", "health_score"}
+    assert incremental._facts(ast.HealthChange(timedelta(days=7), (("lt", -5.0),)), "account") == {
+        "health_score"
+    }
+    assert incremental._facts(ast.Not(ast.Attr("account", ("plan",), "eq", "pro")), "contact") == set()
+    assert incremental._facts(cast(ast.Condition, _Tomorrow("x")), "contact") is None  # unknown: every fact

@@ -320,6 +320,31 @@ def test_revenue_rows_stored_before_0021_get_their_revenue_month_states(db: data
     ]
 
 
+def test_a_change_logged_before_0025_names_no_fact_and_later_ones_do(db: database.Database) -> None:
+    """Upgraded from 0006 with data on the way (0012 rebuilds tables on SQLite): the triggers of each revision
+    write the log's columns of that revision; 0025 makes them write the fact."""
+    migrate.upgrade(db, "0006")
+    with db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO account (id, name, plan, mrr, touch, touch_explicit, traits) "
+                "VALUES ('acme', 'Acme', 'pro', 10, 'tech', false, '{}')"
+            )
+        )
+    migrate.upgrade(db, "0024")
+    with db.begin() as conn:
+        conn.execute(text("UPDATE account SET plan = 'business' WHERE id = 'acme'"))
+    migrate.upgrade(db)
+    with db.begin() as conn:
+        conn.execute(text("UPDATE account SET plan = 'team' WHERE id = 'acme'"))
+        facts = conn.execute(text("SELECT account_id, fact FROM subject_change ORDER BY seq")).all()
+    # SQLite logs an update's old and new row; PostgreSQL their UNION (one row here)
+    assert [tuple(r) for r in facts] in (
+        [("acme", None), ("acme", None), ("acme", "account"), ("acme", "account")],
+        [("acme", None), ("acme", "account")],
+    )
+
+
 @pytest.mark.parametrize(
     ("table", "row"),
     [

@@ -58,6 +58,8 @@ def end_on_goal_and_exit(
     Driven by the journey's active enrollments (limited to subjects in `among` when given: see
     incremental.py), never by a pass over every subject.
     """
+    if among is not None and not among:
+        return 0, 0  # no subject's answer can have changed
     counts = []
     dialect = conn.dialect.name
     for cond, outcome in (

@@ -107,6 +107,8 @@ def enroll(
     `among` (subject ids, see incremental.py) limits a condition trigger's evaluation to the subjects
     whose answer may have changed since the journey's last evaluation.
     """
+    if among is not None and not among and limited(journey):
+        return Entered()  # no subject's answer can have changed
     dialect = conn.dialect.name
     moves = first_moves(journey, ctx.now)
     # ids only grow (SQLite's rowid is max + 1; a sequence hands out higher ids than any committed), and
@@ -135,6 +137,12 @@ def enroll(
     for instr, moment in moves.messages:
         entered.queued += advance.queue(db, conn, journey, instr, ("new", new), moment, ctx, {"top": top})
     return entered
+
+
+def limited(journey: Journey) -> bool:
+    """Whether `among` limits enrolling, as in `candidates`: a condition trigger does; event and milestone
+    triggers read a window of their table instead."""
+    return journey.spec.trigger.kind not in ("event", "milestone") and journey.trigger is not None
 
 
 def _shape(moves: stepper.Decision | None, now: datetime) -> Hashable:

@@ -7,6 +7,11 @@ the simulator, a hand-written SQL fix) can forget. On PostgreSQL the triggers ar
 read the statement's transition tables (one INSERT … SELECT per statement, not one per row; an
 enrollment's end is a row trigger, see below), and each
 row carries the writing transaction's id, which is what readers order by (see `incremental.py`).
+
+Each row also says which fact changed (`fact`): the table, and for events, milestones and survey answers
+the name or kind too (`event:active_day`), so a journey re-evaluates a subject only for a change to a fact
+its conditions read (`incremental.facts_read`). Rows logged before migration 0025 name no fact: every
+journey reads them.
 """
 
 from __future__ import annotations
@@ -15,32 +20,41 @@ from collections.abc import Collection
 
 from sqlalchemy import Connection
 
-# table -> (contact id, account id, journey id) expressions over one of its rows, aliased `r`;
+# table -> (contact id, account id, journey id, fact) expressions over one of its rows, aliased `r`;
 # a journey id marks an enrollment's end, which matters to that journey's re-entry rule alone
 SUBJECTS = {
-    "contact": ("r.id", "NULL", "NULL"),
-    "account": ("NULL", "r.id", "NULL"),
-    "event": ("r.contact_id", "r.account_id", "NULL"),
-    "milestone": ("r.contact_id", "NULL", "NULL"),
-    "account_milestone": ("NULL", "r.account_id", "NULL"),
-    "contact_score": ("r.contact_id", "NULL", "NULL"),
-    "account_score": ("NULL", "r.account_id", "NULL"),
-    "survey_answer": ("r.contact_id", "NULL", "NULL"),
-    "health_score": ("NULL", "r.account_id", "NULL"),
+    "contact": ("r.id", "NULL", "NULL", "'contact'"),
+    "account": ("NULL", "r.id", "NULL", "'account'"),
+    "event": ("r.contact_id", "r.account_id", "NULL", "'event:' || r.name"),
+    "milestone": ("r.contact_id", "NULL", "NULL", "'milestone:' || r.name"),
+    "account_milestone": ("NULL", "r.account_id", "NULL", "'account_milestone:' || r.name"),
+    "contact_score": ("r.contact_id", "NULL", "NULL", "'contact_score'"),
+    "account_score": ("NULL", "r.account_id", "NULL", "'account_score'"),
+    "survey_answer": ("r.contact_id", "NULL", "NULL", "'survey_answer:' || r.kind"),
+    "health_score": ("NULL", "r.account_id", "NULL", "'health_score'"),
     "enrollment": (
         "CASE WHEN r.audience = 'contact' THEN r.subject_id END",
         "CASE WHEN r.audience = 'account' THEN r.subject_id END",
         "r.journey_id",
+        "NULL",
     ),
 }
+COLUMNS = ("contact_id", "account_id", "journey_id", "fact")
+# the triggers of migrations before 0025 wrote no fact (the column came with it): those migrations ask for
+# `facts=False`, so an upgrade that copies rows on the way (0012 rebuilds tables) logs them as they did
 OPS = ("insert", "update", "delete")
 # the tables migration 0007 put triggers on; later migrations add their own tables' (0019: survey_answer,
 # 0022: health_score)
 AS_OF_0007 = tuple(t for t in SUBJECTS if t not in ("survey_answer", "health_score"))
 
 
-def _tables(tables: Collection[str] | None) -> list[tuple[str, tuple[str, str, str]]]:
-    return [(t, e) for t, e in SUBJECTS.items() if tables is None or t in tables]
+def _tables(tables: Collection[str] | None, facts: bool) -> list[tuple[str, tuple[str, ...]]]:
+    width = len(COLUMNS) if facts else len(COLUMNS) - 1
+    return [(t, e[:width]) for t, e in SUBJECTS.items() if tables is None or t in tables]
+
+
+def _columns(facts: bool) -> str:
+    return ", ".join(COLUMNS if facts else COLUMNS[:-1])
 
 
 def _wanted(table: str, op: str) -> bool:
@@ -53,10 +67,10 @@ def _name(table: str, op: str) -> str:
     return f"subject_change_{table}_{op}"
 
 
-def sqlite_statements(tables: Collection[str] | None = None) -> list[str]:
+def sqlite_statements(tables: Collection[str] | None = None, *, facts: bool = True) -> list[str]:
     """CREATE TRIGGER statements for SQLite (row level), for `tables` (default: all)."""
     statements = []
-    for table, exprs in _tables(tables):
+    for table, exprs in _tables(tables, facts):
         for op in OPS:
             if not _wanted(table, op):
                 continue
@@ -64,7 +78,7 @@ def sqlite_statements(tables: Collection[str] | None = None) -> list[str]:
             def values(row: str, exprs: tuple[str, ...] = exprs) -> str:
                 return "SELECT " + ", ".join(e.replace("r.", row + ".") for e in exprs)
 
-            insert = "INSERT INTO subject_change (contact_id, account_id, journey_id) "
+            insert = f"INSERT INTO subject_change ({_columns(facts)}) "
             when = ""
             if op == "insert":
                 body = insert + values("NEW") + ";"
@@ -84,32 +98,34 @@ def sqlite_statements(tables: Collection[str] | None = None) -> list[str]:
 XID = "pg_current_xact_id()::text::bigint"
 
 
-def _pg_enrollment_row_trigger(op: str, when: str) -> list[str]:
+def _pg_enrollment_row_trigger(op: str, when: str, facts: bool = True) -> list[str]:
     """A row-level trigger on enrollment, firing only `when`, logging the row's subject for its journey."""
     name = _name("enrollment", op)
-    columns = ("contact_id", "account_id", "journey_id")
+    columns = COLUMNS if facts else COLUMNS[:-1]
+    exprs = ["NULL::varchar" if e == "NULL" else e for e in SUBJECTS["enrollment"][: len(columns)]]
     row = "SELECT " + ", ".join(
-        f"{e.replace('r.', 'NEW.')} AS {c}" for e, c in zip(SUBJECTS["enrollment"], columns, strict=True)
+        f"{e.replace('r.', 'NEW.')} AS {c}" for e, c in zip(exprs, columns, strict=True)
     )
     return [
         f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
-        f"SELECT s.contact_id, s.account_id, s.journey_id, {XID} FROM ({row}) s; RETURN NULL; END $$",
+        f"INSERT INTO subject_change ({_columns(facts)}, txid) "
+        f"SELECT {', '.join('s.' + c for c in columns)}, {XID} FROM ({row}) s; RETURN NULL; END $$",
         f"DROP TRIGGER IF EXISTS {name} ON enrollment",
         f"CREATE TRIGGER {name} AFTER {op.upper()} ON enrollment FOR EACH ROW WHEN ({when}) "
         f"EXECUTE FUNCTION {name}()",
     ]
 
 
-def postgresql_statements(tables: Collection[str] | None = None) -> list[str]:
+def postgresql_statements(tables: Collection[str] | None = None, *, facts: bool = True) -> list[str]:
     """CREATE FUNCTION and CREATE TRIGGER statements for PostgreSQL (statement level), for `tables`."""
     statements = []
-    for table, (contact, account, journey) in _tables(tables):
+    columns = COLUMNS if facts else COLUMNS[:-1]
+    for table, exprs in _tables(tables, facts):
         for op in OPS:
             if not _wanted(table, op):
                 continue
-            typed = ["NULL::varchar" if e == "NULL" else e for e in (contact, account, journey)]
-            pair = f"{typed[0]} AS contact_id, {typed[1]} AS account_id, {typed[2]} AS journey_id"
+            typed = ["NULL::varchar" if e == "NULL" else e for e in exprs]
+            pair = ", ".join(f"{e} AS {c}" for e, c in zip(typed, columns, strict=True))
             if op == "insert":
                 rows, referencing = f"SELECT {pair} FROM new_rows r", "NEW TABLE AS new_rows"
             elif op == "delete":
@@ -117,7 +133,9 @@ def postgresql_statements(tables: Collection[str] | None = None) -> list[str]:
             elif table == "enrollment":
                 # row level, filtered by WHEN: enrollments are updated one statement a row (executemany),
                 # and a statement trigger would build transition tables for every one of them
-                statements += _pg_enrollment_row_trigger("update", "OLD.state IS DISTINCT FROM NEW.state")
+                statements += _pg_enrollment_row_trigger(
+                    "update", "OLD.state IS DISTINCT FROM NEW.state", facts
+                )
                 continue
             else:
                 rows = f"SELECT {pair} FROM new_rows r UNION SELECT {pair} FROM old_rows r"
@@ -125,8 +143,8 @@ def postgresql_statements(tables: Collection[str] | None = None) -> list[str]:
             name = _name(table, op)
             statements.append(
                 f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                f"INSERT INTO subject_change (contact_id, account_id, journey_id, txid) "
-                f"SELECT s.contact_id, s.account_id, s.journey_id, {XID} FROM ({rows}) s; RETURN NULL; END $$"
+                f"INSERT INTO subject_change ({_columns(facts)}, txid) "
+                f"SELECT {', '.join('s.' + c for c in columns)}, {XID} FROM ({rows}) s; RETURN NULL; END $$"
             )
             statements.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
             statements.append(
@@ -139,18 +157,19 @@ def postgresql_statements(tables: Collection[str] | None = None) -> list[str]:
 ENDED_ON_INSERT = _name("enrollment", "insert")
 
 
-def ended_on_insert_statements(dialect: str) -> list[str]:
+def ended_on_insert_statements(dialect: str, *, facts: bool = True) -> list[str]:
     """The trigger logging an enrollment written already ended (a journey whose first moves end it).
 
     Row level with a WHEN on both engines: it fires for those rows alone, not for every enrollment.
     """
     if dialect == "postgresql":
-        return _pg_enrollment_row_trigger("insert", "NEW.state = 'ended'")
-    values = ", ".join(e.replace("r.", "NEW.") for e in SUBJECTS["enrollment"])
+        return _pg_enrollment_row_trigger("insert", "NEW.state = 'ended'", facts)
+    exprs = SUBJECTS["enrollment"] if facts else SUBJECTS["enrollment"][:-1]
+    values = ", ".join(e.replace("r.", "NEW.") for e in exprs)
     return [
         f"CREATE TRIGGER IF NOT EXISTS {ENDED_ON_INSERT} AFTER INSERT ON enrollment "
         f"WHEN NEW.state = 'ended' BEGIN "
-        f"INSERT INTO subject_change (contact_id, account_id, journey_id) SELECT {values}; END"
+        f"INSERT INTO subject_change ({_columns(facts)}) SELECT {values}; END"
     ]
 
 
@@ -170,7 +189,7 @@ def drop_statements(dialect: str, tables: Collection[str] | None = None) -> list
     The enrollment-ended-on-insert trigger goes with the enrollment table's.
     """
     statements = drop_ended_on_insert_statements(dialect) if tables is None or "enrollment" in tables else []
-    for table, _ in _tables(tables):
+    for table, _ in _tables(tables, facts=True):
         for op in OPS:
             if not _wanted(table, op):
                 continue
@@ -191,9 +210,14 @@ def triggers() -> list[tuple[str, str]]:
     return [*found, ("enrollment", ENDED_ON_INSERT)]
 
 
-def create_statements(dialect: str, tables: Collection[str] | None = None) -> list[str]:
-    """The statements creating the triggers on `tables` (default: all), for this dialect."""
-    return postgresql_statements(tables) if dialect == "postgresql" else sqlite_statements(tables)
+def create_statements(
+    dialect: str, tables: Collection[str] | None = None, *, facts: bool = True
+) -> list[str]:
+    """The statements creating the triggers on `tables` (default: all), for this dialect; `facts=False`
+    makes them as before migration 0025, which added the `fact` column."""
+    if dialect == "postgresql":
+        return postgresql_statements(tables, facts=facts)
+    return sqlite_statements(tables, facts=facts)
 
 
 def create(conn: Connection) -> None:

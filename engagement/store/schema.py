@@ -616,6 +616,9 @@ class SubjectChange(SQLModel, table=True):
     account_id: str | None = Field(default=None, max_length=200)
     journey_id: str | None = Field(default=None, max_length=100)  # set for an enrollment's end
     txid: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
+    # which fact: the table, with the event's or milestone's name or the survey's kind ("event:active_day");
+    # NULL (rows logged before migration 0025): any fact
+    fact: str | None = Field(default=None, max_length=250)
 
 
 class JourneyWatermark(SQLModel, table=True):

@@ -41,7 +41,7 @@ def upgrade() -> None:
         sa.Column("change_mark", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.PrimaryKeyConstraint("journey_id", name=op.f("pk_journey_watermark")),
     )
-    for statement in change_log.create_statements(op.get_context().dialect.name, change_log.AS_OF_0007):
+    for statement in change_log.create_statements(op.get_context().dialect.name, change_log.AS_OF_0007, facts=False):
         op.execute(statement)
 
 

@@ -31,7 +31,7 @@ SENT = sa.text("provider_message_id IS NOT NULL")
 
 def upgrade() -> None:
     """Create the trigger, drop the redundant index, make the provider-id index partial."""
-    for statement in change_log.ended_on_insert_statements(op.get_context().dialect.name):
+    for statement in change_log.ended_on_insert_statements(op.get_context().dialect.name, facts=False):
         op.execute(statement)
     op.drop_index("ix_delivery_journey_step", table_name="delivery")
     op.drop_index("ix_delivery_provider_message_id", table_name="delivery")

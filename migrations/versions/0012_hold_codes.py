@@ -61,6 +61,13 @@ def _one_of(column: str, words: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(repr(w) for w in words)})"
 
 
+def _triggers(dialect: str) -> list[str]:
+    """The change-log triggers as they were at this revision (before 0025's `fact` column)."""
+    return change_log.create_statements(
+        dialect, change_log.AS_OF_0007, facts=False
+    ) + change_log.ended_on_insert_statements(dialect, facts=False)
+
+
 def upgrade() -> None:
     """Add delivery.hold_code and fill it in from the reason texts."""
     with op.batch_alter_table("delivery") as batch:
@@ -76,9 +83,7 @@ def upgrade() -> None:
             for column, words in columns.items():
                 batch.create_check_constraint(op.f(f"ck_{table}_{column}"), _one_of(column, words))
     if dialect == "sqlite":  # IF NOT EXISTS: the other tables' triggers are still there
-        for statement in change_log.create_statements(dialect, change_log.AS_OF_0007) + change_log.ended_on_insert_statements(
-            dialect
-        ):
+        for statement in _triggers(dialect):
             op.execute(statement)
 
 
@@ -92,7 +97,5 @@ def downgrade() -> None:
         batch.drop_column("hold_code")
     dialect = op.get_context().dialect.name
     if dialect == "sqlite":
-        for statement in change_log.create_statements(dialect, change_log.AS_OF_0007) + change_log.ended_on_insert_statements(
-            dialect
-        ):
+        for statement in _triggers(dialect):
             op.execute(statement)

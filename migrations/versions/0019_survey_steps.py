@@ -64,7 +64,7 @@ def upgrade() -> None:
             batch.create_check_constraint(
                 op.f("ck_delivery_survey_kind"), _one_of("survey_kind", SURVEY_KINDS)
             )
-    for statement in change_log.create_statements(dialect, TABLES):
+    for statement in change_log.create_statements(dialect, TABLES, facts=False):
         op.execute(statement)
 
 
