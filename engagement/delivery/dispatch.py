@@ -8,6 +8,7 @@ and `sent` after it; a crash in between leaves it `sending`, which the next pass
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, bindparam, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Integer, bindparam, case, func, or_, select, update
 
 from engagement import errors, vocab
 from engagement.config import Settings
@@ -177,7 +178,7 @@ def _email_allowed(conn: Connection, ports: Ports, now: datetime, at: datetime) 
     return True
 
 
-def due(journeys: list[str], now: datetime, limit: int, *, emails: bool = True) -> Any:
+def due(journeys: Any, now: Any, limit: Any, *, emails: bool = True) -> Any:
     """The ids of the next due deliveries, in claim order (served by `ix_delivery_claim`)."""
     where = [d.c.status == vocab.DeliveryStatus.QUEUED, d.c.due_at <= now, d.c.journey_id.in_(journeys)]
     if not emails:
@@ -224,7 +225,8 @@ def _claim(
     Returns how many were judged and the claimed ones. Every judged row leaves the due queue (a held
     row's new `due_at` is in the future), so claiming again cannot see it twice.
     """
-    rows = conn.execute(_claimable(journeys, now, settings.limits.in_flight, emails=emails)).all()
+    params = {"journeys": journeys, "now": now, "limit": settings.limits.in_flight}
+    rows = conn.execute(_claimable(emails), params).all()
     if not rows:
         return 0, []
     rules = {j: journey_rules(settings, catalog.journeys[j]) for j in {r.journey_id for r in rows}}
@@ -234,12 +236,16 @@ def _claim(
     return len(rows), [j.row for j in judged if j.claimed]
 
 
-def _claimable(journeys: list[str], now: datetime, limit: int, *, emails: bool) -> Any:
+@functools.cache  # built once: run at every claim, with the parameters `journeys`, `now` and `limit`
+def _claimable(emails: bool) -> Any:
     """The next due deliveries, locked, with what judging them needs of their enrollment, contact and account."""
     e, c, a = schema.enrollments, schema.contacts, schema.accounts
     # Pick the ids on the delivery table alone, then join: a tick queues a whole cohort with one due_at, and
     # ordering it by priority scans the cohort on every claim; joined first, that scan cost 4x as much.
-    ids = due(journeys, now, limit, emails=emails)
+    journeys: Any = bindparam("journeys", expanding=True)
+    ids = due(
+        journeys, bindparam("now", type_=d.c.due_at.type), bindparam("limit", type_=Integer), emails=emails
+    )
     return (
         select(
             d,
@@ -361,20 +367,27 @@ def _rules(journey: tuple[policy.Rules, str], row: Any) -> policy.Rules:
 def recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) -> dict[str, list[datetime]]:
     """Each contact's emails of the last week (sent, or possibly sent)."""
     found: dict[str, list[datetime]] = {}
-    when = func.coalesce(d.c.sent_at, d.c.updated_at)
     unique = sorted(set(contact_ids))
     for start in range(0, len(unique), 500):
         # status is checked here, not in SQL: given `status IN (...)`, SQLite walks the status index over
         # every sent delivery instead of the contact index over these contacts' few
-        stmt = select(d.c.contact_id, d.c.status, when).where(
-            d.c.channel == vocab.Channel.EMAIL,
-            d.c.contact_id.in_(unique[start : start + 500]),
-            when > now - timedelta(days=7),
-        )
-        for contact_id, status, at in conn.execute(stmt):
+        chunk = {"ids": unique[start : start + 500], "since": now - timedelta(days=7)}
+        for contact_id, status, at in conn.execute(_recent_emails(), chunk):
             if status in COUNTED:
                 found.setdefault(contact_id, []).append(at)
     return found
+
+
+@functools.cache  # built once: read for every batch judged
+def _recent_emails() -> Any:
+    # status is checked by the caller, not in SQL: given `status IN (...)`, SQLite walks the status index
+    # over every sent delivery instead of the contact index over these contacts' few
+    when = func.coalesce(d.c.sent_at, d.c.updated_at)
+    return select(d.c.contact_id, d.c.status, when).where(
+        d.c.channel == vocab.Channel.EMAIL,
+        d.c.contact_id.in_(bindparam("ids", expanding=True)),
+        when > bindparam("since", type_=d.c.sent_at.type),
+    )
 
 
 def _send(
@@ -398,9 +411,7 @@ def _send(
         account_ids = {c["account_id"] for c in contacts.values()}
         enrollment_accounts = dict(
             conn.execute(
-                select(schema.enrollments.c.id, schema.enrollments.c.account_id).where(
-                    schema.enrollments.c.id.in_([r.enrollment_id for r in batch])
-                )
+                _by_ids(schema.enrollments, "account_id"), {"ids": [r.enrollment_id for r in batch]}
             ).all()
         )
         accounts = _rows(conn, schema.accounts, account_ids | {a for a in enrollment_accounts.values() if a})
@@ -644,9 +655,16 @@ def _rows(conn: Connection, table: Any, ids: set[str]) -> dict[str, dict[str, An
     found: dict[str, dict[str, Any]] = {}
     keys = sorted(ids)
     for start in range(0, len(keys), 500):
-        stmt = select(table).where(table.c.id.in_(keys[start : start + 500]))
-        found.update({row["id"]: dict(row) for row in conn.execute(stmt).mappings()})
+        chunk = {"ids": keys[start : start + 500]}
+        found.update({row["id"]: dict(row) for row in conn.execute(_by_ids(table), chunk).mappings()})
     return found
+
+
+@functools.cache  # built once per table and columns: read for every batch sent
+def _by_ids(table: Any, *columns: str) -> Any:
+    """`columns` (default: all) of the rows whose id is in the parameter `ids`."""
+    picked = [table.c.id, *(table.c[name] for name in columns)] if columns else [table]
+    return select(*picked).where(table.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _context(

@@ -19,6 +19,7 @@ SQLite; on PostgreSQL, where transactions commit out of order, the oldest transa
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -128,23 +129,35 @@ def prune(db: Database, catalog: Catalog, seconds: float = PRUNE_SECONDS) -> int
     if not wanted:
         return 0
     with db.begin() as conn:
-        marks = list(conn.execute(select(wm.c.change_mark).where(wm.c.journey_id.in_(wanted))).scalars())
+        marks = list(conn.execute(MARKS, {"journeys": wanted}).scalars())
     if len(marks) < len(wanted):
         return 0  # a journey has not been evaluated yet: it will read everything anyway
     # marks only move forward, so what was read by everyone when they were read stays read
-    read = progress.log_read(db.dialect, min(marks))
     started, deleted = time.perf_counter(), 0
     while deleted < PRUNE:
         with db.begin() as conn:
-            first = conn.execute(select(func.min(log.c.seq))).scalar_one()
+            first = conn.execute(FIRST).scalar_one()
             if first is None:
                 return deleted
             size = min(PRUNE_CHUNK, PRUNE - deleted)
-            chunk = int(conn.execute(delete(log).where(read, log.c.seq < first + size)).rowcount or 0)
+            bounds = {"mark": min(marks), "below": first + size}
+            chunk = int(conn.execute(_pruning(db.dialect), bounds).rowcount or 0)
         deleted += chunk
         if chunk == 0 or time.perf_counter() - started >= seconds:
             break
     return deleted
+
+
+# prune's statements, built once: run at every tick
+MARKS = select(wm.c.change_mark).where(wm.c.journey_id.in_(bindparam("journeys", expanding=True)))
+FIRST = select(func.min(log.c.seq))
+
+
+@functools.cache
+def _pruning(dialect: str) -> Any:
+    """Delete the log rows read at parameter `mark` below `seq` parameter `below`."""
+    read = progress.log_read(dialect, bindparam("mark", type_=BigInteger))
+    return delete(log).where(read, log.c.seq < bindparam("below", type_=BigInteger))
 
 
 def _changed(db: Database, journey: Journey, ctx: EvalContext) -> list[Select[Any]]:

@@ -88,7 +88,7 @@ def upsert_contacts(db: Database, conn: Connection, rows: Sequence[ContactIn], n
             group,
             ["id"],
             [c for c in columns if c != "id"],
-            only_if=lambda _: schema.contacts.c.erased_at.is_(None),
+            only_if=_not_erased,
         )
     return len(rows)
 
@@ -200,22 +200,34 @@ def record_milestones(db: Database, conn: Connection, events: Sequence[dict[str,
             akey = (ev["account_id"], ev["name"])
             if akey not in account_firsts or ev["timestamp"] < account_firsts[akey]["reached_at"]:
                 account_firsts[akey] = {"account_id": akey[0], "name": akey[1], "reached_at": ev["timestamp"]}
-    m, am = schema.milestones, schema.account_milestones
     # a milestone moves only to an earlier time; most events come later and leave the row unwritten.
     # Rows go in key order, so concurrent requests lock the rows they share in the same order (no deadlock).
     db.upsert(
         conn,
-        m,
+        schema.milestones,
         [firsts[key] for key in sorted(firsts)],
         ["contact_id", "name"],
-        {"reached_at": lambda ex: ex.reached_at},
-        only_if=lambda ex: ex.reached_at < m.c.reached_at,
+        ["reached_at"],
+        only_if=_earlier,
     )
     db.upsert(
         conn,
-        am,
+        schema.account_milestones,
         [account_firsts[key] for key in sorted(account_firsts)],
         ["account_id", "name"],
-        {"reached_at": lambda ex: ex.reached_at},
-        only_if=lambda ex: ex.reached_at < am.c.reached_at,
+        ["reached_at"],
+        only_if=_earlier_for_account,
     )
+
+
+# the upserts' conditions, defined once (Database.upsert keeps the statements it builds with them)
+def _not_erased(_excluded: Any) -> ColumnElement[bool]:
+    return schema.contacts.c.erased_at.is_(None)
+
+
+def _earlier(excluded: Any) -> Any:
+    return excluded.reached_at < schema.milestones.c.reached_at
+
+
+def _earlier_for_account(excluded: Any) -> Any:
+    return excluded.reached_at < schema.account_milestones.c.reached_at

@@ -301,6 +301,7 @@ def _apply(db: Database, conn: Connection, deltas: _Deltas) -> None:
         db.upsert(conn, table, rows, [key], _rebase(table, half_life))
 
 
+@functools.cache  # the same functions at every tick: Database.upsert keeps the statement made with them
 def _rebase(table: Any, half_life: float) -> dict[str, Any]:
     """ON CONFLICT: decay the stored value to the new reference day, then add the delta."""
 

@@ -6,10 +6,11 @@ import functools
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from operator import itemgetter
+from types import FunctionType
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -52,6 +53,8 @@ class Database:
         self.engine: Engine = _make_engine(url, echo=echo)
         self.dialect: str = self.engine.dialect.name
         self._compiled: dict[Any, Any] = {}  # bulk statements compiled for the driver, see _compile
+        self._upserts: dict[Hashable, Any] = {}  # upsert statements by shape, see _upsert
+        self._by_identity: dict[tuple[int, tuple[str, ...]], tuple[Any, Any, dict[str, Any]]] = {}
         self._progress_checked = False
 
     @contextmanager
@@ -103,6 +106,35 @@ class Database:
         """
         if not rows:
             return
+        self.executemany(conn, self._upsert(table, keys, update, only_if), rows)
+
+    def _ignore(self, table: Table, keys: Sequence[str] | None) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING (on `keys`, or any unique key when None), built once per shape."""
+        shape = ("ignore", table, None if keys is None else tuple(keys))
+        stmt = self._upserts.get(shape)
+        if stmt is None:
+            stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
+            self._keep(shape, stmt)
+        return stmt
+
+    def _keep(self, shape: Hashable, stmt: Any) -> None:
+        if len(self._upserts) >= COMPILED:
+            self._upserts.clear()
+        self._upserts[shape] = stmt
+
+    def _upsert(
+        self,
+        table: Table,
+        keys: Sequence[str],
+        update: dict[str, Any] | Sequence[str] | None,
+        only_if: Callable[[Any], ColumnElement[bool]] | None,
+    ) -> Any:
+        """The statement `upsert` runs, built once per shape (`_upsert_shape`): building it cost more than
+        SQLite took to run most of them. The key holds the functions it names, so no other takes their id."""
+        shape = _upsert_shape(table, keys, update, only_if)
+        stmt = None if shape is None else self._upserts.get(shape)
+        if stmt is not None:
+            return stmt
         stmt = self._insert(table)
         if update is None:
             stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
@@ -111,7 +143,9 @@ class Database:
             resolved = {k: (v(stmt.excluded) if callable(v) else v) for k, v in values.items()}
             where = only_if(stmt.excluded) if only_if is not None else None
             stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved, where=where)
-        self.executemany(conn, stmt, rows)
+        if shape is not None:
+            self._keep(shape, stmt)
+        return stmt
 
     def insert_ignore(
         self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str] | None
@@ -119,7 +153,7 @@ class Database:
         """Insert rows whose key is new; return how many were inserted."""
         if not rows:
             return 0
-        stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
+        stmt = self._ignore(table, keys)
         counted = self._driver_executemany(conn, stmt, rows)
         if counted is not None:
             return counted
@@ -191,6 +225,10 @@ class Database:
         The cache is keyed like SQLAlchemy's own statement cache: the same shape with other literal values
         (a new `now`, say) reuses the compiled form, and those values come back in the second element.
         """
+        mine = (id(stmt), tuple(keys))  # the very statement compiled before: no cache key to make
+        found = self._by_identity.get(mine)
+        if found is not None and found[0] is stmt:
+            return found[1], found[2]
         cache_key = stmt._generate_cache_key()
         if cache_key is None:  # a statement SQLAlchemy cannot cache either
             compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
@@ -202,9 +240,11 @@ class Database:
                 self._compiled.clear()
             compiled = stmt.compile(dialect=conn.dialect, column_keys=keys, cache_key=cache_key)
             self._compiled[key] = compiled
-        return compiled, compiled.construct_params(
-            dict.fromkeys(keys), extracted_parameters=cache_key.bindparams
-        )
+        bound = compiled.construct_params(dict.fromkeys(keys), extracted_parameters=cache_key.bindparams)
+        if len(self._by_identity) >= COMPILED:
+            self._by_identity.clear()
+        self._by_identity[mine] = (stmt, compiled, bound)  # holds `stmt`: its id is not handed out again
+        return compiled, bound
 
     def insert_new(
         self,
@@ -216,9 +256,9 @@ class Database:
     ) -> list[Any]:
         """Insert rows that hit no unique key (`keys`, or any when None); return `column` of each row inserted."""
         found: list[Any] = []
+        stmt = self._ignore(table, keys).returning(table.c[column])
         for chunk in _chunks(rows):
-            stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys) if keys else None)
-            found.extend(conn.execute(stmt.returning(table.c[column]), list(chunk)).scalars())
+            found.extend(conn.execute(stmt, list(chunk)).scalars())
         return found
 
     def insert_from_select(self, conn: Connection, table: Table, columns: list[str], query: Any) -> int:
@@ -292,7 +332,7 @@ class Database:
             return
         columns = [name for name in rows[0] if name != "_id"]
         values = {name: bindparam(name) for name in columns} | fixed
-        conn.execute(update(table).where(table.c.id == bindparam("_id")).values(values), list(rows))
+        self.executemany(conn, update(table).where(table.c.id == bindparam("_id")).values(values), rows)
 
     def greatest(self, a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
         """The larger of two values (max() on SQLite, GREATEST() on PostgreSQL)."""
@@ -353,6 +393,28 @@ LOCK_IN_ORDER = text(
 def _chunks(rows: Sequence[dict[str, Any]]) -> Iterator[Sequence[dict[str, Any]]]:
     for start in range(0, len(rows), CHUNK):
         yield rows[start : start + CHUNK]
+
+
+def _upsert_shape(
+    table: Table,
+    keys: Sequence[str],
+    update: dict[str, Any] | Sequence[str] | None,
+    only_if: Callable[[Any], ColumnElement[bool]] | None,
+) -> Hashable | None:
+    """What names an upsert statement (see `Database._upsert`); None when something in it cannot.
+
+    Functions count by identity: one made at each call (a lambda in the call) names a new shape each time,
+    which costs what building it did before; the callers run every tick pass functions defined once.
+    """
+    if isinstance(update, dict):
+        if not all(isinstance(v, str | FunctionType) for v in update.values()):
+            return None
+        named: Hashable = tuple(update.items())
+    else:
+        named = None if update is None else tuple(update)
+    if only_if is not None and not isinstance(only_if, FunctionType):
+        return None
+    return (table, tuple(keys), isinstance(update, dict), named, only_if)
 
 
 def _make_engine(url: str, *, echo: bool) -> Engine:

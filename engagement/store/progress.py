@@ -67,7 +67,7 @@ def log_unread(dialect: str, mark: int | ColumnElement[int]) -> ColumnElement[bo
     return log.c.txid >= mark
 
 
-def log_read(dialect: str, mark: int) -> ColumnElement[bool]:
+def log_read(dialect: str, mark: int | ColumnElement[int]) -> ColumnElement[bool]:
     """Log rows a reader at `mark` has read for good (marks only move forward)."""
     return log.c.seq <= mark if dialect == "sqlite" else log.c.txid < mark
 
