@@ -164,25 +164,25 @@ def _changed(db: Database, journey: Journey, ctx: EvalContext) -> list[Select[An
     """Subjects whose facts changed since the mark (parameter `mark`), and those whose enrollment here
     ended (re-entry)."""
     after = progress.log_unread(db.dialect, bindparam("mark", type_=BigInteger))
-    facts = and_(after, log.c.journey_id.is_(None))
     read = facts_read(journey)
-    if read is not None:  # a row naming no fact (logged before migration 0025) may be any fact
-        facts = and_(facts, or_(log.c.fact.is_(None), log.c.fact.in_(sorted(read))))
-    if journey.audience == "account":
-        parts = [select(log.c.account_id).where(facts, log.c.account_id.is_not(None))]
-        own = log.c.account_id
-    else:
+    facts = [and_(after, log.c.journey_id.is_(None))]
+    if read is not None:  # each an index range: the facts read, and rows naming none (before 0025: any)
+        facts = [and_(facts[0], log.c.fact.in_(sorted(read))), and_(facts[0], log.c.fact.is_(None))]
+    parts: list[Select[Any]] = []
+    for fact in facts:
+        if journey.audience == "account":
+            parts.append(select(log.c.account_id).where(fact, log.c.account_id.is_not(None)))
+            continue
         c = schema.contacts
         accounts = select(log.c.account_id).where(
-            facts, log.c.contact_id.is_(None), log.c.account_id.is_not(None)
+            fact, log.c.contact_id.is_(None), log.c.account_id.is_not(None)
         )
-        parts = [
-            select(log.c.contact_id).where(facts, log.c.contact_id.is_not(None)),
-            select(c.c.id).where(c.c.account_id.in_(accounts)),
-        ]
-        own = log.c.contact_id
+        parts.append(select(log.c.contact_id).where(fact, log.c.contact_id.is_not(None)))
+        parts.append(select(c.c.id).where(c.c.account_id.in_(accounts)))
+    own = log.c.account_id if journey.audience == "account" else log.c.contact_id
     rule = journey.spec.re_entry
-    ended = select(own).where(after, log.c.journey_id == journey.id)
+    # an enrollment's end names no fact: the index's range for this journey's ends
+    ended = select(own).where(after, log.c.journey_id == journey.id, log.c.fact.is_(None))
     if rule == "always":  # an ended enrollment lets its subject in again
         parts.append(ended)
     elif isinstance(rule, ReEntryAfter):  # ... unless every enrollment it had here is recent (see _flipped)

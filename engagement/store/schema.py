@@ -607,8 +607,9 @@ class SubjectChange(SQLModel, table=True):
     __tablename__ = "subject_change"
     __table_args__ = (
         # journey_id first: a journey reads the fact rows (NULL) and its own enrollment ends, never the
-        # others' ends; then txid (PostgreSQL's order; NULL on SQLite) and seq (SQLite's order)
-        Index("ix_subject_change_journey", "journey_id", "txid", "seq"),
+        # others' ends; then the facts it reads (migration 0025), then txid (PostgreSQL's order; NULL on
+        # SQLite) and seq (SQLite's order)
+        Index("ix_subject_change_journey", "journey_id", "fact", "txid", "seq"),
         {"sqlite_autoincrement": True},  # a seq is never handed out twice
     )
     seq: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True, autoincrement=True))
