@@ -58,7 +58,6 @@ PRUNE_CHUNK = 2_000  # this many per transaction,
 PRUNE_SECONDS = 0.25  # and no more chunks once this long was spent (a cold page cache makes them slow)
 log = schema.subject_changes
 wm = schema.journey_watermarks
-WATERMARK = select(wm).where(wm.c.journey_id == bindparam("journey"))
 
 
 class Unbounded(errors.EngagementError):
@@ -79,10 +78,41 @@ def signature(journey: Journey, ctx: EvalContext) -> str:
     return f"{VERSION}:{journey.version}:{journey.status}:{rules}"
 
 
-def plan(db: Database, conn: Connection, journey: Journey, ctx: EvalContext) -> Plan:
-    """Read the mark, then decide whom this evaluation covers (call under the journey's lock)."""
-    mark = progress.log_mark(conn)
-    row = conn.execute(WATERMARK, {"journey": journey.id}).one_or_none()
+@dataclass(frozen=True)
+class Start:
+    """What a journey's evaluation reads first, in one statement (`start`): the change log's mark now, its
+    watermark row (None before its first evaluation) and the outline of its steps the database recorded
+    (moves.py; None before one was)."""
+
+    mark: int
+    watermark: Any
+    recorded: Any
+
+
+@functools.cache
+def _start(dialect: str) -> Any:
+    j = schema.journeys
+    one = select(literal(1).label("one")).subquery()  # a row even when the journey has neither yet
+    joined = one.outerjoin(j, j.c.id == bindparam("journey")).outerjoin(
+        wm, wm.c.journey_id == bindparam("journey")
+    )
+    mark = progress.log_mark(dialect).label("mark")
+    return select(mark, j.c.steps, wm.c.signature, wm.c.evaluated_at, wm.c.change_mark).select_from(joined)
+
+
+def start(conn: Connection, journey: Journey) -> Start:
+    """Read the mark, the watermark and the recorded outline (call under the journey's lock, first)."""
+    row = conn.execute(_start(conn.dialect.name), {"journey": journey.id}).one()
+    return Start(int(row.mark), None if row.signature is None else row, row.steps)
+
+
+def plan(
+    db: Database, conn: Connection, journey: Journey, ctx: EvalContext, begun: Start | None = None
+) -> Plan:
+    """Decide whom this evaluation covers (call under the journey's lock), from `begun` (read now when not
+    given: `start`)."""
+    begun = begun or start(conn, journey)
+    mark, row = begun.mark, begun.watermark
     if row is None or row.signature != signature(journey, ctx) or row.evaluated_at > ctx.now:
         return Plan(mark)
     before = EvalContext(

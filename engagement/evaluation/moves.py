@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, literal, select, update
+from sqlalchemy import Connection, case, func, literal, select, update
 from sqlalchemy.sql import ColumnElement
 
 from engagement import vocab
@@ -30,8 +30,6 @@ from engagement.store.database import Database
 OUTLINE = 1  # the outline format's version
 REMOVED = "step removed"
 en, moves_log, journeys = schema.enrollments, schema.enrollment_moves, schema.journeys
-# built once: read every tick
-RECORDED = select(journeys.c.steps).where(journeys.c.id == bindparam("journey"))
 
 
 @dataclass(frozen=True)
@@ -114,14 +112,14 @@ def readable(recorded: dict[str, Any] | None) -> bool:
     return isinstance(recorded, dict) and recorded.get("v") == OUTLINE
 
 
-def apply(db: Database, conn: Connection, journey: Journey, now: datetime) -> list[Move]:
+def apply(db: Database, conn: Connection, journey: Journey, now: datetime, recorded: Any) -> list[Move]:
     """Move (or end) the journey's active enrollments at steps it lost, then record its outline.
 
-    Reads the journey's active enrollments only when the outline differs from the recorded one, so an
-    unchanged journey costs one row read. Call under the journey's lock (tick.py).
+    `recorded` is the outline the database holds (`journey.steps`, read under the journey's lock with
+    its other first reads: incremental.start). Reads the journey's active enrollments only when the outline
+    differs from it, so an unchanged journey costs nothing more. Call under the journey's lock (tick.py).
     """
     current = outline(journey)
-    recorded = conn.execute(RECORDED, {"journey": journey.id}).scalar_one_or_none()
     if recorded == current:
         return []
     ids = [i.step_id for i in journey.program]

@@ -84,8 +84,9 @@ def evaluate(
     active = journey.status == "active"  # paused: nobody enters, nobody moves; goal and exit still end
     with begin() as conn:  # moves and the evaluation in one transaction: a commit fewer per journey and tick
         db.advisory_lock(conn, f"engagement.evaluation.enroll:{journey.id}")
-        done = moves.apply(db, conn, journey, ctx.now)
-        covered = incremental.plan(db, conn, journey, ctx)
+        begun = incremental.start(conn, journey)  # the mark, the watermark and the outline: one read
+        done = moves.apply(db, conn, journey, ctx.now, begun.recorded)
+        covered = incremental.plan(db, conn, journey, ctx, begun)
         converted, exited = advance.end_on_goal_and_exit(conn, journey, ctx, covered.subjects)
         entered = enroll.Entered()
         if active:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, text
+from sqlalchemy import BigInteger, Connection, Text, and_, cast, func, select, text
 from sqlalchemy.sql import ColumnElement
 
 from engagement import errors
@@ -32,7 +32,6 @@ from engagement.store import change_log, schema
 
 GRACE = timedelta(seconds=1)  # covers an INSERT that drew its key before its transaction got an id
 XID_SPACE = 2**32
-OLDEST_RUNNING = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 NEXT_XID = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint % 4294967296")
 # other transactions of this database holding a transaction id (the role must see its own sessions)
 RUNNING_XIDS = text(
@@ -42,7 +41,7 @@ RUNNING_XIDS = text(
 FUNCTIONS = ("pg_current_xact_id()", "pg_current_snapshot()", "pg_snapshot_xmin(pg_snapshot)",
              "pg_snapshot_xmax(pg_snapshot)")  # fmt: skip
 log = schema.subject_changes
-LAST_SEQ = select(func.coalesce(func.max(log.c.seq), 0))  # SQLite's mark, read every tick per journey
+LAST_SEQ = select(func.coalesce(func.max(log.c.seq), 0))  # SQLite's mark
 
 
 class ProgressNotReady(errors.EngagementError):
@@ -52,11 +51,13 @@ class ProgressNotReady(errors.EngagementError):
 # --- the change log: rows tagged with their transaction's id ------------------------------------------
 
 
-def log_mark(conn: Connection) -> int:
-    """The change log's mark now: rows after it are unread (call before reading what it covers)."""
-    if conn.dialect.name == "postgresql":
-        return int(conn.execute(OLDEST_RUNNING).scalar_one())
-    return int(conn.execute(LAST_SEQ).scalar_one())
+def log_mark(dialect: str) -> ColumnElement[int]:
+    """The change log's mark now, as a column to read with other values, before what it covers: rows after
+    it are unread."""
+    if dialect == "postgresql":  # the oldest transaction still running
+        xmin = func.pg_snapshot_xmin(func.pg_current_snapshot())
+        return cast(cast(xmin, Text), BigInteger)
+    return LAST_SEQ.scalar_subquery()
 
 
 def log_unread(dialect: str, mark: int | ColumnElement[int]) -> ColumnElement[bool]:
