@@ -99,13 +99,19 @@ def first_moves(journey: Journey, now: datetime) -> stepper.Decision | None:
 
 
 def enroll(
-    db: Database, conn: Connection, journey: Journey, ctx: EvalContext, among: Sequence[str] | None = None
+    db: Database,
+    conn: Connection,
+    journey: Journey,
+    ctx: EvalContext,
+    among: Sequence[str] | None = None,
+    top: int | None = None,
 ) -> Entered:
     """Enroll every subject the trigger, filter and re-entry rules admit, making their first moves where
     those are the same for everyone (`first_moves`).
 
     `among` (subject ids, see incremental.py) limits a condition trigger's evaluation to the subjects
-    whose answer may have changed since the journey's last evaluation.
+    whose answer may have changed since the journey's last evaluation. `top` is the highest enrollment id
+    when this journey's lock was taken (incremental.start reads it), read here when not given.
     """
     if among is not None and not among and limited(journey):
         return Entered()  # no subject's answer can have changed
@@ -113,7 +119,10 @@ def enroll(
     moves = first_moves(journey, ctx.now)
     # ids only grow (SQLite's rowid is max + 1; a sequence hands out higher ids than any committed), and
     # this journey's enrolling holds its lock (tick.py): the ids above `top` are the rows written here
-    top = 0 if moves is None else int(conn.execute(TOP).scalar_one())
+    if moves is None:
+        top = 0
+    elif top is None:
+        top = int(conn.execute(TOP).scalar_one())
 
     def build() -> Any:
         limit = (

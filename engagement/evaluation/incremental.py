@@ -81,12 +81,14 @@ def signature(journey: Journey, ctx: EvalContext) -> str:
 @dataclass(frozen=True)
 class Start:
     """What a journey's evaluation reads first, in one statement (`start`): the change log's mark now, its
-    watermark row (None before its first evaluation) and the outline of its steps the database recorded
-    (moves.py; None before one was)."""
+    watermark row (None before its first evaluation), the outline of its steps the database recorded
+    (moves.py; None before one was) and the highest enrollment id (enroll.py: the ids above it are the
+    enrollments this evaluation writes, for only it writes this journey's under its lock)."""
 
     mark: int
     watermark: Any
     recorded: Any
+    top: int
 
 
 @functools.cache
@@ -97,13 +99,17 @@ def _start(dialect: str) -> Any:
         wm, wm.c.journey_id == bindparam("journey")
     )
     mark = progress.log_mark(dialect).label("mark")
-    return select(mark, j.c.steps, wm.c.signature, wm.c.evaluated_at, wm.c.change_mark).select_from(joined)
+    top = select(func.coalesce(func.max(schema.enrollments.c.id), 0)).scalar_subquery().label("top")
+    return select(mark, top, j.c.steps, wm.c.signature, wm.c.evaluated_at, wm.c.change_mark).select_from(
+        joined
+    )
 
 
 def start(conn: Connection, journey: Journey) -> Start:
-    """Read the mark, the watermark and the recorded outline (call under the journey's lock, first)."""
+    """Read the mark, the watermark, the recorded outline and the top enrollment id (call under the
+    journey's lock, first)."""
     row = conn.execute(_start(conn.dialect.name), {"journey": journey.id}).one()
-    return Start(int(row.mark), None if row.signature is None else row, row.steps)
+    return Start(int(row.mark), None if row.signature is None else row, row.steps, int(row.top))
 
 
 def plan(

@@ -84,13 +84,13 @@ def evaluate(
     active = journey.status == "active"  # paused: nobody enters, nobody moves; goal and exit still end
     with begin() as conn:  # moves and the evaluation in one transaction: a commit fewer per journey and tick
         db.advisory_lock(conn, f"engagement.evaluation.enroll:{journey.id}")
-        begun = incremental.start(conn, journey)  # the mark, the watermark and the outline: one read
+        begun = incremental.start(conn, journey)  # mark, watermark, outline and top enrollment id: one read
         done = moves.apply(db, conn, journey, ctx.now, begun.recorded)
         covered = incremental.plan(db, conn, journey, ctx, begun)
         converted, exited = advance.end_on_goal_and_exit(conn, journey, ctx, covered.subjects)
         entered = enroll.Entered()
         if active:
-            entered = enroll.enroll(db, conn, journey, ctx, covered.subjects)
+            entered = enroll.enroll(db, conn, journey, ctx, covered.subjects, begun.top)
             advance.wake_waiters(conn, journey, ctx)
         incremental.record(db, conn, journey, ctx, covered)
     moved += done
