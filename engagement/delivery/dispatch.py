@@ -574,6 +574,7 @@ def _notify(
         total.sent += 1
 
 
+@functools.cache  # the same clause for every batch
 def _unless_moved_on() -> ColumnElement[str]:
     # no IN (…): an executemany can't expand it
     left_by_a_send = or_(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from engagement import vocab
 from engagement.store import schema
@@ -16,13 +16,24 @@ IN_DOUBT_REASON = (
 )
 
 
+# built once: run at every tick
+SWEEP = (
+    update(d)
+    .where(
+        d.c.status == vocab.DeliveryStatus.SENDING,
+        d.c.updated_at < bindparam("before", type_=d.c.updated_at.type),
+    )
+    .values(
+        status=vocab.DeliveryStatus.IN_DOUBT,
+        status_reason=IN_DOUBT_REASON,
+        updated_at=bindparam("now", type_=d.c.updated_at.type),
+    )
+)
+
+
 def sweep(conn: Connection, now: datetime, lease: timedelta) -> int:
     """Mark `sending` rows older than the lease `in_doubt`; return how many."""
-    result = conn.execute(
-        update(d)
-        .where(d.c.status == vocab.DeliveryStatus.SENDING, d.c.updated_at < now - lease)
-        .values(status=vocab.DeliveryStatus.IN_DOUBT, status_reason=IN_DOUBT_REASON, updated_at=now)
-    )
+    result = conn.execute(SWEEP, {"now": now, "before": now - lease})
     return int(result.rowcount or 0)
 
 

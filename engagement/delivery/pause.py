@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from engagement.store import schema
 from engagement.store.database import Database
 
 p = schema.provider_pauses
+STORED = select(p.c.paused_until, p.c.updated_at).where(p.c.provider == bindparam("provider"))  # every claim
 
 
 def until(conn: Connection, provider: str) -> datetime | None:
@@ -23,7 +24,7 @@ def until(conn: Connection, provider: str) -> datetime | None:
 
 def stored(conn: Connection, provider: str) -> tuple[datetime, datetime] | None:
     """The shared pause of `provider` as (until, heard at), if there is one."""
-    row = conn.execute(select(p.c.paused_until, p.c.updated_at).where(p.c.provider == provider)).first()
+    row = conn.execute(STORED, {"provider": provider}).first()
     if row is None:
         return None
     return row.paused_until, row.updated_at or row.paused_until
