@@ -22,7 +22,7 @@ from engagement.delivery import suppression
 from engagement.durations import parse_duration
 from engagement.ingest import importer, records
 from engagement.journeys import catalog as catalogs
-from engagement.journeys import spec
+from engagement.journeys import files, spec
 from engagement.reports import spreadsheet
 from engagement.store import schema
 from engagement.store.database import Database, select
@@ -99,9 +99,16 @@ def validate(
     problem as file:line: field: message."""
     current = settings()
     found, cards = _valid(paths, current)
-    out.print(
-        f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}"
-    )
+    if not found.journeys and not cards.cards:  # a wrong folder must not read as a pass
+        searched = ", ".join(str(p) for p in paths or [current.path(current.journeys.dir)])
+        err.print(
+            f"[red]no journey files[/red] ({', '.join(files.SUFFIXES)}) in {escape(searched)}", soft_wrap=True
+        )
+        raise typer.Exit(1)
+    if found.journeys:
+        out.print(
+            f"[green]ok[/green]: {len(found.journeys)} journey(s) valid: {', '.join(sorted(found.journeys))}"
+        )
     if cards.cards:
         out.print(
             f"[green]ok[/green]: {len(cards.cards)} scorecard(s) valid: {', '.join(c.id for c in cards.cards)}"

@@ -410,3 +410,15 @@ def test_every_spec_example_loads_without_problems_with_the_shipped_config() -> 
         "stalled-time-to-value",
         "upcoming-renewal",
     ]
+
+
+def test_a_folder_without_journey_files_fails_naming_the_folder(world: World) -> None:
+    empty = world.root / "nothing-here"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a journey\n")
+
+    result = world.cli("validate", str(empty))
+
+    assert result.exit_code == 1
+    assert f"no journey files (.yaml, .yml, .toml) in {empty}" in result.output  # one line, however long
+    assert "ok" not in result.stdout  # never "ok: 0 journey(s) valid"
