@@ -176,11 +176,13 @@ def insert_events(
     without_id = [v for v in values if v["event_id"] is None]
     with_id.sort(key=itemgetter("event_id"))  # in key order, as the milestones below
     inserted = db.insert_ignore(conn, schema.events, with_id, ["event_id"]) if with_id else 0
-    for start in range(0, len(without_id), CHUNK):
-        conn.execute(schema.events.insert(), without_id[start : start + CHUNK])
+    db.executemany(conn, EVENTS, without_id)  # at the driver's speed on SQLite
     inserted += len(without_id)
     record_milestones(db, conn, with_id + without_id)
     return inserted
+
+
+EVENTS = schema.events.insert()  # built once: events without an id are inserted whole
 
 
 def record_milestones(db: Database, conn: Connection, events: Sequence[dict[str, Any]]) -> None:
