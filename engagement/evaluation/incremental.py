@@ -82,8 +82,8 @@ def signature(journey: Journey, ctx: EvalContext) -> str:
 class Start:
     """What a journey's evaluation reads first, in one statement (`start`): the change log's mark now, its
     watermark row (None before its first evaluation), the outline of its steps the database recorded
-    (moves.py; None before one was) and the highest enrollment id (enroll.py: the ids above it are the
-    enrollments this evaluation writes, for only it writes this journey's under its lock)."""
+    (moves.py; None before one was) and the highest enrollment id (enroll.py: of this journey's, the ids
+    above it are the enrollments this evaluation writes, as nobody else enrolls here under its lock)."""
 
     mark: int
     watermark: Any

@@ -48,13 +48,18 @@ OPS = ("insert", "update", "delete")
 AS_OF_0007 = tuple(t for t in SUBJECTS if t not in ("survey_answer", "health_score"))
 
 
+def _names(facts: bool) -> tuple[str, ...]:
+    """The log's columns the triggers write: with `fact`, or without it (as before migration 0025)."""
+    return COLUMNS if facts else COLUMNS[:-1]
+
+
 def _tables(tables: Collection[str] | None, facts: bool) -> list[tuple[str, tuple[str, ...]]]:
-    width = len(COLUMNS) if facts else len(COLUMNS) - 1
+    width = len(_names(facts))
     return [(t, e[:width]) for t, e in SUBJECTS.items() if tables is None or t in tables]
 
 
 def _columns(facts: bool) -> str:
-    return ", ".join(COLUMNS if facts else COLUMNS[:-1])
+    return ", ".join(_names(facts))
 
 
 def _wanted(table: str, op: str) -> bool:
@@ -101,7 +106,7 @@ XID = "pg_current_xact_id()::text::bigint"
 def _pg_enrollment_row_trigger(op: str, when: str, facts: bool = True) -> list[str]:
     """A row-level trigger on enrollment, firing only `when`, logging the row's subject for its journey."""
     name = _name("enrollment", op)
-    columns = COLUMNS if facts else COLUMNS[:-1]
+    columns = _names(facts)
     exprs = ["NULL::varchar" if e == "NULL" else e for e in SUBJECTS["enrollment"][: len(columns)]]
     row = "SELECT " + ", ".join(
         f"{e.replace('r.', 'NEW.')} AS {c}" for e, c in zip(exprs, columns, strict=True)
@@ -119,7 +124,7 @@ def _pg_enrollment_row_trigger(op: str, when: str, facts: bool = True) -> list[s
 def postgresql_statements(tables: Collection[str] | None = None, *, facts: bool = True) -> list[str]:
     """CREATE FUNCTION and CREATE TRIGGER statements for PostgreSQL (statement level), for `tables`."""
     statements = []
-    columns = COLUMNS if facts else COLUMNS[:-1]
+    columns = _names(facts)
     for table, exprs in _tables(tables, facts):
         for op in OPS:
             if not _wanted(table, op):
