@@ -369,8 +369,6 @@ def recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) -
     found: dict[str, list[datetime]] = {}
     unique = sorted(set(contact_ids))
     for start in range(0, len(unique), 500):
-        # status is checked here, not in SQL: given `status IN (...)`, SQLite walks the status index over
-        # every sent delivery instead of the contact index over these contacts' few
         chunk = {"ids": unique[start : start + 500], "since": now - timedelta(days=7)}
         for contact_id, status, at in conn.execute(_recent_emails(), chunk):
             if status in COUNTED:
@@ -380,7 +378,7 @@ def recent_emails(conn: Connection, contact_ids: Sequence[str], now: datetime) -
 
 @functools.cache  # built once: read for every batch judged
 def _recent_emails() -> Any:
-    # status is checked by the caller, not in SQL: given `status IN (...)`, SQLite walks the status index
+    # status is checked by recent_emails, not in SQL: given `status IN (...)`, SQLite walks the status index
     # over every sent delivery instead of the contact index over these contacts' few
     when = func.coalesce(d.c.sent_at, d.c.updated_at)
     return select(d.c.contact_id, d.c.status, when).where(

@@ -44,7 +44,7 @@ from sqlalchemy.sql import Select
 from engagement import errors
 from engagement.conditions import ast, sql
 from engagement.conditions.context import EvalContext
-from engagement.evaluation import statements
+from engagement.evaluation import enroll, statements
 from engagement.journeys.catalog import Catalog, Journey
 from engagement.journeys.spec import ReEntryAfter
 from engagement.store import progress, schema
@@ -99,7 +99,7 @@ def _start(dialect: str) -> Any:
         wm, wm.c.journey_id == bindparam("journey")
     )
     mark = progress.log_mark(dialect).label("mark")
-    top = select(func.coalesce(func.max(schema.enrollments.c.id), 0)).scalar_subquery().label("top")
+    top = enroll.TOP.scalar_subquery().label("top")
     return select(mark, top, j.c.steps, wm.c.signature, wm.c.evaluated_at, wm.c.change_mark).select_from(
         joined
     )
@@ -246,9 +246,8 @@ def facts_read(journey: Journey) -> frozenset[str] | None:
 
 
 def _facts(node: ast.Condition, audience: str) -> set[str] | None:
-    if isinstance(
-        node, ast.Milestone
-    ):  # an account journey reads the account's milestones (conditions/sql.py)
+    # an account journey reads the account's milestones (conditions/sql.py)
+    if isinstance(node, ast.Milestone):
         return {("account_milestone:" if audience == "account" else "milestone:") + node.name}
     if isinstance(node, ast.EventCount):
         return {"event:" + node.event}

@@ -385,7 +385,6 @@ def _clean(loc: tuple[Any, ...]) -> files.Loc:
 
 
 STEP_KEYS = ("id", "if", "variants", "weights")  # keys of a message step that sit beside its `email:`, …
-MESSAGES = ("email", "in_app", "survey", "notify")
 SHAPES = {  # what a mapping of this class looks like, for "expected a mapping" (scorecards)
     "Metric": "one metric by name, e.g. `metric: {active_days: {within: 30d}}`",
 }
@@ -411,7 +410,7 @@ def _message(err: Any, loc: files.Loc) -> str:
 def _unknown_key(loc: files.Loc) -> str:
     """The message for an unknown key, with where it belongs when it is a known key in the wrong place."""
     key = loc[-1] if loc else None
-    in_message = len(loc) >= 2 and loc[-2] in MESSAGES
+    in_message = len(loc) >= 2 and loc[-2] in program.MESSAGE_KINDS
     if in_message and key in STEP_KEYS:
         return f"unknown key here: `{key}` belongs to the step, beside `{loc[-2]}:`"
     if in_message and key in ("to", "recipients"):

@@ -40,8 +40,6 @@ SUBJECTS = {
     ),
 }
 COLUMNS = ("contact_id", "account_id", "journey_id", "fact")
-# the triggers of migrations before 0025 wrote no fact (the column came with it): those migrations ask for
-# `facts=False`, so an upgrade that copies rows on the way (0012 rebuilds tables) logs them as they did
 OPS = ("insert", "update", "delete")
 # the tables migration 0007 put triggers on; later migrations add their own tables' (0019: survey_answer,
 # 0022: health_score)
@@ -49,13 +47,20 @@ AS_OF_0007 = tuple(t for t in SUBJECTS if t not in ("survey_answer", "health_sco
 
 
 def _names(facts: bool) -> tuple[str, ...]:
-    """The log's columns the triggers write: with `fact`, or without it (as before migration 0025)."""
+    """The log's columns the triggers write: with `fact`, or without it. The migrations before 0025 (which
+    added the column) ask for `facts=False`, so an upgrade that copies rows on the way (0012 rebuilds
+    tables) logs them as it did then."""
     return COLUMNS if facts else COLUMNS[:-1]
 
 
 def _tables(tables: Collection[str] | None, facts: bool) -> list[tuple[str, tuple[str, ...]]]:
     width = len(_names(facts))
     return [(t, e[:width]) for t, e in SUBJECTS.items() if tables is None or t in tables]
+
+
+def _pg_typed(exprs: tuple[str, ...]) -> list[str]:
+    """The expressions with each bare NULL typed, as PostgreSQL needs in a SELECT list."""
+    return ["NULL::varchar" if e == "NULL" else e for e in exprs]
 
 
 def _columns(facts: bool) -> str:
@@ -107,7 +112,7 @@ def _pg_enrollment_row_trigger(op: str, when: str, facts: bool = True) -> list[s
     """A row-level trigger on enrollment, firing only `when`, logging the row's subject for its journey."""
     name = _name("enrollment", op)
     columns = _names(facts)
-    exprs = ["NULL::varchar" if e == "NULL" else e for e in SUBJECTS["enrollment"][: len(columns)]]
+    exprs = _pg_typed(dict(_tables(["enrollment"], facts))["enrollment"])
     row = "SELECT " + ", ".join(
         f"{e.replace('r.', 'NEW.')} AS {c}" for e, c in zip(exprs, columns, strict=True)
     )
@@ -129,7 +134,7 @@ def postgresql_statements(tables: Collection[str] | None = None, *, facts: bool 
         for op in OPS:
             if not _wanted(table, op):
                 continue
-            typed = ["NULL::varchar" if e == "NULL" else e for e in exprs]
+            typed = _pg_typed(exprs)
             pair = ", ".join(f"{e} AS {c}" for e, c in zip(typed, columns, strict=True))
             if op == "insert":
                 rows, referencing = f"SELECT {pair} FROM new_rows r", "NEW TABLE AS new_rows"
