@@ -9,18 +9,21 @@ not reused yet, PostgreSQL's own WAL and archives, and backups; the erasure does
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from engine_world import NOW, World, one_email
-from sqlalchemy import text
+from sqlalchemy import insert, text, update
 from test_webhook_sendgrid import KEY, encode, public_text, signed
 
 from engagement.api.app import create_app
 from engagement.clock import ManualClock
 from engagement.delivery.outbox import OutboxEmail
-from engagement.store import erasure, schema
+from engagement.store import database, erasure, schema
+from engagement.store.database import Database
 from engagement.testing.served import served
 
 BACKENDS = ("sqlite", "postgresql")
@@ -117,3 +120,37 @@ def test_no_byte_of_an_erased_contact_remains_after_erasure_and_after_a_late_bou
     assert _leaks(w) == []
     [kept] = w.rows(schema.suppressions)
     assert kept["email"] is None and kept["reason"] == "manual"  # the hash keeps the opt-out
+
+
+@pytest.mark.parametrize("staged_before", [False, True], ids=["fresh", "after-a-staged-import"])
+def test_sqlite_keeps_a_statements_undo_pages_in_memory_never_in_a_temporary_file(
+    tmp_path: Path, staged_before: bool
+) -> None:
+    """A statement's journal holds the old content of every page it changes, so that it alone can be undone:
+    erased rows among them. SQLite moves it to a file (its temporary files are named etilqs_…, unlinked but
+    open until the transaction ends) once it passes 64 KiB, unless temporary storage is in memory. An
+    import's staging table goes to a file (a whole file's rows); its connection is back in memory after."""
+    db = Database(f"sqlite:///{tmp_path / 'journal.db'}")
+    db.create_all()
+    with db.begin() as conn:
+        conn.execute(
+            insert(schema.accounts),
+            [{"id": f"a{i:05}", "name": "Zenobia Quixotefield " * 8, "plan": "pro", "mrr": 1.0, "traits": {}}
+             for i in range(2000)],
+        )  # fmt: skip
+    if staged_before:
+        with db.begin() as conn:
+            database.temporary_tables_on_disk(conn)
+            conn.execute(text("CREATE TEMPORARY TABLE staged (line INTEGER)"))
+            conn.execute(text("DROP TABLE staged"))
+    with db.begin() as conn:  # rewrites every page of the table: far past 64 KiB of journal
+        conn.execute(update(schema.accounts).values(name="erased"))
+        conn.execute(update(schema.accounts).values(plan="basic"))
+        held = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                held.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # closed meanwhile (the listing's own descriptor)
+                continue
+    db.dispose()
+    assert [path for path in held if "etilqs_" in path] == []

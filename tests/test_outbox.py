@@ -13,6 +13,8 @@ from typing import Any
 import messages
 import pytest
 from engine_world import NOW, World, one_email
+from hypothesis import example, given
+from hypothesis import strategies as st
 from messages import LINK, SENT_AT
 
 from engagement.clock import ManualClock
@@ -193,6 +195,29 @@ def test_a_message_with_an_empty_part_or_a_header_to_encode_goes_through_emails_
     assert boundary.sub(b"B", mime.to_bytes(message)) == boundary.sub(
         b"B", mime.build_mime(message).as_bytes(policy=mime.WIRE)
     )
+
+
+LINES = st.text(
+    st.sampled_from(list(" \t=\r\n.xé✓\x0b\x85-")) | st.characters(exclude_categories=["Cs"]), max_size=400
+)
+
+
+@given(LINES)
+@example("x" * 74 + " ")
+@example("x" * 75 + " ")
+@example("x" * 76 + "\t\n" + "y" * 73 + "==")
+@example("é" * 40 + "\r\n\r")
+def test_quoted_printable_bodies_are_emails_own_character_for_character(text: str) -> None:
+    expected = mime._utf8().body_encode(text)
+
+    assert mime.quoted_printable(text) == expected
+
+
+def test_a_lone_surrogate_in_a_body_fails_as_it_does_in_emails_own_encoder() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        mime._utf8().body_encode("a\ud800")
+    with pytest.raises(UnicodeEncodeError):
+        mime.quoted_printable("a\ud800")
 
 
 def test_the_engine_stamps_each_outbox_email_with_the_tick_time_and_its_delivery_id(world: World) -> None:

@@ -86,7 +86,7 @@ def _written(message: OutboundEmail) -> bytes | None:
         if not text:
             return None  # email's own path writes an empty part differently
         # what MIMEText stores for a quoted-printable utf-8 body, with the generator's CRLF line ends
-        body = "\r\n".join(NEWLINE.split(_utf8().body_encode(text)))
+        body = "\r\n".join(NEWLINE.split(quoted_printable(text)))
         parts.append(f"{PART_HEADERS.format(subtype=subtype)}\r\n{body}")
     boundary = "=" * 15 + BOUNDARY_DIGITS % random.randrange(sys.maxsize) + "=="
     if any("--" + boundary in part for part in parts):
@@ -96,6 +96,52 @@ def _written(message: OutboundEmail) -> bytes | None:
     head = "\r\n".join(lines)
     middle = f"\r\n--{boundary}\r\n".join(parts)
     return f"{head}\r\n\r\n--{boundary}\r\n{middle}\r\n--{boundary}--\r\n".encode("ascii")
+
+
+# the octets quoted-printable escapes in a body, but "=" (escaped first, with str.replace): all but
+# email.quoprimime's body map of safe ones, CR and LF
+_UNSAFE = re.compile(r"[^ -<>-~\t\r\n=]")
+
+
+def _escape(found: re.Match[str]) -> str:
+    return f"={ord(found[0]):02X}"
+
+
+def quoted_printable(text: str) -> str:
+    """`text` as UTF-8 quoted-printable: `Charset("utf-8")`'s QP `body_encode`, character for character
+    (tests/test_outbox.py holds it to it), with the octets escaped in one regular-expression pass where
+    email.quoprimime looks each one up in a table, most of a message's cost. Lines break as there."""
+    if not text:
+        return text
+    body = _UNSAFE.sub(_escape, text.encode("utf-8").decode("latin1").replace("=", "=3D"))
+    lines: list[str] = []
+    for line in body.splitlines():
+        # pieces of at most 75 characters and a soft break, never splitting an escape
+        start, last = 0, len(line) - 77
+        while start <= last:
+            stop = start + 75
+            if line[stop - 2] == "=":
+                lines.append(line[start : stop - 1])
+                start = stop - 2
+            elif line[stop - 1] == "=":
+                lines.append(line[start:stop])
+                start = stop - 1
+            else:
+                lines.append(line[start:stop] + "=")
+                start = stop
+        if line and line[-1] in " \t":  # whitespace at a line's end is escaped, room permitting
+            room = start - last
+            end = f"={ord(line[-1]):02X}"
+            if room == 2:
+                end = line[-1] + "=\n"
+            elif room < 2:
+                end = "=\n" + end
+            lines.append(line[start:-1] + end)
+        else:
+            lines.append(line[start:])
+    if body[-1] in "\r\n":
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _one_line(name: str, value: str) -> bool:

@@ -177,6 +177,7 @@ def candidates(
     now = sql.instant(ctx, NOW, at)
     occurred: ColumnElement[Any] | None = None
     ref: ColumnElement[Any] = literal(None)
+    condition: ColumnElement[bool] | None = None  # a condition trigger's
     where: list[ColumnElement[bool]] = []
     # The trigger's table is joined under an alias: a condition in the filter or goal on the same table
     # (a milestone goal on a milestone trigger, say) must not correlate with the trigger's join.
@@ -206,16 +207,22 @@ def candidates(
         ]
         occurred = m.c.reached_at
     elif journey.trigger is not None:
-        where.append(sql.compile_condition(journey.trigger, ctx))
+        condition = sql.compile_condition(journey.trigger, ctx)
         if limit is not None:  # event and milestone triggers read an indexed window: cheap already
             where.insert(0, limit)
+    # The re-entry rule first of the conditions that read other rows: one index probe, which turns away
+    # everyone already in the journey (most of a plan's subjects) before the trigger's, filter's and
+    # goal's subqueries run; SQLite runs a WHERE's correlated subqueries in the order written (the low-
+    # adoption enrolling took half the time with it first). The order of AND terms changes no answer.
+    where.append(_re_entry_allows(journey, subject, occurred, ctx))
+    if condition is not None:
+        where.append(condition)
     for cond in (journey.filter,):
         if cond is not None:
             where.append(sql.compile_condition(cond, ctx))
     for cond in (journey.goal, journey.exit):  # already there: nothing to move
         if cond is not None:
             where.append(not_(sql.compile_condition(cond, ctx)))
-    where.append(_re_entry_allows(journey, subject, occurred, ctx))
     held = holdout.held_sql(journey.id, journey.holdout, journey.holdout_by, subject, account_col)
     in_holdout = false() if held is None else held
     state: dict[str, Any] = {

@@ -203,7 +203,10 @@ def _changed(db: Database, journey: Journey, ctx: EvalContext) -> list[Select[An
     read = facts_read(journey)
     facts = [and_(after, log.c.journey_id.is_(None))]
     if read is not None:  # each an index range: the facts read, and rows naming none (before 0025: any)
-        facts = [and_(facts[0], log.c.fact.in_(sorted(read))), and_(facts[0], log.c.fact.is_(None))]
+        # IN over bound values of its own, not SQLAlchemy's expanding list, which is rendered into the SQL
+        # again at every execution (the plan runs at every tick for every journey)
+        names = [literal(name, log.c.fact.type) for name in sorted(read)]
+        facts = [and_(facts[0], log.c.fact.in_(names)), and_(facts[0], log.c.fact.is_(None))]
     parts: list[Select[Any]] = []
     for fact in facts:
         if journey.audience == "account":
@@ -283,7 +286,7 @@ def _flipped(journey: Journey, t0: EvalContext, t1: EvalContext) -> list[Select[
         # holdout IN (both): lets the range use ix_enrollment_report (journey_id, holdout, entered_at, …)
         lapsed = [
             en.c.journey_id == journey.id,
-            en.c.holdout.in_([False, True]),
+            en.c.holdout.in_([literal(False), literal(True)]),  # not expanding: see _changed
             en.c.entered_at.between(low, high),
         ]
         parts.append(select(en.c.subject_id).where(*lapsed))

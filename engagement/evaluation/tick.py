@@ -82,6 +82,10 @@ def evaluate(
     """
     begin = begin or db.begin
     active = journey.status == "active"  # paused: nobody enters, nobody moves; goal and exit still end
+    # SQLite has one writer at a time (and one worker per file): the first advance batch runs in the same
+    # transaction, a commit fewer per journey and tick. PostgreSQL advances outside the enrolling lock.
+    first = active and db.dialect == "sqlite"
+    batch: advance.Advanced | None = None
     with begin() as conn:  # moves and the evaluation in one transaction: a commit fewer per journey and tick
         db.advisory_lock(conn, f"engagement.evaluation.enroll:{journey.id}")
         begun = incremental.start(conn, journey)  # mark, watermark, outline and top enrollment id: one read
@@ -93,20 +97,30 @@ def evaluate(
             entered = enroll.enroll(db, conn, journey, ctx, covered.subjects, begun.top)
             advance.wake_waiters(conn, journey, ctx)
         incremental.record(db, conn, journey, ctx, covered)
+        if first and not stopping():
+            batch = advance.advance_batch(db, conn, journey, ctx, settings.limits.batch_size)
     moved += done
     counts.converted, counts.exited = converted, exited
     counts.enrolled, counts.stepped, counts.queued = entered.enrolled, entered.stepped, entered.queued
     counts.completed = entered.completed
     if not active:
         return
+    if first:
+        if batch is None:
+            return  # nothing was due
+        _add(counts, batch)
     while not stopping():  # batches outside the lock: several workers advance one journey at once
         with begin() as conn:
             batch = advance.advance_batch(db, conn, journey, ctx, settings.limits.batch_size)
         if batch is None:
             break
-        counts.stepped += batch.stepped
-        counts.queued += batch.queued
-        counts.completed += batch.completed
+        _add(counts, batch)
+
+
+def _add(counts: JourneyCounts, batch: advance.Advanced) -> None:
+    counts.stepped += batch.stepped
+    counts.queued += batch.queued
+    counts.completed += batch.completed
 
 
 def context(settings: Settings, journey: Journey, now: datetime) -> EvalContext:

@@ -35,7 +35,7 @@ from engagement import vocab
 from engagement.config import Touch
 from engagement.ingest import upserts
 from engagement.ingest.records import AccountIn, RevenueIn
-from engagement.store import revenue_months, schema
+from engagement.store import database, revenue_months, schema
 from engagement.store.database import Database, among
 from engagement.store.types import UTCDateTime
 
@@ -92,6 +92,7 @@ class Staged:
     def __init__(self, db: Database, conn: Connection) -> None:
         self.db, self.conn = db, conn
         self.accounts: set[str] = set()  # the accounts the rows name (a set here costs less than a DISTINCT)
+        database.temporary_tables_on_disk(conn)  # a whole file's rows: not in memory
         STAGED.create(conn)
 
     def add(self, rows: Sequence[tuple[int, RevenueIn]]) -> None:

@@ -24,6 +24,7 @@ from engagement.store.database import Database, among
 FUNNEL = ("first_login", "integration_connected", "first_report_created")
 DAILY_HAZARD = {"first_login": 0.30, "integration_connected": 0.09, "first_report_created": 0.055}
 CLICK_BOOST, TOUCH_BOOST = 2.6, 1.5
+NONE: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -106,11 +107,13 @@ class Customers:
                 select(m.c.contact_id, m.c.name).where(m.c.name.in_(FUNNEL), m.c.reached_at <= now)
             ):
                 reached.setdefault(contact_id, set()).add(name)
+            young = now - timedelta(days=60)  # signed up within 60 days
+            click, touch = now - timedelta(days=5), now - timedelta(days=3)  # what a boost lasts
             for contact in contacts:
-                boost = self._boost(contact.id, now)
-                done = reached.get(contact.id, set())
+                boost = self._boost(contact.id, now, click, touch)
+                done = reached.get(contact.id, NONE)
                 step = next((name for name in FUNNEL if name not in done), None)
-                fresh = contact.created_at is not None and now - contact.created_at < timedelta(days=60)
+                fresh = contact.created_at is not None and contact.created_at > young
                 if step is not None and fresh and rng.random() < DAILY_HAZARD[step] * boost:
                     events.append(self._event(rng, contact, step, now))
                 base = self._base(contact.id)
@@ -130,18 +133,20 @@ class Customers:
             )
         return base
 
-    def _boost(self, contact_id: str, now: datetime) -> float:
+    def _boost(self, contact_id: str, now: datetime, click: datetime, touch: datetime) -> float:
+        """A click within 5 days (`click` is `now` less 5 days) or a message within 3 (`touch`)."""
         clicked = self.last_click.get(contact_id)
-        if clicked is not None and timedelta(0) <= now - clicked <= timedelta(days=5):
+        if clicked is not None and click <= clicked <= now:
             return CLICK_BOOST
         touched = self.last_touch.get(contact_id)
-        if touched is not None and now - touched <= timedelta(days=3):
+        if touched is not None and touched >= touch:
             return TOUCH_BOOST
         return 1.0
 
     def _event(self, rng: random.Random, contact: Any, name: str, now: datetime) -> EventIn:
         at = now - timedelta(minutes=rng.randint(0, 600))
-        return EventIn(
+        # built here from stored ids and an aware time: nothing for the model to check (about 36,000 events)
+        return EventIn.model_construct(
             contact_id=contact.id,
             account_id=contact.account_id,
             name=name,
