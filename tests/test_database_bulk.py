@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -9,14 +10,14 @@ from typing import Any
 import pytest
 from backends import url_for
 from condition_world import drop_database, open_database
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import TypeDecorator, bindparam, func, literal, select, update
 from sqlalchemy.dialects import sqlite
 
 from engagement.store import schema
 from engagement.store.database import Database
-from engagement.store.types import UTCDateTime, json_safe
+from engagement.store.types import UTCDateTime, dumps, json_safe
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
@@ -74,6 +75,31 @@ def test_json_safe_copies_plain_objects_and_converts_nested_dates() -> None:
         "list": [T0.date().isoformat(), 1],
         "3": {"deep": T0.isoformat()},
     }
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON_VALUES)
+@example(float("nan"))
+@example({"x": [float("-inf")]})
+@example("a\ud800")
+@example({"é": ["✓", 1.5, None, True]})
+def test_a_json_columns_text_is_json_dumps_and_refuses_what_is_not_json(value: Any) -> None:
+    try:
+        expected: str | None = json.dumps(value, allow_nan=False)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        expected = None  # NaN, Infinity or a lone surrogate
+    if expected is None:
+        with pytest.raises(ValueError):
+            dumps(value)
+    else:
+        assert dumps(value) == expected
 
 
 def test_a_statement_shape_reused_with_other_bound_values_writes_the_new_values(db: Database) -> None:

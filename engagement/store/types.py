@@ -50,13 +50,19 @@ class UTCDateTime(TypeDecorator[datetime]):
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
 
+# what json.dumps(value, allow_nan=False) and json.dumps(value, ensure_ascii=False) make, made once: with
+# any argument but the defaults json.dumps builds a new encoder for every call (every stored JSON value)
+_STRICT = json.JSONEncoder(allow_nan=False)
+_UNICODE = json.JSONEncoder(ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """The JSON text of a JSON column's value: ValueError for NaN, Infinity or a lone surrogate, which
     are not JSON (SQLite's JSON functions then fail on the row, PostgreSQL refuses it), so none is stored."""
-    text = json.dumps(value, allow_nan=False)
+    text = _STRICT.encode(value)
     if "\\ud" in text:  # astral characters are written as surrogate pairs; a lone surrogate is not text
         try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
+            _UNICODE.encode(value).encode("utf-8")
         except UnicodeEncodeError as exc:
             raise ValueError(f"a lone surrogate cannot be stored in a JSON column: {exc.reason}") from exc
     return text

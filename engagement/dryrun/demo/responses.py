@@ -24,7 +24,6 @@ from engagement.store.database import Database, among
 FUNNEL = ("first_login", "integration_connected", "first_report_created")
 DAILY_HAZARD = {"first_login": 0.30, "integration_connected": 0.09, "first_report_created": 0.055}
 CLICK_BOOST, TOUCH_BOOST = 2.6, 1.5
-NONE: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -105,20 +104,22 @@ class Customers:
             reached: dict[str, set[str]] = {}
             for contact_id, name in conn.execute(
                 select(m.c.contact_id, m.c.name).where(m.c.name.in_(FUNNEL), m.c.reached_at <= now)
-            ):
+            ).all():
                 reached.setdefault(contact_id, set()).add(name)
+            # each contact's next funnel step: the first not reached
+            step_of = {cid: next((n for n in FUNNEL if n not in done), None) for cid, done in reached.items()}
             young = now - timedelta(days=60)  # signed up within 60 days
             click, touch = now - timedelta(days=5), now - timedelta(days=3)  # what a boost lasts
-            for contact in contacts:
-                boost = self._boost(contact.id, now, click, touch)
-                done = reached.get(contact.id, NONE)
-                step = next((name for name in FUNNEL if name not in done), None)
-                fresh = contact.created_at is not None and contact.created_at > young
-                if step is not None and fresh and rng.random() < DAILY_HAZARD[step] * boost:
-                    events.append(self._event(rng, contact, step, now))
-                base = self._base(contact.id)
-                if rng.random() < min(0.95, base * (1.0 + 0.6 * (boost - 1.0))):
-                    events.append(self._event(rng, contact, "active_day", now))
+            draw = rng.random
+            for contact_id, account_id, created_at in contacts:
+                boost = self._boost(contact_id, now, click, touch)
+                step = step_of.get(contact_id, FUNNEL[0])
+                fresh = created_at is not None and created_at > young
+                if step is not None and fresh and draw() < DAILY_HAZARD[step] * boost:
+                    events.append(self._event(rng, contact_id, account_id, step, now))
+                base = self._base(contact_id)
+                if draw() < min(0.95, base * (1.0 + 0.6 * (boost - 1.0))):
+                    events.append(self._event(rng, contact_id, account_id, "active_day", now))
             ingest.insert_events(self.db, conn, events, now, source="simulated")
         for event in events:
             self.counts[event.name] = self.counts.get(event.name, 0) + 1
@@ -143,12 +144,14 @@ class Customers:
             return TOUCH_BOOST
         return 1.0
 
-    def _event(self, rng: random.Random, contact: Any, name: str, now: datetime) -> EventIn:
+    def _event(
+        self, rng: random.Random, contact_id: str, account_id: str | None, name: str, now: datetime
+    ) -> EventIn:
         at = now - timedelta(minutes=rng.randint(0, 600))
         # built here from stored ids and an aware time: nothing for the model to check (about 36,000 events)
         return EventIn.model_construct(
-            contact_id=contact.id,
-            account_id=contact.account_id,
+            contact_id=contact_id,
+            account_id=account_id,
             name=name,
             timestamp=at,
             properties={"simulated": True, "source": "demo"},
