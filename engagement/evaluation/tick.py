@@ -107,7 +107,7 @@ def evaluate(
         return
     if first:
         if batch is None:
-            return  # nothing was due
+            return  # nothing was due (or the tick is stopping)
         _add(counts, batch)
     while not stopping():  # batches outside the lock: several workers advance one journey at once
         with begin() as conn:

@@ -452,7 +452,7 @@ def _sqlite_setup(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.create_function("power", 2, math.pow, deterministic=True)
 
 
-ON_DISK = "engagement.temporary_on_disk"  # the connection's info: its temporary tables are in files
+_ON_DISK = "engagement.temporary_on_disk"  # the connection's info: its temporary tables are in files
 
 
 def temporary_tables_on_disk(conn: Connection) -> None:
@@ -461,12 +461,12 @@ def temporary_tables_on_disk(conn: Connection) -> None:
     rows held in memory took 180 MB more). Call before the connection makes a temporary table."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("PRAGMA temp_store=FILE")
-        conn.info[ON_DISK] = True
+        conn.info[_ON_DISK] = True
 
 
 def _sqlite_checkin(dbapi_conn: sqlite3.Connection, record: Any) -> None:
     """Back to the pool, its transaction ended: temporary storage in memory again."""
-    if record.info.pop(ON_DISK, False):
+    if record.info.pop(_ON_DISK, False):
         dbapi_conn.execute("PRAGMA temp_store=MEMORY")
 
 
