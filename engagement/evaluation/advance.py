@@ -241,7 +241,7 @@ def queue(
 
     shape = ("queue", ctx.rules, instr.step_id, due - ctx.now, name)
     stmt, values = statements.prepared(conn, shape, journey, [ctx], build)
-    return db.inserted(conn, stmt, values | params)
+    return db.inserted(conn, stmt, values | params, kept=True)
 
 
 DELIVERY_COLUMNS = [

@@ -136,7 +136,7 @@ def enroll(
     stmt, values = statements.prepared(conn, shape, journey, [ctx], build)
     if among is not None:
         values["among"] = database.among_value(dialect, among)
-    entered = Entered(enrolled=db.inserted(conn, stmt, values))
+    entered = Entered(enrolled=db.inserted(conn, stmt, values, kept=True))
     if moves is None or not entered.enrolled:
         return entered
     entered.stepped = entered.enrolled

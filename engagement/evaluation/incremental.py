@@ -47,7 +47,7 @@ from engagement.conditions.context import EvalContext
 from engagement.evaluation import enroll, statements
 from engagement.journeys.catalog import Catalog, Journey
 from engagement.journeys.spec import ReEntryAfter
-from engagement.store import progress, schema
+from engagement.store import direct, progress, schema
 from engagement.store.database import Database
 
 VERSION = "1"  # bump when what an evaluation admits changes for the same journey file
@@ -108,7 +108,7 @@ def _start(dialect: str) -> Any:
 def start(conn: Connection, journey: Journey) -> Start:
     """Read the mark, the watermark, the recorded outline and the top enrollment id (call under the
     journey's lock, first)."""
-    row = conn.execute(_start(conn.dialect.name), {"journey": journey.id}).one()
+    row = direct.execute(conn, _start(conn.dialect.name), {"journey": journey.id}).one()
     return Start(int(row.mark), None if row.signature is None else row, row.steps, int(row.top))
 
 
@@ -172,12 +172,12 @@ def prune(db: Database, catalog: Catalog, seconds: float = PRUNE_SECONDS) -> int
     started, deleted = time.perf_counter(), 0
     while deleted < PRUNE:
         with db.begin() as conn:
-            first = conn.execute(FIRST).scalar_one()
+            first = direct.execute(conn, FIRST).scalar_one()
             if first is None:
                 return deleted
             size = min(PRUNE_CHUNK, PRUNE - deleted)
             bounds = {"mark": min(marks), "below": first + size}
-            chunk = int(conn.execute(_pruning(db.dialect), bounds).rowcount or 0)
+            chunk = int(direct.execute(conn, _pruning(db.dialect), bounds).rowcount or 0)
         deleted += chunk
         if chunk == 0 or time.perf_counter() - started >= seconds:
             break

@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from engagement.conditions import sql
 from engagement.conditions.context import EvalContext
+from engagement.store import direct
 
 MOST = 2_000  # statements kept; past this the cache starts over (journey files changed many times, say)
 _built: dict[Hashable, tuple[object, Any, tuple[str, ...]]] = {}
@@ -35,7 +36,9 @@ def run(
     `key` must name everything besides `owner`, the instants and `params` that the statement depends on.
     """
     statement, values = prepared(conn, key, owner, contexts, build)
-    return conn.execute(statement, {**values, **(params or {})}, execution_options=options or None)
+    if options:
+        return conn.execute(statement, {**values, **(params or {})}, execution_options=options)
+    return direct.execute(conn, statement, {**values, **(params or {})})
 
 
 def prepared(

@@ -47,7 +47,7 @@ from engagement.conditions.context import EvalContext, day_number
 from engagement.config import Settings
 from engagement.journeys import files
 from engagement.scores import activity
-from engagement.store import functions, progress, schema
+from engagement.store import direct, functions, progress, schema
 from engagement.store.database import Database
 
 WATERMARK = "scores"
@@ -125,7 +125,9 @@ def credit(db: Database, settings: Settings, now: datetime) -> int:
         for query, low, high in ranges:
             stmt = _credits(db, settings, query)
             if stmt is not None and high > low:
-                deltas.add(db.inserted_returning(conn, stmt, {"low": low, "high": high, "ref": ref}))
+                deltas.add(
+                    db.inserted_returning(conn, stmt, {"low": low, "high": high, "ref": ref}, kept=True)
+                )
         _apply(db, conn, deltas)
         _advance(db, conn, mark, top_response, top_event, now)
     return deltas.count
@@ -134,8 +136,8 @@ def credit(db: Database, settings: Settings, now: datetime) -> int:
 def _lock(db: Database, conn: Connection, now: datetime) -> progress.Keys:
     """Take the scorers' lock (the watermark row) and read it."""
     db.insert_ignore(conn, schema.score_watermarks, [{"name": WATERMARK}], ["name"])
-    conn.execute(RAN, {"now": now})  # row lock until commit
-    return progress.keys(conn, conn.execute(WATERMARK_ROW).one(), TABLES)
+    direct.execute(conn, RAN, {"now": now})  # row lock until commit
+    return progress.keys(conn, direct.execute(conn, WATERMARK_ROW).one(), TABLES)
 
 
 def _advance(
@@ -148,7 +150,7 @@ def _advance(
 
 
 def _max_pk(conn: Connection, column: Any) -> int:
-    return int(conn.execute(_top(column)).scalar_one())
+    return int(direct.execute(conn, _top(column)).scalar_one())
 
 
 @functools.cache  # built once per table: read every tick

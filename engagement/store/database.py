@@ -34,7 +34,7 @@ from sqlalchemy.sql import ColumnElement, func
 from engagement import errors
 from engagement.delivery import ids
 from engagement.evaluation import holdout
-from engagement.store import change_log, progress, schema, types
+from engagement.store import change_log, direct, progress, schema, types
 
 CHUNK = 500
 BULK = 5000  # rows a driver executemany gets at once
@@ -275,9 +275,17 @@ class Database:
         """The statement `insert_from_select` runs, to build once and run many times with `inserted`."""
         return self._insert(table).from_select(columns, query).on_conflict_do_nothing()
 
-    def inserted(self, conn: Connection, stmt: Any, params: dict[str, Any] | None = None) -> int:
-        """Run an `insert_select` statement with `params`; return rows inserted (as `insert_from_select`)."""
-        result = conn.execute(stmt, params, execution_options={"preserve_rowcount": True})
+    def inserted(
+        self, conn: Connection, stmt: Any, params: dict[str, Any] | None = None, *, kept: bool = False
+    ) -> int:
+        """Run an `insert_select` statement with `params`; return rows inserted (as `insert_from_select`).
+
+        `kept`: the caller keeps `stmt` to run it again, so it is compiled once (store/direct.py).
+        """
+        if kept and self.dialect == "sqlite":
+            result = direct.execute(conn, stmt, params)
+        else:
+            result = conn.execute(stmt, params, execution_options={"preserve_rowcount": True})
         if self.dialect == "sqlite" and result.rowcount < 0:
             return int(conn.execute(CHANGES).scalar_one())
         return int(result.rowcount)
@@ -317,11 +325,15 @@ class Database:
         return self.inserted_returning(conn, stmt)
 
     def inserted_returning(
-        self, conn: Connection, stmt: Any, params: dict[str, Any] | None = None
+        self, conn: Connection, stmt: Any, params: dict[str, Any] | None = None, *, kept: bool = False
     ) -> Iterator[Any]:
         """Run an `insert_select(…).returning(…)` statement with `params`; yield the rows it returns, a
-        partition at a time (as `insert_from_select_returning`)."""
-        for chunk in conn.execute(stmt, params).partitions(10_000):
+        partition at a time (as `insert_from_select_returning`). `kept` as for `inserted`."""
+        if kept:
+            result: Any = direct.execute(conn, stmt, params)
+        else:
+            result = conn.execute(stmt, params)
+        for chunk in result.partitions(10_000):
             yield from chunk
 
     def update_by_id(

@@ -13,17 +13,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, literal, select
 
 from engagement import vocab
 from engagement.ingest import upserts as ingest
 from engagement.ingest.records import EventIn
-from engagement.store import schema
+from engagement.store import direct, schema
 from engagement.store.database import Database, among
 
 FUNNEL = ("first_login", "integration_connected", "first_report_created")
 DAILY_HAZARD = {"first_login": 0.30, "integration_connected": 0.09, "first_report_created": 0.055}
 CLICK_BOOST, TOUCH_BOOST = 2.6, 1.5
+_c, _m = schema.contacts, schema.milestones
+# a day's reads, built once (store/direct.py): the contacts signed up by `now`, and the funnel steps reached
+SIGNED_UP = (
+    select(_c.c.id, _c.c.account_id, _c.c.created_at)
+    .where(_c.c.created_at <= bindparam("now", type_=_c.c.created_at.type))
+    .order_by(_c.c.id)
+)
+REACHED = select(_m.c.contact_id, _m.c.name).where(
+    _m.c.name.in_([literal(name) for name in FUNNEL]),
+    _m.c.reached_at <= bindparam("now", type_=_m.c.reached_at.type),
+)
 
 
 @dataclass
@@ -95,16 +106,11 @@ class Customers:
     def live(self, now: datetime) -> int:
         """One simulated day of product use: funnel progress and active days."""
         rng = random.Random(f"{self.seed}:live:{now.date().isoformat()}")
-        c, m = schema.contacts, schema.milestones
         events: list[EventIn] = []
         with self.db.begin() as conn:
-            contacts = conn.execute(
-                select(c.c.id, c.c.account_id, c.c.created_at).where(c.c.created_at <= now).order_by(c.c.id)
-            ).all()
+            contacts = direct.execute(conn, SIGNED_UP, {"now": now}).all()
             reached: dict[str, set[str]] = {}
-            for contact_id, name in conn.execute(
-                select(m.c.contact_id, m.c.name).where(m.c.name.in_(FUNNEL), m.c.reached_at <= now)
-            ).all():
+            for contact_id, name in direct.execute(conn, REACHED, {"now": now}).all():
                 reached.setdefault(contact_id, set()).add(name)
             # each contact's next funnel step: the first not reached
             step_of = {cid: next((n for n in FUNNEL if n not in done), None) for cid, done in reached.items()}
