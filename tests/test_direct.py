@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from backends import BACKENDS, url_for
 from sqlalchemy import Connection, bindparam, func, insert, literal, select, update
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound, StatementError
 
 from engagement.store import direct, schema
 from engagement.store.database import Database
@@ -107,6 +107,11 @@ def test_errors_are_the_ones_sqlalchemy_raises(db: Database) -> None:
             direct.execute(conn, stmt, {})
         with pytest.raises(StatementError, match="naive datetime"):  # refused by the bind processor
             direct.execute(conn, stmt, {"since": datetime(2026, 1, 1)})  # noqa: DTZ001
+        for wanted, error in ((c.c.id == "nobody", NoResultFound), (c.c.id != "", MultipleResultsFound)):
+            with pytest.raises(error):
+                conn.execute(select(c.c.id).where(wanted)).one()
+            with pytest.raises(error):
+                direct.execute(conn, select(c.c.id).where(wanted)).one()
     with db.begin() as conn, pytest.raises(IntegrityError):
         direct.execute(conn, clash)
     with db.begin() as conn:  # nothing of the failed insert was kept

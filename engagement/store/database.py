@@ -282,7 +282,7 @@ class Database:
 
         `kept`: the caller keeps `stmt` to run it again, so it is compiled once (store/direct.py).
         """
-        if kept and self.dialect == "sqlite":
+        if kept:
             result = direct.execute(conn, stmt, params)
         else:
             result = conn.execute(stmt, params, execution_options={"preserve_rowcount": True})

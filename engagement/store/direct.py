@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 
 MOST = 2_000  # statements kept compiled; past this the cache starts over
 Convert = Callable[[Any], Any] | None
@@ -38,9 +38,10 @@ class _Plan:
     results: tuple[Convert, ...]
 
 
-_plans: dict[
-    int, tuple[Any, _Plan | None]
-] = {}  # id(statement) -> it and its plan (None: SQLAlchemy runs it)
+# id(statement) -> the statement and its plan (None: SQLAlchemy runs it)
+_plans: dict[int, tuple[Any, _Plan | None]] = {}
+# what the driver path always gives: the statement's row count, whatever its kind
+ROWCOUNT = {"preserve_rowcount": True}
 
 
 def execute(conn: Connection, stmt: Any, params: Mapping[str, Any] | None = None) -> Any:
@@ -51,7 +52,7 @@ def execute(conn: Connection, stmt: Any, params: Mapping[str, Any] | None = None
     given = params or {}
     plan = _plan_of(conn, stmt)
     if plan is None or not plan.required <= given.keys():  # a missing value: SQLAlchemy says which
-        return conn.execute(stmt, dict(given))
+        return conn.execute(stmt, dict(given), execution_options=ROWCOUNT)
     bound = plan.bound
     args: list[Any] = []
     driver = conn.connection.driver_connection
@@ -138,9 +139,11 @@ class Rows:
         return (r[0] for r in self._rows)
 
     def one(self) -> Any:
-        """The only row."""
-        if len(self._rows) != 1:
-            raise ValueError(f"expected one row, found {len(self._rows)}")
+        """The only row; SQLAlchemy's NoResultFound or MultipleResultsFound otherwise."""
+        if not self._rows:
+            raise NoResultFound("No row was found when one was required")
+        if len(self._rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
         return self._rows[0]
 
     def scalar_one(self) -> Any:
